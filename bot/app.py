@@ -1,0 +1,54 @@
+"""The Bolt app: one per call, wired to the given services; HTTP, Socket Mode and the console share it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from concurrent.futures import Executor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+
+from bot.settings import Settings
+from bot.wiring import AppServices
+
+log = logging.getLogger("opsbot.app")
+
+
+def create_app(settings: Settings, services: AppServices, *, executor: Executor | None = None, mode: str = "http") -> App:
+    """A fresh Bolt app whose listeners reach ``services`` through the request context.
+
+    In HTTP mode every request must carry Slack's signature; Socket Mode needs no signing secret.
+    """
+    import handlers
+
+    secret = settings.require("SLACK_SIGNING_SECRET", "Slack signs every request with it") if mode == "http" else ""
+    app = App(
+        signing_secret=secret,
+        request_verification_enabled=mode == "http",
+        client=services.web_client,
+        token_verification_enabled=False,
+        process_before_response=False,
+        listener_executor=executor,
+        logger=logging.getLogger("opsbot.bolt"),
+    )
+
+    @app.middleware
+    def provide_services(context: Any, next: Any) -> Any:  # noqa: A002 - Bolt's name for the chain
+        context["services"] = services
+        return next()
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:
+        # Last resort for anything a handler did not turn into a reply: never a traceback in Slack.
+        reference = secrets.token_hex(4)
+        log.error("unhandled error (ref %s) for %s", reference, body.get("type") or body.get("command"), exc_info=error)
+        if respond is not None:
+            try:
+                respond(text=f"💥 Something went wrong on our side; it has been logged (ref `{reference}`).", response_type="ephemeral")
+            except Exception:  # the response_url may be gone too; the log has the details
+                log.warning("could not tell the user about ref %s", reference)
+        return BoltResponse(status=200, body="")
+
+    handlers.register_all(app)
+    return app

@@ -1,0 +1,233 @@
+"""The `opsbot` command: serve, socket, console, db, check-config, audit."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.config import ConfigError, OpsConfig, load_config
+from bot.domain.errors import OpsError
+from bot.settings import MissingSetting, Settings
+
+EXAMPLE_CONFIG = "opsbot.example.yml"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise MissingSetting(str(first["loc"][0]).upper(), first["msg"]) from None
+
+
+def _config(settings: Settings) -> OpsConfig:
+    return load_config(Path(settings.opsbot_config))
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _ready_database(settings: Settings, *, migrate: bool) -> None:
+    from bot.adapters.db import create_db_engine, pending_migrations, upgrade
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        if migrate:
+            upgrade(settings.database_url)
+        elif pending_migrations(engine):
+            raise MissingSetting("DATABASE_URL", "the database schema is not up to date; run `opsbot db upgrade` first")
+    finally:
+        engine.dispose()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.server import serve
+
+    settings = _settings()
+    if args.port:
+        settings = settings.model_copy(update={"port": args.port})
+    settings.require("SLACK_SIGNING_SECRET", "Slack signs every request with it")
+    settings.require("SLACK_BOT_TOKEN", "the bot posts with it")
+    if not settings.redis_url and not args.embedded_redis:
+        raise MissingSetting("REDIS_URL", "locks must be shared between replicas (or pass --embedded-redis for a single process)")
+    _config(settings)
+    _ready_database(settings, migrate=False)
+    _setup_logging(settings)
+    serve(settings, embedded_redis=args.embedded_redis)
+    return 0
+
+
+def cmd_socket(args: argparse.Namespace) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import create_app
+    from bot.wiring import build_services
+
+    settings = _settings()
+    app_token = settings.require("SLACK_APP_TOKEN", "Socket Mode connects with the app-level token (xapp-…)")
+    settings.require("SLACK_BOT_TOKEN", "the bot posts with it")
+    if not settings.redis_url and not args.embedded_redis:
+        raise MissingSetting("REDIS_URL", "locks must be shared between replicas (or pass --embedded-redis for a single process)")
+    config = _config(settings)
+    _ready_database(settings, migrate=False)
+    _setup_logging(settings)
+    services = build_services(settings, config=config, allow_embedded_redis=args.embedded_redis)
+    SocketModeHandler(create_app(settings, services, mode="socket"), app_token).start()
+    return 0
+
+
+def console_settings() -> Settings:
+    """The environment's settings, with the console's defaults where nothing is set."""
+    settings = _settings()
+    if "OPSBOT_CONFIG" not in os.environ and not Path(settings.opsbot_config).exists():
+        for candidate in (Path(EXAMPLE_CONFIG), Path(__file__).resolve().parent.parent / EXAMPLE_CONFIG):
+            if candidate.exists():
+                settings = settings.model_copy(update={"opsbot_config": candidate})
+                break
+    return settings
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from bot.console.shell import ConsoleSession, run, split_script
+    from bot.wiring import build_services
+
+    settings = console_settings()
+    config = _config(settings)
+    _ready_database(settings, migrate=True)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    session = ConsoleSession(settings, lambda s: build_services(s, config=config, allow_embedded_redis=True), user=args.user)
+    try:
+        lines = split_script(args.command) if args.command else None
+        return run(session, lines, interactive=lines is None and sys.stdin.isatty())
+    finally:
+        session.close()
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from bot.adapters.db import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    print(f"database schema is up to date ({_safe_url(settings.database_url)})")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings()
+    path = Path(args.config) if args.config else Path(settings.opsbot_config)
+    config = load_config(path)
+    print(f"{path}: ok ({len(config.services)} services, {len(config.environments)} environments)")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from bot.adapters.audit_store import SqlAuditLog
+    from bot.adapters.db import create_db_engine
+    from bot.domain.ports import SystemClock
+
+    result = SqlAuditLog(create_db_engine(_settings().database_url), SystemClock()).verify()
+    if result.ok:
+        print(f"audit chain intact: {result.rows} rows, head {result.head_hash}")
+        return 0
+    print(f"audit chain BROKEN at row {result.first_bad_seq}: {result.reason} ({result.rows} rows verified before it)")
+    return 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from bot.adapters.audit_store import EXPORT_FIELDS, SqlAuditLog, export_row
+    from bot.adapters.db import create_db_engine
+    from bot.domain.durations import parse_duration
+    from bot.domain.ports import SystemClock
+
+    clock = SystemClock()
+    since = clock.now() - parse_duration(args.since) if args.since else None
+    store = SqlAuditLog(create_db_engine(_settings().database_url), clock)
+    writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_FIELDS) if args.format == "csv" else None
+    if writer:
+        writer.writeheader()
+    for row in store.rows():
+        if since and row["at"].replace(tzinfo=since.tzinfo) < since:
+            continue
+        record = export_row(row)
+        if writer:
+            writer.writerow(record)
+        else:
+            print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="opsbot", description="ChatOps for runbooks, from Slack or a local console.")
+    sub = root.add_subparsers(dest="command_name", required=True)
+
+    serve = sub.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz, GET /readyz (gunicorn)")
+    serve.add_argument("--port", type=int, help="listen port (default: $PORT or 3000)")
+    serve.add_argument("--embedded-redis", action="store_true", help="use an in-process Redis (one process only)")
+    serve.set_defaults(func=cmd_serve)
+
+    socket = sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
+    socket.add_argument("--embedded-redis", action="store_true", help="use an in-process Redis (one process only)")
+    socket.set_defaults(func=cmd_socket)
+
+    console = sub.add_parser("console", help="the bot in your terminal: no Slack, Redis or database server needed")
+    console.add_argument("-c", "--command", action="append", help="run this line (repeatable) and exit")
+    console.add_argument("--user", default="U0DEPLOYER", help="act as this user ID at start")
+    console.set_defaults(func=cmd_console)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply every migration").set_defaults(func=cmd_db)
+
+    check = sub.add_parser("check-config", help="validate the ops config; exit 1 on errors")
+    check.add_argument("config", nargs="?", help="path (default: $OPSBOT_CONFIG or ./opsbot.yml)")
+    check.set_defaults(func=cmd_check_config)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="check the hash chain; name the first broken row").set_defaults(func=cmd_audit_verify)
+    export = audit_sub.add_parser("export", help="write every entry to stdout")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--since", help="only entries newer than this (e.g. 24h, 7d)")
+    export.set_defaults(func=cmd_audit_export)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    func: Callable[[Any], int] = args.func
+    try:
+        return func(args)
+    except MissingSetting as exc:
+        print(f"opsbot: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"opsbot: the ops config {exc.source} has {len(exc.errors)} error(s):", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except OpsError as exc:
+        print(f"opsbot: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,277 @@
+"""The ops config: a YAML file, validated by pydantic, reported error by error with its path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.domain.freeze import FreezeWindow
+
+PRINCIPAL = re.compile(r"^(\*|[UW][A-Z0-9]{2,}|S[A-Z0-9]{2,})$")
+CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+VERSION_PATTERNS = {
+    "semver": r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$",
+    "git_sha": r"^[0-9a-f]{7,40}$",
+    "any": r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}$",
+}
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a runbook config must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _principals(values: list[str]) -> list[str]:
+    for value in values:
+        if not PRINCIPAL.match(value):
+            raise ValueError(f"{value!r} is not a Slack user ID (U…/W…), user-group ID (S…) or \"*\"")
+    return values
+
+
+Principals = Annotated[list[str], Field(default_factory=list)]
+
+
+class Channels(Strict):
+    deployments: str
+    incidents: str
+    alerts: str
+
+    @field_validator("deployments", "incidents", "alerts")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        if not CHANNEL.match(value):
+            raise ValueError(f"{value!r} is not a Slack channel ID (C…, G… or D…)")
+        return value
+
+
+class Roles(Strict):
+    admin: Principals
+    approver: Principals
+    deployer: Principals
+    viewer: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("admin", "approver", "deployer", "viewer")
+    @classmethod
+    def _check(cls, value: list[str]) -> list[str]:
+        return _principals(value)
+
+
+class Environment(Strict):
+    approvals: int = Field(default=0, ge=0, le=10)
+    rollback_approvals: int | None = Field(default=None, ge=0, le=10)
+    approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    lock_after_rollback: bool = False
+
+    @field_validator("freeze_windows", mode="before")
+    @classmethod
+    def _parse_windows(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [FreezeWindow.parse(item) if isinstance(item, str) else item for item in value]
+        return value
+
+
+class HealthCheck(Strict):
+    url: str = Field(pattern=r"^https?://")
+    name: str | None = None
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    expect_json: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    warn_ms: int = Field(default=500, ge=1)
+    critical_ms: int = Field(default=2000, ge=1)
+    timeout_ms: int = Field(default=2000, ge=1, le=120_000)
+    headers_from_env: dict[str, str] = Field(default_factory=dict)
+
+
+class ServiceEnvironment(Strict):
+    health: list[HealthCheck] = Field(default_factory=list)
+    version_url: str | None = Field(default=None, pattern=r"^https?://")
+    version_json_key: str = "version"
+
+
+class CommandProvider(Strict):
+    type: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    timeout_seconds: int = Field(default=600, ge=1)
+    cwd: str | None = None
+
+
+class WebhookProvider(Strict):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str
+    timeout_seconds: float = Field(default=30, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+
+
+class GithubActionsProvider(Strict):
+    type: Literal["github_actions"]
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    workflow: str
+    ref: str = "main"
+    token_env: str = "GITHUB_TOKEN"
+    api_url: str = "https://api.github.com"
+    inputs: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: int = Field(default=1800, ge=1)
+
+
+DeployProvider = Annotated[CommandProvider | WebhookProvider | GithubActionsProvider, Field(discriminator="type")]
+
+
+class Service(Strict):
+    environments: dict[str, ServiceEnvironment]
+    deploy: DeployProvider | None = None
+    version_pattern: str = "semver"
+    change_url: str | None = None
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _list_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {name: {} for name in value}
+        return {name: ({} if body is None else body) for name, body in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("version_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(VERSION_PATTERNS.get(value, value))
+        except re.error as exc:
+            raise ValueError(f"not a known pattern name ({', '.join(VERSION_PATTERNS)}) nor a valid regex: {exc}")
+        return value
+
+    def version_regex(self) -> re.Pattern[str]:
+        return re.compile(VERSION_PATTERNS.get(self.version_pattern, self.version_pattern))
+
+
+class Flags(Strict):
+    provider: Literal["sql", "unleash"] | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    environments: list[str] = Field(default_factory=list)
+    rollout_max_step: int = Field(default=25, ge=1, le=100)
+    rollout_ceiling: dict[str, int] = Field(default_factory=dict)
+
+
+class EscalationStep(Strict):
+    after_minutes: int = Field(ge=0)
+    notify: Principals
+    label: str = ""
+
+
+class Severity(Strict):
+    update_every_minutes: int | None = Field(default=None, ge=1)
+    responders: Principals
+    escalation: list[EscalationStep] = Field(default_factory=list)
+
+
+def _default_severities() -> dict[str, Severity]:
+    return {
+        "P0": Severity(update_every_minutes=30),
+        "P1": Severity(update_every_minutes=60),
+        "P2": Severity(update_every_minutes=240),
+        "P3": Severity(update_every_minutes=None),
+    }
+
+
+class Incidents(Strict):
+    severities: dict[str, Severity] = Field(default_factory=_default_severities)
+    timeline_reaction: str = "pushpin"
+    channel_prefix: str = Field(default="inc", pattern=r"^[a-z0-9_-]{1,20}$")
+
+
+class OpsConfig(Strict):
+    channels: Channels
+    roles: Roles
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    services: dict[str, Service] = Field(default_factory=dict)
+    default_service: str | None = None
+    flags: Flags = Field(default_factory=Flags)
+    incidents: Incidents = Field(default_factory=Incidents)
+
+    @field_validator("environments", "services")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid name (lowercase letters, digits, '-', '_', '.')")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> "OpsConfig":
+        problems = []
+        for service_name, service in self.services.items():
+            for env in service.environments:
+                if env not in self.environments:
+                    problems.append(f"services.{service_name}.environments.{env}: unknown environment (known: {', '.join(self.environments) or 'none'})")
+        if self.default_service is not None and self.default_service not in self.services:
+            problems.append(f"default_service: unknown service {self.default_service!r}")
+        for env in self.flags.environments:
+            if env not in self.environments:
+                problems.append(f"flags.environments: unknown environment {env!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``errors`` holds one line per problem, each starting with its path."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(errors))
+        self.source = source
+        self.errors = errors
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    previous: Any = None
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif previous == "deploy" and part in {"command", "webhook", "github_actions"}:
+            pass  # pydantic's discriminator tag, not a key the user wrote
+        else:
+            text += ("." if text else "") + str(part)
+        previous = part
+    return text or "(top level)"
+
+
+def parse_config(data: Any, source: str = "<config>") -> OpsConfig:
+    """Validate already-loaded YAML data; raise ConfigError naming each problem's path."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of keys (channels, roles, …)"])
+    try:
+        return OpsConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "value_error" and not err["loc"] and ";" in message:
+                errors.extend(message.split("; "))
+            else:
+                errors.append(f"{_path(tuple(err['loc']))}: {message}")
+        raise ConfigError(source, errors) from None
+
+
+def load_config(path: Path) -> OpsConfig:
+    """Read and validate the YAML file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), [f"(file): not found; set OPSBOT_CONFIG or copy opsbot.example.yml to {path}"]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"(file): cannot be read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}: invalid YAML: {problem}"]) from None
+    return parse_config(data, str(path))

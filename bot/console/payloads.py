@@ -1,0 +1,116 @@
+"""Signed Slack requests in Slack's documented shapes: what the console sends, and what tests send."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+
+def sign(secret: str, body: str, timestamp: int | None = None, content_type: str = "application/x-www-form-urlencoded") -> dict[str, str]:
+    """Headers Slack would send: ``v0=HMAC_SHA256(secret, "v0:{ts}:{body}")``."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {
+        "content-type": content_type,
+        "x-slack-request-timestamp": ts,
+        "x-slack-signature": f"v0={digest}",
+    }
+
+
+def slash_command(
+    text: str,
+    *,
+    user_id: str,
+    channel_id: str,
+    response_url: str,
+    trigger_id: str = "1.1.local",
+    command: str = "/ops",
+    team_id: str = "T0LOCAL",
+    user_name: str = "",
+    channel_name: str = "",
+) -> str:
+    """A slash-command body, form-encoded as Slack posts it."""
+    return urlencode({
+        "token": "unused-verification-token",
+        "team_id": team_id,
+        "team_domain": "local",
+        "channel_id": channel_id,
+        "channel_name": channel_name or channel_id.lower(),
+        "user_id": user_id,
+        "user_name": user_name or user_id.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": "A0OPSBOT",
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+    })
+
+
+def block_action(
+    *,
+    user_id: str,
+    channel_id: str,
+    message_ts: str,
+    action: dict[str, Any],
+    response_url: str,
+    trigger_id: str = "1.1.local",
+    message: dict[str, Any] | None = None,
+    is_ephemeral: bool = False,
+    team_id: str = "T0LOCAL",
+) -> str:
+    """A ``block_actions`` body for one button press (``payload=<JSON>``)."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0OPSBOT",
+        "token": "unused-verification-token",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": is_ephemeral},
+        "trigger_id": trigger_id,
+        "team": {"id": team_id, "domain": "local"},
+        "channel": {"id": channel_id, "name": channel_id.lower()},
+        "response_url": response_url,
+        "actions": [{
+            "action_id": action["action_id"],
+            "block_id": action.get("block_id", ""),
+            "text": action.get("text", {"type": "plain_text", "text": ""}),
+            "value": action.get("value", ""),
+            "type": "button",
+            "action_ts": f"{time.time():.6f}",
+        }],
+    }
+    if message is not None:
+        payload["message"] = message
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission(*, user_id: str, view: dict[str, Any], values: dict[str, dict[str, Any]], team_id: str = "T0LOCAL") -> str:
+    """A ``view_submission`` body for a modal, with ``values`` as Slack's ``state.values``."""
+    payload = {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": "local"},
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0OPSBOT",
+        "token": "unused-verification-token",
+        "trigger_id": f"{time.time():.0f}.1.local",
+        "view": {**view, "state": {"values": values}, "type": "modal", "team_id": team_id},
+        "response_urls": [],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def event_callback(event: dict[str, Any], *, event_id: str, team_id: str = "T0LOCAL") -> str:
+    """An Events API body (JSON)."""
+    return json.dumps({
+        "token": "unused-verification-token",
+        "team_id": team_id,
+        "api_app_id": "A0OPSBOT",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": team_id, "user_id": "U0OPSBOT", "is_bot": True, "is_enterprise_install": False}],
+    })

@@ -1,0 +1,272 @@
+"""`opsbot console`: the bot without Slack. Lines go through the same Bolt app, handlers, domain and storage.
+
+Only Slack is replaced: a local emulator answers the Web API and response URLs, and every line
+becomes a signed request in Slack's own shape, dispatched through Bolt like one from Slack.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from pydantic import SecretStr
+from slack_bolt import App, BoltRequest
+
+from bot.app import create_app
+from bot.console import payloads
+from bot.console.show import show
+from bot.console.slack_emulator import Posted, SlackEmulator
+from bot.domain.commands import user_id
+from bot.settings import Settings
+from bot.wiring import AppServices
+
+CONSOLE_CHANNEL = "C0CONSOLE"
+DEMO_USERS = {
+    "U0ADMIN": "alice (admin)",
+    "U0APPROVER1": "bob (approver)",
+    "U0APPROVER2": "carol (approver)",
+    "U0DEPLOYER": "dave (deployer)",
+    "U0VIEWER": "erin (viewer)",
+}
+DEMO_GROUPS = {"S0SRE": ["U0APPROVER1", "U0APPROVER2"]}
+HELP = """console commands:
+  /ops …                 run an opsbot command as the current user
+  press N | press Label  press button N (or the newest button with that label)
+  as @U0APPROVER1        act as another user (users: {users})
+  in #C0DEPLOYS          type in another channel
+  show [N]               show the last N messages again (default 5)
+  wait SECONDS           let background work run, then show what it posted
+  users | whoami         list demo users | who you are
+  help | quit"""
+
+
+class TrackingExecutor(ThreadPoolExecutor):
+    """Bolt's listener pool, counting work in flight so the console knows when a line is done."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=8, thread_name_prefix="console-listener")
+        self._pending: set[Future[Any]] = set()
+        self._guard = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._guard:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future[Any]) -> None:
+        with self._guard:
+            self._pending.discard(future)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._guard:
+                if not self._pending:
+                    return True
+            time.sleep(0.01)
+        return False
+
+
+@dataclass
+class Button:
+    message: Posted
+    element: dict[str, Any]
+
+
+class ConsoleSession:
+    """One console: an emulated workspace, the real app, a current user and channel."""
+
+    def __init__(self, settings: Settings, services_factory: Callable[[Settings], AppServices], user: str = "U0DEPLOYER") -> None:
+        self.emulator = SlackEmulator(token="xoxb-console-" + secrets.token_hex(4)).start()
+        self.secret = secrets.token_hex(16)
+        self.settings = settings.model_copy(update={
+            "slack_bot_token": SecretStr(self.emulator.token), "slack_signing_secret": SecretStr(self.secret),
+            "slack_api_url": self.emulator.api_url,
+        })
+        self.services = services_factory(self.settings)
+        self._seed_workspace()
+        self.executor = TrackingExecutor()
+        self.app: App = create_app(self.settings, self.services, executor=self.executor)
+        self.user = user
+        self.channel = CONSOLE_CHANNEL
+        self.buttons: dict[int, Button] = {}
+        self._shown: dict[str, int] = {}
+        self._next_button = 1
+        self.waiters: list[Callable[[float], bool]] = [self.executor.wait_idle]
+
+    def _seed_workspace(self) -> None:
+        for uid, name in DEMO_USERS.items():
+            self.emulator.add_user(uid, name.split()[0], real_name=name)
+        for gid, members in DEMO_GROUPS.items():
+            self.emulator.add_usergroup(gid, members)
+        channels = self.services.config.channels
+        everyone = list(DEMO_USERS)
+        self.emulator.add_channel(CONSOLE_CHANNEL, "ops-console", everyone)
+        for name in ("deployments", "incidents", "alerts"):
+            self.emulator.add_channel(getattr(channels, name), name, everyone)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.emulator.stop()
+
+    # ----- naming -----
+    def name(self, some_id: str) -> str:
+        if some_id in DEMO_USERS:
+            return DEMO_USERS[some_id].split()[0]
+        channel = self.emulator.channels.get(some_id)
+        if channel:
+            return channel.name
+        return some_id
+
+    # ----- sending -----
+    def dispatch(self, body: str, content_type: str = "application/x-www-form-urlencoded") -> int:
+        """Sign ``body`` and dispatch it through Bolt exactly as an HTTP request from Slack would be."""
+        request = BoltRequest(body=body, headers=payloads.sign(self.secret, body, content_type=content_type), context={"opsbot_console": True})
+        response = self.app.dispatch(request)
+        return response.status
+
+    def command(self, text: str) -> int:
+        body = payloads.slash_command(
+            text, user_id=self.user, channel_id=self.channel, user_name=self.name(self.user),
+            response_url=self.emulator.response_url(self.channel, self.user), trigger_id=self.emulator.trigger_id(),
+        )
+        return self.dispatch(body)
+
+    def press(self, button: Button) -> int:
+        message = button.message
+        body = payloads.block_action(
+            user_id=self.user, channel_id=message.channel, message_ts=message.ts, action=button.element,
+            response_url=self.emulator.response_url(message.channel, self.user, message.ts),
+            trigger_id=self.emulator.trigger_id(), is_ephemeral=message.ephemeral_to is not None,
+            message=None if message.ephemeral_to else {"type": "message", "ts": message.ts, "text": message.text, "blocks": message.blocks},
+        )
+        return self.dispatch(body)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait for the work a line started (listeners, background jobs) to finish."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(wait(max(deadline - time.monotonic(), 0.01)) for wait in self.waiters):
+                # A finished job can start more work; settle only when a full pass finds nothing.
+                if all(wait(0.01) for wait in self.waiters):
+                    return
+
+    # ----- showing -----
+    def _number(self, message: Posted, element: dict[str, Any]) -> int:
+        n = self._next_button
+        self._next_button += 1
+        self.buttons[n] = Button(message, element)
+        return n
+
+    def _title(self, message: Posted) -> str:
+        where = f"#{self.name(message.channel)}" if not message.channel.startswith("D") else f"DM to @{self.name('U' + message.channel[1:])}"
+        if message.ephemeral_to:
+            return f"{where} · only visible to @{self.name(message.ephemeral_to)} (ephemeral)"
+        return where + (" · updated" if message.edits else "")
+
+    def render(self, message: Posted) -> str:
+        return show(message, self._number, self.name, self._title(message))
+
+    def new_output(self) -> list[str]:
+        """Messages posted or edited since last shown, oldest first."""
+        out = []
+        for message in self.emulator.visible():
+            if message.ephemeral_to and message.ephemeral_to != self.user and self._shown.get(message.ts) is None:
+                self._shown[message.ts] = message.edits  # someone else's ephemeral: not on this screen
+                continue
+            if self._shown.get(message.ts) != message.edits:
+                self._shown[message.ts] = message.edits
+                out.append(self.render(message))
+        return out
+
+    # ----- lines -----
+    def run_line(self, line: str) -> list[str]:
+        """Run one console line; returns what to print."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return []
+        word, _, rest = line.partition(" ")
+        if line.startswith("/ops"):
+            status = self.command(line[len("/ops"):].strip())
+            self.settle()
+            return ([] if status == 200 else [f"(Slack would have shown an error: HTTP {status})"]) + self.new_output()
+        if word == "press":
+            button = self._find_button(rest.strip())
+            if button is None:
+                return [f"No button {rest.strip()!r} on screen."]
+            self.press(button)
+            self.settle()
+            return self.new_output()
+        if word == "as":
+            uid = user_id(rest.strip()) or next((u for u, n in DEMO_USERS.items() if n.split()[0] == rest.strip().lstrip("@")), None)
+            if uid is None:
+                return [f"Unknown user {rest.strip()!r}; try `users`."]
+            self.user = uid
+            return [f"(now acting as @{self.name(uid)} {uid})"]
+        if word == "in":
+            target = rest.strip().lstrip("#")
+            match = next((c for c in self.emulator.channels.values() if target in (c.id, c.name)), None)
+            if match is None:
+                return [f"Unknown channel {target!r}."]
+            self.channel = match.id
+            return [f"(now typing in #{match.name})"]
+        if word == "show":
+            count = int(rest) if rest.strip().isdigit() else 5
+            visible = [m for m in self.emulator.visible() if not m.ephemeral_to or m.ephemeral_to == self.user]
+            return [self.render(m) for m in visible[-count:]]
+        if word == "wait":
+            time.sleep(min(float(rest or 1), 600))
+            self.settle()
+            return self.new_output()
+        if word in {"users", "whoami"}:
+            if word == "whoami":
+                return [f"@{self.name(self.user)} {self.user} in #{self.name(self.channel)}"]
+            return [f"{uid}  {name}" for uid, name in DEMO_USERS.items()]
+        if word in {"help", "?"}:
+            return [HELP.format(users=", ".join(DEMO_USERS))]
+        return [f"Not a console command: {word!r}. Type `/ops help` or `help`."]
+
+    def _find_button(self, ref: str) -> Button | None:
+        ref = ref.strip().strip('"')
+        if ref.isdigit():
+            return self.buttons.get(int(ref))
+        for n in sorted(self.buttons, reverse=True):
+            if self.buttons[n].element.get("text", {}).get("text", "").lower() == ref.lower():
+                return self.buttons[n]
+        return None
+
+
+def run(session: ConsoleSession, lines: Iterable[str] | None, out: TextIO = sys.stdout, interactive: bool = False) -> int:
+    """Run ``lines`` (or read a prompt) and print every message the bot would post."""
+    print(f"opsbot console · acting as @{session.name(session.user)} ({session.user}) in #{session.name(session.channel)} · `help` for console commands", file=out)
+    if lines is not None:
+        for line in lines:
+            print(f"\n» {line}", file=out)
+            for chunk in session.run_line(line):
+                print(chunk, file=out)
+        return 0
+    while True:
+        try:
+            line = input(f"{session.name(session.user)}@#{session.name(session.channel)}> " if interactive else "")
+        except EOFError:
+            return 0
+        if line.strip() in {"quit", "exit"}:
+            return 0
+        if not interactive:
+            print(f"\n» {line}", file=out)
+        for chunk in session.run_line(line):
+            print(chunk, file=out)
+
+
+def split_script(commands: list[str]) -> list[str]:
+    """``-c`` values may hold several lines separated by newlines."""
+    return [line for command in commands for line in command.splitlines() if line.strip()]
+

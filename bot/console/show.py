@@ -1,0 +1,69 @@
+"""Block Kit as readable terminal text, buttons numbered so they can be pressed."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import Any
+
+from bot.console.slack_emulator import Posted
+
+LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
+BARE_LINK = re.compile(r"<(https?://[^>]+)>")
+USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>")
+GROUP = re.compile(r"<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>")
+SPECIAL = re.compile(r"<!(channel|here|everyone)>")
+
+
+def plain(text: str, names: Callable[[str], str] = lambda x: x) -> str:
+    """Slack mrkdwn → what a reader sees (mentions resolved, entities decoded)."""
+    text = LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
+    text = BARE_LINK.sub(lambda m: m.group(1), text)
+    text = USER.sub(lambda m: "@" + names(m.group(1)), text)
+    text = CHANNEL.sub(lambda m: "#" + names(m.group(1)), text)
+    text = GROUP.sub(lambda m: "@" + names(m.group(1)), text)
+    text = SPECIAL.sub(lambda m: "@" + m.group(1), text)
+    return html.unescape(text)
+
+
+def _indent(text: str, prefix: str = "  ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines() or [""])
+
+
+def show(message: Posted, number: Callable[[Posted, dict[str, Any]], int], names: Callable[[str], str], title: str) -> str:
+    """A message as a framed block of text; ``number`` assigns each button its press number."""
+    lines = [f"┌─ {title}"]
+    if not message.blocks:
+        lines.append(_indent(plain(message.text, names), "│ "))
+    for block in message.blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append("│ ▌" + plain(block["text"]["text"], names).upper())
+        elif kind == "section":
+            if "text" in block:
+                lines.append(_indent(plain(block["text"]["text"], names), "│ "))
+            for field in block.get("fields", []):
+                lines.append(_indent(plain(field["text"], names), "│   "))
+            accessory = block.get("accessory") or {}
+            if accessory.get("type") == "button":
+                lines.append(f"│   [{number(message, {**accessory, 'block_id': block.get('block_id', '')})}] {accessory['text']['text']}")
+        elif kind == "context":
+            texts = [plain(e.get("text", ""), names) for e in block.get("elements", []) if "text" in e]
+            lines.append(_indent(" · ".join(texts), "│   ┆ "))
+        elif kind == "actions":
+            buttons = [
+                f"[{number(message, {**e, 'block_id': block.get('block_id', '')})}] {e['text']['text']}"
+                for e in block.get("elements", []) if e.get("type") == "button"
+            ]
+            lines.append("│ " + "   ".join(buttons))
+        elif kind == "divider":
+            lines.append("│ " + "─" * 40)
+        elif kind == "markdown":
+            lines.append(_indent(block.get("text", ""), "│ "))
+        elif kind == "input":
+            label = block.get("label", {}).get("text", "")
+            lines.append(f"│ {label}: [{block.get('block_id', '')}]" + ("" if not block.get("optional") else " (optional)"))
+    lines.append("└─")
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""What every domain call receives: who is acting, and the ports it may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import OpsConfig
+from bot.domain.policy import Actor, Policy
+from bot.domain.ports import AuditLog, Clock, EphemeralState, GroupDirectory, LockStore, Notifier
+
+
+@dataclass
+class Services:
+    """The ports, wired once per process by ``bot.wiring.build_services``."""
+
+    config: OpsConfig
+    clock: Clock
+    locks: LockStore
+    audit: AuditLog
+    groups: GroupDirectory
+    notifier: Notifier
+    state: EphemeralState
+    extras: dict[str, Any] = field(default_factory=dict)
+    policy: Policy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = Policy(self.config.roles.model_dump(), self.groups)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request being served: the actor and the services."""
+
+    actor: Actor
+    services: Services
+
+    @property
+    def config(self) -> OpsConfig:
+        return self.services.config

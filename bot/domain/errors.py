@@ -1,0 +1,65 @@
+"""Typed errors the edge turns into one short ephemeral message, in one place."""
+
+from __future__ import annotations
+
+
+class OpsError(Exception):
+    """A failure the user should read; ``outcome`` is what the audit log records."""
+
+    outcome = "failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(OpsError):
+    """The command text is malformed; ``usage`` is the usage line to show."""
+
+    outcome = "usage_error"
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class NotPermitted(OpsError):
+    """The caller lacks a role; the message names the role."""
+
+    outcome = "denied"
+
+    def __init__(self, role: str, action: str, detail: str = "") -> None:
+        message = f"`{action}` needs the *{role}* role" + (f" ({detail})" if detail else "") + "."
+        super().__init__(message)
+        self.role = role
+        self.action = action
+
+
+class NotFound(OpsError):
+    """A named thing does not exist; ``suggestions`` lists close names."""
+
+    outcome = "not_found"
+
+    def __init__(self, kind: str, name: str, suggestions: list[str] | None = None) -> None:
+        hint = f" Did you mean {', '.join(f'`{s}`' for s in suggestions)}?" if suggestions else ""
+        super().__init__(f"Unknown {kind} `{name}`.{hint}")
+        self.kind = kind
+        self.name = name
+        self.suggestions = suggestions or []
+
+
+class Conflict(OpsError):
+    """The request collides with current state (lock held, request already decided …)."""
+
+    outcome = "conflict"
+
+
+class Unavailable(OpsError):
+    """A backing service (Redis, database, provider, Slack) cannot be reached; nothing was changed."""
+
+    outcome = "unavailable"
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        super().__init__(f"{what} is unreachable right now; nothing was changed." + (f" ({detail})" if detail else ""))
+        self.what = what
+        self.detail = detail

@@ -1,0 +1,49 @@
+"""Messages shared by every family: help, usage and errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class HelpEntry:
+    usage: str
+    summary: str
+    role: str
+
+
+@dataclass(frozen=True)
+class HelpMessage:
+    template: ClassVar[str] = "common/help"
+    entries: list[HelpEntry]
+    roles: list[str]
+    hidden: int = 0
+
+
+@dataclass(frozen=True)
+class SubcommandHelp:
+    template: ClassVar[str] = "common/help_one"
+    entry: HelpEntry
+    allowed: bool
+
+
+@dataclass(frozen=True)
+class ErrorNotice:
+    """A failure the user can act on; ``kind`` picks the icon, ``usage`` the usage line."""
+
+    template: ClassVar[str] = "errors/error"
+    kind: str
+    message: str
+    usage: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A one-line answer with an icon."""
+
+    template: ClassVar[str] = "common/notice"
+    text: str
+    icon: str = "✅"
+    details: list[str] = field(default_factory=list)

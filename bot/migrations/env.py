@@ -1,0 +1,26 @@
+"""Alembic environment: runs the migrations against the URL opsbot was given."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from bot.adapters.db import create_db_engine, metadata
+
+config = context.config
+connection = config.attributes.get("connection")
+
+
+def run(conn) -> None:  # type: ignore[no-untyped-def]
+    context.configure(connection=conn, target_metadata=metadata, render_as_batch=conn.dialect.name == "sqlite")
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if connection is not None:
+    run(connection)
+else:
+    engine = create_db_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as conn:
+        run(conn)
+        conn.commit()
+    engine.dispose()

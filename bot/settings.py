@@ -1,0 +1,45 @@
+"""Process settings, read from the environment (never from the ops config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DATABASE_URL = "sqlite:///opsbot.db"
+
+
+class MissingSetting(Exception):
+    """A setting a command needs is not set; the CLI prints one line and exits 2."""
+
+    def __init__(self, variable: str, why: str) -> None:
+        super().__init__(f"{variable} is not set: {why}")
+        self.variable = variable
+
+
+class Settings(BaseSettings):
+    """Environment settings. Secrets are SecretStr so they never print by accident."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    opsbot_config: Path = Path("opsbot.yml")
+    opsbot_templates: Path | None = None
+    opsbot_redis_prefix: str = Field(default="opsbot:", description="prefix of every Redis key")
+    port: int = 3000
+    web_concurrency: int = 2
+    log_level: str = "INFO"
+
+    def require(self, variable: str, why: str) -> str:
+        """The secret value of ``variable`` or MissingSetting naming it."""
+        value = getattr(self, variable.lower())
+        if value is None or not value.get_secret_value().strip():
+            raise MissingSetting(variable.upper(), why)
+        return str(value.get_secret_value())

@@ -1,0 +1,62 @@
+"""HTTP mode: a WSGI app with Slack's endpoint and the probes, served by gunicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.adapters.db import ping as ping_db
+from bot.app import create_app
+from bot.domain.errors import Unavailable
+from bot.settings import Settings
+from bot.wiring import AppServices
+
+log = logging.getLogger("opsbot.web")
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def readiness(services: AppServices) -> dict[str, str]:
+    """``ok`` or the reason, for Redis and the database."""
+    checks: dict[str, str] = {}
+    try:
+        services.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # any failure means not ready; the reason goes to the probe
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    try:
+        ping_db(services.engine)
+        checks["database"] = "ok"
+    except Unavailable as exc:
+        checks["database"] = f"unreachable: {exc.detail}"
+    except Exception as exc:  # noqa: BLE001 - same: report, do not crash the probe
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    return checks
+
+
+def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def make_wsgi_app(settings: Settings, services: AppServices) -> WsgiApp:
+    """``POST /slack/events`` for Slack; ``GET /healthz`` (alive) and ``GET /readyz`` (Redis and database)."""
+    slack = SlackRequestHandler(create_app(settings, services), path="/slack/events")
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz" and method in {"GET", "HEAD"}:
+            return _json(start_response, "200 OK", {"status": "ok"})
+        if path == "/readyz" and method in {"GET", "HEAD"}:
+            checks = readiness(services)
+            failing = [name for name, state in checks.items() if state != "ok"]
+            if failing:
+                return _json(start_response, "503 Service Unavailable", {"status": "not ready", "failing": failing, **checks})
+            return _json(start_response, "200 OK", {"status": "ready", **checks})
+        return slack(environ, start_response)
+
+    return app

@@ -1,0 +1,85 @@
+"""Wiring: settings in, services out. The one place that knows which adapter backs which port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
+
+from bot.adapters.audit_store import SqlAuditLog
+from bot.adapters.db import create_db_engine
+from bot.adapters.redis_store import RedisLockStore, RedisState, connect
+from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
+from bot.config import OpsConfig, load_config
+from bot.domain.context import Services
+from bot.domain.dispatch import Dispatcher
+from bot.domain.ports import SystemClock
+from bot.domain.registry import subcommands
+from bot.render import Renderer
+from bot.settings import MissingSetting, Settings
+
+
+@dataclass
+class AppServices(Services):
+    """The domain's services plus what the edges need: rendering, the Slack client, the stores."""
+
+    renderer: Renderer = field(default=None)  # type: ignore[assignment]
+    web_client: WebClient = field(default=None)  # type: ignore[assignment]
+    engine: Engine = field(default=None)  # type: ignore[assignment]
+    redis: redis.Redis = field(default=None)  # type: ignore[assignment]
+    dispatcher: Dispatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.dispatcher = Dispatcher(self, subcommands())
+
+
+def embedded_redis() -> redis.Redis:
+    """An in-process Redis-compatible store (fakeredis with Lua) for the console and single-process runs."""
+    import fakeredis
+
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+
+
+def redis_client(settings: Settings, *, allow_embedded: bool) -> redis.Redis:
+    if settings.redis_url:
+        return connect(settings.redis_url)
+    if allow_embedded:
+        return embedded_redis()
+    raise MissingSetting("REDIS_URL", "locks must be shared between replicas (or pass --embedded-redis for a single process)")
+
+
+def build_services(
+    settings: Settings,
+    *,
+    config: OpsConfig | None = None,
+    allow_embedded_redis: bool = False,
+    **overrides: Any,
+) -> AppServices:
+    """Build every adapter from ``settings``; any port or store can be replaced by keyword."""
+    config = config or load_config(Path(settings.opsbot_config))
+    clock = overrides.pop("clock", None) or SystemClock()
+    r = overrides.pop("redis", None) or redis_client(settings, allow_embedded=allow_embedded_redis)
+    engine = overrides.pop("engine", None) or create_db_engine(settings.database_url)
+    renderer = overrides.pop("renderer", None) or Renderer(settings.opsbot_templates)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    web_client = overrides.pop("web_client", None) or make_web_client(token, settings.slack_api_url)
+    prefix = settings.opsbot_redis_prefix
+    parts: dict[str, Any] = {
+        "locks": RedisLockStore(r, clock, prefix),
+        "audit": SqlAuditLog(engine, clock),
+        "groups": SlackGroups(web_client),
+        "notifier": SlackNotifier(web_client, renderer),
+        "state": RedisState(r, prefix),
+    }
+    parts.update({k: overrides.pop(k) for k in list(overrides) if k in parts})
+    extras = overrides.pop("extras", {})
+    if overrides:
+        raise TypeError(f"unknown service override(s): {', '.join(sorted(overrides))}")
+    return AppServices(
+        config=config, clock=clock, extras=extras, renderer=renderer, web_client=web_client, engine=engine, redis=r, **parts
+    )

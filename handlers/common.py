@@ -1,0 +1,50 @@
+"""What every handler shares: who is acting, and how a domain reply reaches Slack."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.domain.policy import Actor
+from bot.domain.ports import Reply
+from bot.wiring import AppServices
+
+log = logging.getLogger("opsbot.handlers")
+
+
+def services_of(context: Any) -> AppServices:
+    return context["services"]  # type: ignore[no-any-return]
+
+
+def actor_from_command(command: dict[str, Any], source: str = "slack") -> Actor:
+    return Actor(user_id=command["user_id"], channel_id=command.get("channel_id"), source=source, request_id=command.get("trigger_id"))
+
+
+def actor_from_action(body: dict[str, Any], source: str = "slack") -> Actor:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    return Actor(user_id=body["user"]["id"], channel_id=channel, source=source, request_id=body.get("trigger_id"))
+
+
+def source_of(context: Any) -> str:
+    """``console`` when the local console sent the request, else ``slack``."""
+    return "console" if context.get("opsbot_console") else "slack"
+
+
+def deliver(reply: Reply, services: AppServices, respond: Any) -> None:
+    """Send ``reply`` through the response URL: ephemeral unless the domain said otherwise."""
+    payload = services.renderer.render(reply.message)
+    try:
+        respond(
+            text=payload["text"],
+            blocks=payload["blocks"],
+            response_type=reply.visibility,
+            replace_original=reply.replace_original,
+        )
+    except Exception:  # the work is done and audited; a lost reply is logged, not retried blindly
+        log.exception("could not deliver a reply through the response URL")
+
+
+def button_value(body: dict[str, Any]) -> str:
+    """The opaque id a button carried: nothing else in a payload is trusted."""
+    actions = body.get("actions") or [{}]
+    return str(actions[0].get("value") or "")[:200]

@@ -1,0 +1,22 @@
+"""`/ops`: ack at once, then parse, check and run through the dispatcher, and reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from handlers.common import actor_from_command, deliver, services_of, source_of
+
+
+def handle_ops(ack: Ack, command: dict[str, Any], respond: Respond, context: Any) -> None:
+    """Every `/ops …` line, from Slack or the console."""
+    ack()
+    services = services_of(context)
+    actor = actor_from_command(command, source_of(context))
+    reply = services.dispatcher.run_text(command.get("text") or "", actor)
+    deliver(reply, services, respond)
+
+
+def register(app: App) -> None:
+    app.command("/ops")(handle_ops)
