@@ -86,6 +86,28 @@ def cmd_socket(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from rq import SimpleWorker
+
+    from bot.jobs import RqJobs, use_services
+    from bot.wiring import build_services
+
+    settings = _settings()
+    settings.require("SLACK_BOT_TOKEN", "jobs post to Slack with it")
+    if not settings.redis_url:
+        raise MissingSetting("REDIS_URL", "the worker takes its jobs from the shared Redis")
+    config = _config(settings)
+    _ready_database(settings, migrate=False)
+    _setup_logging(settings)
+    services = build_services(settings, config=config)
+    assert isinstance(services.jobs, RqJobs)
+    use_services(services)
+    # SimpleWorker runs jobs in this process: the services built above are reused, not forked.
+    worker = SimpleWorker([services.jobs.queue], connection=services.jobs.queue.connection)
+    worker.work(with_scheduler=True, burst=args.burst)
+    return 0
+
+
 def console_settings() -> Settings:
     """The environment's settings, with the console's defaults where nothing is set."""
     settings = _settings()
@@ -184,6 +206,10 @@ def parser() -> argparse.ArgumentParser:
     socket = sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
     socket.add_argument("--embedded-redis", action="store_true", help="use an in-process Redis (one process only)")
     socket.set_defaults(func=cmd_socket)
+
+    worker = sub.add_parser("worker", help="run background jobs (deploys, expiries, reminders) from the shared Redis")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(func=cmd_worker)
 
     console = sub.add_parser("console", help="the bot in your terminal: no Slack, Redis or database server needed")
     console.add_argument("-c", "--command", action="append", help="run this line (repeatable) and exit")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from bot.domain.freeze import FreezeWindow
 
@@ -75,6 +75,10 @@ class Environment(Strict):
         if isinstance(value, list):
             return [FreezeWindow.parse(item) if isinstance(item, str) else item for item in value]
         return value
+
+    @field_serializer("freeze_windows")
+    def _window_texts(self, windows: list[FreezeWindow]) -> list[str]:
+        return [window.text for window in windows]
 
 
 class HealthCheck(Strict):
@@ -275,3 +279,8 @@ def load_config(path: Path) -> OpsConfig:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(str(path), [f"{where}: invalid YAML: {problem}"]) from None
     return parse_config(data, str(path))
+
+
+def dump_config(config: OpsConfig) -> str:
+    """``config`` as YAML that loads back to an equal config."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -83,6 +83,11 @@ def clock(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%H:%M UTC")
 
 
+def hm(moment: datetime | None) -> str:
+    """``14:02`` (UTC), for lines that already say their times are UTC."""
+    return "—" if moment is None else moment.astimezone(timezone.utc).strftime("%H:%M")
+
+
 def stamp(moment: datetime | None) -> str:
     if moment is None:
         return "—"
@@ -137,7 +142,7 @@ class Renderer:
             autoescape=False,
         )
         self.env.filters.update(
-            mention=mention, channel=channel, link=link, code=code, clock=clock, stamp=stamp,
+            mention=mention, channel=channel, link=link, code=code, clock=clock, hm=hm, stamp=stamp,
             ago=ago, until=until, seconds=seconds,
         )
 

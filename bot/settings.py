@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     opsbot_config: Path = Path("opsbot.yml")
     opsbot_templates: Path | None = None
     opsbot_redis_prefix: str = Field(default="opsbot:", description="prefix of every Redis key")
+    opsbot_queue: str = Field(default="opsbot", description="the RQ queue background jobs go through")
     port: int = 3000
     web_concurrency: int = 2
     log_level: str = "INFO"

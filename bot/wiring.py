@@ -10,15 +10,17 @@ import redis
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
+from bot.adapters.approval_store import SqlApprovalStore
 from bot.adapters.audit_store import SqlAuditLog
 from bot.adapters.db import create_db_engine
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
 from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
 from bot.config import OpsConfig, load_config
 from bot.domain.context import Services
+from bot.jobs import InProcessJobs, RqJobs
 from bot.domain.dispatch import Dispatcher
-from bot.domain.ports import SystemClock
-from bot.domain.registry import subcommands
+from bot.domain.ports import Clock, SystemClock
+from bot.domain import registry
 from bot.render import Renderer
 from bot.settings import MissingSetting, Settings
 
@@ -35,7 +37,9 @@ class AppServices(Services):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.dispatcher = Dispatcher(self, subcommands())
+        self.dispatcher = Dispatcher(self, registry.subcommands(), registry.jobs())
+        if isinstance(self.jobs, InProcessJobs):
+            self.jobs.bind(self.dispatcher.run_job)
 
 
 def embedded_redis() -> redis.Redis:
@@ -51,6 +55,19 @@ def redis_client(settings: Settings, *, allow_embedded: bool) -> redis.Redis:
     if allow_embedded:
         return embedded_redis()
     raise MissingSetting("REDIS_URL", "locks must be shared between replicas (or pass --embedded-redis for a single process)")
+
+
+def job_queue(settings: Settings, r: redis.Redis, clock: Clock) -> RqJobs | InProcessJobs:
+    """RQ on the shared Redis; in-process threads when Redis is embedded (console, single process)."""
+    if settings.redis_url and not isinstance(r, embedded_redis_type()):
+        return RqJobs(redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2), settings.opsbot_queue, settings.opsbot_redis_prefix)
+    return InProcessJobs(clock)
+
+
+def embedded_redis_type() -> type:
+    import fakeredis
+
+    return fakeredis.FakeRedis
 
 
 def build_services(
@@ -70,16 +87,19 @@ def build_services(
     web_client = overrides.pop("web_client", None) or make_web_client(token, settings.slack_api_url)
     prefix = settings.opsbot_redis_prefix
     parts: dict[str, Any] = {
+        "jobs": overrides.pop("jobs", None) or job_queue(settings, r, clock),
         "locks": RedisLockStore(r, clock, prefix),
         "audit": SqlAuditLog(engine, clock),
         "groups": SlackGroups(web_client),
         "notifier": SlackNotifier(web_client, renderer),
         "state": RedisState(r, prefix),
+        "approvals": SqlApprovalStore(engine),
     }
     parts.update({k: overrides.pop(k) for k in list(overrides) if k in parts})
     extras = overrides.pop("extras", {})
+    overrides_kinds = overrides.pop("approval_kinds", None)
     if overrides:
         raise TypeError(f"unknown service override(s): {', '.join(sorted(overrides))}")
     return AppServices(
-        config=config, clock=clock, extras=extras, renderer=renderer, web_client=web_client, engine=engine, redis=r, **parts
+        config=config, clock=clock, extras=extras, approval_kinds=overrides_kinds or registry.approval_kinds(), renderer=renderer, web_client=web_client, engine=engine, redis=r, **parts
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import audit, ops
+from handlers import approvals, audit, ops
 
-FAMILIES = [ops, audit]
+FAMILIES = [ops, audit, approvals]
 
 
 def register_all(app: App) -> None:

@@ -23,6 +23,7 @@ from bot.console import payloads
 from bot.console.show import show
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.domain.commands import user_id
+from bot.jobs import InProcessJobs
 from bot.settings import Settings
 from bot.wiring import AppServices
 
@@ -101,6 +102,8 @@ class ConsoleSession:
         self._shown: dict[str, int] = {}
         self._next_button = 1
         self.waiters: list[Callable[[float], bool]] = [self.executor.wait_idle]
+        if isinstance(self.services.jobs, InProcessJobs):
+            self.waiters.append(self.services.jobs.wait_idle)
 
     def _seed_workspace(self) -> None:
         for uid, name in DEMO_USERS.items():
@@ -115,6 +118,8 @@ class ConsoleSession:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if isinstance(self.services.jobs, InProcessJobs):
+            self.services.jobs.close()
         self.emulator.stop()
 
     # ----- naming -----

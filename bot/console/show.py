@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Callable
 from typing import Any
 
+from bot.console.mrkdwn import plain
 from bot.console.slack_emulator import Posted
-
-LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
-BARE_LINK = re.compile(r"<(https?://[^>]+)>")
-USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>")
-GROUP = re.compile(r"<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>")
-SPECIAL = re.compile(r"<!(channel|here|everyone)>")
-
-
-def plain(text: str, names: Callable[[str], str] = lambda x: x) -> str:
-    """Slack mrkdwn → what a reader sees (mentions resolved, entities decoded)."""
-    text = LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
-    text = BARE_LINK.sub(lambda m: m.group(1), text)
-    text = USER.sub(lambda m: "@" + names(m.group(1)), text)
-    text = CHANNEL.sub(lambda m: "#" + names(m.group(1)), text)
-    text = GROUP.sub(lambda m: "@" + names(m.group(1)), text)
-    text = SPECIAL.sub(lambda m: "@" + m.group(1), text)
-    return html.unescape(text)
-
 
 def _indent(text: str, prefix: str = "  ") -> str:
     return "\n".join(prefix + line for line in text.splitlines() or [""])

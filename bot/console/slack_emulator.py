@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from bot.console.block_rules import block_errors
+from bot.console.mrkdwn import plain
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]+$")
 RESPONSE_URL_MAX_USES = 5
@@ -38,6 +39,7 @@ class Posted:
     edits: int = 0
     deleted: bool = False
     seq: int = 0
+    response_key: str | None = None
 
     def buttons(self) -> list[dict[str, Any]]:
         """Every button in the message, each with the block it sits in."""
@@ -66,6 +68,10 @@ class Posted:
 
         walk(self.blocks)
         return "\n".join(parts)
+
+    def seen(self) -> str:
+        """What a person reading the message sees: entities decoded, mentions as @U…."""
+        return plain(self.all_text())
 
 
 @dataclass
@@ -210,6 +216,12 @@ class SlackEmulator:
 
     def ephemerals(self, user: str | None = None) -> list[Posted]:
         return [m for m in self.visible() if m.ephemeral_to and (user is None or m.ephemeral_to == user)]
+
+    def responses(self, url: str) -> list[ApiCall]:
+        """What the app sent to the response URL ``url``, in order."""
+        key = url.rsplit("/", 1)[-1]
+        with self._lock:
+            return [c for c in self.calls if c.method == "response_url" and c.args.get("_key") == key]
 
     def find(self, ts: str) -> Posted | None:
         with self._lock:
@@ -485,7 +497,7 @@ class SlackEmulator:
                 payload = json.loads(raw or "{}")
             except json.JSONDecodeError:
                 return 400, {"Content-Type": "text/plain"}, "invalid_payload"
-            self.calls.append(ApiCall("response_url", payload, time.time(), 200, {"ok": True}))
+            self.calls.append(ApiCall("response_url", {**payload, "_key": key}, time.time(), 200, {"ok": True}))
             problem = self._content_errors(payload)
             if problem and not payload.get("delete_original"):
                 self._lock.notify_all()
@@ -498,6 +510,6 @@ class SlackEmulator:
             else:
                 in_channel = payload.get("response_type") == "in_channel"
                 self._store(Posted(target.channel, self._ts(), str(payload.get("text") or ""), list(payload.get("blocks") or []),
-                                   ephemeral_to=None if in_channel else target.user, via="response_url"))
+                                   ephemeral_to=None if in_channel else target.user, via="response_url", response_key=key))
             self._lock.notify_all()
         return 200, {"Content-Type": "text/plain"}, "ok"

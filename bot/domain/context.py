@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import OpsConfig
 from bot.domain.policy import Actor, Policy
-from bot.domain.ports import AuditLog, Clock, EphemeralState, GroupDirectory, LockStore, Notifier
+from bot.domain.ports import AuditLog, Clock, EphemeralState, GroupDirectory, Jobs, LockStore, Notifier
+
+if TYPE_CHECKING:
+    from bot.domain.approvals import ApprovalKind, ApprovalStore
 
 
 @dataclass
@@ -21,6 +24,9 @@ class Services:
     groups: GroupDirectory
     notifier: Notifier
     state: EphemeralState
+    jobs: Jobs
+    approvals: ApprovalStore
+    approval_kinds: dict[str, ApprovalKind] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(init=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 import secrets
 from collections.abc import Callable
 from enum import Enum
@@ -12,7 +13,7 @@ from typing import Any
 from bot.domain.commands import Subcommand, match, split_args, tokenize
 from bot.domain.context import Call, Services
 from bot.domain.errors import OpsError, Unavailable, UsageError
-from bot.domain.messages import ErrorNotice, HelpEntry, HelpMessage, SubcommandHelp
+from bot.domain.messages import ErrorNotice, HelpEntry, HelpMessage, Notice, SubcommandHelp
 from bot.domain.policy import Actor, Role
 from bot.domain.ports import AuditEntry, Reply
 
@@ -38,11 +39,24 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-class Dispatcher:
-    """Runs `/ops` text and button clicks for any transport, with the same checks and audit."""
+@dataclass(frozen=True)
+class JobSpec:
+    """A background job a family registers: ``run(call, payload)``; ``audited`` jobs leave an audit row."""
 
-    def __init__(self, services: Services, subcommands: list[Subcommand[Any]]) -> None:
+    name: str
+    run: Callable[[Call, dict[str, Any]], None]
+    audited: bool = True
+
+
+JOB_ACTOR = Actor(user_id="opsbot", source="job")
+
+
+class Dispatcher:
+    """Runs `/ops` text, button clicks and background jobs, with the same checks, errors and audit."""
+
+    def __init__(self, services: Services, subcommands: list[Subcommand[Any]], jobs: list[JobSpec] | None = None) -> None:
         self.services = services
+        self.jobs = {job.name: job for job in jobs or []}
         help_spec: Subcommand[Any] = Subcommand(
             words=("help",),
             summary="What you may run here, or how to use one subcommand",
@@ -92,6 +106,25 @@ class Dispatcher:
         """Run a non-text action (a button click, a modal, a job) with the same error handling and audit."""
         call = Call(actor, self.services)
         return self._guarded(call, lambda: fn(call), lambda: (action, params or {}), target=target)
+
+    def run_job(self, name: str, payload: dict[str, Any]) -> Reply:
+        """Run the registered job ``name``; failures are logged and audited, never raised."""
+        call = Call(JOB_ACTOR, self.services)
+        job = self.jobs.get(name)
+
+        def body() -> Reply:
+            if job is None:
+                raise OpsError(f"no job named {name!r} is registered")
+            job.run(call, payload)
+            return Reply(Notice(f"job {name} done"))
+
+        if job is not None and not job.audited:
+            try:
+                return body()
+            except Exception:
+                log.exception("job %s failed", name)
+                return Reply(ErrorNotice("error", f"job {name} failed"), outcome="error")
+        return self._guarded(call, body, lambda: (f"job.{name}", {k: _plain(v) for k, v in payload.items()}))
 
     def _guarded(
         self,

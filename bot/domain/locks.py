@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from bot.domain import catalog
 from bot.domain.commands import Args, Subcommand, expect, no_args
 from bot.domain.context import Call
+from bot.domain.dispatch import JobSpec
 from bot.domain.durations import parse_duration
 from bot.domain.errors import Conflict, OpsError, UsageError
 from bot.domain.policy import Role
@@ -71,6 +72,16 @@ class LockBroken:
     holder_told: bool = True
 
 
+@dataclass(frozen=True)
+class HoldEnded:
+    """Posted in the deployments channel when a lock taken by hand runs out."""
+
+    template: ClassVar[str] = "locks/hold_ended"
+    name: str
+    holder: str
+    reason: str
+
+
 def _reason(args: Args, usage: str) -> str:
     reason = args.options.get("reason", "").strip()
     if not reason:
@@ -113,7 +124,21 @@ def run_take(command: TakeLock, call: Call) -> Reply:
     info = locks.holder(name)
     if info is None:
         raise OpsError("The lock expired immediately; check the duration.")
+    payload = {"name": name, "fence": lease.fence, "holder": call.actor.user_id, "reason": command.reason}
+    call.services.jobs.schedule(info.expires_at, "locks.hold_ended", payload, key=_hold_key(name, lease.fence))
     return Reply(LockTaken(info, command.reason), visibility="in_channel")
+
+
+def _hold_key(name: str, fence: int) -> str:
+    return f"lock-hold:{name}:{fence}"
+
+
+def hold_ended(call: Call, payload: dict[str, Any]) -> None:
+    """A hand-taken lock's time is up: say so, unless someone took the lock again since."""
+    current = call.services.locks.holder(payload["name"])
+    if current is not None and current.fence == payload["fence"]:
+        return  # still held by the same hold (clock skew): the lock's own TTL will end it
+    call.services.notifier.post(call.config.channels.deployments, HoldEnded(payload["name"], payload["holder"], payload["reason"]))
 
 
 def parse_unlock(args: Args) -> ForceUnlock:
@@ -126,6 +151,7 @@ def run_unlock(command: ForceUnlock, call: Call) -> Reply:
     released = call.services.locks.force_release(catalog.lock_name(service, env))
     if released is None:
         raise Conflict(f"No lock is held on `{service}` in `{env}`.")
+    call.services.jobs.cancel(_hold_key(released.name, released.fence))
     told = True
     if released.holder != call.actor.user_id:
         try:
@@ -140,6 +166,7 @@ def _target(call: Call, service: str, env: str) -> tuple[str, str]:
     return name, catalog.environment(call.config, name, env)
 
 
+JOBS = [JobSpec("locks.hold_ended", hold_ended)]
 COMMANDS: list[Subcommand] = [
     Subcommand(("locks",), "List held deploy locks: who, what, since when, until when", "locks", Role.VIEWER, parse_list, run_list),
     Subcommand(("lock",), "Hold a service's deploys in an environment for a while", LOCK_USAGE, Role.DEPLOYER, parse_take, run_take,

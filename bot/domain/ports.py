@@ -162,3 +162,18 @@ class EphemeralState(Protocol):
     def put(self, kind: str, data: dict[str, Any], ttl_seconds: int) -> str: ...
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+
+class Jobs(Protocol):
+    """Background work that outlives the request that started it, run by `opsbot worker`.
+
+    ``name`` picks a job registered by a family (``bot.domain.registry.jobs()``); ``payload`` is
+    JSON-safe data. A ``key`` makes the job idempotent: while one with that key is pending, another
+    submit or schedule with the same key does nothing.
+    """
+
+    def submit(self, name: str, payload: dict[str, Any], *, key: str | None = None) -> None: ...
+
+    def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str | None = None) -> None: ...
+
+    def cancel(self, key: str) -> None: ...

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain import audit, locks
+from bot.domain import approvals, audit, locks
 from bot.domain.commands import Subcommand
+from bot.domain.dispatch import JobSpec
 
-FAMILIES = [locks, audit]
+FAMILIES = [locks, audit, approvals]
 
 
 def subcommands() -> list[Subcommand[Any]]:
     """All subcommands except help, which the dispatcher adds."""
     return [spec for family in FAMILIES for spec in family.COMMANDS]
+
+
+def jobs() -> list[JobSpec]:
+    """Every background job the families registered."""
+    return [job for family in FAMILIES for job in getattr(family, "JOBS", [])]
+
+
+def approval_kinds() -> dict[str, approvals.ApprovalKind]:
+    """What each family does when its approval requests are decided."""
+    return {kind.name: kind for family in FAMILIES for kind in getattr(family, "APPROVAL_KINDS", [])}

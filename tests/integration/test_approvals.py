@@ -1,0 +1,140 @@
+"""The shared approval mechanism: the two-person rule, enforced on the server, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from bot.console.slack_emulator import Posted, SlackEmulator
+from bot.config import OpsConfig
+from bot.domain import approvals
+from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalState
+from bot.domain.context import Call
+from bot.domain.policy import Actor
+from tests.support import Bot, FrozenClock, eventually
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.approved: list[str] = []
+        self.closed: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def kind(self) -> ApprovalKind:
+        def on_approved(call: Call, request: ApprovalRequest) -> None:
+            with self._lock:
+                self.approved.append(request.id)
+
+        def on_closed(call: Call, request: ApprovalRequest) -> None:
+            with self._lock:
+                self.closed.append((request.id, request.state.value))
+
+        return ApprovalKind("test", on_approved, on_closed)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def app(emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig,
+        recorder: Recorder, clock: FrozenClock) -> Bot:
+    return Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=redis_prefix, config=config,
+               approval_kinds={"test": recorder.kind()}, clock=clock)
+
+
+def open_request(app: Bot, requester: str = "U0DEV", required: int = 2, **kwargs: object) -> tuple[ApprovalRequest, Posted]:
+    call = Call(Actor(requester), app.services)
+    request = approvals.request_approval(call, kind="test", title="Deploy v1.2.3 of api to production", reason="release",
+                                         required=required, timeout_minutes=30, service="api", environment="production", **kwargs)
+    message = app.emulator.find(request.message_ts)
+    assert message is not None and message.channel == "C0DEPLOYS"
+    return request, message
+
+
+def test_two_distinct_approvers_approve_and_the_message_updates_in_place(app: Bot, recorder: Recorder) -> None:
+    request, message = open_request(app)
+    assert "Approval needed" in message.seen() and "0 of 2" in message.seen()
+    app.click(message, "Approve", "U0APPROVER1")
+    assert "Approved by @U0APPROVER1 at 14:00, 1 of 2" in app.emulator.find(message.ts).seen()
+    assert recorder.approved == []
+    app.click(message, "Approve", "U0APPROVER2")
+    updated = app.emulator.find(message.ts)
+    assert updated.edits == 2 and "Approved: Deploy v1.2.3" in updated.seen()
+    assert updated.buttons() == []
+    assert recorder.approved == [request.id]
+
+
+def test_requester_cannot_approve_their_own_request(app: Bot, recorder: Recorder) -> None:
+    _, message = open_request(app, requester="U0APPROVER1")
+    replies = app.click(message, "Approve", "U0APPROVER1")
+    assert "two-person rule" in replies[-1]["text"]
+    assert replies[-1]["response_type"] == "ephemeral"
+    assert "0 of 2" in app.emulator.find(message.ts).seen()
+    assert ("U0APPROVER1", "click.approve", "denied") in app.audit_actions()
+
+
+def test_admin_may_self_approve_only_under_hotfix_policy_and_it_is_loud(app: Bot, recorder: Recorder) -> None:
+    request, message = open_request(app, requester="U0ADMIN", required=1, admin_self_approval=True)
+    replies = app.click(message, "Approve", "U0ADMIN")
+    assert "under the hotfix policy" in replies[-1]["text"]
+    assert "SELF-APPROVED by an admin" in app.emulator.find(message.ts).seen()
+    assert recorder.approved == [request.id]
+
+
+def test_non_approver_click_is_refused_with_the_role_named(app: Bot, recorder: Recorder) -> None:
+    _, message = open_request(app)
+    replies = app.click(message, "Approve", "U0DEV2")
+    assert "needs the *approver* role" in replies[-1]["text"]
+    assert ("U0DEV2", "click.approve", "denied") in app.audit_actions()
+
+
+def test_one_rejection_closes_the_request_and_later_clicks_are_refused(app: Bot, recorder: Recorder) -> None:
+    request, message = open_request(app)
+    as_first_seen = copy.deepcopy(message)  # a client that has not yet redrawn the message
+    app.click(message, "Approve", "U0APPROVER1")
+    app.click(message, "Reject", "U0APPROVER2")
+    assert "Rejected: Deploy" in app.emulator.find(message.ts).seen()
+    assert recorder.closed == [(request.id, "rejected")]
+    replies = app.click(as_first_seen, "Approve", "U0APPROVER3")
+    assert "already rejected" in replies[-1]["text"]
+
+
+def test_expired_request_refuses_clicks_and_says_so(app: Bot, recorder: Recorder, clock: FrozenClock) -> None:
+    request, message = open_request(app)
+    clock.advance(minutes=31)
+    replies = app.click(message, "Approve", "U0APPROVER1")
+    assert "expired at 14:30 UTC" in replies[-1]["text"]
+    assert "Expired at 14:30" in app.emulator.find(message.ts).seen()
+    assert recorder.closed == [(request.id, "expired")]
+
+
+def test_double_click_by_one_approver_counts_once(app: Bot, recorder: Recorder) -> None:
+    _, message = open_request(app)
+    app.click(message, "Approve", "U0APPROVER1")
+    replies = app.click(message, "Approve", "U0APPROVER1")
+    assert "already approved" in replies[-1]["text"]
+    assert "1 of 2" in app.emulator.find(message.ts).seen()
+
+
+def test_twenty_concurrent_approve_clicks_approve_once(app: Bot, recorder: Recorder) -> None:
+    request, message = open_request(app, required=1)
+    as_posted = copy.deepcopy(message)  # everyone clicks the message as first drawn
+    voters = ["U0APPROVER1", "U0APPROVER2", "U0APPROVER3", "U0ADMIN"] * 5
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(lambda user: app.click(as_posted, "Approve", user), voters))
+    eventually(lambda: len(app.emulator.calls_to("response_url")) >= 20)
+    assert recorder.approved == [request.id]
+    found = app.services.approvals.get(request.id)
+    assert found is not None and found[0].state is ApprovalState.APPROVED
+    assert len(found[1]) == 1

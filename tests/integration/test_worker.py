@@ -1,0 +1,38 @@
+"""Background jobs through RQ on the real Redis, run by a real `opsbot worker` process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+
+from bot.config import OpsConfig
+from bot.console.slack_emulator import SlackEmulator
+from tests.support import Bot
+
+
+def test_a_hold_that_runs_out_is_announced_by_the_worker(
+    emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str,
+    config: OpsConfig, tmp_path: Path,
+) -> None:
+    app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url)
+    reply = app.command("lock api staging for=2s --reason 'schema change'")
+    assert "is locked by @U0DEV" in reply.seen()
+    with app.worker(tmp_path):
+        ended = emulator.wait_for(lambda: [m for m in emulator.in_channel("C0DEPLOYS") if "has ended" in m.seen()], timeout=20)
+    assert len(ended) == 1
+    assert "The hold on *deploy/api/staging* by @U0DEV has ended (schema change)" in ended[0].seen()
+    assert ("opsbot", "job.locks.hold_ended", "ok") in app.audit_actions()
+
+
+def test_breaking_a_hold_cancels_its_end_notice(
+    emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str,
+    config: OpsConfig, tmp_path: Path,
+) -> None:
+    app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url)
+    app.command("lock api staging for=2s --reason x")
+    app.command("unlock api staging --reason 'done early'", user="U0ADMIN")
+    app.command("lock api production for=3s --reason y")
+    with app.worker(tmp_path):
+        emulator.wait_for(lambda: [m for m in emulator.in_channel("C0DEPLOYS") if "production" in m.seen() and "has ended" in m.seen()], timeout=20)
+    assert not [m for m in emulator.in_channel("C0DEPLOYS") if "deploy/api/staging" in m.seen() and "has ended" in m.seen()]
