@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import OpsConfig
 from bot.domain.policy import Actor, Policy
-from bot.domain.ports import AuditLog, Clock, EphemeralState, GroupDirectory, Jobs, LockStore, Notifier
+from bot.domain.ports import (
+    AuditLog,
+    Clock,
+    EphemeralState,
+    GroupDirectory,
+    HealthProbe,
+    Jobs,
+    LockStore,
+    NoServiceEvents,
+    Notifier,
+    ServiceEvents,
+)
 
 if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalKind, ApprovalStore
@@ -27,6 +38,13 @@ class Services:
     jobs: Jobs
     approvals: ApprovalStore
     approval_kinds: dict[str, ApprovalKind] = field(default_factory=dict)
+
+    # Deploys, rollbacks and flag kills publish here; incidents listen (issue 6).
+    events: ServiceEvents = field(default_factory=NoServiceEvents)
+
+    # The health engine (issue 4); deploy verification uses it too.
+    health: HealthProbe | None = None
+
     extras: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(init=False)
 

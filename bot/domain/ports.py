@@ -177,3 +177,57 @@ class Jobs(Protocol):
     def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str | None = None) -> None: ...
 
     def cancel(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One health check's verdict: ``healthy``, ``degraded`` (slow) or ``failed``, with the reason."""
+
+    name: str
+    url: str
+    status: Literal["healthy", "degraded", "failed"]
+    latency_ms: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Every check of one service in one environment, and the version it reports (if configured)."""
+
+    service: str
+    environment: str
+    status: Literal["healthy", "degraded", "failed"]
+    checks: list[CheckOutcome] = field(default_factory=list)
+    version: str | None = None
+    version_error: str | None = None
+
+
+class HealthProbe(Protocol):
+    """Runs a service's configured health checks (and its version endpoint) concurrently."""
+
+    def check(self, service: str, environment: str) -> HealthReport: ...
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    """Something that happened to a service: deploys, rollbacks and flag kills publish these;
+    open incidents of that service put them in their channel and timeline."""
+
+    service: str
+    environment: str | None
+    kind: str  # e.g. deploy.started, deploy.succeeded, deploy.failed, rollback.done, flag.killed
+    summary: str  # plain text; escaped when rendered
+    actor: str
+    at: datetime
+    link: str | None = None
+
+
+class ServiceEvents(Protocol):
+    def publish(self, event: ServiceEvent) -> None: ...
+
+
+class NoServiceEvents:
+    """Nobody listens (no incidents feature wired): events are dropped."""
+
+    def publish(self, event: ServiceEvent) -> None:
+        return None
