@@ -96,3 +96,10 @@ def test_readiness_names_the_store_that_is_down(opsbot: Bot, tmp_path: Path) -> 
     assert ready.status_code == 503
     body = ready.json()
     assert body["failing"] == ["redis"] and body["database"] == "ok" and body["redis"].startswith("unreachable")
+
+
+def test_events_url_verification_is_answered(opsbot: Bot, served: str) -> None:
+    body = '{"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}'
+    headers = payloads.sign(opsbot.secret, body, content_type="application/json")
+    response = httpx.post(served + "/slack/events", content=body, headers=headers)
+    assert response.status_code == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in response.text

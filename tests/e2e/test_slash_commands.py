@@ -112,3 +112,25 @@ def test_a_forged_page_id_is_refused_cleanly(opsbot: Bot) -> None:
     page.blocks[-1]["elements"][0]["value"] = "forged"
     replies = opsbot.click(page, "Older entries", "U0VIEWER")
     assert "That page has expired" in replies[-1]["text"]
+
+
+def test_slack_rate_limit_is_waited_out_not_lost(opsbot: Bot) -> None:
+    opsbot.command("lock api staging --reason x", user="U0DEV")
+    opsbot.emulator.fail("chat.postMessage", "ratelimited", status=429, retry_after=1)
+    started = time.monotonic()
+    opsbot.command("unlock api staging --reason y", user="U0ADMIN")
+    dm = opsbot.emulator.wait_for(lambda: [m for m in opsbot.emulator.visible() if m.channel == "D0DEV"])
+    assert len(dm) == 1 and time.monotonic() - started >= 1.0
+    assert [c.status for c in opsbot.emulator.calls_to("chat.postMessage")] == [429, 200]
+
+
+def test_user_groups_are_resolved_through_slack(opsbot: Bot) -> None:
+    help_text = opsbot.command("help", user="U0APPROVER1").seen()  # approver through the S0SRE group
+    assert "Your roles: approver, deployer, viewer" in help_text
+    assert len(opsbot.emulator.calls_to("usergroups.users.list")) == 1
+
+
+def test_a_user_group_slack_will_not_show_is_a_clear_refusal(opsbot: Bot) -> None:
+    opsbot.emulator.fail("usergroups.users.list", "missing_scope")
+    reply = opsbot.command("locks", user="U0NOBODY")
+    assert "Slack refused to read a user group: `missing_scope`" in reply.seen()
