@@ -88,3 +88,13 @@ def test_console_runs_on_a_fresh_machine_with_no_environment(tmp_path: Path) -> 
     assert "(now acting as @alice U0ADMIN)" in out
     assert "AUDIT LOG" in out and "command.lock" in out
     assert (tmp_path / "opsbot.db").exists()
+
+
+def test_console_reads_a_script_from_stdin(tmp_path: Path) -> None:
+    script = "/ops lock api staging --reason 'stdin demo'\n/ops locks\nwhoami\n"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "REDIS_URL", "DATABASE_URL"))}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "console"], input=script, env=base, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert "» /ops locks" in result.stdout and "held by hand: stdin demo" in result.stdout
+    assert "@dave U0DEPLOYER in #ops-console" in result.stdout
