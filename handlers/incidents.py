@@ -57,7 +57,7 @@ def form_values(view: dict[str, Any]) -> dict[str, str]:
     """A submitted modal's inputs by block id: text inputs' values, selects' chosen values."""
     values: dict[str, str] = {}
     for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
-        element = actions.get("value") or next(iter(actions.values()), {})
+        element: dict[str, Any] = actions.get("value") or next(iter(actions.values()), {})
         if element.get("type") == "static_select":
             values[block_id] = str((element.get("selected_option") or {}).get("value") or "")
         else:

@@ -6,9 +6,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-import redis
-
 import pytest
+import redis
 
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.domain.incidents.naming import VALID

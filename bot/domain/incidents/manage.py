@@ -56,8 +56,7 @@ def run_role(command: AssignRole, call: Call) -> Reply:
     incident = here(call)
     require_open(incident)
     require_commander(call, incident, "incident role")
-    field = {IncidentRole.COMMANDER: "commander", IncidentRole.COMMS: "comms", IncidentRole.SCRIBE: "scribe"}[command.role]
-    before, after = store(call).change(incident.id, lambda i: replace(i, **{field: command.user}).with_participants(command.user))
+    before, after = store(call).change(incident.id, lambda i: i.with_role(command.role, command.user).with_participants(command.user))
     details = []
     try:
         refused = slack(call).invite(after.channel_id, [command.user])

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.context import Call
-from bot.domain.errors import Conflict, NotFound
-from bot.domain.incidents.common import cadence, people, record, require_open, require_participant, slack, store
+from bot.domain.errors import Conflict, NotFound, OpsError
+from bot.domain.incidents.common import cadence, log, people, record, require_open, require_participant, slack, store
 from bot.domain.incidents.messages import Escalation, Note, Reminder
 from bot.domain.incidents.model import Incident, Kind
 from bot.domain.ports import Reply
@@ -134,7 +134,10 @@ def escalate(call: Call, payload: dict[str, Any]) -> None:
         return
     users, _ = people(call, step.notify)
     if users:
-        slack(call).invite(incident.channel_id, users)
+        try:
+            slack(call).invite(incident.channel_id, users)
+        except OpsError:  # the mention below still reaches them
+            log.warning("could not invite escalation level %s to %s", level + 1, incident.channel_id)
         store(call).change(incident.id, lambda current: current.with_participants(*users))
     label = step.label or f"level {level + 1}"
     call.services.notifier.post(incident.channel_id, Escalation(incident, level + 1, label, step.notify, call.services.clock.now()))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from bot.domain.commands import Args, expect
 from bot.domain.context import Call
+from bot.domain.durations import format_duration
 from bot.domain.errors import OpsError
 from bot.domain.incidents import export
 from bot.domain.incidents.common import by_ref, here, record, refresh, require_commander, require_open, slack, store
@@ -13,7 +14,6 @@ from bot.domain.incidents.messages import Postmortem, StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status
 from bot.domain.incidents.reminders import disarm, stop_escalation
 from bot.domain.messages import Notice
-from bot.domain.durations import format_duration
 from bot.domain.ports import Lease, Reply
 
 USAGE = "incident resolve [summary]"
