@@ -17,7 +17,7 @@ from bot.domain.incidents import declare, manage, reminders, timeline, updates
 from bot.domain.policy import Actor
 from bot.domain.ports import Reply
 from bot.wiring import AppServices
-from handlers.common import actor_from_action, button_value, deliver, services_of, source_of
+from handlers.common import answer_click, button_value, services_of, source_of
 
 log = logging.getLogger("opsbot.handlers.incidents")
 
@@ -37,11 +37,8 @@ class IncidentView(StrEnum):
 def _click(name: str, run: Any) -> Any:
     def handle(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
         ack()
-        services = services_of(context)
         value = button_value(body)
-        reply = services.dispatcher.perform(actor_from_action(body, source_of(context)), f"click.{name}",
-                                            lambda call: run(call, value), params={"value": value})
-        deliver(reply, services, respond)
+        answer_click(body, respond, context, f"click.{name}", lambda call: run(call, value), {"value": value})
 
     handle.__name__ = f"handle_{name}"
     return handle

@@ -85,7 +85,7 @@ class Reminder:
     incident: Incident
     due: datetime
     now: datetime
-    token: str
+    reminder_id: str  # "<incident id>.<reminder seq>": all the Snooze button carries
     snooze_minutes: int
 
 
@@ -170,12 +170,13 @@ class Choice:
 
 @dataclass(frozen=True)
 class DeclareForm:
-    """The declare modal; ``origin`` is the channel to answer in."""
+    """The declare modal; ``channel_id`` is where it was opened, to answer there."""
 
     template: ClassVar[str] = "incident/declare_form"
+    modal: ClassVar[bool] = True  # rendered as a view (renderer.render_view), not a message
     severities: list[Choice]
     services: list[Choice]
-    origin: str
+    channel_id: str
     severity: str | None = None
     title: str = ""
     service: str | None = None
@@ -187,6 +188,7 @@ class UpdateForm:
     """The update modal with the runbook's fields, pre-filled from the incident."""
 
     template: ClassVar[str] = "incident/update_form"
+    modal: ClassVar[bool] = True
     incident: Incident
     statuses: list[Choice]
     next_update: str

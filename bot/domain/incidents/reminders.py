@@ -62,16 +62,16 @@ def remind(call: Call, payload: dict[str, Any]) -> None:
         return  # updated, snoozed, resolved, or already reminded: nothing to say
     now = call.services.clock.now()
     due = datetime.fromisoformat(payload["due"]) if payload.get("due") else now
-    token = f"{incident.id}.{seq}"
-    call.services.notifier.post(incident.channel_id, Reminder(incident, due, now, token, call.config.incidents.snooze_minutes))
+    reminder_id = f"{incident.id}.{seq}"
+    call.services.notifier.post(incident.channel_id, Reminder(incident, due, now, reminder_id, call.config.incidents.snooze_minutes))
     record(call, incident, Kind.REMINDER, f"update overdue since {due:%H:%M} UTC; commander reminded", actor="opsbot")
 
 
-def snooze(call: Call, token: str) -> Reply:
+def snooze(call: Call, reminder_id: str) -> Reply:
     """The Snooze button: the current reminder moves ``snooze_minutes`` later; the button carried only ``id.seq``."""
-    incident_id, _, seq_text = token.partition(".")
+    incident_id, _, seq_text = reminder_id.partition(".")
     if not incident_id.isdigit() or not seq_text.isdigit():
-        raise NotFound("reminder", token[:20])
+        raise NotFound("reminder", reminder_id[:20])
     found = store(call).get(int(incident_id))
     if found is None:
         raise NotFound("incident", incident_id)
