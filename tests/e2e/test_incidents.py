@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from datetime import datetime, timezone
 from typing import Any
 
@@ -178,11 +180,28 @@ def test_the_declare_form_declares_with_what_was_typed(opsbot: Bot) -> None:
 
 
 def test_the_alert_button_says_clearly_that_health_is_not_there_yet(opsbot: Bot) -> None:
-    alert = Posted("C0ALERTS", "1700000000.000100", "api is failing", [{"type": "actions", "elements": [
-        {"type": "button", "action_id": "incident_declare_from_alert", "text": {"type": "plain_text", "text": "Declare incident"}, "value": "alert-1"},
-    ]}])
-    answer = opsbot.click(alert, "Declare incident", user="U0DEV")
+    answer = opsbot.click(_alert(), "Declare incident", user="U0DEV")
     assert "needs the health checks" in answer[0]["text"] and answer[0]["response_type"] == "ephemeral"
+
+
+def test_the_alert_button_opens_the_declare_form_filled_from_the_alert(opsbot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The contract with the health checks: bot.domain.health.alert_context(call, alert_id) -> dict.
+    seen: list[str] = []
+
+    def alert_context(call: Any, alert_id: str) -> dict[str, str]:
+        seen.append(alert_id)
+        return {"service": "api", "environment": "production", "summary": "api production: /health failing", "severity_hint": "p1"}
+
+    monkeypatch.setitem(sys.modules, "bot.domain.health", types.SimpleNamespace(alert_context=alert_context))
+    answer = opsbot.click(_alert(), "Declare incident", user="U0DEV")
+    assert "The declare form is open." in answer[0]["text"] and seen == ["alert-1"]
+    view = last_view(opsbot)
+    fields = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+    assert fields["severity"]["initial_option"]["value"] == "P1" and fields["service"]["initial_option"]["value"] == "api"
+    assert fields["title"]["initial_value"] == "api production: /health failing"
+    assert submit(opsbot, view, "U0DEV") == {}
+    channel = opsbot.emulator.wait_for(lambda: incident_channels(opsbot))[0]
+    assert channel.name.endswith("-api-production-health-failing")
 
 
 def test_roles_ack_and_list(opsbot: Bot) -> None:
@@ -284,5 +303,11 @@ def test_timeline_exports_as_json_and_markdown(opsbot: Bot) -> None:
     as_json = opsbot.command("incident timeline 1 format=json", user="U0VIEWER").seen()
     assert '"id": "INC-1"' in as_json and '"kind": "update"' in as_json and '"text": "identified: Bad <config>"' in as_json
     as_markdown = opsbot.command("incident timeline INC-1 format=markdown", user="U0VIEWER").seen()
-    assert "# INC-1 timeline: Checkout errors" in as_markdown and "· Update · @U0DEV · identified: Bad <config>" in as_markdown
+    assert "# INC-1 timeline: api - Checkout errors" in as_markdown and "· Update · @U0DEV · identified: Bad <config>" in as_markdown
     assert "`format=` takes json or markdown." in opsbot.command("incident timeline 1 format=pdf").seen()
+
+
+def _alert() -> Posted:
+    """A health alert as the health checks post it: its button carries only the alert id."""
+    button = {"type": "button", "action_id": "incident_declare_from_alert", "text": {"type": "plain_text", "text": "Declare incident"}, "value": "alert-1"}
+    return Posted("C0ALERTS", "1700000000.000100", "api is failing", [{"type": "actions", "elements": [button]}])

@@ -54,7 +54,7 @@ def timeline_markdown(entries: list[TimelineEntry]) -> str:
 
 
 def as_markdown(incident: Incident, entries: list[TimelineEntry]) -> str:
-    return f"# {incident.ref} timeline: {_line(incident.title)}\n\nTimes in UTC.\n\n{timeline_markdown(entries)}\n"
+    return f"# {incident.ref} timeline: {_line(incident.headline)}\n\nTimes in UTC.\n\n{timeline_markdown(entries)}\n"
 
 
 def postmortem(incident: Incident, entries: list[TimelineEntry], now: datetime) -> str:
@@ -64,7 +64,7 @@ def postmortem(incident: Incident, entries: list[TimelineEntry], now: datetime) 
     service_events = [e for e in entries if e.kind.value == "service_event"]
     changes = "\n".join(f"- {e.at.astimezone(timezone.utc):%H:%M} {_line(e.text)}" for e in service_events) or "- none recorded"
     return "\n".join([
-        f"# Post-mortem (draft): {incident.ref} {_line(incident.title)}",
+        f"# Post-mortem (draft): {incident.ref} {_line(incident.headline)}",
         "",
         f"_Draft written by opsbot at {_stamp(now)}. Fill in the TODO sections and review it within 48 hours._",
         "",
