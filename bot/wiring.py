@@ -13,12 +13,15 @@ from sqlalchemy.engine import Engine
 from bot.adapters.approval_store import SqlApprovalStore
 from bot.adapters.audit_store import SqlAuditLog
 from bot.adapters.db import create_db_engine
+from bot.adapters.incident_store import SqlIncidentStore
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
 from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
+from bot.adapters.slack_channels import SlackConversations
 from bot.config import OpsConfig, load_config
 from bot.domain.context import Services
 from bot.jobs import InProcessJobs, RqJobs
 from bot.domain.dispatch import Dispatcher
+from bot.domain.incidents.timeline import IncidentEventListener
 from bot.domain.ports import Clock, SystemClock
 from bot.domain import registry
 from bot.render import Renderer
@@ -94,12 +97,18 @@ def build_services(
         "notifier": SlackNotifier(web_client, renderer),
         "state": RedisState(r, prefix),
         "approvals": SqlApprovalStore(engine),
+        "incidents": SqlIncidentStore(engine),
+        "conversations": SlackConversations(web_client, renderer),
+        "events": IncidentEventListener(),
     }
     parts.update({k: overrides.pop(k) for k in list(overrides) if k in parts})
     extras = overrides.pop("extras", {})
     overrides_kinds = overrides.pop("approval_kinds", None)
     if overrides:
         raise TypeError(f"unknown service override(s): {', '.join(sorted(overrides))}")
-    return AppServices(
+    services = AppServices(
         config=config, clock=clock, extras=extras, approval_kinds=overrides_kinds or registry.approval_kinds(), renderer=renderer, web_client=web_client, engine=engine, redis=r, **parts
     )
+    if isinstance(services.events, IncidentEventListener):
+        services.events.bind(services)  # open incidents hear about their services' deploys, rollbacks and flag kills
+    return services

@@ -22,6 +22,7 @@ from bot.domain.ports import (
 
 if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalKind, ApprovalStore
+    from bot.domain.incidents.model import Conversations, IncidentStore
 
 
 @dataclass
@@ -44,6 +45,10 @@ class Services:
 
     # The health engine (issue 4); deploy verification uses it too.
     health: HealthProbe | None = None
+
+    # Incidents (issue 6): their SQL store, and Slack's channels, pins, history and modals.
+    incidents: IncidentStore | None = None
+    conversations: Conversations | None = None
 
     extras: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(init=False)
