@@ -18,6 +18,7 @@ from bot.domain.ports import (
     NoServiceEvents,
     Notifier,
     ServiceEvents,
+    WatchStore,
 )
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class Services:
 
     # The health engine (issue 4); deploy verification uses it too.
     health: HealthProbe | None = None
+    # Health watch state and leases, shared by replicas (issue 4).
+    watches: WatchStore | None = None
 
     extras: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(init=False)
