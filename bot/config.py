@@ -126,7 +126,7 @@ class HealthCheck(Strict):
         return value
 
     @model_validator(mode="after")
-    def _thresholds(self) -> "HealthCheck":
+    def _thresholds(self) -> HealthCheck:
         if self.critical_ms < self.warn_ms:
             raise ValueError(f"critical_ms ({self.critical_ms}) must not be below warn_ms ({self.warn_ms})")
         return self

@@ -68,7 +68,7 @@ class StubServer:
     def url(self, path: str = "/health", scheme: str | None = None) -> str:
         return f"{scheme or self.scheme}://127.0.0.1:{self.port}{path}"
 
-    def start(self) -> "StubServer":
+    def start(self) -> StubServer:
         self._thread.start()
         return self
 
@@ -212,3 +212,16 @@ def self_signed_tls(directory: Path) -> ssl.SSLContext:
     context.load_cert_chain(cert_path, key_path)
     return context
 
+
+
+class Switch:
+    """A route the test flips between a healthy answer and a 503."""
+
+    def __init__(self, healthy: bool = True) -> None:
+        self.healthy = healthy
+
+    def __call__(self, handler: BaseHTTPRequestHandler, stopping: threading.Event) -> None:
+        if self.healthy:
+            _send(handler, 200, b'{"status": "healthy"}', "application/json")
+        else:
+            _send(handler, 503, b'{"status": "down"}', "application/json")

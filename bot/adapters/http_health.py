@@ -56,7 +56,7 @@ class HttpHealthProbe:
 
     def check_many(self, targets: list[tuple[str, str]]) -> list[HealthReport]:
         specs = [self._spec(service, env) for service, env in targets]
-        return asyncio.run(self._check_all(list(zip(targets, specs))))
+        return asyncio.run(self._check_all(list(zip(targets, specs, strict=True))))
 
     def _spec(self, service: str, environment: str) -> ServiceEnvironment:
         found = self._config.services.get(service)
@@ -82,11 +82,9 @@ class HttpHealthProbe:
             return list(await asyncio.gather(*(self._target(fetcher, service, env, spec) for (service, env), spec in work)))
 
     async def _target(self, fetcher: Fetcher, service: str, environment: str, spec: ServiceEnvironment) -> HealthReport:
-        observations = [self._observe(fetcher, check) for check in spec.health]
-        version_task = self._version(fetcher, spec) if spec.version_url else None
-        seen = await asyncio.gather(*observations, *([version_task] if version_task else []))
-        outcomes = [judge(check, observation) for check, observation in zip(spec.health, seen)]
-        version, version_error = seen[-1] if version_task else (None, None)
+        checks = asyncio.gather(*(self._observe(fetcher, check) for check in spec.health))
+        seen, (version, version_error) = await asyncio.gather(checks, self._version(fetcher, spec))
+        outcomes = [judge(check, observation) for check, observation in zip(spec.health, seen, strict=True)]
         return HealthReport(service, environment, overall(o.status for o in outcomes), outcomes, version, version_error)
 
     async def _observe(self, fetcher: Fetcher, check: HealthCheck) -> Observation:
@@ -99,7 +97,8 @@ class HttpHealthProbe:
         return await fetcher.fetch(check.method, check.url, headers, check.timeout_ms)
 
     async def _version(self, fetcher: Fetcher, spec: ServiceEnvironment) -> tuple[str | None, str | None]:
-        assert spec.version_url is not None
+        if spec.version_url is None:
+            return None, None
         seen = await fetcher.fetch("GET", spec.version_url, {"Accept": "application/json"}, spec.version_timeout_ms)
         if seen.error:
             return None, f"version endpoint: {seen.error}"

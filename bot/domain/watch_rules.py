@@ -54,7 +54,7 @@ class WatchState:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "WatchState":
+    def from_dict(cls, data: dict[str, Any] | None) -> WatchState:
         if not data:
             return cls()
         return cls(
@@ -74,7 +74,7 @@ class Rules:
     recover_checks: int
 
     @classmethod
-    def of(cls, watch: Watch) -> "Rules":
+    def of(cls, watch: Watch) -> Rules:
         return cls(watch.failures, timedelta(seconds=watch.window_seconds), watch.slow_checks, watch.recover_checks)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -122,16 +123,27 @@ class FakeGroups:
         return frozenset({"U0APPROVER1", "U0APPROVER2"}) if group_id == "S0SRE" else frozenset()
 
 
-def fake_services(config: OpsConfig, clock: FrozenClock | None = None, **overrides: Any) -> Services:
-    parts: dict[str, Any] = dict(
-        config=config, clock=clock or FrozenClock(), locks=None, audit=FakeAudit(), groups=FakeGroups(),
-        notifier=FakeNotifier(), state=FakeState(), jobs=FakeJobs(), approvals=None, health=FakeProbe(),
-        watches=FakeWatchStore(),
+@dataclass
+class World:
+    """Domain services on fakes, with each fake at hand for assertions."""
+
+    services: Services
+    clock: FrozenClock
+    probe: FakeProbe
+    notifier: FakeNotifier
+    audit: FakeAudit
+    jobs: FakeJobs
+    store: FakeWatchStore
+
+    def call(self, user: str = "opsbot") -> Call:
+        return Call(Actor(user, source="job" if user == "opsbot" else "slack"), self.services)
+
+
+def fake_world(config: OpsConfig, clock: FrozenClock | None = None) -> World:
+    clock = clock or FrozenClock()
+    probe, notifier, audit, jobs, store = FakeProbe(), FakeNotifier(), FakeAudit(), FakeJobs(), FakeWatchStore()
+    services = Services(
+        config=config, clock=clock, locks=None, audit=audit, groups=FakeGroups(), notifier=notifier,  # type: ignore[arg-type]
+        state=FakeState(), jobs=jobs, approvals=None, health=probe, watches=store,  # type: ignore[arg-type]
     )
-    parts.update(overrides)
-    return Services(**parts)
-
-
-def call_as(services: Services, user: str = "opsbot") -> Call:
-    return Call(Actor(user, source="job" if user == "opsbot" else "slack"), services)
-
+    return World(services, clock, probe, notifier, audit, jobs, store)

@@ -11,7 +11,7 @@ from bot.domain.commands import Args
 from bot.domain.errors import NotFound, UsageError
 from bot.domain.ports import CheckOutcome, HealthReport
 from tests.support import make_config
-from tests.unit.health_fakes import call_as, fake_services
+from tests.unit.health_fakes import fake_world
 
 CHECKS = {"health": [{"url": "https://x.example.com/health"}]}
 CONFIG = make_config(services={
@@ -23,7 +23,7 @@ NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 
 
 def scope(*words: str, flags: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]], list[str]]:
-    return health.targets(call_as(fake_services(CONFIG), "U0DEV"), health.parse(Args(words, {}, flags)))
+    return health.targets(fake_world(CONFIG).call("U0DEV"), health.parse(Args(words, {}, flags)))
 
 
 def test_no_arguments_means_the_default_service_everywhere_it_has_checks() -> None:
@@ -54,10 +54,10 @@ def test_too_many_words_is_a_usage_error() -> None:
 
 
 def test_post_makes_the_answer_visible_in_the_channel() -> None:
-    services = fake_services(CONFIG)
-    reply = health.run(health.parse(Args(("api", "production"), {}, frozenset({"post"}))), call_as(services, "U0DEV"))
+    call = fake_world(CONFIG).call("U0DEV")
+    reply = health.run(health.parse(Args(("api", "production"), {}, frozenset({"post"}))), call)
     assert reply.visibility == "in_channel"
-    assert health.run(health.parse(Args(("api",))), call_as(services, "U0DEV")).visibility == "ephemeral"
+    assert health.run(health.parse(Args(("api",))), call).visibility == "ephemeral"
 
 
 def report(i: int, status: str) -> HealthReport:

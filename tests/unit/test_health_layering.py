@@ -13,7 +13,7 @@ HEALTH_MODULES = ["health.py", "health_judge.py", "health_watch.py", "watch_rule
 
 
 def imported(path: Path) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
