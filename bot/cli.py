@@ -89,6 +89,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from rq import SimpleWorker
 
+    from bot.domain import registry
     from bot.jobs import RqJobs, use_services
     from bot.wiring import build_services
 
@@ -102,8 +103,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     services = build_services(settings, config=config)
     assert isinstance(services.jobs, RqJobs)
     use_services(services)
-    from bot.domain import registry
-
     for name in registry.startup_jobs():  # keyed: a second replica starting adds nothing
         services.jobs.submit(name, {}, key=f"startup:{name}")
     # SimpleWorker runs jobs in this process: the services built above are reused, not forked.

@@ -13,7 +13,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,9 +130,7 @@ class Fetcher:
             try:
                 async with asyncio.timeout(timeout_ms / 1000):
                     return await self._request(method, url, headers, timeout_ms, progress, elapsed)
-            except TimeoutError:
-                return Observation(latency_ms=elapsed(), error=timeout_reason(timeout_ms, progress))
-            except httpx.TimeoutException:
+            except (TimeoutError, httpx.TimeoutException):  # our deadline, or httpx's connect/read timeout
                 return Observation(latency_ms=elapsed(), error=timeout_reason(timeout_ms, progress))
             except httpx.TooManyRedirects:
                 return Observation(latency_ms=elapsed(), error=f"redirect loop: more than {self._max_redirects} redirects")
@@ -141,7 +139,8 @@ class Fetcher:
             except Exception as exc:  # every other failure is a failed check with a reason, never an error
                 return Observation(latency_ms=elapsed(), error=transport_reason(exc, url))
 
-    async def _request(self, method: str, url: str, headers: dict[str, str], timeout_ms: int, progress: Progress, elapsed: Any) -> Observation:
+    async def _request(self, method: str, url: str, headers: dict[str, str], timeout_ms: int, progress: Progress,
+                       elapsed: Callable[[], float]) -> Observation:
         async def trace(event: str, info: dict[str, Any]) -> None:
             for step, phase in PHASES:
                 if step in event and event.endswith(".started"):

@@ -106,6 +106,8 @@ def targets(call: Call, command: ShowHealth) -> tuple[str, list[tuple[str, str]]
     """(scope, the service/environment pairs to check, pairs asked for that have no checks)."""
     config = call.config
     service, env = command.service, command.environment
+    if service is None and config.default_service is None:
+        service = "all"  # nothing to default to: everything
     if service is not None and service != "all" and service not in config.services and env is None and service in config.environments:
         service, env = "all", service  # `/ops health production`: every service there
     if service == "all":

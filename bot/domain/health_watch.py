@@ -18,7 +18,7 @@ from bot.config import Watch
 from bot.domain.context import Call
 from bot.domain.errors import NotFound, OpsError, Unavailable
 from bot.domain.policy import Role
-from bot.domain.ports import AuditEntry, HealthReport, Reply, WatchStore
+from bot.domain.ports import AuditEntry, HealthReport, Lease, Reply, WatchStore
 from bot.domain.watch_rules import Change, Level, Rules, WatchState, observe, pending_announcement
 
 log = logging.getLogger("opsbot.health.watch")
@@ -66,7 +66,10 @@ def chain_key(service: str, environment: str) -> str:
 def ensure_watches(call: Call, payload: dict[str, Any]) -> None:
     """Start every configured watch that has no pending tick; run at worker start and every few minutes."""
     jobs, now = call.services.jobs, call.services.clock.now()
-    for service, environment in call.config.watched():
+    watched = call.config.watched()
+    if not watched:
+        return  # nothing to supervise (the config is read at start: a new watch needs a restart anyway)
+    for service, environment in watched:
         jobs.schedule(now, TICK_JOB, {"service": service, "environment": environment}, key=chain_key(service, environment))
     jobs.schedule(now + SUPERVISE_EVERY, ENSURE_JOB, {}, key="health:supervisor")
 
@@ -89,13 +92,14 @@ def tick(call: Call, payload: dict[str, Any]) -> None:
         state = WatchState.from_dict(store.load(key))
         if state.last_tick and now - state.last_tick < timedelta(seconds=watch.interval_seconds / 2):
             return  # a second chain (a restart raced the supervisor): the first one already checked
-        _tick(call, store, lease, key, watch, state, now)
+        _tick(call, store, lease, (service, environment), watch, state, now)
     finally:
         store.release(lease)
 
 
-def _tick(call: Call, store: WatchStore, lease: Any, key: str, watch: Watch, state: WatchState, now: datetime) -> None:
-    service, environment = key.split("/", 1)
+def _tick(call: Call, store: WatchStore, lease: Lease, target: tuple[str, str], watch: Watch, state: WatchState, now: datetime) -> None:
+    service, environment = target
+    key = watch_key(service, environment)
     assert call.services.health is not None
     report = call.services.health.check(service, environment)
     was = state.level
@@ -198,9 +202,11 @@ def _audit_change(call: Call, service: str, environment: str, change: Change, *,
 
 
 def _lease_seconds(call: Call, service: str, environment: str) -> float:
+    """Long enough for the slowest possible check: every request timing out, in waves of the concurrency cap."""
     spec = call.config.services[service].environments[environment]
-    slowest = max([c.timeout_ms for c in spec.health] + [spec.version_timeout_ms if spec.version_url else 0])
-    return slowest / 1000 + 30
+    timeouts = [c.timeout_ms for c in spec.health] + ([spec.version_timeout_ms] if spec.version_url else [])
+    waves = -(-len(timeouts) // call.config.health.concurrency)
+    return waves * max(timeouts) / 1000 + 30
 
 
 def _store(call: Call) -> WatchStore:

@@ -50,7 +50,7 @@ def config(server: StubServer) -> OpsConfig:
     faulty = {"health": [
         {"url": f"http://127.0.0.1:{closed_port()}/health", "name": "refused"},
         {"url": "http://health.nowhere.invalid/health", "name": "dns"},
-        {"url": server.url("/hang"), "name": "hang", "timeout_ms": 300},
+        {"url": server.url("/hang"), "name": "hang", "timeout_ms": 800},
         {"url": server.url("/html"), "name": "html", "expect_json": {"status": "healthy"}},
     ]}
     return make_config(
@@ -77,7 +77,7 @@ def test_every_fault_is_a_failed_line_and_the_command_still_answers(opsbot: Bot)
     seen = opsbot.command("health web staging").seen()
     assert "❌ `refused` " in seen and "connection refused" in seen
     assert "DNS failure: cannot resolve health.nowhere.invalid" in seen
-    assert "timeout after 300 ms waiting for a response" in seen
+    assert "timeout after 800 ms waiting for a response" in seen
     assert "body is not JSON (text/html: <html>Bad gateway</html>)" in seen
     assert ("U0DEV", "command.health", "ok") in opsbot.audit_actions()
 

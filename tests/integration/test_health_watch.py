@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from rq import Queue
 
 from bot.adapters.watch_store import RedisWatchStore
 from bot.config import OpsConfig
@@ -55,6 +56,17 @@ def alerts_emulator(watched: OpsConfig) -> Iterator[SlackEmulator]:
     emulator.stop()
 
 
+@pytest.fixture
+def queue_cleanup(redis_url: str, redis_prefix: str) -> Iterator[None]:
+    """Drop the watch chains this test's workers left scheduled in its own RQ queue."""
+    yield
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(f"{redis_prefix}jobs", connection=connection)
+    for job_id in queue.scheduled_job_registry.get_job_ids():
+        queue.scheduled_job_registry.remove(job_id, delete_job=True)
+    queue.delete(delete_jobs=True)
+
+
 def alerts(emulator: SlackEmulator, word: str) -> list[Posted]:
     """Alerts whose headline (the message's fallback text) has ``word``."""
     return [m for m in emulator.in_channel("C0ALERTS") if word in m.text]
@@ -73,7 +85,7 @@ def wait_ticks(redis_client: redis.Redis, prefix: str, more: int) -> None:
 
 def test_two_workers_announce_down_and_recovery_once_each(
     alerts_emulator: SlackEmulator, watched: OpsConfig, switch: Switch, pg_url: str, redis_url: str,
-    redis_client: redis.Redis, redis_prefix: str, tmp_path: Path,
+    redis_client: redis.Redis, redis_prefix: str, tmp_path: Path, queue_cleanup: None,
 ) -> None:
     app = Bot(emulator=alerts_emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=watched, redis_url=redis_url)
     with app.worker(tmp_path), app.worker(tmp_path):
@@ -92,7 +104,7 @@ def test_two_workers_announce_down_and_recovery_once_each(
 
 def test_a_restarted_worker_does_not_announce_an_outage_twice(
     alerts_emulator: SlackEmulator, watched: OpsConfig, switch: Switch, pg_url: str, redis_url: str,
-    redis_client: redis.Redis, redis_prefix: str, tmp_path: Path,
+    redis_client: redis.Redis, redis_prefix: str, tmp_path: Path, queue_cleanup: None,
 ) -> None:
     app = Bot(emulator=alerts_emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=watched, redis_url=redis_url)
     with app.worker(tmp_path):

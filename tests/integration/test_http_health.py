@@ -82,13 +82,13 @@ def test_a_redirect_loop_stops_at_the_redirect_limit() -> None:
 
 def test_a_server_that_accepts_and_never_answers_times_out() -> None:
     with serving({"/health": hang}) as server:
-        check = only(probe([{"url": server.url(), "timeout_ms": 400}]))
-    assert (check.status, check.reason) == ("failed", "timeout after 400 ms waiting for a response")
+        check = only(probe([{"url": server.url(), "timeout_ms": 800}]))
+    assert (check.status, check.reason) == ("failed", "timeout after 800 ms waiting for a response")
 
 
 def test_a_listener_that_never_reads_times_out_too() -> None:
     with silent_listener() as port:
-        assert only(probe([{"url": f"http://127.0.0.1:{port}/health", "timeout_ms": 300}])).reason == "timeout after 300 ms waiting for a response"
+        assert only(probe([{"url": f"http://127.0.0.1:{port}/health", "timeout_ms": 800}])).reason == "timeout after 800 ms waiting for a response"
 
 
 def test_a_body_trickling_one_byte_a_second_hits_the_whole_request_deadline() -> None:
@@ -108,10 +108,10 @@ def test_one_broken_check_does_not_spoil_the_others() -> None:
 
 
 def test_checks_run_concurrently_up_to_the_cap() -> None:
-    with serving({f"/s{i}": json_reply({}, delay=0.3) for i in range(12)}) as server:
+    with serving({f"/s{i}": json_reply({}, delay=0.6) for i in range(12)}) as server:
         probe([{"url": server.url(f"/s{i}")} for i in range(12)], concurrency=4)
         capped = server.most_in_flight
-    with serving({f"/s{i}": json_reply({}, delay=0.3) for i in range(12)}) as server:
+    with serving({f"/s{i}": json_reply({}, delay=0.6) for i in range(12)}) as server:
         probe([{"url": server.url(f"/s{i}")} for i in range(12)], concurrency=50)
         uncapped = server.most_in_flight
     assert capped == 4

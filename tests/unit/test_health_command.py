@@ -30,6 +30,11 @@ def test_no_arguments_means_the_default_service_everywhere_it_has_checks() -> No
     assert scope() == ("api", [("api", "staging"), ("api", "production")], [])
 
 
+def test_no_arguments_and_no_default_service_means_all() -> None:
+    call = fake_world(make_config(services=CONFIG.model_dump()["services"], default_service=None)).call("U0DEV")
+    assert health.targets(call, health.parse(Args()))[0] == "all services"
+
+
 def test_all_with_an_environment_checks_every_service_there_and_names_the_unchecked() -> None:
     assert scope("all", "staging") == ("all services in staging", [("api", "staging"), ("worker", "staging")], ["web/staging"])
 
