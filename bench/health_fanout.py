@@ -105,7 +105,7 @@ def main() -> None:
         blocks = len(services.renderer.render(reply.message)["blocks"])
         counts = reply.message.counts
         rows.append(("/ops health all (dispatcher, fan-out)", args.cap, wall,
-                     f"{counts['healthy']} healthy, {counts['failed']} failed; {blocks} blocks"))
+                     f"{counts.healthy} healthy, {counts.failed} failed; {blocks} blocks"))
         services.jobs.close()  # type: ignore[attr-defined]
 
     for cap in sorted({50, args.endpoints}):

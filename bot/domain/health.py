@@ -48,6 +48,21 @@ class CheckLine:
 
 
 @dataclass(frozen=True)
+class Counts:
+    healthy: int = 0
+    degraded: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.healthy + self.degraded + self.failed
+
+    @classmethod
+    def of(cls, statuses: list[str]) -> Counts:
+        return cls(*(statuses.count(status) for status in ("healthy", "degraded", "failed")))
+
+
+@dataclass(frozen=True)
 class ReportGroup:
     """One service in one environment: a section of the message."""
 
@@ -65,8 +80,8 @@ class HealthOverview:
     scope: str
     icon: str
     verdict: str
-    counts: dict[str, int]  # checks by status
-    services: dict[str, int]  # service/environment pairs by status
+    counts: Counts  # checks by status
+    services: Counts  # service environments by status
     groups: list[ReportGroup]
     folded_healthy: list[str]
     folded_unhealthy: list[str]
@@ -161,8 +176,8 @@ def overview(scope: str, reports: list[HealthReport], unconfigured: list[str], e
         folded_unhealthy = [f"{r.service}/{r.environment}" for r in unhealthy[MAX_GROUPS:]]
         folded_healthy = [f"{r.service}/{r.environment}" for r in healthy]
     status = overall(r.status for r in reports)
-    counts = {s: sum(1 for r in reports for c in r.checks if c.status == s) for s in ICONS}
-    per_service = {s: sum(1 for r in reports if r.status == s) for s in ICONS}
+    counts = Counts.of([c.status for r in reports for c in r.checks])
+    per_service = Counts.of([r.status for r in reports])
     return HealthOverview(
         scope=scope, icon=ICONS[status] if reports else "➖", verdict=WORDS[status] if reports else "Nothing to check",
         counts=counts, services=per_service, groups=[group(r) for r in shown],

@@ -17,9 +17,9 @@ from bot.domain import health
 from bot.domain.context import Call
 from bot.domain.health_watch import tick
 from bot.domain.policy import Actor
+from tests.fakes import FakeJobs
 from tests.health_stubs import StubServer, closed_port, hang, json_reply, serving, text_reply
 from tests.support import Bot, FrozenClock, make_config
-from tests.unit.health_fakes import FakeJobs
 
 ROOT = Path(__file__).resolve().parents[2]
 

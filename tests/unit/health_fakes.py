@@ -1,4 +1,4 @@
-"""In-memory fakes of the ports the health family uses, for domain tests without Redis, SQL or HTTP."""
+"""Fakes of the health ports (the probe, the watch store) on top of the shared fakes in tests/fakes.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from bot.config import OpsConfig
 from bot.domain.context import Call, Services
-from bot.domain.errors import Unavailable
 from bot.domain.policy import Actor
-from bot.domain.ports import AuditEntry, CheckOutcome, HealthReport, Lease, Message, MessageRef
+from bot.domain.ports import CheckOutcome, HealthReport, Lease
+from tests.fakes import FakeAudit, FakeJobs, FakeNotifier, fake_services
 from tests.support import FrozenClock
 
 
@@ -27,11 +27,14 @@ class FakeProbe:
         self.calls.append((service, environment))
         status = self.status.get((service, environment), "healthy")
         reason = {"failed": "timeout after 2000 ms", "degraded": "slow: 800 ms (warning at 500 ms)"}.get(status)
-        check = CheckOutcome("/health/db", f"https://{service}.example.com/health/db", status, 800.0 if status != "failed" else 2000.0, reason)  # type: ignore[arg-type]
+        latency = 2000.0 if status == "failed" else 800.0
+        check = CheckOutcome("/health/db", f"https://{service}.example.com/health/db", status, latency, reason)  # type: ignore[arg-type]
         return HealthReport(service, environment, status, [check], version="1.2.3")  # type: ignore[arg-type]
 
 
 class FakeWatchStore:
+    """Leases and state in memory; ``save`` honours the lease like the Redis store does."""
+
     def __init__(self) -> None:
         self.states: dict[str, dict[str, Any]] = {}
         self.holders: dict[str, str] = {}
@@ -65,64 +68,6 @@ class FakeWatchStore:
         return self.silences.get(watch)
 
 
-class FakeNotifier:
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, Message]] = []
-        self.down = False
-
-    def post(self, channel: str, message: Message) -> MessageRef:
-        if self.down:
-            raise Unavailable("Slack", "post a message: service_unavailable")
-        self.posts.append((channel, message))
-        return MessageRef(channel, str(len(self.posts)))
-
-    def update(self, ref: MessageRef, message: Message) -> None: ...
-
-    def dm(self, user: str, message: Message) -> MessageRef:
-        return self.post(user, message)
-
-
-class FakeAudit:
-    def __init__(self) -> None:
-        self.entries: list[AuditEntry] = []
-
-    def record(self, entry: AuditEntry) -> Any:
-        self.entries.append(entry)
-
-    def actions(self) -> list[str]:
-        return [e.action for e in self.entries]
-
-
-class FakeState:
-    def __init__(self) -> None:
-        self.data: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def put(self, kind: str, data: dict[str, Any], ttl_seconds: int) -> str:
-        key = secrets.token_urlsafe(8)
-        self.data[(kind, key)] = data
-        return key
-
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        return self.data.get((kind, key))
-
-
-class FakeJobs:
-    def __init__(self) -> None:
-        self.scheduled: list[tuple[datetime, str, dict[str, Any], str | None]] = []
-
-    def submit(self, name: str, payload: dict[str, Any], *, key: str | None = None) -> None: ...
-
-    def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str | None = None) -> None:
-        self.scheduled.append((at, name, payload, key))
-
-    def cancel(self, key: str) -> None: ...
-
-
-class FakeGroups:
-    def members(self, group_id: str) -> frozenset[str]:
-        return frozenset({"U0APPROVER1", "U0APPROVER2"}) if group_id == "S0SRE" else frozenset()
-
-
 @dataclass
 class World:
     """Domain services on fakes, with each fake at hand for assertions."""
@@ -138,12 +83,12 @@ class World:
     def call(self, user: str = "opsbot") -> Call:
         return Call(Actor(user, source="job" if user == "opsbot" else "slack"), self.services)
 
+    def audited(self) -> list[str]:
+        return [action for action, _ in self.audit.outcomes()]
+
 
 def fake_world(config: OpsConfig, clock: FrozenClock | None = None) -> World:
     clock = clock or FrozenClock()
-    probe, notifier, audit, jobs, store = FakeProbe(), FakeNotifier(), FakeAudit(), FakeJobs(), FakeWatchStore()
-    services = Services(
-        config=config, clock=clock, locks=None, audit=audit, groups=FakeGroups(), notifier=notifier,  # type: ignore[arg-type]
-        state=FakeState(), jobs=jobs, approvals=None, health=probe, watches=store,  # type: ignore[arg-type]
-    )
+    probe, notifier, audit, jobs, store = FakeProbe(), FakeNotifier(), FakeAudit(clock), FakeJobs(), FakeWatchStore()
+    services = fake_services(config, clock, health=probe, watches=store, notifier=notifier, audit=audit, jobs=jobs)
     return World(services, clock, probe, notifier, audit, jobs, store)

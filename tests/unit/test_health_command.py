@@ -75,7 +75,7 @@ def test_a_big_fleet_shows_every_unhealthy_service_and_folds_the_healthy_ones() 
     message = health.overview("all services", reports, [], 2100, NOW)
     assert [g.title for g in message.groups] == [f"svc-{i:03d} · production" for i in (7, 57, 107, 157)]
     assert len(message.folded_healthy) == 196 and message.folded_unhealthy == []
-    assert message.counts == {"healthy": 196, "degraded": 0, "failed": 4}
+    assert message.counts == health.Counts(healthy=196, degraded=0, failed=4)
 
 
 def test_more_unhealthy_services_than_fit_are_listed_by_name() -> None:

@@ -56,7 +56,7 @@ def test_recovery_is_announced_once_with_how_long_it_was_down(world: World) -> N
 
 def test_state_changes_are_audited_and_plain_ticks_are_not(world: World) -> None:
     ticks(world, "hhfffffhh")
-    assert world.audit.actions() == ["health.down", "health.recovered"]
+    assert world.audited() == ["health.down", "health.recovered"]
     down = world.audit.entries[0]
     assert (down.actor, down.target, down.service, down.environment, down.source) == ("opsbot", "api/production", "api", "production", "job")
 
@@ -101,9 +101,9 @@ def test_ensure_starts_every_watch_and_its_own_supervisor(world: World) -> None:
 
 
 def test_a_failed_post_is_retried_on_the_next_tick(world: World) -> None:
-    world.notifier.down = True
+    world.notifier.failing = True
     ticks(world, "fff")
-    world.notifier.down = False
+    world.notifier.failing = False
     ticks(world, "ff")
     assert len(alerts(world)) == 1 and "DOWN" in alerts(world)[0].headline
 
@@ -118,7 +118,7 @@ def test_silence_holds_back_the_next_down_but_recovery_still_comes(world: World)
     assert len(alerts(world)) == 1  # DOWN while silenced: held back
     ticks(world, "hh")
     assert alerts(world)[-1].headline == "🟢 api production recovered after 7 min"
-    assert "health.silenced" in world.audit.actions()
+    assert "health.silenced" in world.audited()
 
 
 def test_silence_expires_and_then_a_still_down_service_is_announced(world: World) -> None:
