@@ -13,10 +13,12 @@ from sqlalchemy.engine import Engine
 from bot.adapters.approval_store import SqlApprovalStore
 from bot.adapters.audit_store import SqlAuditLog
 from bot.adapters.db import create_db_engine
+from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.incident_store import SqlIncidentStore
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
 from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
 from bot.adapters.slack_channels import SlackConversations
+from bot.adapters.watch_store import RedisWatchStore
 from bot.config import OpsConfig, load_config
 from bot.domain.context import Services
 from bot.jobs import InProcessJobs, RqJobs
@@ -97,6 +99,8 @@ def build_services(
         "notifier": SlackNotifier(web_client, renderer),
         "state": RedisState(r, prefix),
         "approvals": SqlApprovalStore(engine),
+        "health": HttpHealthProbe(config),
+        "watches": RedisWatchStore(r, clock, prefix),
         "incidents": SqlIncidentStore(engine),
         "conversations": SlackConversations(web_client, renderer),
         "events": IncidentEventListener(),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import approvals, audit, incidents, ops
+from handlers import approvals, audit, health, incidents, ops
 
-FAMILIES = [ops, audit, approvals, incidents]
+FAMILIES = [ops, audit, approvals, health, incidents]
 
 
 def register_all(app: App) -> None:

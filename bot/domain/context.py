@@ -18,6 +18,7 @@ from bot.domain.ports import (
     NoServiceEvents,
     Notifier,
     ServiceEvents,
+    WatchStore,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class Services:
 
     # The health engine (issue 4); deploy verification uses it too.
     health: HealthProbe | None = None
+    # Health watch state and leases, shared by replicas (issue 4).
+    watches: WatchStore | None = None
 
     # Incidents (issue 6): their SQL store, and Slack's channels, pins, history and modals.
     incidents: IncidentStore | None = None
