@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 from bot.adapters.approval_store import SqlApprovalStore
 from bot.adapters.audit_store import SqlAuditLog
 from bot.adapters.db import create_db_engine
+from bot.adapters.flag_history import SqlFlagHistory
+from bot.adapters.flag_providers import build_flag_provider
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
 from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
 from bot.config import OpsConfig, load_config
@@ -94,6 +96,8 @@ def build_services(
         "notifier": SlackNotifier(web_client, renderer),
         "state": RedisState(r, prefix),
         "approvals": SqlApprovalStore(engine),
+        "flags": build_flag_provider(config.flags),
+        "flag_history": SqlFlagHistory(engine),
     }
     parts.update({k: overrides.pop(k) for k in list(overrides) if k in parts})
     extras = overrides.pop("extras", {})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import approvals, audit, ops
+from handlers import approvals, audit, flags, ops
 
-FAMILIES = [ops, audit, approvals]
+FAMILIES = [ops, audit, approvals, flags]
 
 
 def register_all(app: App) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.config import OpsConfig
+from bot.domain.flag_ports import FlagHistory, FlagProvider
 from bot.domain.policy import Actor, Policy
 from bot.domain.ports import (
     AuditLog,
@@ -44,6 +45,10 @@ class Services:
 
     # The health engine (issue 4); deploy verification uses it too.
     health: HealthProbe | None = None
+
+    # Feature flags (issue 5): where flags live, and opsbot's own record of its changes.
+    flags: FlagProvider | None = None
+    flag_history: FlagHistory | None = None
 
     extras: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(init=False)

@@ -1,0 +1,33 @@
+"""Flag buttons: Undo on a kill alert. The button carries only the kill's opaque id."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.domain import flags
+from handlers.common import actor_from_action, button_value, deliver, services_of, source_of
+
+
+class FlagAction(StrEnum):
+    UNDO_KILL = "flag_undo_kill"
+
+
+def handle_undo_kill(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
+    """Undo a kill: an unkill under the same rules (deployer; approval where the environment needs it)."""
+    ack()
+    services = services_of(context)
+    change_id = button_value(body)
+    reply = services.dispatcher.perform(
+        actor_from_action(body, source_of(context)),
+        "click.flag_undo_kill",
+        lambda call: flags.undo_kill(call, change_id),
+        params={"change": change_id},
+    )
+    deliver(reply, services, respond)
+
+
+def register(app: App) -> None:
+    app.action(FlagAction.UNDO_KILL)(handle_undo_kill)
