@@ -55,14 +55,18 @@ start() {
     install
     cp "$SOURCE/server.mjs" "$HOME_DIR/server.mjs"
     say "starting at $URL (log: $LOG_FILE)"
-    (cd "$HOME_DIR" && UNLEASH_PORT="$PORT" NODE_NO_WARNINGS=1 nohup setsid node server.mjs >"$LOG_FILE" 2>&1 & echo $! >"$PID_FILE")
+    rm -f "$PID_FILE"
+    cd "$HOME_DIR"
+    UNLEASH_PORT="$PORT" UNLEASH_PID_FILE="$PID_FILE" NODE_NO_WARNINGS=1 nohup node server.mjs >"$LOG_FILE" 2>&1 &
+    local pid=$!
+    cd - >/dev/null
     local deadline=$((SECONDS + ${UNLEASH_START_TIMEOUT:-120}))
     while [ $SECONDS -lt $deadline ]; do
         if healthy; then
             say "up at $URL"
             return 0
         fi
-        if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+        if ! kill -0 "$pid" 2>/dev/null; then
             say "the server exited; last lines of $LOG_FILE:"
             tail -n 30 "$LOG_FILE" >&2 || true
             exit 1

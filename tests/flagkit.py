@@ -24,6 +24,7 @@ from tests.conftest import _admin, _with_database
 REPO = Path(__file__).resolve().parents[1]
 UNLEASH_SCRIPT = REPO / "scripts" / "unleash-server.sh"
 UNLEASH_PORT = os.environ.get("UNLEASH_PORT", "4247")
+CREATED_IN_UNLEASH: set[str] = set()  # archived at the end of the session, so the test server stays small
 FLAG_TABLE_DDL = """
 CREATE TABLE feature_flags (
     name VARCHAR(200) PRIMARY KEY,
@@ -79,6 +80,7 @@ def unleash_url() -> Iterator[str]:
     url = os.environ.get("UNLEASH_URL") or f"http://127.0.0.1:{UNLEASH_PORT}"
     if _unleash_up(url):
         yield url
+        _archive_created(url)
         return
     env = {**os.environ, "UNLEASH_PORT": UNLEASH_PORT}
     try:
@@ -89,7 +91,15 @@ def unleash_url() -> Iterator[str]:
         pytest.fail(f"Unleash is required for these tests and could not be started with scripts/unleash-server.sh start "
                     f"(needs node, npm and the local PostgreSQL):\n{started.stderr[-3000:]}", pytrace=False)
     yield url
+    _archive_created(url)
     subprocess.run(["bash", str(UNLEASH_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
+
+
+def _archive_created(url: str) -> None:
+    admin = UnleashAdmin(url)
+    for name in sorted(CREATED_IN_UNLEASH):
+        admin.http.delete(f"{admin.base}/{name}")  # archive: clients stop seeing it; best effort
+    CREATED_IN_UNLEASH.clear()
 
 
 class UnleashAdmin:
@@ -104,6 +114,7 @@ class UnleashAdmin:
         """A new flag with a unique name; on in the given environments, with a flexibleRollout when ``rollout`` is set."""
         name = f"{prefix}-{secrets.token_hex(4)}.checkout"
         self.http.post(self.base, json={"name": name, "type": "release"}).raise_for_status()
+        CREATED_IN_UNLEASH.add(name)
         for env, on in (("production", production), ("development", development)):
             if rollout is not None:
                 self.http.post(f"{self.base}/{name}/environments/{env}/strategies", json={

@@ -14,8 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from bot.adapters.db import guard_db, metadata
+from bot.domain.errors import OpsError
 from bot.domain.flag_ports import Apply, FlagChange, FlagState
 
 flag_changes = sa.Table(
@@ -96,8 +98,13 @@ class SqlFlagHistory:
             change = apply(last)
             if change is None:
                 return None
-            conn.execute(flag_changes.insert().values(**_values(change)))
-            conn.execute(flag_heads.update().where(*(flag_heads.c[k] == v for k, v in key.items())).values(change_id=change.id))
+            try:
+                conn.execute(flag_changes.insert().values(**_values(change)))
+                conn.execute(flag_heads.update().where(*(flag_heads.c[k] == v for k, v in key.items())).values(change_id=change.id))
+            except DBAPIError as exc:
+                # The provider already has the change: say so rather than "nothing was changed".
+                raise OpsError(f"The change to `{flag}` in `{environment}` was made, but opsbot's database could not record it "
+                               f"({str(exc.orig).strip().splitlines()[0][:120] if exc.orig else type(exc).__name__}).") from None
             return change
 
     @staticmethod

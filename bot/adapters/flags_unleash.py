@@ -121,7 +121,7 @@ class UnleashFlagProvider:
     def _find(self, path: str) -> dict[str, Any] | None:
         """GET ``path``; None when Unleash answers 404."""
         response = self._request("GET", path, missing_ok=True)
-        return None if response.status_code == 404 else response.json()  # type: ignore[no-any-return]
+        return None if response.status_code == 404 else dict(response.json())
 
     def _request(self, method: str, path: str, *, json: Any = None, missing_ok: bool = False) -> httpx.Response:
         try:

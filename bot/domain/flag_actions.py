@@ -14,9 +14,23 @@ from bot.domain.approvals import ApprovalKind, ApprovalRequest, Decision
 from bot.domain.context import Call
 from bot.domain.errors import Conflict, OpsError
 from bot.domain.flag_changes import (
-    Decide, NeedsApproval, NoChange, apply_change, audit, change_params, ports, service_of, timeout_for,
+    Decide,
+    NeedsApproval,
+    NoChange,
+    apply_change,
+    audit,
+    change_params,
+    ports,
+    service_of,
+    timeout_for,
 )
-from bot.domain.flag_messages import ApprovalAsked, ApprovedChangeFailed, FlagChanged, FlagUnchanged, KillAnnouncement
+from bot.domain.flag_messages import (
+    ApprovalAsked,
+    ApprovedChangeFailed,
+    FlagChanged,
+    FlagUnchanged,
+    KillAnnouncement,
+)
 from bot.domain.flag_ports import FlagChange, FlagState
 from bot.domain.ports import MessageRef, Reply, ServiceEvent
 

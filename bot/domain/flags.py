@@ -10,14 +10,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bot.domain import flag_actions
 from bot.domain.commands import Args, Subcommand, expect
 from bot.domain.context import Call
 from bot.domain.errors import Conflict, NotFound, UsageError
 from bot.domain.flag_changes import (
-    NeedsApproval, NoChange, approvals_for, effective, environment, flag_environments, ports, rollout_guard,
-    service_of, unknown_flag,
+    NeedsApproval,
+    NoChange,
+    approvals_for,
+    effective,
+    environment,
+    flag_environments,
+    ports,
+    rollout_guard,
+    service_of,
+    unknown_flag,
 )
 from bot.domain.flag_messages import EnvironmentState, FlagDetail, FlagList, FlagRow
 from bot.domain.flag_ports import FlagChange, FlagState
@@ -81,7 +90,8 @@ def flag_name(token: str, usage: str) -> str:
     """A flag name opsbot will pass on: letters, digits, '.', '_', '-', '~' (what Unleash allows, and no SQL or shell syntax)."""
     if not FLAG_NAME.match(token):
         shown = token if len(token) <= 40 else token[:40] + "…"
-        raise UsageError(f"`{shown}` is not a flag name: use letters, digits, `.`, `_`, `-` or `~` (up to 100 characters).", f"/ops {usage}")
+        raise UsageError(f"`{shown}` is not a flag name: use letters, digits, `.`, `_`, `-` or `~` (up to 100 characters).",
+                         f"/ops {usage}")
     return token
 
 
@@ -168,7 +178,8 @@ def run_show(command: ShowFlag, call: Call) -> Reply:
         rows.append(EnvironmentState(env, _shown(provider.state(name, env), last, provider.kill_switch), last, _rules(call, env)))
     if all(row.state is None for row in rows):
         raise unknown_flag(provider, name, envs[0]) if envs else NotFound("flag", name)
-    return Reply(FlagDetail(name, service_of(call.config, name), provider.kind, rows, history.recent(provider.kind, name), call.services.clock.now()))
+    recent = history.recent(provider.kind, name)
+    return Reply(FlagDetail(name, service_of(call.config, name), provider.kind, rows, recent, call.services.clock.now()))
 
 
 def _rules(call: Call, env: str) -> str:
@@ -225,7 +236,8 @@ def run_rollout(command: RolloutFlag, call: Call) -> Reply:
 
     def decide(before: FlagState, last: FlagChange | None) -> FlagState:
         if before.rollout is None:
-            raise Conflict(f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; change it in the provider itself.")
+            raise Conflict(f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; "
+                           "change it in the provider itself.")
         if before.rollout == command.percent:
             raise NoChange(before, last, f"its rollout already is {command.percent}%")
         after = before.with_(rollout=command.percent)
@@ -252,18 +264,18 @@ def undo_kill(call: Call, change_id: str) -> Reply:
     return run_unkill(UnkillFlag(kill.flag, kill.environment, reason), call)
 
 
+def _change(word: str, summary: str, usage: str, parse: Callable[[Args], Any], run: Callable[[Any, Call], Reply]) -> Subcommand[Any]:
+    """A subcommand that changes a flag: any deployer may ask; the dispatcher audits the intent first."""
+    return Subcommand(("flag", word), summary, usage, Role.DEPLOYER, parse, run, options=frozenset({"reason"}), mutates=True)
+
+
 APPROVAL_KINDS = flag_actions.APPROVAL_KINDS
-COMMANDS: list[Subcommand] = [
+COMMANDS: list[Subcommand[Any]] = [
     Subcommand(("flag", "list"), "Flags and their state per environment, with the last change", LIST_USAGE, Role.VIEWER, parse_list, run_list),
     Subcommand(("flag", "show"), "One flag: state per environment, guardrails, recent changes", SHOW_USAGE, Role.VIEWER, parse_show, run_show),
-    Subcommand(("flag", "on"), "Turn a flag on (guarded when it raises exposure a lot)", ON_USAGE, Role.DEPLOYER, parse_switch(True), run_switch,
-               options=frozenset({"reason"}), mutates=True),
-    Subcommand(("flag", "off"), "Turn a flag off", OFF_USAGE, Role.DEPLOYER, parse_switch(False), run_switch,
-               options=frozenset({"reason"}), mutates=True),
-    Subcommand(("flag", "kill"), "Kill a flag now, no approval; announced in the alerts channel", KILL_USAGE, Role.DEPLOYER, parse_kill, run_kill,
-               options=frozenset({"reason"}), mutates=True),
-    Subcommand(("flag", "unkill"), "Lift a kill (needs approval where the environment requires it)", UNKILL_USAGE, Role.DEPLOYER, parse_unkill,
-               run_unkill, options=frozenset({"reason"}), mutates=True),
-    Subcommand(("flag", "rollout"), "Set the rollout percentage; big jumps and ceilings need approval", ROLLOUT_USAGE, Role.DEPLOYER, parse_rollout,
-               run_rollout, options=frozenset({"reason"}), mutates=True),
+    _change("on", "Turn a flag on (needs approval when it raises exposure a lot)", ON_USAGE, parse_switch(True), run_switch),
+    _change("off", "Turn a flag off", OFF_USAGE, parse_switch(False), run_switch),
+    _change("kill", "Kill a flag now, no approval; announced in the alerts channel", KILL_USAGE, parse_kill, run_kill),
+    _change("unkill", "Lift a kill (needs approval where the environment requires it)", UNKILL_USAGE, parse_unkill, run_unkill),
+    _change("rollout", "Set the rollout percentage; big jumps and ceilings need approval", ROLLOUT_USAGE, parse_rollout, run_rollout),
 ]

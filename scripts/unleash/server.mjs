@@ -1,6 +1,7 @@
 // A real Unleash server for opsbot's flag tests and local trials, run by scripts/unleash-server.sh.
 // It creates its own PostgreSQL database when missing, listens on loopback only, and uses the
 // authentication type "none" (every admin call is allowed): never expose it beyond this machine.
+import { writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { start } from 'unleash-server';
 
@@ -28,6 +29,10 @@ async function ensureDatabase() {
     }
 }
 
+if (env.UNLEASH_PID_FILE) {
+    // The script stops the server by this pid (a wrapper like setsid may have forked).
+    writeFileSync(env.UNLEASH_PID_FILE, String(process.pid));
+}
 await ensureDatabase();
 await start({
     db,
