@@ -1,8 +1,8 @@
 """Flag test kit: an application database with the runbook's flag table, a real Unleash server, and helpers.
 
-Import the fixtures into a test module (``from tests.flagkit import app_db_url, unleash_url  # noqa: F401``).
-The application database is separate from opsbot's: a fresh SQLite file or a fresh, empty PostgreSQL
-database per test, with the flag table created the way the team's application would create it.
+Its fixtures are registered for every test by ``pytest_plugins`` in tests/conftest.py. The application
+database is separate from opsbot's: a fresh SQLite file or a fresh, empty PostgreSQL database per
+test, with the flag table created the way the team's application would create it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import os
 import secrets
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +164,68 @@ class AppSees:
             return sum(client.is_enabled(name, {"userId": f"user-{i}"}) for i in range(users)) / users
         finally:
             client.destroy()
+
+
+class FaultProxy:
+    """Forwards to Unleash; ``fail(method, path_part, status=…, delay=…, after=…)`` breaks matching requests."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.faults: list[dict[str, object]] = []
+        self.lock = threading.Lock()
+        self.seen: list[tuple[str, str]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.seen.append((self.command, self.path))
+                fault = proxy.match(self.command, self.path)
+                if fault and fault.get("delay"):
+                    time.sleep(float(fault["delay"]))  # type: ignore[arg-type]
+                if fault and fault.get("status"):
+                    self._send(int(fault["status"]), b'{"message": "injected failure"}')  # type: ignore[arg-type]
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+                upstream = httpx.request(self.command, proxy.target + self.path, content=body, headers=headers, timeout=10)
+                if fault and fault.get("after"):
+                    time.sleep(float(fault["after"]))  # type: ignore[arg-type]
+                self._send(upstream.status_code, upstream.content)
+
+            def _send(self, status: int, body: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting, as it should
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail(self, method: str, path: str, *, skip: int = 0, **how: object) -> None:
+        """Break matching requests (after letting the first ``skip`` of them through)."""
+        self.faults.append({"method": method, "path": path, "skip": skip, **how})
+
+    def match(self, method: str, path: str) -> dict[str, object] | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault["method"] == method and str(fault["path"]) in path:
+                    if int(fault["skip"]) > 0:  # type: ignore[call-overload]
+                        fault["skip"] = int(fault["skip"]) - 1  # type: ignore[call-overload]
+                        return None
+                    return fault
+        return None
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

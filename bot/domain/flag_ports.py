@@ -38,7 +38,10 @@ class FlagState:
     @property
     def label(self) -> str:
         """``on · 30%``, ``off (rollout 30%)``, ``KILLED (underneath: on · 30%)``."""
-        base = f"on · {self.percent}" if self.enabled else f"off (rollout {self.percent})"
+        if self.enabled:
+            base = f"on · {self.percent}"
+        else:
+            base = "off (custom targeting)" if self.rollout is None else f"off (rollout {self.rollout}%)"
         return f"KILLED (underneath: {base})" if self.killed else base
 
     @property

@@ -225,7 +225,7 @@ def run_unkill(command: UnkillFlag, call: Call) -> Reply:
             raise NoChange(before, last, "it is not killed")
         after = before.with_(killed=False)
         if required:
-            raise NeedsApproval(before, after, [f"unkilling in {env} needs {required} approval(s)"], required)
+            raise NeedsApproval(before, after, [f"lifting a kill in {env} takes {required} approver(s)"], required)
         return after
 
     return flag_actions.perform(call, name=command.name, env=env, action="unkill", decide=decide, reason=command.reason)

@@ -13,8 +13,7 @@ import redis
 
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
-from tests.flagkit import AppSees, UnleashAdmin, app_db_url, create_flag_table, flag_row, unleash_url  # noqa: F401
-from tests.integration.test_flags_unleash import FaultProxy
+from tests.flagkit import AppSees, FaultProxy, UnleashAdmin, create_flag_table, flag_row
 from tests.support import Bot, eventually, make_config
 
 FLAGS = {"default_environment": "production", "rollout_max_step": 25, "rollout_ceiling": {"production": 50},

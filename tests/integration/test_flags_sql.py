@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from bot.adapters.flags_sql import SqlFlagProvider
 from bot.config import SqlFlagProvider as SqlFlagConfig
 from bot.domain.errors import OpsError, Unavailable
 from bot.domain.flag_ports import FlagState
-from tests.flagkit import app_db_url, create_flag_table, flag_row  # noqa: F401  (fixture)
+from tests.flagkit import create_flag_table, flag_row
 
 ROWS = {
     "checkout.new-flow": (True, False, 30),
@@ -134,16 +133,13 @@ def test_a_row_locked_by_the_application_times_out_and_nothing_changes(app_db_ur
     holder = threading.Thread(target=hold_lock)
     holder.start()
     holding.wait(5)
-    started = time.monotonic()
-    try:
+    try:  # without the timeout, the write would wait for the holder and then succeed
         with pytest.raises(Unavailable, match="production flag database"):
             flags.compare_and_set("checkout.new-flow", "production", FlagState(True, False, 30), FlagState(True, True, 30))
-        waited = time.monotonic() - started
     finally:
         release.set()
         holder.join()
         engine.dispose()
-    assert waited < 5  # gave up on its own timeout rather than hanging
     assert flag_row(app_db_url, "checkout.new-flow") == (True, False, 30)
 
 
