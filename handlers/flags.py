@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.domain import flags
-from handlers.common import actor_from_action, button_value, deliver, services_of, source_of
+from handlers.common import answer_click, button_value
 
 
 class FlagAction(StrEnum):
@@ -16,17 +16,10 @@ class FlagAction(StrEnum):
 
 
 def handle_undo_kill(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
-    """Undo a kill: an unkill under the same rules (deployer; approval where the environment needs it)."""
+    """Undo a kill: an unkill by the clicker under the same rules (deployer; approval where the environment needs it)."""
     ack()
-    services = services_of(context)
     change_id = button_value(body)
-    reply = services.dispatcher.perform(
-        actor_from_action(body, source_of(context)),
-        "click.flag_undo_kill",
-        lambda call: flags.undo_kill(call, change_id),
-        params={"change": change_id},
-    )
-    deliver(reply, services, respond)
+    answer_click(body, respond, context, "click.flag_undo_kill", lambda call: flags.undo_kill(call, change_id), {"change": change_id})
 
 
 def register(app: App) -> None:

@@ -10,10 +10,18 @@ from bot.domain.flag_ports import FlagChange, FlagState
 
 
 @dataclass(frozen=True)
+class StateIn:
+    """A flag's state in one environment (None: the flag does not exist there)."""
+
+    environment: str
+    state: FlagState | None
+
+
+@dataclass(frozen=True)
 class FlagRow:
     name: str
     service: str | None
-    states: list[tuple[str, FlagState | None]]
+    states: list[StateIn]
     last: FlagChange | None
 
 

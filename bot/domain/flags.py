@@ -28,7 +28,7 @@ from bot.domain.flag_changes import (
     service_of,
     unknown_flag,
 )
-from bot.domain.flag_messages import EnvironmentState, FlagDetail, FlagList, FlagRow
+from bot.domain.flag_messages import EnvironmentState, FlagDetail, FlagList, FlagRow, StateIn
 from bot.domain.flag_ports import FlagChange, FlagState
 from bot.domain.policy import Role
 from bot.domain.ports import Reply
@@ -157,7 +157,7 @@ def run_list(command: ListFlags, call: Call) -> Reply:
     latest = history.latest(provider.kind, names)
     rows = []
     for name in names:
-        states = [(env, _shown(found[name].get(env), latest.get((name, env)), provider.kill_switch)) for env in envs]
+        states = [StateIn(env, _shown(found[name].get(env), latest.get((name, env)), provider.kill_switch)) for env in envs]
         changes = [c for (flag, _), c in latest.items() if flag == name]
         rows.append(FlagRow(name, service_of(call.config, name), states, max(changes, key=lambda c: c.at, default=None)))
     return Reply(FlagList(rows, command.contains, len(found) > LIST_LIMIT, provider.kind, call.services.clock.now()))

@@ -1,4 +1,4 @@
-"""In-memory fakes of the ports the flag domain uses, and a ``Services`` built from them."""
+"""In-memory fakes of the flag ports (and of approvals and service events), on top of tests/fakes.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from bot.config import OpsConfig
 from bot.domain import registry
@@ -14,7 +13,8 @@ from bot.domain.approvals import ApprovalRequest, ApprovalState, Rule, Transitio
 from bot.domain.context import Services
 from bot.domain.errors import Unavailable
 from bot.domain.flag_ports import Apply, FlagChange, FlagState
-from bot.domain.ports import AuditEntry, AuditRecord, Message, MessageRef, ServiceEvent
+from bot.domain.ports import MessageRef, ServiceEvent
+from tests.fakes import fake_services
 from tests.support import FrozenClock
 
 
@@ -89,58 +89,12 @@ class FakeFlagHistory:
         self.changes = [replace(c, message_channel=channel, message_ts=ts) if c.id == change_id else c for c in self.changes]
 
 
-class FakeNotifier:
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, Message]] = []
-        self.updates: list[tuple[MessageRef, Message]] = []
-
-    def post(self, channel: str, message: Message) -> MessageRef:
-        self.posts.append((channel, message))
-        return MessageRef(channel, f"{len(self.posts)}.0")
-
-    def update(self, ref: MessageRef, message: Message) -> None:
-        self.updates.append((ref, message))
-
-    def dm(self, user: str, message: Message) -> MessageRef:
-        return self.post(user, message)
-
-    def in_channel(self, channel: str) -> list[Message]:
-        return [m for c, m in self.posts if c == channel]
-
-
-class FakeAudit:
-    def __init__(self) -> None:
-        self.entries: list[AuditEntry] = []
-
-    def record(self, entry: AuditEntry) -> AuditRecord:
-        self.entries.append(entry)
-        return AuditRecord(len(self.entries), datetime.now(), entry, "", "")
-
-    def query(self, query: Any) -> list[AuditRecord]:
-        return []
-
-    def actions(self) -> list[tuple[str, str]]:
-        return [(e.action, e.outcome) for e in self.entries]
-
-
 class FakeEvents:
     def __init__(self) -> None:
         self.events: list[ServiceEvent] = []
 
     def publish(self, event: ServiceEvent) -> None:
         self.events.append(event)
-
-
-class FakeJobs:
-    def __init__(self) -> None:
-        self.scheduled: list[tuple[datetime, str, dict[str, Any]]] = []
-
-    def submit(self, name: str, payload: dict[str, Any], *, key: str | None = None) -> None: ...
-
-    def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str | None = None) -> None:
-        self.scheduled.append((at, name, payload))
-
-    def cancel(self, key: str) -> None: ...
 
 
 class FakeApprovalStore:
@@ -171,19 +125,7 @@ class FakeApprovalStore:
         return [r for r in self.requests.values() if r.state is ApprovalState.PENDING]
 
 
-class NoGroups:
-    def __init__(self, groups: dict[str, frozenset[str]]) -> None:
-        self.groups = groups
-
-    def members(self, group_id: str) -> frozenset[str]:
-        return self.groups.get(group_id, frozenset())
-
-
-def fake_services(config: OpsConfig, provider: FakeFlagProvider, clock: FrozenClock | None = None) -> Services:
-    """Services on fakes only; the flag family's approval kinds are registered."""
-    return Services(
-        config=config, clock=clock or FrozenClock(), locks=None, audit=FakeAudit(),  # type: ignore[arg-type]
-        groups=NoGroups({"S0SRE": frozenset({"U0APPROVER1", "U0APPROVER2"})}), notifier=FakeNotifier(),
-        state=None, jobs=FakeJobs(), approvals=FakeApprovalStore(),  # type: ignore[arg-type]
-        approval_kinds=registry.approval_kinds(), events=FakeEvents(), flags=provider, flag_history=FakeFlagHistory(),
-    )
+def flag_services(config: OpsConfig, provider: FakeFlagProvider, clock: FrozenClock | None = None) -> Services:
+    """Services on fakes only (tests/fakes.py), with the flag ports, events, approvals and the flag approval kinds."""
+    return fake_services(config, clock, approvals=FakeApprovalStore(), approval_kinds=registry.approval_kinds(),
+                         events=FakeEvents(), flags=provider, flag_history=FakeFlagHistory())

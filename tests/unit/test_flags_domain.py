@@ -12,13 +12,19 @@ from bot.domain import approvals, registry
 from bot.domain.approvals import ApprovalState, Decision
 from bot.domain.context import Call, Services
 from bot.domain.dispatch import Dispatcher
-from bot.domain.flag_messages import ApprovalAsked, ApprovedChangeFailed, FlagChanged, FlagUnchanged, KillAnnouncement
+from bot.domain.flag_messages import (
+    ApprovalAsked,
+    ApprovedChangeFailed,
+    FlagChanged,
+    FlagUnchanged,
+    KillAnnouncement,
+)
 from bot.domain.flag_ports import FlagState
 from bot.domain.messages import ErrorNotice
 from bot.domain.policy import Actor
 from bot.domain.ports import Reply
 from tests.support import make_config
-from tests.unit.flag_fakes import FakeFlagProvider, fake_services
+from tests.unit.flag_fakes import FakeFlagProvider, flag_services
 
 FLAGS_CONFIG = {
     "default_environment": "production",
@@ -43,7 +49,7 @@ def provider() -> FakeFlagProvider:
 
 @pytest.fixture
 def services(provider: FakeFlagProvider) -> Services:
-    return fake_services(make_config(flags=FLAGS_CONFIG), provider)
+    return flag_services(make_config(flags=FLAGS_CONFIG), provider)
 
 
 def run(services: Services, text: str, user: str = "U0DEV") -> Reply:
@@ -93,12 +99,12 @@ def test_kill_acts_at_once_announces_with_undo_and_publishes_to_the_service(serv
     change = reply.message.change
     assert (change.before, change.after) == (on(30), FlagState(True, True, 30))
     assert services.flags.flags[("checkout.new-flow", "production")].killed  # type: ignore[union-attr]
-    (alert,) = services.notifier.in_channel("C0ALERTS")  # type: ignore[attr-defined]
+    (alert,) = [m for channel, m in services.notifier.posts if channel == "C0ALERTS"]  # type: ignore[attr-defined]
     assert isinstance(alert, KillAnnouncement) and alert.change.reason == "500s on /checkout" and alert.undone is None
     (event,) = services.events.events  # type: ignore[attr-defined]
     assert (event.kind, event.service, event.environment, event.actor) == ("flag.killed", "api", "production", "U0DEV")
     assert services.flag_history.changes[0].message_channel == "C0ALERTS"  # type: ignore[union-attr]
-    assert services.audit.actions() == [  # type: ignore[attr-defined]
+    assert services.audit.outcomes() == [  # type: ignore[attr-defined]
         ("command.flag_kill", "started"), ("flag.kill", "ok"), ("command.flag_kill", "ok")]
 
 
@@ -124,7 +130,7 @@ def test_viewer_may_list_but_not_kill(services: Services) -> None:
     assert run(services, "flag list", user="U0VIEWER").outcome == "ok"
     reply = run(services, "flag kill search --reason x", user="U0VIEWER")
     assert reply.outcome == "denied" and "*deployer*" in error_of(reply)
-    assert ("command.flag_kill", "denied") in services.audit.actions()  # type: ignore[attr-defined]
+    assert ("command.flag_kill", "denied") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
 def test_unkill_in_an_environment_without_approvals_happens_at_once(services: Services) -> None:
@@ -155,7 +161,7 @@ def test_rejected_unkill_changes_nothing_and_is_audited(services: Services) -> N
     (request,) = services.approvals.pending()
     approvals.vote(Call(Actor("U0APPROVER1"), services), request.id, Decision.REJECT)
     assert services.flags.flags[("search", "production")].killed  # type: ignore[union-attr]
-    assert ("flag.unkill", "rejected") in services.audit.actions()  # type: ignore[attr-defined]
+    assert ("flag.unkill", "rejected") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("text", "why"), [
@@ -195,7 +201,7 @@ def test_approved_rollout_is_not_applied_when_the_flag_changed_meanwhile(service
         approve(services, request.id, "U0APPROVER1", "U0APPROVER2")
     assert services.flags.flags[("search", "production")].rollout == 20  # type: ignore[union-attr]
     assert isinstance(services.notifier.posts[-1][1], ApprovedChangeFailed)  # type: ignore[attr-defined]
-    assert ("flag.rollout", "conflict") in services.audit.actions()  # type: ignore[attr-defined]
+    assert ("flag.rollout", "conflict") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
 def test_a_change_made_outside_opsbot_between_read_and_write_is_seen_not_overwritten(services: Services, provider: FakeFlagProvider) -> None:
@@ -220,8 +226,8 @@ def test_provider_down_means_a_clear_error_nothing_recorded_and_an_audit_row(ser
     assert reply.outcome == "unavailable"
     assert error_of(reply) == "The fake provider is unreachable right now; nothing was changed. (connection refused)"
     assert services.flag_history.changes == [] and services.notifier.posts == []  # type: ignore[union-attr,attr-defined]
-    assert ("flag.kill", "unavailable") in services.audit.actions()  # type: ignore[attr-defined]
-    assert ("command.flag_kill", "unavailable") in services.audit.actions()  # type: ignore[attr-defined]
+    assert ("flag.kill", "unavailable") in services.audit.outcomes()  # type: ignore[attr-defined]
+    assert ("command.flag_kill", "unavailable") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
 def test_concurrent_changes_are_serialized_and_the_later_sees_the_earlier(services: Services) -> None:
@@ -241,7 +247,7 @@ def test_concurrent_changes_are_serialized_and_the_later_sees_the_earlier(servic
 
 def test_provider_without_kill_switch_keeps_the_kill_in_history_and_restores_on_unkill() -> None:
     provider = FakeFlagProvider({("search", "production"): on(40), ("search", "staging"): on(100)}, kill_switch=False)
-    services = fake_services(make_config(flags=FLAGS_CONFIG), provider)
+    services = flag_services(make_config(flags=FLAGS_CONFIG), provider)
     run(services, "flag kill search staging --reason boom")
     assert provider.flags[("search", "staging")] == FlagState(False, False, 100)  # off is what applications see
     shown = run(services, "flag show search").message
@@ -257,7 +263,7 @@ def test_provider_without_kill_switch_keeps_the_kill_in_history_and_restores_on_
 
 def test_a_flag_switched_on_in_the_provider_after_a_kill_is_no_longer_shown_killed() -> None:
     provider = FakeFlagProvider({("search", "staging"): on(100)}, kill_switch=False)
-    services = fake_services(make_config(flags=FLAGS_CONFIG), provider)
+    services = flag_services(make_config(flags=FLAGS_CONFIG), provider)
     run(services, "flag kill search staging --reason boom")
     provider.flags[("search", "staging")] = on(100)  # someone used the provider's own UI
     reply = run(services, "flag kill search staging --reason again")
@@ -282,14 +288,15 @@ def test_list_and_show_give_state_per_environment_and_last_change(services: Serv
     listing = run(services, "flag list sea").message
     (row,) = listing.rows  # type: ignore[attr-defined]
     assert row.name == "search" and row.service == "web" and row.last.actor == "U0DEV"
-    assert dict(row.states)["production"].killed and not dict(row.states)["staging"].killed
+    states = {e.environment: e.state for e in row.states}
+    assert states["production"].killed and not states["staging"].killed
     detail = run(services, "flag show search").message
     assert [e.environment for e in detail.environments] == ["staging", "production"]  # type: ignore[attr-defined]
     assert "unkill needs 2 approval(s)" in detail.environments[1].rules  # type: ignore[attr-defined]
 
 
 def test_flags_not_configured_say_how_to_configure_them() -> None:
-    services = fake_services(make_config(), FakeFlagProvider({}))
+    services = flag_services(make_config(), FakeFlagProvider({}))
     services.flags = None
     assert "flags.provider" in error_of(run(services, "flag list"))
 
