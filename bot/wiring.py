@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 from bot.adapters.approval_store import SqlApprovalStore
 from bot.adapters.audit_store import SqlAuditLog
 from bot.adapters.db import create_db_engine
+from bot.adapters.flag_history import SqlFlagHistory
+from bot.adapters.flag_providers import build_flag_provider
 from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.incident_store import SqlIncidentStore
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
@@ -104,6 +106,8 @@ def build_services(
         "incidents": SqlIncidentStore(engine),
         "conversations": SlackConversations(web_client, renderer),
         "events": IncidentEventListener(),
+        "flags": build_flag_provider(config.flags),
+        "flag_history": SqlFlagHistory(engine),
     }
     parts.update({k: overrides.pop(k) for k in list(overrides) if k in parts})
     extras = overrides.pop("extras", {})

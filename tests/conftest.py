@@ -17,6 +17,8 @@ from bot.console.slack_emulator import SlackEmulator
 from bot.config import OpsConfig
 from tests.support import Bot, make_config, start_emulator
 
+pytest_plugins = ["tests.flagkit"]  # flag fixtures: the application database, the real Unleash server
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.config import OpsConfig
+from bot.domain.flag_ports import FlagHistory, FlagProvider
 from bot.domain.policy import Actor, Policy
 from bot.domain.ports import (
     AuditLog,
@@ -52,6 +53,10 @@ class Services:
     # Incidents (issue 6): their SQL store, and Slack's channels, pins, history and modals.
     incidents: IncidentStore | None = None
     conversations: Conversations | None = None
+
+    # Feature flags (issue 5): where flags live, and opsbot's own record of its changes.
+    flags: FlagProvider | None = None
+    flag_history: FlagHistory | None = None
 
     extras: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(init=False)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain import approvals, audit, health, incidents, locks
+from bot.domain import approvals, audit, flags, health, incidents, locks
 from bot.domain.commands import Subcommand
 from bot.domain.dispatch import JobSpec
 
-FAMILIES = [locks, audit, approvals, health, incidents]
+FAMILIES = [locks, audit, approvals, health, flags, incidents]
 
 
 def subcommands() -> list[Subcommand[Any]]:
