@@ -13,6 +13,9 @@ from sqlalchemy.engine import Engine
 from bot.adapters.approval_store import SqlApprovalStore
 from bot.adapters.audit_store import SqlAuditLog
 from bot.adapters.db import create_db_engine
+from bot.adapters.deploy_providers import ConfiguredProviders
+from bot.adapters.deploy_store import SqlDeployStore
+from bot.adapters.lock_waiters import RedisLockWaiters
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
 from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
 from bot.config import OpsConfig, load_config
@@ -94,6 +97,9 @@ def build_services(
         "notifier": SlackNotifier(web_client, renderer),
         "state": RedisState(r, prefix),
         "approvals": SqlApprovalStore(engine),
+        "deploys": SqlDeployStore(engine),
+        "deploy_providers": ConfiguredProviders(),
+        "lock_waiters": RedisLockWaiters(r, prefix),
     }
     parts.update({k: overrides.pop(k) for k in list(overrides) if k in parts})
     extras = overrides.pop("extras", {})

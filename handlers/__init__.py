@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import approvals, audit, ops
+from handlers import approvals, audit, deploys, ops
 
-FAMILIES = [ops, audit, approvals]
+FAMILIES = [ops, audit, approvals, deploys]
 
 
 def register_all(app: App) -> None:

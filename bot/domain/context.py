@@ -22,6 +22,7 @@ from bot.domain.ports import (
 
 if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalKind, ApprovalStore
+    from bot.domain.deploy_ports import DeployProviders, DeployStore, LockWaiters
 
 
 @dataclass
@@ -44,6 +45,11 @@ class Services:
 
     # The health engine (issue 4); deploy verification uses it too.
     health: HealthProbe | None = None
+
+    # Deploys and rollbacks (issue 3): their records and freezes, the providers, who waits for a lock.
+    deploys: DeployStore | None = None
+    deploy_providers: DeployProviders | None = None
+    lock_waiters: LockWaiters | None = None
 
     extras: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(init=False)

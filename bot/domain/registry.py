@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain import approvals, audit, locks
+from bot.domain import approvals, audit, deploys, execution, freezes, history, locks, rollbacks
 from bot.domain.commands import Subcommand
 from bot.domain.dispatch import JobSpec
 
-FAMILIES = [locks, audit, approvals]
+FAMILIES = [locks, audit, approvals, deploys, rollbacks, execution, freezes, history]
 
 
 def subcommands() -> list[Subcommand[Any]]:
