@@ -268,8 +268,8 @@ def parse_config(data: Any, source: str = "<config>") -> OpsConfig:
         errors = []
         for err in exc.errors():
             message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "value_error" and not err["loc"] and ";" in message:
-                errors.extend(message.split("; "))
+            if err["type"] == "value_error" and not err["loc"]:
+                errors.extend(message.split("; "))  # cross-reference errors carry their own paths
             else:
                 errors.append(f"{_path(tuple(err['loc']))}: {message}")
         raise ConfigError(source, errors) from None

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.domain import approvals
 from bot.domain.approvals import Decision
-from handlers.common import actor_from_action, button_value, deliver, services_of, source_of
+from handlers.common import answer_click, button_value
 
 
 class ApprovalAction(StrEnum):
@@ -20,15 +20,9 @@ class ApprovalAction(StrEnum):
 def _vote(decision: Decision) -> Any:
     def handle(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
         ack()
-        services = services_of(context)
         request_id = button_value(body)
-        reply = services.dispatcher.perform(
-            actor_from_action(body, source_of(context)),
-            f"click.{decision.value}",
-            lambda call: approvals.vote(call, request_id, decision),
-            params={"request": request_id},
-        )
-        deliver(reply, services, respond)
+        answer_click(body, respond, context, f"click.{decision.value}", lambda call: approvals.vote(call, request_id, decision),
+                     {"request": request_id})
 
     handle.__name__ = f"handle_{decision.value}"
     return handle

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.domain import audit
-from handlers.common import actor_from_action, button_value, deliver, services_of, source_of
+from handlers.common import answer_click, button_value
 
 
 class AuditAction(StrEnum):
@@ -18,15 +18,8 @@ class AuditAction(StrEnum):
 def handle_older(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
     """Next page of an audit listing; the button carries only an opaque page id."""
     ack()
-    services = services_of(context)
     page_id = button_value(body)
-    reply = services.dispatcher.perform(
-        actor_from_action(body, source_of(context)),
-        "click.audit_older",
-        lambda call: audit.next_page(call, page_id),
-        params={"page": page_id},
-    )
-    deliver(reply, services, respond)
+    answer_click(body, respond, context, "click.audit_older", lambda call: audit.next_page(call, page_id), {"page": page_id})
 
 
 def register(app: App) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from bot.domain.context import Call
 from bot.domain.policy import Actor
 from bot.domain.ports import Reply
 from bot.wiring import AppServices
@@ -48,3 +50,11 @@ def button_value(body: dict[str, Any]) -> str:
     """The opaque id a button carried: nothing else in a payload is trusted."""
     actions = body.get("actions") or [{}]
     return str(actions[0].get("value") or "")[:200]
+
+
+def answer_click(body: dict[str, Any], respond: Any, context: Any, action: str, fn: Callable[[Call], Reply],
+                 params: dict[str, Any] | None = None) -> None:
+    """Run a button's domain call as the clicker (checked, audited) and reply to them."""
+    services = services_of(context)
+    reply = services.dispatcher.perform(actor_from_action(body, source_of(context)), action, fn, params=params or {})
+    deliver(reply, services, respond)

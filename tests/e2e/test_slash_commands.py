@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from bot.console import payloads
 from tests.support import Bot
 
@@ -26,3 +30,107 @@ def test_forged_signature_is_refused_and_nothing_is_recorded(opsbot: Bot) -> Non
     forged = payloads.sign("not-the-secret", body)
     assert opsbot.dispatch(body, forged).status == 401
     assert opsbot.audit_actions() == []
+
+
+def test_missing_signature_is_refused(opsbot: Bot) -> None:
+    body = payloads.slash_command("locks", user_id="U0DEV", channel_id="C0OPS", response_url=opsbot.emulator.response_url("C0OPS", "U0DEV"))
+    assert opsbot.dispatch(body, {"content-type": "application/x-www-form-urlencoded"}).status == 401
+    assert opsbot.audit_actions() == []
+
+
+def test_signature_older_than_five_minutes_is_refused(opsbot: Bot) -> None:
+    body = payloads.slash_command("locks", user_id="U0DEV", channel_id="C0OPS", response_url=opsbot.emulator.response_url("C0OPS", "U0DEV"))
+    stale = payloads.sign(opsbot.secret, body, timestamp=int(time.time()) - 301)
+    assert opsbot.dispatch(body, stale).status == 401
+    assert opsbot.audit_actions() == []
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("frobnicate", "Unknown subcommand `frobnicate`"),
+    ("lcoks", "Did you mean `locks`"),
+    ('lock api production --reason "unbalanced', "quotes must come in pairs"),
+    ("lock " + "x" * 40_000, "the limit is 4,000"),
+    ("lock api production", 'Say why with `--reason "…"`'),
+    ("lock api qa --reason x", "Unknown environment `qa`"),
+    ("lock apii production --reason x", "Did you mean `api`"),
+    ("lock worker production --reason x", "`worker` does not run in `production`"),
+    ("audit since=yesterday", "`yesterday` is not a duration"),
+])
+def test_bad_input_gets_a_short_specific_ephemeral_answer(opsbot: Bot, text: str, expected: str) -> None:
+    reply = opsbot.command(text, user="U0DEV")
+    assert reply.ephemeral_to == "U0DEV"
+    assert expected in reply.seen()
+    assert "Traceback" not in reply.seen()
+
+
+def test_empty_text_answers_with_help(opsbot: Bot) -> None:
+    assert "opsbot help" in opsbot.command("", user="U0VIEWER").seen()
+
+
+def test_unicode_and_emoji_in_a_reason_are_kept_and_escaped(opsbot: Bot) -> None:
+    reply = opsbot.command('lock api staging --reason "déploiement 🚀 <!here>"', user="U0DEV")
+    assert reply.ephemeral_to is None  # announced in the channel
+    assert "Reason: déploiement 🚀 <!here>" in reply.seen()
+    assert "<!here>" not in reply.all_text() and "&lt;!here&gt;" in reply.all_text()
+
+
+def test_a_user_with_no_role_is_told_which_role_and_it_is_audited(opsbot: Bot) -> None:
+    reply = opsbot.command("locks", user="U0NOBODY")
+    assert "`locks` needs the *viewer* role" in reply.seen()
+    assert ("U0NOBODY", "command.locks", "denied") in opsbot.audit_actions()
+
+
+def test_lock_locks_then_unlock_by_admin_tells_the_holder(opsbot: Bot) -> None:
+    opsbot.command("lock api production for=2h --reason 'schema migration'", user="U0DEV")
+    listing = opsbot.command("locks", user="U0VIEWER").seen()
+    assert "*deploy/api/production* · held by @U0DEV" in listing and "held by hand: schema migration" in listing
+    assert "expires in 1h 59m" in listing or "expires in 2h" in listing
+    refused = opsbot.command("lock api production --reason again", user="U0DEV2")
+    assert "is held by @U0DEV" in refused.seen()
+    broken = opsbot.command("unlock api production --reason 'migration done'", user="U0ADMIN")
+    assert "force-released *deploy/api/production*" in broken.seen()
+    dm = opsbot.emulator.wait_for(lambda: [m for m in opsbot.emulator.visible() if m.channel == "D0DEV"])
+    assert "Reason: migration done" in dm[0].seen()
+    assert "No locks are held" in opsbot.command("locks", user="U0VIEWER").seen()
+
+
+def test_audit_shows_recent_entries_and_pages_through_an_opaque_id(opsbot: Bot) -> None:
+    for _ in range(17):
+        opsbot.command("locks", user="U0DEV")
+    first = opsbot.command("audit by=@U0DEV", user="U0VIEWER")
+    assert first.seen().count("command.locks") == 15
+    assert [b["value"] for b in first.buttons()][0].isascii() and "U0DEV" not in first.buttons()[0]["value"]
+    second = opsbot.click(first, "Older entries", "U0VIEWER")
+    assert second[-1]["replace_original"] is True
+    assert second[-1]["text"].count("command.locks") == 2
+
+
+def test_a_forged_page_id_is_refused_cleanly(opsbot: Bot) -> None:
+    for _ in range(16):
+        opsbot.command("locks", user="U0DEV")
+    page = opsbot.command("audit", user="U0VIEWER")
+    page.blocks[-1]["elements"][0]["value"] = "forged"
+    replies = opsbot.click(page, "Older entries", "U0VIEWER")
+    assert "That page has expired" in replies[-1]["text"]
+
+
+def test_slack_rate_limit_is_waited_out_not_lost(opsbot: Bot) -> None:
+    opsbot.command("lock api staging --reason x", user="U0DEV")
+    opsbot.emulator.fail("chat.postMessage", "ratelimited", status=429, retry_after=1)
+    started = time.monotonic()
+    opsbot.command("unlock api staging --reason y", user="U0ADMIN")
+    dm = opsbot.emulator.wait_for(lambda: [m for m in opsbot.emulator.visible() if m.channel == "D0DEV"])
+    assert len(dm) == 1 and time.monotonic() - started >= 1.0
+    assert [c.status for c in opsbot.emulator.calls_to("chat.postMessage")] == [429, 200]
+
+
+def test_user_groups_are_resolved_through_slack(opsbot: Bot) -> None:
+    help_text = opsbot.command("help", user="U0APPROVER1").seen()  # approver through the S0SRE group
+    assert "Your roles: approver, deployer, viewer" in help_text
+    assert len(opsbot.emulator.calls_to("usergroups.users.list")) == 1
+
+
+def test_a_user_group_slack_will_not_show_is_a_clear_refusal(opsbot: Bot) -> None:
+    opsbot.emulator.fail("usergroups.users.list", "missing_scope")
+    reply = opsbot.command("locks", user="U0NOBODY")
+    assert "Slack refused to read a user group: `missing_scope`" in reply.seen()

@@ -1,0 +1,105 @@
+"""`opsbot serve` as Slack meets it: gunicorn, signed POSTs on /slack/events, and the probes."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.console import payloads
+from tests.support import Bot
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(opsbot: Bot, tmp_path: Path, **env: str) -> Iterator[str]:
+    port = free_port()
+    environment = {**opsbot.environment(tmp_path / "opsbot.yml"), "PORT": str(port), "WEB_CONCURRENCY": "2", **env}
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture
+def served(opsbot: Bot, tmp_path: Path, redis_url: str) -> Iterator[str]:
+    with serving(opsbot, tmp_path, REDIS_URL=redis_url) as base:
+        yield base
+
+
+def post_command(opsbot: Bot, base: str, text: str, user: str = "U0DEV", secret: str | None = None,
+                 timestamp: int | None = None) -> tuple[httpx.Response, str]:
+    url = opsbot.emulator.response_url("C0OPS", user)
+    body = payloads.slash_command(text, user_id=user, channel_id="C0OPS", response_url=url)
+    headers = payloads.sign(secret or opsbot.secret, body, timestamp=timestamp)
+    return httpx.post(base + "/slack/events", content=body, headers=headers, timeout=10), url
+
+
+def test_liveness_and_readiness(served: str) -> None:
+    assert httpx.get(served + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(served + "/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "redis": "ok", "database": "ok"}
+
+
+def test_signed_commands_are_acked_and_answered(opsbot: Bot, served: str) -> None:
+    for text, expected in [("help", "opsbot help"), ("locks", "No locks are held"), ("audit", "Audit log")]:
+        response, url = post_command(opsbot, served, text, user="U0VIEWER")
+        assert response.status_code == 200 and response.text == ""
+        assert expected in opsbot.reply_to(url).seen()
+
+
+def test_forged_missing_and_stale_signatures_get_401(opsbot: Bot, served: str) -> None:
+    forged, _ = post_command(opsbot, served, "locks", secret="wrong")
+    stale, _ = post_command(opsbot, served, "locks", timestamp=int(time.time()) - 600)
+    body = payloads.slash_command("locks", user_id="U0DEV", channel_id="C0OPS", response_url="http://127.0.0.1:1/")
+    unsigned = httpx.post(served + "/slack/events", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert (forged.status_code, stale.status_code, unsigned.status_code) == (401, 401, 401)
+    assert opsbot.audit_actions() == []
+
+
+def test_user_input_never_gets_a_500(opsbot: Bot, served: str) -> None:
+    for text in ["", "x" * 40_000, '"unbalanced', "💥" * 50, "lock api production --reason"]:
+        response, url = post_command(opsbot, served, text)
+        assert response.status_code == 200
+        assert "Traceback" not in opsbot.reply_to(url).seen()
+
+
+def test_readiness_names_the_store_that_is_down(opsbot: Bot, tmp_path: Path) -> None:
+    with serving(opsbot, tmp_path, REDIS_URL="redis://127.0.0.1:1/0") as base:
+        ready = httpx.get(base + "/readyz")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["failing"] == ["redis"] and body["database"] == "ok" and body["redis"].startswith("unreachable")
+
+
+def test_events_url_verification_is_answered(opsbot: Bot, served: str) -> None:
+    body = '{"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}'
+    headers = payloads.sign(opsbot.secret, body, content_type="application/json")
+    response = httpx.post(served + "/slack/events", content=body, headers=headers)
+    assert response.status_code == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in response.text

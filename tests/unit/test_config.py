@@ -1,0 +1,70 @@
+"""The ops config: the shipped example loads; mistakes are reported one per line with their path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, dump_config, load_config, parse_config
+from tests.support import config_data
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "opsbot.example.yml"
+
+
+def errors_of(data: object) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, "test.yml")
+    return caught.value.errors
+
+
+def test_the_example_config_is_valid_and_round_trips() -> None:
+    config = load_config(EXAMPLE)
+    assert config.environments["production"].approvals == 2
+    assert str(config.environments["production"].freeze_windows[0]) == "SUN 02:00-04:00 UTC"
+    assert parse_config(__import__("yaml").safe_load(dump_config(config))) == config
+
+
+def test_each_error_names_its_path() -> None:
+    data = config_data(
+        channels={"deployments": "#deploys", "incidents": "C0INC", "alerts": "C0AL"},
+        roles={"admin": ["alice"], "approver": [], "deployer": []},
+        environments={"production": {"approvals": -1, "freeze_windows": ["SUNDAY"]}},
+    )
+    errors = errors_of(data)
+    assert any(e.startswith("channels.deployments: '#deploys' is not a Slack channel ID") for e in errors), errors
+    assert any(e.startswith("roles.admin: 'alice' is not a Slack user ID") for e in errors), errors
+    assert any(e.startswith("environments.production.approvals:") for e in errors), errors
+    assert any(e.startswith("environments.production.freeze_windows:") and "SUNDAY" in e for e in errors), errors
+
+
+def test_a_typo_in_a_key_is_an_error_not_ignored() -> None:
+    data = config_data(environments={"production": {"aprovals": 2}})
+    assert any(e.startswith("environments.production.aprovals: Extra inputs are not permitted") for e in errors_of(data))
+
+
+def test_a_service_in_an_unknown_environment_is_named() -> None:
+    data = config_data()
+    data["services"]["api"]["environments"] = ["staging", "prod"]
+    assert "services.api.environments.prod: unknown environment (known: staging, production)" in errors_of(data)
+
+
+def test_deploy_provider_errors_point_into_the_provider() -> None:
+    data = config_data()
+    data["services"]["api"]["deploy"] = {"type": "webhook", "url": "ftp://x"}
+    errors = errors_of(data)
+    assert any(e.startswith("services.api.deploy.url:") for e in errors), errors
+    assert any(e.startswith("services.api.deploy.secret_env: Field required") for e in errors), errors
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "opsbot.yml"
+    path.write_text("channels:\n  deployments: C0D\n  alerts: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.errors[0].startswith("line ")
+
+
+def test_missing_file_says_how_to_fix_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="copy opsbot.example.yml"):
+        load_config(tmp_path / "nope.yml")

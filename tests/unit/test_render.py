@@ -1,0 +1,145 @@
+"""Rendering: user text cannot inject mentions, links or structure; every message fits Slack's limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import pkgutil
+import types
+import typing
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+import bot.domain
+from bot.console.block_rules import block_errors
+from bot.render import Renderer, escape_mrkdwn, link, mention
+from bot.slack_limits import MARKER, cut, fit_message
+
+HOSTILE = '<!channel> <@U0EVIL> <https://evil.example|click me> & "quoted" \\ \n- type: injected\n  text: x 💥'
+NOW = datetime(2026, 11, 23, 14, 2, tzinfo=timezone.utc)
+
+
+def message_classes() -> list[type]:
+    """Every domain dataclass that names a template: all of them must render safely."""
+    found = []
+    for info in pkgutil.walk_packages(bot.domain.__path__, "bot.domain."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if isinstance(value, type) and dataclasses.is_dataclass(value) and isinstance(getattr(value, "template", None), str) \
+                    and value.__module__ == module.__name__:
+                found.append(value)
+    return found
+
+
+def sample(hint: Any, text: str, depth: int = 0) -> Any:
+    """A value of type ``hint`` in which every string is ``text``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return sample(next(a for a in args if a is not type(None)), text, depth)
+    if origin is typing.Literal:
+        return args[0]
+    if origin in (list, tuple, set, frozenset) or hint in (list, tuple):
+        item = args[0] if args else str
+        return [sample(item, text, depth + 1) for _ in range(2)]
+    if origin is dict or hint is dict:
+        return {text[:20] + "k": sample(args[1] if args else str, text, depth + 1)}
+    if hint is Any or hint is str:
+        return text
+    if hint is bool:
+        return True
+    if hint in (int, float):
+        return 3
+    if hint is datetime:
+        return NOW
+    if hint is timedelta:
+        return timedelta(minutes=12)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return next(iter(hint))
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return build(hint, text, depth + 1)
+    return text
+
+
+def build(cls: type, text: str, depth: int = 0) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        # Ids are ours (opaque tokens, never user text): buttons carry them, so they stay short.
+        f.name: "a1b2c3d4" if f.name == "id" or f.name.endswith("_id") else sample(hints[f.name], text, depth)
+        for f in dataclasses.fields(cls) if f.init
+    }
+    return cls(**kwargs)
+
+
+def texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "text" and isinstance(v, str)] + [t for v in node.values() for t in texts(v)]
+    if isinstance(node, list):
+        return [t for item in node for t in texts(item)]
+    return []
+
+
+CLASSES = message_classes()
+
+
+def test_the_scan_finds_the_messages() -> None:
+    names = {c.__name__ for c in CLASSES}
+    assert {"HelpMessage", "ErrorNotice", "LockList", "AuditPage", "ApprovalMessage"} <= names
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}")
+def test_every_message_escapes_hostile_text_and_keeps_its_structure(cls: type) -> None:
+    rendered = Renderer().render(build(cls, HOSTILE))
+    assert block_errors(rendered["blocks"], 50) == []
+    every = [rendered["text"], *texts(rendered["blocks"])]
+    for text in every:
+        assert "<!channel>" not in text and "<@U0EVIL>" not in text and "<https://evil" not in text
+    assert not any(b.get("type") == "injected" for b in rendered["blocks"])
+    assert any("&lt;!channel&gt;" in t for t in every) or cls.__name__ in {"LockList", "AuditPage"}
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}")
+def test_every_message_fits_slack_limits_with_huge_values(cls: type) -> None:
+    rendered = Renderer().render(build(cls, "x" * 12_000 + " <end>"))
+    assert block_errors(rendered["blocks"], 50) == []
+    assert len(rendered["text"]) <= 40_000
+
+
+def test_mrkdwn_escaping_covers_slacks_three_control_characters() -> None:
+    assert escape_mrkdwn("a & b < c > d") == "a &amp; b &lt; c &gt; d"
+
+
+def test_mentions_only_for_real_ids_and_links_only_for_http_urls() -> None:
+    assert mention("U0ALICE") == "<@U0ALICE>"
+    assert mention("S0SRE") == "<!subteam^S0SRE>"
+    assert mention("<!channel>") == "<!channel>"  # not an ID: left as text, escaped later by the template
+    assert link("javascript:alert(1)", "x") == "x"
+    assert link("https://ok.example/a", "A|B>") == "<https://ok.example/a|A¦B&gt;>"
+
+
+def test_long_text_is_cut_with_a_visible_marker_and_never_inside_an_entity_or_link() -> None:
+    text = "a" * 2990 + "&amp;&lt;<https://example.com|label> tail"
+    out = cut(text, 3000)
+    assert out.endswith(MARKER) and len(out) <= 3000
+    assert "&am" not in out.replace("&amp;", "") and "<https" not in out
+
+
+def test_over_fifty_blocks_become_forty_nine_and_a_note() -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"row {i}"}} for i in range(80)]
+    fitted = fit_message({"text": "t", "blocks": blocks})
+    assert len(fitted["blocks"]) == 50
+    assert "31 more not shown" in fitted["blocks"][-1]["elements"][0]["text"]
+    assert block_errors(fitted["blocks"], 50) == []
+
+
+def test_operators_can_override_a_template(tmp_path: Any) -> None:
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "held.yml.j2").write_text('text: "custom {{ lock.name }}"\nblocks: []\n')
+    from bot.domain.locks import LockHeldNotice
+    from bot.domain.ports import LockInfo
+
+    lock = LockInfo("deploy/api/production", "U0DEV", "release", NOW, NOW + timedelta(hours=1), 3)
+    assert Renderer(tmp_path).render(LockHeldNotice(lock, NOW))["text"] == "custom deploy/api/production"
