@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
@@ -101,10 +101,3 @@ class History:
     deploys: list[Deploy]
     filters: str
     now: datetime
-    icons: dict[str, str] = field(default_factory=lambda: dict(STATE_ICONS))
-
-
-STATE_ICONS = {
-    "requested": "🔐", "approved": "⏳", "rejected": "🚫", "expired": "⌛", "cancelled": "🚫", "running": "🚀",
-    "succeeded": "✅", "failed": "❌", "rolled_back": "⏪", "lock_lost": "⚠️",
-}
