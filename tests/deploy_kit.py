@@ -46,9 +46,10 @@ class _Server:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, payload = owner.answer(self.command, self.path, dict(self.headers.items()), body)
-                data = json.dumps(payload).encode()
+                data = b"" if status == 204 else json.dumps(payload).encode()  # 204 has no body
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if data:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
