@@ -132,9 +132,10 @@ def open_request(call: Call, plan: Plan) -> Reply:
 
 
 def _details(plan: Plan, deploy_id: str) -> dict[str, str]:
-    details = {"Service": plan.service, "Environment": plan.environment, "Version": plan.version,
-               "Currently": plan.previous_version or "unknown", "Lock": f"{plan.lock_name} (held by this request)",
-               "Deploy id": deploy_id}
+    details = {"Service": plan.service, "Environment": plan.environment, "Version": plan.version}
+    if plan.previous_version:
+        details["Currently"] = plan.previous_version
+    details.update({"Lock": f"{plan.lock_name} (held by this request)", "Deploy id": deploy_id})
     if plan.freezes:
         rule = "⚠️ HOTFIX during a freeze: an admin's approval is required on top" if plan.hotfix else "rollbacks may run during freezes"
         details["Freeze"] = "; ".join(f"{f.target}: {f.reason}" for f in plan.freezes) + f" ({rule})"

@@ -116,11 +116,8 @@ def run_take(command: TakeLock, call: Call) -> Reply:
     locks = call.services.locks
     name = catalog.lock_name(service, env)
     lease = locks.acquire(name, holder=call.actor.user_id, purpose=f"held by hand: {command.reason}", ttl_seconds=command.duration_seconds)
-    if lease is None:
-        held = locks.holder(name)
-        if held is None:  # released between our two calls: say so rather than guess
-            raise Conflict("The lock changed hands just now; try again.")
-        return Reply(LockHeldNotice(held, call.services.clock.now()), outcome="conflict")
+    if lease is None:  # the same answer a deploy gets: who holds it, for what, and "Notify me when free"
+        return deploy_locks.refusal(call, name, f"hold on {name}")
     info = locks.holder(name)
     if info is None:
         raise OpsError("The lock expired immediately; check the duration.")
