@@ -148,7 +148,8 @@ class HealthStandIn:
                 outcomes.append(CheckOutcome(name, check.url, "failed", reason=type(exc).__name__))
                 continue
             ok = response.status_code in check.expect_status
-            outcomes.append(CheckOutcome(name, check.url, "healthy" if ok else "failed", reason=None if ok else f"HTTP {response.status_code}"))
+            reason = None if ok else f"HTTP {response.status_code}"
+            outcomes.append(CheckOutcome(name, check.url, "healthy" if ok else "failed", reason=reason))
         version = error = None
         if spec.version_url:
             try:

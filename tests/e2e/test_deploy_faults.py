@@ -12,7 +12,13 @@ from bot.adapters.redis_store import connect
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
 from tests.deploy_kit import (  # noqa: F401 - fixtures
-    HealthStandIn, RecordedEvents, ServiceDouble, deploy_config, deployed_log, services_double, state_dir,
+    HealthStandIn,
+    RecordedEvents,
+    ServiceDouble,
+    deploy_config,
+    deployed_log,
+    services_double,
+    state_dir,
 )
 from tests.e2e.test_deploys import approval_for, posted
 from tests.support import Bot, FrozenClock, eventually

@@ -11,9 +11,15 @@ import pytest
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted
 from tests.deploy_kit import (  # noqa: F401 - fixtures
-    HealthStandIn, RecordedEvents, ServiceDouble, deploy_config, deployed_log, services_double, state_dir,
+    HealthStandIn,
+    RecordedEvents,
+    ServiceDouble,
+    deploy_config,
+    deployed_log,
+    services_double,
+    state_dir,
 )
-from tests.support import Bot, eventually
+from tests.support import Bot
 
 DEPLOYS = "C0DEPLOYS"
 
@@ -149,7 +155,7 @@ def test_a_second_deploy_of_the_same_target_is_told_who_holds_the_lock_and_may_w
     deploy_id = app.services.deploys.history("api", "production", 1)[0].id  # type: ignore[union-attr]
     app.command(f"cancel {deploy_id}", user="U0DEV")
     dm = app.emulator.wait_for(lambda: [m for m in app.emulator.visible() if m.channel == "D0DEV2"])
-    assert "deploy/api/production* is free" in dm[0].text or "is free" in dm[0].seen()
+    assert f"*deploy/api/production* is free: deploy of v1.2.3 ({deploy_id}) was cancelled" in dm[0].seen()
     assert ("U0DEV2", "deploy.lock_refused", "conflict") in app.audit_actions()
 
 

@@ -8,7 +8,13 @@ import pytest
 
 from bot.config import OpsConfig
 from tests.deploy_kit import (  # noqa: F401 - fixtures
-    HealthStandIn, RecordedEvents, ServiceDouble, deploy_config, deployed_log, services_double, state_dir,
+    HealthStandIn,
+    RecordedEvents,
+    ServiceDouble,
+    deploy_config,
+    deployed_log,
+    services_double,
+    state_dir,
 )
 from tests.e2e.test_deploys import approval_for, posted
 from tests.support import Bot

@@ -121,7 +121,8 @@ def test_a_leading_v_does_not_make_versions_differ_and_slow_checks_are_noted() -
 
 def test_without_checks_or_an_engine_the_deploy_is_not_verified_and_says_so() -> None:
     clock = FrozenClock()
-    bare = verification.watch(watch_call(ScriptedHealth(report()), clock, version_url=False, health_checks=False), "api", "production", "v1")
+    bare_call = watch_call(ScriptedHealth(report()), clock, version_url=False, health_checks=False)
+    bare = verification.watch(bare_call, "api", "production", "v1")
     assert bare.ok and not bare.verified and "no health checks or version endpoint are configured" in bare.summary
     unwired = verification.watch(watch_call(None, clock), "api", "production", "v1")
     assert unwired.ok and not unwired.verified and "no health engine is wired" in unwired.summary
