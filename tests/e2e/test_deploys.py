@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import redis
 
 from bot.config import OpsConfig
-from bot.console.slack_emulator import Posted
+from bot.console.slack_emulator import Posted, SlackEmulator
 from tests.deploy_kit import (  # noqa: F401 - fixtures
+    WEBHOOK_SECRET_ENV,
     HealthStandIn,
     RecordedEvents,
     ServiceDouble,
+    WebhookReceiver,
     deploy_config,
     deployed_log,
     services_double,
@@ -133,7 +137,10 @@ def test_a_non_approver_click_is_refused_and_the_request_stays_open(app: Bot) ->
     assert "0 of 2" in app.emulator.find(request.ts).seen()
 
 
-def test_twenty_concurrent_approve_clicks_deploy_exactly_once(app: Bot, state_dir: Path) -> None:
+def test_twenty_concurrent_approve_clicks_deploy_exactly_once(
+        emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path) -> None:
+    app = Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=redis_prefix, config=config)
+    app.services.health = HealthStandIn(config)
     app.command("deploy v1.2.3 to production")
     request = copy.deepcopy(approval_for(app, "Deploy v1.2.3 of api to production"))
     voters = ["U0APPROVER1", "U0APPROVER2", "U0APPROVER3", "U0ADMIN"] * 5
@@ -152,10 +159,14 @@ def test_a_second_deploy_of_the_same_target_is_told_who_holds_the_lock_and_may_w
     assert "Your deploy of v1.2.4 was refused" in seen and "held by @U0DEV" in seen and "deploy of v1.2.3" in seen
     assert "since 1" in seen or "since 0" in seen or "since 2" in seen
     assert app.click(refused, "Notify me when free", "U0DEV2")[-1]["text"].endswith("You are number 1 in line.")
+    assert app.click(refused, "Notify me when free", "U0APPROVER1")[-1]["text"].endswith("You are number 2 in line.")
+    assert app.click(refused, "Notify me when free", "U0DEV2")[-1]["text"].endswith("You are number 1 in line.")
     deploy_id = app.services.deploys.history("api", "production", 1)[0].id  # type: ignore[union-attr]
     app.command(f"cancel {deploy_id}", user="U0DEV")
-    dm = app.emulator.wait_for(lambda: [m for m in app.emulator.visible() if m.channel == "D0DEV2"])
-    assert f"*deploy/api/production* is free: deploy of v1.2.3 ({deploy_id}) was cancelled" in dm[0].seen()
+    dms = app.emulator.wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+        [m for m in app.emulator.visible() if m.channel in {"D0DEV2", "D0APPROVER1"}]))
+    assert [m.channel for m in sorted(dms, key=lambda m: m.seq)] == ["D0DEV2", "D0APPROVER1"]  # in the order they asked, once each
+    assert f"*deploy/api/production* is free: deploy of v1.2.3 ({deploy_id}) was cancelled" in dms[0].seen()
     assert ("U0DEV2", "deploy.lock_refused", "conflict") in app.audit_actions()
 
 
@@ -167,3 +178,31 @@ def test_two_concurrent_deploys_of_the_same_target_one_wins(app: Bot) -> None:
     loser = next(t for t in texts if "was refused" in t)
     assert "held by @U0DEV" in loser or "held by @U0DEV2" in loser
     assert len(app.services.locks.held()) == 1
+
+
+class TestWebhookProvider:
+    @pytest.fixture
+    def receiver(self, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+        monkeypatch.setenv(WEBHOOK_SECRET_ENV, "hook-secret")
+        server = WebhookReceiver("hook-secret", state_dir)
+        server.start()
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def config(self, state_dir: Path, services_double: ServiceDouble, receiver: WebhookReceiver) -> OpsConfig:
+        return deploy_config(state_dir, services_double.base_url, webhook_url=receiver.base_url + "/deploy")
+
+    def test_a_webhook_deploy_is_signed_verified_and_announced(self, app: Bot, receiver: WebhookReceiver) -> None:
+        app.command("deploy 1a2b3c4 web to staging")
+        done = posted(app, "✅ Deployment of 1a2b3c4 to staging completed")
+        assert "reporting 1a2b3c4" in done.seen() and "webhook answered HTTP 200" in done.seen()
+        assert receiver.bad_signatures == 0 and [d["version"] for d in receiver.done.values()] == ["1a2b3c4"]
+
+    def test_a_webhook_answering_500_is_retried_then_the_deploy_fails(self, app: Bot, receiver: WebhookReceiver) -> None:
+        receiver.script = [("before", 500)] * 3
+        app.command("deploy 1a2b3c4 web to staging")
+        failed = posted(app, "❌ Deployment of 1a2b3c4 to staging failed")
+        assert "webhook answered HTTP 500 after 3 attempt(s)" in failed.seen()
+        assert len(receiver.attempts) == 3 and receiver.done == {}
+        assert "No locks are held" in app.command("locks").seen()
