@@ -18,7 +18,7 @@ from bot.domain.context import Call
 from bot.domain.deploy_messages import DeployRequested, DryRun, Frozen, NotStarted
 from bot.domain.deploy_plan import Plan
 from bot.domain.deploy_ports import Deploy, DeployKind, DeployState
-from bot.domain.errors import Conflict, NotFound, NotPermitted, UsageError
+from bot.domain.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
 from bot.domain.policy import Role
 from bot.domain.ports import Reply
 
@@ -157,21 +157,31 @@ def approve_and_queue(call: Call, deploy_id: str, approvers: list[str]) -> Deplo
     deploy = store.transition(deploy_id, frozenset({DeployState.REQUESTED}), DeployState.APPROVED, approved_at=now, approvers=approvers)
     if deploy is None:
         return None
-    if deploy.lease is None or not call.services.locks.extend(deploy.lease, call.config.deploys.lock_ttl_seconds):
-        lost = store.transition(deploy_id, frozenset({DeployState.APPROVED}), DeployState.LOCK_LOST, finished_at=now,
-                                detail="its deploy lock was broken or ran out while it waited for approval")
-        deploy_support.audit(call, f"{deploy.kind.value}.lock_lost", deploy, "lock_lost")
-        deploy_support.announce(call, NotStarted(lost or deploy, "its deploy lock was broken or ran out while it waited for approval"))
+    try:
+        renewed = deploy.lease is not None and call.services.locks.extend(deploy.lease, call.config.deploys.lock_ttl_seconds)
+    except OpsError as exc:
+        _not_started(call, deploy, DeployState.FAILED, f"its deploy lock could not be renewed ({exc.message})")
+        raise
+    if not renewed:
+        _not_started(call, deploy, DeployState.LOCK_LOST, "its deploy lock was broken or ran out while it waited for approval")
         return None
     deploy_support.audit(call, f"{deploy.kind.value}.approved", deploy, approvers=approvers)
     try:
         call.services.jobs.submit("deploys.run", {"deploy_id": deploy_id}, key=f"deploy:{deploy_id}")
-    except Exception:
-        store.transition(deploy_id, frozenset({DeployState.APPROVED}), DeployState.FAILED, finished_at=now,
-                         detail="it could not be queued for the worker")
-        deploy_locks.release_quietly(call, deploy.lease, f"{deploy_id} could not be queued")
+    except OpsError as exc:
+        _not_started(call, deploy, DeployState.FAILED, f"it could not be queued for the worker ({exc.message})")
         raise
     return deploy
+
+
+def _not_started(call: Call, deploy: Deploy, state: DeployState, why: str) -> None:
+    """An approved deploy that will not run: record why, free the lock, say so in the channel."""
+    ended = deploy_support.store(call).transition(deploy.id, frozenset({DeployState.APPROVED}), state,
+                                                  finished_at=call.services.clock.now(), detail=why)
+    deploy_support.audit(call, f"{deploy.kind.value}.not_started", deploy, state.value, why)
+    if state is not DeployState.LOCK_LOST:
+        deploy_locks.release_quietly(call, deploy.lease, f"{deploy_support.what(deploy)} ({deploy.id}) did not start")
+    deploy_support.announce(call, NotStarted(ended or deploy, why))
 
 
 def on_approved(call: Call, request: ApprovalRequest) -> None:

@@ -61,10 +61,19 @@ def run(call: Call, payload: dict[str, Any]) -> None:
     if lease is None or not call.services.locks.is_current(lease):
         _lock_lost(call, deploy, "before it started", None)
         return
+    try:
+        result, verdict = _execute(call, deploy, lease)
+    except Exception as exc:  # whatever broke, the deploy ends failed and its lock is released, never stuck
+        log.exception("deploy %s broke", deploy.id)
+        result, verdict = ProviderResult(False, f"opsbot failed while running it ({type(exc).__name__})"), None
+    _finish(call, deploy, result, verdict)
+
+
+def _execute(call: Call, deploy: Deploy, lease: Lease) -> tuple[ProviderResult, verification.Verdict | None]:
+    """Announce, run the provider under a heartbeat, then verify."""
     spec = call.config.services[deploy.service].deploy
     if spec is None:
-        _finish(call, deploy, ProviderResult(False, "the service no longer has a deploy provider configured"), None)
-        return
+        return ProviderResult(False, "the service no longer has a deploy provider configured"), None
     provider = deploy_support.providers(call).for_spec(spec)
     order = DeployOrder(deploy.id, deploy.kind, deploy.service, deploy.environment, deploy.version, deploy.requester,
                         deploy.reason, deploy.previous_version)
@@ -77,13 +86,13 @@ def run(call: Call, payload: dict[str, Any]) -> None:
         result = _call_provider(provider, order)
         deploy_support.audit(call, "deploy.provider_result", deploy, "ok" if result.ok else "failed",
                              None if result.ok else result.summary, summary=result.summary)
-        verdict = None
-        if result.ok:
-            verdict = verification.watch(call, deploy.service, deploy.environment, deploy.version)
-            deploy_support.audit(call, "deploy.verification", deploy, "ok" if verdict.ok else "failed",
-                                 None if verdict.ok else verdict.summary, summary=verdict.summary, checks=verdict.checks,
-                                 verified=verdict.verified)
-    _finish(call, deploy, result, verdict)
+        if not result.ok:
+            return result, None
+        verdict = _verify(call, deploy)
+        deploy_support.audit(call, "deploy.verification", deploy, "ok" if verdict.ok else "failed",
+                             None if verdict.ok else verdict.summary, summary=verdict.summary, checks=verdict.checks,
+                             verified=verdict.verified)
+    return result, verdict
 
 
 def _call_provider(provider: Any, order: DeployOrder) -> ProviderResult:
@@ -92,6 +101,14 @@ def _call_provider(provider: Any, order: DeployOrder) -> ProviderResult:
     except Exception as exc:  # a provider bug is a failed deploy, not a stuck one
         log.exception("deploy provider crashed for %s", order.deploy_id)
         return ProviderResult(False, f"the provider crashed ({type(exc).__name__})")
+
+
+def _verify(call: Call, deploy: Deploy) -> verification.Verdict:
+    try:
+        return verification.watch(call, deploy.service, deploy.environment, deploy.version)
+    except Exception as exc:  # a health engine bug must not pass a deploy, nor leave it running
+        log.exception("verification of %s broke", deploy.id)
+        return verification.Verdict(False, f"the verification itself failed ({type(exc).__name__})")
 
 
 def _finish(call: Call, deploy: Deploy, result: ProviderResult, verdict: verification.Verdict | None) -> None:

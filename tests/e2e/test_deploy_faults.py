@@ -150,3 +150,15 @@ def test_a_deploy_runs_on_a_real_opsbot_worker_through_rq(
     assert [line.split()[:3] for line in deployed_log(state_dir)] == [["api", "staging", "v3.0.0"]]
     assert ("opsbot", "job.deploys.run", "ok") in app.audit_actions()
     assert done is not None
+
+
+def test_a_request_whose_lock_was_broken_does_not_start_once_approved(app: Bot, state_dir: Path) -> None:
+    app.command("deploy v1.2.3 to production", user="U0DEV")
+    request = approval_for(app, "Deploy v1.2.3 of api to production")
+    app.command('unlock api production --reason "emergency hold"', user="U0ADMIN")
+    app.click(request, "Approve", "U0APPROVER1")
+    app.click(request, "Approve", "U0APPROVER2")
+    notice = posted(app, "did not start")
+    assert "its deploy lock was broken or ran out while it waited for approval" in notice.seen()
+    assert app.services.deploys.history("api", "production", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
+    assert deployed_log(state_dir) == []
