@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.domain import deploy_locks, rollbacks
-from handlers.common import actor_from_action, button_value, deliver, services_of, source_of
+from handlers.common import answer_click, button_value
 
 
 class DeployAction(StrEnum):
@@ -22,24 +22,14 @@ class DeployAction(StrEnum):
 
 def handle_notify_when_free(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
     ack()
-    services = services_of(context)
     wait_id = button_value(body)
-    reply = services.dispatcher.perform(
-        actor_from_action(body, source_of(context)), "click.deploy_notify_free",
-        lambda call: deploy_locks.wait_for(call, wait_id), params={"wait": wait_id},
-    )
-    deliver(reply, services, respond)
+    answer_click(body, respond, context, "click.deploy_notify_free", lambda call: deploy_locks.wait_for(call, wait_id), {"wait": wait_id})
 
 
 def handle_rollback(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
     ack()
-    services = services_of(context)
     deploy_id = button_value(body)
-    reply = services.dispatcher.perform(
-        actor_from_action(body, source_of(context)), "click.deploy_rollback",
-        lambda call: rollbacks.from_button(call, deploy_id), params={"deploy": deploy_id},
-    )
-    deliver(reply, services, respond)
+    answer_click(body, respond, context, "click.deploy_rollback", lambda call: rollbacks.from_button(call, deploy_id), {"deploy": deploy_id})
 
 
 def register(app: App) -> None:
