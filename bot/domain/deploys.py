@@ -160,8 +160,7 @@ def approve_and_queue(call: Call, deploy_id: str, approvers: list[str]) -> Deplo
     try:
         renewed = deploy.lease is not None and call.services.locks.extend(deploy.lease, call.config.deploys.lock_ttl_seconds)
     except OpsError as exc:
-        _not_started(call, deploy, DeployState.FAILED, f"its deploy lock could not be renewed ({exc.message})")
-        raise
+        raise _not_started(call, deploy, DeployState.FAILED, f"its deploy lock could not be renewed ({exc.message})") from None
     if not renewed:
         _not_started(call, deploy, DeployState.LOCK_LOST, "its deploy lock was broken or ran out while it waited for approval")
         return None
@@ -169,19 +168,20 @@ def approve_and_queue(call: Call, deploy_id: str, approvers: list[str]) -> Deplo
     try:
         call.services.jobs.submit("deploys.run", {"deploy_id": deploy_id}, key=f"deploy:{deploy_id}")
     except OpsError as exc:
-        _not_started(call, deploy, DeployState.FAILED, f"it could not be queued for the worker ({exc.message})")
-        raise
+        raise _not_started(call, deploy, DeployState.FAILED, f"it could not be queued for the worker ({exc.message})") from None
     return deploy
 
 
-def _not_started(call: Call, deploy: Deploy, state: DeployState, why: str) -> None:
-    """An approved deploy that will not run: record why, free the lock, say so in the channel."""
+def _not_started(call: Call, deploy: Deploy, state: DeployState, why: str) -> OpsError:
+    """An approved deploy that will not run: record why, free the lock, say so in the channel; the error to tell."""
     ended = deploy_support.store(call).transition(deploy.id, frozenset({DeployState.APPROVED}), state,
                                                   finished_at=call.services.clock.now(), detail=why)
     deploy_support.audit(call, f"{deploy.kind.value}.not_started", deploy, state.value, why)
     if state is not DeployState.LOCK_LOST:
         deploy_locks.release_quietly(call, deploy.lease, f"{deploy_support.what(deploy)} ({deploy.id}) did not start")
     deploy_support.announce(call, NotStarted(ended or deploy, why))
+    return OpsError(f"`{deploy.id}` was approved but did not start: {why}. It is marked {state.value.replace('_', ' ')}; "
+                    "request it again once that is fixed.")
 
 
 def on_approved(call: Call, request: ApprovalRequest) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -11,6 +12,9 @@ import redis
 from bot.adapters.redis_store import connect
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
+from bot.domain.errors import Unavailable
+from bot.domain.ports import SystemClock
+from bot.jobs import InProcessJobs
 from tests.deploy_kit import (  # noqa: F401 - fixtures
     HealthStandIn,
     RecordedEvents,
@@ -162,3 +166,25 @@ def test_a_request_whose_lock_was_broken_does_not_start_once_approved(app: Bot, 
     assert "its deploy lock was broken or ran out while it waited for approval" in notice.seen()
     assert app.services.deploys.history("api", "production", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
     assert deployed_log(state_dir) == []
+
+
+class QueueDown(InProcessJobs):
+    """Background jobs whose queue refuses deploys (Redis gone between the request and the last click)."""
+
+    def submit(self, name: str, payload: dict[str, Any], *, key: str | None = None) -> None:
+        if name == "deploys.run":
+            raise Unavailable("Redis", "queueing deploys.run: ConnectionError")
+        super().submit(name, payload, key=key)
+
+
+def test_an_approved_deploy_that_cannot_be_queued_fails_visibly_and_frees_the_lock(
+        emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path) -> None:
+    app = make_app(emulator, pg_url, redis_client, redis_prefix, config, jobs=QueueDown(SystemClock()))
+    app.command("deploy v1.2.3 to production", user="U0DEV")
+    request = approval_for(app, "Deploy v1.2.3 of api to production")
+    app.click(request, "Approve", "U0APPROVER1")
+    reply = app.click(request, "Approve", "U0APPROVER2")[-1]["text"]
+    assert "was approved but did not start: it could not be queued for the worker" in reply and "marked failed" in reply
+    assert "did not start" in posted(app, "did not start").seen()
+    assert app.services.locks.held() == [] and deployed_log(state_dir) == []
+    assert app.services.deploys.history("api", "production", 1)[0].state.value == "failed"  # type: ignore[union-attr]
