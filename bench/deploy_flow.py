@@ -108,7 +108,8 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=20) as pool:
             list(pool.map(lambda user: bot.click(request, "Approve", user), voters))
         wall = (time.perf_counter() - raced) * 1000
-        emulator.wait_for(lambda: any("Deployment of v2.0.0 to production completed" in m.seen() for m in emulator.in_channel("C0DEPLOYS")), 30)
+        emulator.wait_for(lambda: any("Deployment of v2.0.0 to production completed" in m.seen()
+                                      for m in emulator.in_channel("C0DEPLOYS")), 30)
         bot.services.jobs.wait_idle()  # type: ignore[attr-defined]
         runs = sum(1 for line in deployed_log(state) if " v2.0.0 " in line)
         print(f"20 concurrent Approve clicks ({args.database}): all answered in {wall:.0f} ms; deploys run: {runs}")

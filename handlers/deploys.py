@@ -29,7 +29,8 @@ def handle_notify_when_free(ack: Ack, body: dict[str, Any], respond: Respond, co
 def handle_rollback(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
     ack()
     deploy_id = button_value(body)
-    answer_click(body, respond, context, "click.deploy_rollback", lambda call: rollbacks.from_button(call, deploy_id), {"deploy": deploy_id})
+    answer_click(body, respond, context, "click.deploy_rollback", lambda call: rollbacks.from_button(call, deploy_id),
+                 {"deploy": deploy_id})
 
 
 def register(app: App) -> None:

@@ -77,7 +77,8 @@ class GithubActionsDeploy:
         raise RunNotFound(f"GitHub refused the workflow dispatch: HTTP {response.status_code}: {message}")
 
     def _find_run(self, client: httpx.Client, workflow: str, since: datetime, deadline: float) -> int:
-        params: dict[str, str | int] = {"event": "workflow_dispatch", "branch": self._spec.ref, "created": f">={since:%Y-%m-%dT%H:%M:%SZ}", "per_page": 20}
+        params: dict[str, str | int] = {"event": "workflow_dispatch", "branch": self._spec.ref,
+                                        "created": f">={since:%Y-%m-%dT%H:%M:%SZ}", "per_page": 20}
         while self._monotonic() < deadline:
             runs = _json(client.get(f"{self._repo_path()}/workflows/{workflow}/runs", params=params)).get("workflow_runs") or []
             if runs:
