@@ -28,7 +28,17 @@ from bot.jobs import InProcessJobs
 from bot.settings import Settings
 from bot.wiring import AppServices, build_services
 
-SHARED_SLACK = Path(__file__).resolve().parents[2] / "shared" / "slack"
+def _shared_slack() -> Path:
+    """Slack's reference data: $OPSBOT_SHARED_SLACK, else the nearest ``shared/slack`` beside the checkout or above it."""
+    if os.environ.get("OPSBOT_SHARED_SLACK"):
+        return Path(os.environ["OPSBOT_SHARED_SLACK"])
+    for folder in Path(__file__).resolve().parents[1].parents:
+        if (folder / "shared" / "slack").is_dir():
+            return folder / "shared" / "slack"
+    return Path(__file__).resolve().parents[2] / "shared" / "slack"
+
+
+SHARED_SLACK = _shared_slack()
 OPS_CHANNEL = "C0OPS"
 USERS = {
     "U0ADMIN": "alice", "U0APPROVER1": "bob", "U0APPROVER2": "carol", "U0APPROVER3": "dan",
