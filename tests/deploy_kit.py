@@ -5,8 +5,9 @@
   and ``/<service>/<env>/version`` (the version the last successful deploy wrote to the state dir).
 - ``WebhookReceiver`` is a local deploy webhook: it checks the signature, deduplicates on the
   idempotency key, and can be told to fail before or after doing the work.
-- ``HealthStandIn`` runs the configured health checks and version endpoint with httpx. It stands in
-  for the health engine (issue 4, branch ``health``) until that lands in main.
+- ``health_engine(config)`` is the real health engine (issue 4, ``bot.adapters.http_health``) when
+  this checkout has it, else ``HealthStandIn``, which runs the configured checks and version endpoint
+  with httpx until that engine lands in main.
 """
 
 from __future__ import annotations
@@ -158,6 +159,19 @@ class HealthStandIn:
                 error = type(exc).__name__
         status = "failed" if any(o.status == "failed" for o in outcomes) else "healthy"
         return HealthReport(service, environment, status, outcomes, version, error)
+
+
+try:  # the health engine (issue 4) once it is merged; until then the stand-in above
+    from bot.adapters.http_health import HttpHealthProbe as _Engine
+except ImportError:  # pragma: no cover - depends on what is merged
+    _Engine = None
+
+HEALTH_ENGINE_PRESENT = _Engine is not None
+
+
+def health_engine(config: OpsConfig) -> Any:
+    """The real health engine when this checkout has it, else ``HealthStandIn``: the same port either way."""
+    return _Engine(config) if _Engine is not None else HealthStandIn(config)
 
 
 class RecordedEvents:
