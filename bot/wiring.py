@@ -16,12 +16,15 @@ from bot.adapters.db import create_db_engine
 from bot.adapters.deploy_providers import ConfiguredProviders
 from bot.adapters.deploy_store import SqlDeployStore
 from bot.adapters.lock_waiters import RedisLockWaiters
+from bot.adapters.incident_store import SqlIncidentStore
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
 from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
+from bot.adapters.slack_channels import SlackConversations
 from bot.config import OpsConfig, load_config
 from bot.domain.context import Services
 from bot.jobs import InProcessJobs, RqJobs
 from bot.domain.dispatch import Dispatcher
+from bot.domain.incidents.timeline import IncidentEventListener
 from bot.domain.ports import Clock, SystemClock
 from bot.domain import registry
 from bot.render import Renderer
@@ -100,12 +103,18 @@ def build_services(
         "deploys": SqlDeployStore(engine),
         "deploy_providers": ConfiguredProviders(),
         "lock_waiters": RedisLockWaiters(r, prefix),
+        "incidents": SqlIncidentStore(engine),
+        "conversations": SlackConversations(web_client, renderer),
+        "events": IncidentEventListener(),
     }
     parts.update({k: overrides.pop(k) for k in list(overrides) if k in parts})
     extras = overrides.pop("extras", {})
     overrides_kinds = overrides.pop("approval_kinds", None)
     if overrides:
         raise TypeError(f"unknown service override(s): {', '.join(sorted(overrides))}")
-    return AppServices(
+    services = AppServices(
         config=config, clock=clock, extras=extras, approval_kinds=overrides_kinds or registry.approval_kinds(), renderer=renderer, web_client=web_client, engine=engine, redis=r, **parts
     )
+    if isinstance(services.events, IncidentEventListener):
+        services.events.bind(services)  # open incidents hear about their services' deploys, rollbacks and flag kills
+    return services

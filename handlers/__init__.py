@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import approvals, audit, deploys, ops
+from handlers import approvals, audit, deploys, incidents, ops
 
-FAMILIES = [ops, audit, approvals, deploys]
+FAMILIES = [ops, audit, approvals, deploys, incidents]
 
 
 def register_all(app: App) -> None:

@@ -102,6 +102,23 @@ def view_submission(*, user_id: str, view: dict[str, Any], values: dict[str, dic
     return urlencode({"payload": json.dumps(payload)})
 
 
+def view_state(view: dict[str, Any], fields: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """``state.values`` for a modal as Slack sends them: ``fields`` by block id, else each input's initial value."""
+    values: dict[str, dict[str, Any]] = {}
+    for block in view.get("blocks", []):
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        block_id, action_id = block["block_id"], element["action_id"]
+        if element["type"] == "static_select":
+            chosen = fields.get(block_id)
+            option = next((o for o in element.get("options", []) if o["value"] == chosen), None) if chosen else element.get("initial_option")
+            values[block_id] = {action_id: {"type": "static_select", "selected_option": option}}
+        else:
+            values[block_id] = {action_id: {"type": element["type"], "value": fields.get(block_id, element.get("initial_value"))}}
+    return values
+
+
 def event_callback(event: dict[str, Any], *, event_id: str, team_id: str = "T0LOCAL") -> str:
     """An Events API body (JSON)."""
     return json.dumps({

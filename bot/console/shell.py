@@ -6,6 +6,7 @@ becomes a signed request in Slack's own shape, dispatched through Bolt like one 
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 import threading
@@ -16,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pydantic import SecretStr
-from slack_bolt import App, BoltRequest
+from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot.app import create_app
 from bot.console import payloads
 from bot.console.show import show
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.commands import user_id
+from bot.domain.commands import tokenize, user_id
+from bot.domain.errors import UsageError
 from bot.jobs import InProcessJobs
 from bot.settings import Settings
 from bot.wiring import AppServices
@@ -40,7 +42,10 @@ HELP = """console commands:
   /ops …                 run an opsbot command as the current user
   press N | press Label  press button N (or the newest button with that label)
   as @U0APPROVER1        act as another user (users: {users})
-  in #C0DEPLOYS          type in another channel
+  in #C0DEPLOYS          type in another channel (a name, an ID, or the start of a name: `in inc-`)
+  submit field=value …   submit the open form (a modal); fields not given keep their value
+  say TEXT               write TEXT in the current channel as the current user
+  react [:name:]         react to the last message you said here (default :pushpin:)
   show [N]               show the last N messages again (default 5)
   wait SECONDS           let background work run, then show what it posted
   users | whoami         list demo users | who you are
@@ -101,6 +106,9 @@ class ConsoleSession:
         self.buttons: dict[int, Button] = {}
         self._shown: dict[str, int] = {}
         self._next_button = 1
+        self.form: dict[str, Any] | None = None  # the open modal, if any
+        self.form_fields: dict[str, str] = {}
+        self._views_shown = 0
         self.waiters: list[Callable[[float], bool]] = [self.executor.wait_idle]
         if isinstance(self.services.jobs, InProcessJobs):
             self.waiters.append(self.services.jobs.wait_idle)
@@ -134,9 +142,40 @@ class ConsoleSession:
     # ----- sending -----
     def dispatch(self, body: str, content_type: str = "application/x-www-form-urlencoded") -> int:
         """Sign ``body`` and dispatch it through Bolt exactly as an HTTP request from Slack would be."""
+        return self.dispatch_response(body, content_type).status
+
+    def dispatch_response(self, body: str, content_type: str = "application/x-www-form-urlencoded") -> BoltResponse:
         request = BoltRequest(body=body, headers=payloads.sign(self.secret, body, content_type=content_type), context={"opsbot_console": True})
-        response = self.app.dispatch(request)
-        return response.status
+        return self.app.dispatch(request)
+
+    def submit(self, fields: dict[str, str]) -> list[str]:
+        """Submit the open modal with ``fields`` (and what earlier attempts gave); Slack's field errors come back."""
+        if self.form is None:
+            return ["No form is open."]
+        self.form_fields.update(fields)
+        body = payloads.view_submission(user_id=self.user, view=self.form, values=payloads.view_state(self.form, self.form_fields))
+        response = self.dispatch_response(body)
+        answer = json.loads(response.body) if response.body else {}
+        if answer.get("response_action") == "errors":
+            return ["✗ The form says:"] + [f"  {field}: {message}" for field, message in answer.get("errors", {}).items()]
+        self.form, self.form_fields = None, {}
+        self.settle()
+        return ["(form submitted)"] + self.new_output()
+
+    def say(self, text: str) -> list[str]:
+        posted = self.emulator.user_says(self.channel, self.user, text)
+        self._shown[posted.ts] = posted.edits
+        return [f"(@{self.name(self.user)} in #{self.name(self.channel)}: {text})"]
+
+    def react(self, reaction: str) -> list[str]:
+        mine = [m for m in self.emulator.in_channel(self.channel) if m.user == self.user]
+        if not mine:
+            return ["Say something here first (`say …`), then react to it."]
+        event = {"type": "reaction_added", "user": self.user, "reaction": reaction, "item_user": self.user,
+                 "item": {"type": "message", "channel": self.channel, "ts": mine[-1].ts}, "event_ts": f"{time.time():.6f}"}
+        self.dispatch(payloads.event_callback(event, event_id="Ev" + secrets.token_hex(5).upper()), content_type="application/json")
+        self.settle()
+        return [f"(@{self.name(self.user)} reacted :{reaction}: to “{mine[-1].text[:60]}”)"] + self.new_output()
 
     def command(self, text: str) -> int:
         body = payloads.slash_command(
@@ -181,7 +220,17 @@ class ConsoleSession:
         return show(message, self._number, self.name, self._title(message))
 
     def new_output(self) -> list[str]:
-        """Messages posted or edited since last shown, oldest first."""
+        """Messages posted or edited since last shown, oldest first; then a form that just opened."""
+        out = self._new_messages()
+        while self._views_shown < len(self.emulator.views):
+            view = self.emulator.views[self._views_shown]
+            self._views_shown += 1
+            self.form, self.form_fields = view, {}
+            title = f"form: {view.get('title', {}).get('text', '')} · fill it in with `submit field=value …`"
+            out.append(show(Posted("", "", "", list(view.get("blocks") or [])), self._number, self.name, title))
+        return out
+
+    def _new_messages(self) -> list[str]:
         out = []
         for message in self.emulator.visible():
             if message.ephemeral_to and message.ephemeral_to != self.user and self._shown.get(message.ts) is None:
@@ -216,9 +265,21 @@ class ConsoleSession:
                 return [f"Unknown user {rest.strip()!r}; try `users`."]
             self.user = uid
             return [f"(now acting as @{self.name(uid)} {uid})"]
+        if word == "submit":
+            try:
+                fields = dict(token.split("=", 1) for token in tokenize(rest) if "=" in token)
+            except UsageError as exc:
+                return [exc.message]
+            return self.submit(fields)
+        if word == "say":
+            return self.say(rest.strip()) if rest.strip() else ["Say what?"]
+        if word == "react":
+            return self.react(rest.strip().strip(":") or "pushpin")
         if word == "in":
             target = rest.strip().lstrip("#")
-            match = next((c for c in self.emulator.channels.values() if target in (c.id, c.name)), None)
+            channels = list(self.emulator.channels.values())
+            match = next((c for c in channels if target in (c.id, c.name)), None) or next(
+                (c for c in reversed(channels) if target and c.name.startswith(target)), None)
             if match is None:
                 return [f"Unknown channel {target!r}."]
             self.channel = match.id

@@ -12,6 +12,16 @@ def _indent(text: str, prefix: str = "  ") -> str:
     return "\n".join(prefix + line for line in text.splitlines() or [""])
 
 
+def _input(block: dict[str, Any]) -> str:
+    """A form field as ``Label: field="current value"``, with its choices when it is a select."""
+    element = block.get("element") or {}
+    current = element.get("initial_value") or (element.get("initial_option") or {}).get("value") or ""
+    choices = [o.get("value", "") for o in element.get("options", [])]
+    line = f"│ {block.get('label', {}).get('text', '')}: {block.get('block_id', '')}=\"{current}\""
+    line += " (optional)" if block.get("optional") else ""
+    return line + (f"  · one of: {', '.join(choices)}" if choices else "")
+
+
 def show(message: Posted, number: Callable[[Posted, dict[str, Any]], int], names: Callable[[str], str], title: str) -> str:
     """A message as a framed block of text; ``number`` assigns each button its press number."""
     lines = [f"┌─ {title}"]
@@ -41,9 +51,8 @@ def show(message: Posted, number: Callable[[Posted, dict[str, Any]], int], names
         elif kind == "divider":
             lines.append("│ " + "─" * 40)
         elif kind == "markdown":
-            lines.append(_indent(block.get("text", ""), "│ "))
+            lines.append(_indent(plain(block.get("text", ""), names), "│ "))
         elif kind == "input":
-            label = block.get("label", {}).get("text", "")
-            lines.append(f"│ {label}: [{block.get('block_id', '')}]" + ("" if not block.get("optional") else " (optional)"))
+            lines.append(_input(block))
     lines.append("└─")
     return "\n".join(lines)

@@ -40,6 +40,7 @@ class Posted:
     deleted: bool = False
     seq: int = 0
     response_key: str | None = None
+    user: str | None = None  # who wrote it, for messages people typed (None: the bot)
 
     def buttons(self) -> list[dict[str, Any]]:
         """Every button in the message, each with the block it sits in."""
@@ -193,6 +194,13 @@ class SlackEmulator:
         with self._lock:
             self._responses[key] = ResponseTarget(channel, user, message_ts)
         return f"{self.base_url}/response/{key}"
+
+    def user_says(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> Posted:
+        """A person writes in a channel (or in a thread), as the bot would later read it back from history."""
+        with self._lock:
+            posted = self._store(Posted(channel, self._ts(), text, [], via="user", thread_ts=thread_ts, user=user))
+            self._lock.notify_all()
+            return posted
 
     def trigger_id(self) -> str:
         return f"{next(self._counter)}.{int(time.time())}.local"
@@ -474,6 +482,46 @@ class SlackEmulator:
             return {"ok": False, "error": "not_found"}
         view.update(args.get("view") or {})
         return {"ok": True, "view": view}
+
+    def _history_json(self, message: Posted) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text}
+        body.update({"user": message.user} if message.user else {"bot_id": "B0OPSBOT", "user": self.bot_user, "blocks": message.blocks})
+        if message.thread_ts:
+            body["thread_ts"] = message.thread_ts
+        return body
+
+    def _readable(self, channel: str) -> list[Posted]:
+        return [m for m in self.messages if m.channel == channel and not m.deleted and m.ephemeral_to is None]
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self.channels.get(str(args.get("channel", "")))
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        latest, oldest = float(args.get("latest") or "inf"), float(args.get("oldest") or 0)
+        inclusive = str(args.get("inclusive", "")).lower() in {"1", "true"}
+        limit = int(args.get("limit") or 100)
+
+        def within(ts: float) -> bool:
+            return (oldest <= ts <= latest) if inclusive else (oldest < ts < latest)
+
+        # History holds top-level messages (thread replies live in conversations.replies), newest first.
+        found = [m for m in self._readable(channel.id) if (not m.thread_ts or m.thread_ts == m.ts) and within(float(m.ts))]
+        found.sort(key=lambda m: float(m.ts), reverse=True)
+        return {"ok": True, "messages": [self._history_json(m) for m in found[:limit]], "has_more": len(found) > limit,
+                "response_metadata": {"next_cursor": ""}}
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self.channels.get(str(args.get("channel", "")))
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        readable = self._readable(channel.id)
+        message = next((m for m in readable if m.ts == str(args.get("ts", ""))), None)
+        if message is None:
+            return {"ok": False, "error": "thread_not_found"}
+        root = message.thread_ts or message.ts
+        thread = sorted((m for m in readable if m.ts == root or m.thread_ts == root), key=lambda m: float(m.ts))
+        return {"ok": True, "messages": [self._history_json(m) for m in thread[: int(args.get("limit") or 1000)]], "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
 
     def _m_reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
         if str(args.get("channel", "")) not in self.channels:

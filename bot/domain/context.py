@@ -23,6 +23,7 @@ from bot.domain.ports import (
 if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalKind, ApprovalStore
     from bot.domain.deploy_ports import DeployProviders, DeployStore, LockWaiters
+    from bot.domain.incidents.model import Conversations, IncidentStore
 
 
 @dataclass
@@ -50,6 +51,10 @@ class Services:
     deploys: DeployStore | None = None
     deploy_providers: DeployProviders | None = None
     lock_waiters: LockWaiters | None = None
+
+    # Incidents (issue 6): their SQL store, and Slack's channels, pins, history and modals.
+    incidents: IncidentStore | None = None
+    conversations: Conversations | None = None
 
     extras: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(init=False)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain import approvals, audit, deploys, execution, freezes, history, locks, rollbacks
+from bot.domain import approvals, audit, deploys, execution, freezes, history, incidents, locks, rollbacks
 from bot.domain.commands import Subcommand
 from bot.domain.dispatch import JobSpec
 
-FAMILIES = [locks, audit, approvals, deploys, rollbacks, execution, freezes, history]
+FAMILIES = [locks, audit, approvals, deploys, rollbacks, execution, freezes, history, incidents]
 
 
 def subcommands() -> list[Subcommand[Any]]:

@@ -1,0 +1,155 @@
+"""`/ops incident role`, `ack`, `list` and `freeze`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from bot.domain import catalog
+from bot.domain.commands import Args, expect, no_args, user_id
+from bot.domain.context import Call
+from bot.domain.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.incidents.common import here, record, refresh, require_commander, require_open, require_participant, slack, store
+from bot.domain.incidents.messages import Frozen, IncidentList, Note
+from bot.domain.incidents.model import FrozenLock, Incident, IncidentRole, Kind
+from bot.domain.incidents.reminders import stop_escalation
+from bot.domain.policy import Role
+from bot.domain.ports import Reply
+
+ROLE_USAGE = "incident role <commander|comms|scribe> @user"
+FREEZE_USAGE = "incident freeze [environment …]"
+
+
+@dataclass(frozen=True)
+class AssignRole:
+    role: IncidentRole
+    user: str
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    pass
+
+
+@dataclass(frozen=True)
+class ListIncidents:
+    pass
+
+
+@dataclass(frozen=True)
+class FreezeDeploys:
+    environments: tuple[str, ...] = ()
+
+
+def parse_role(args: Args) -> AssignRole:
+    role, who = expect(args, ROLE_USAGE, required=2)
+    roles = [r.value for r in IncidentRole]
+    if role.lower() not in roles:
+        raise UsageError(f"`{role[:20]}` is not an incident role; use one of {', '.join(f'`{r}`' for r in roles)}.", f"/ops {ROLE_USAGE}")
+    user = user_id(who)
+    if user is None:
+        raise UsageError(f"Name the person with a mention, like @alice; got `{who[:40]}`.", f"/ops {ROLE_USAGE}")
+    return AssignRole(IncidentRole(role.lower()), user)
+
+
+def run_role(command: AssignRole, call: Call) -> Reply:
+    incident = here(call)
+    require_open(incident)
+    require_commander(call, incident, "incident role")
+    before, after = store(call).change(incident.id, lambda i: i.with_role(command.role, command.user).with_participants(command.user))
+    details = []
+    try:
+        refused = slack(call).invite(after.channel_id, [command.user])
+        details += [f"{user} could not be invited ({reason})" for user, reason in refused.items()]
+    except OpsError as exc:
+        details.append(f"could not invite them ({exc.message})")
+    previous = before.holder(command.role)
+    record(call, after, Kind.ROLE, f"{command.role.value}: @{command.user}" + (f" (was @{previous})" if previous else ""))
+    details += refresh(call, after)
+    return Reply(Note("🎖️", command.user, f"is now the incident {command.role.value}.", by=call.actor.user_id, details=details),
+                 visibility="in_channel")
+
+
+def parse_ack(args: Args) -> Acknowledge:
+    no_args(args)
+    return Acknowledge()
+
+
+def run_ack(command: Acknowledge, call: Call) -> Reply:
+    return acknowledge(call, here(call))
+
+
+def ack_click(call: Call, incident_id: str) -> Reply:
+    """The escalation message's Acknowledge button (it carried only the incident id)."""
+    incident = store(call).get(int(incident_id)) if incident_id.isdigit() else None
+    if incident is None:
+        raise NotFound("incident", incident_id[:20])
+    return acknowledge(call, incident, replace_original=True)
+
+
+def acknowledge(call: Call, incident: Incident, *, replace_original: bool = False) -> Reply:
+    require_open(incident)
+    require_participant(call, incident, "incident ack")
+    now, actor = call.services.clock.now(), call.actor.user_id
+
+    def ack(current: Incident) -> Incident:
+        if current.acknowledged_at is not None:
+            raise Conflict(f"{current.ref} was already acknowledged by @{current.acknowledged_by} at {current.acknowledged_at:%H:%M} UTC.")
+        return replace(current, acknowledged_at=now, acknowledged_by=actor).with_participants(actor)
+
+    _, after = store(call).change(incident.id, ack)
+    stop_escalation(call, after)
+    record(call, after, Kind.ACK, "acknowledged; escalation stopped")
+    details = refresh(call, after)
+    return Reply(Note("👀", actor, "acknowledged the incident; no further escalation.", details=details),
+                 visibility="in_channel", replace_original=replace_original)
+
+
+def parse_list(args: Args) -> ListIncidents:
+    no_args(args)
+    return ListIncidents()
+
+
+def run_list(command: ListIncidents, call: Call) -> Reply:
+    return Reply(IncidentList(store(call).open_incidents(), call.services.clock.now()))
+
+
+def parse_freeze(args: Args) -> FreezeDeploys:
+    return FreezeDeploys(tuple(env.lower() for env in args.positional))
+
+
+def run_freeze(command: FreezeDeploys, call: Call) -> Reply:
+    incident = here(call)
+    require_open(incident)
+    actor = call.actor.user_id
+    if actor != incident.commander and not call.services.policy.has(actor, Role.DEPLOYER):
+        raise NotPermitted("deployer", "incident freeze", f"or be the commander of {incident.ref}")
+    if not incident.services:
+        raise UsageError(f"{incident.ref} names no service, so there is nothing to freeze; declare incidents with --service.")
+    targets = [(service, env) for service in incident.services for env in call.config.services[service].environments
+               if not command.environments or env in command.environments]
+    for env in command.environments:
+        if not any(e == env for _, e in targets):
+            raise NotFound("environment", env, catalog.suggest(env, {e for s in incident.services for e in call.config.services[s].environments}))
+    hours = call.config.incidents.freeze_hours
+    frozen_names = {lock.name for lock in incident.frozen}
+    taken: list[FrozenLock] = []
+    already, held = [], []
+    for service, env in targets:
+        name = catalog.lock_name(service, env)
+        if name in frozen_names:
+            already.append(name)
+            continue
+        lease = call.services.locks.acquire(name, holder=actor, purpose=f"deploy freeze for {incident.ref}: {incident.title[:80]}",
+                                            ttl_seconds=hours * 3600)
+        if lease is None:
+            holder = call.services.locks.holder(name)
+            held.append(f"{name} (held by @{holder.holder}: {holder.purpose})" if holder else name)
+        else:
+            taken.append(FrozenLock(lease.name, lease.token, lease.fence))
+    if taken:
+        _, incident = store(call).change(incident.id, lambda i: replace(i, frozen=i.frozen + tuple(taken)))
+        record(call, incident, Kind.FREEZE, "deploys frozen: " + ", ".join(lock.name for lock in taken))
+    until = call.services.clock.now() + timedelta(hours=hours)
+    outcome = "ok" if not held else "partial"
+    return Reply(Frozen(incident, [lock.name for lock in taken], already, held, until), visibility="in_channel", outcome=outcome)

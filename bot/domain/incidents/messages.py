@@ -1,0 +1,194 @@
+"""What incidents post and show; each names its template in templates/incident/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from bot.domain.errors import UsageError
+from bot.domain.incidents.model import Incident, Status, TimelineEntry
+from bot.domain.ports import ServiceEvent
+
+EXPORT_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """The runbook's declaration, posted in the incident channel, pinned, and kept current in place."""
+
+    template: ClassVar[str] = "incident/declaration"
+    incident: Incident
+    cadence_minutes: int | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One line per incident in the incidents channel, kept current in place."""
+
+    template: ClassVar[str] = "incident/summary"
+    incident: Incident
+    now: datetime
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """The runbook's update. It refuses to exist without Impact and Next update, except the final one."""
+
+    template: ClassVar[str] = "incident/update"
+    incident: Incident
+    status: Status
+    impact: str
+    started: datetime
+    last_update: datetime
+    what_happened: str
+    current_status: str
+    next_update: datetime | None
+    author: str
+    duration: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is Status.RESOLVED:
+            return
+        missing = [name for name, value in (("Impact", self.impact.strip()), ("Next update", self.next_update)) if not value]
+        if missing:
+            raise UsageError(f"The update template needs {' and '.join(missing)}; nothing was posted.")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """Told where the declaration was made."""
+
+    template: ClassVar[str] = "incident/declared"
+    incident: Incident
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A short line in the incident channel: ``subject`` (a user) did ``text``."""
+
+    template: ClassVar[str] = "incident/note"
+    icon: str
+    subject: str
+    text: str
+    by: str | None = None
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """An overdue update: the commander is asked, with Post update and Snooze buttons."""
+
+    template: ClassVar[str] = "incident/reminder"
+    incident: Incident
+    due: datetime
+    now: datetime
+    reminder_id: str  # "<incident id>.<reminder seq>": all the Snooze button carries
+    snooze_minutes: int
+
+
+@dataclass(frozen=True)
+class Escalation:
+    template: ClassVar[str] = "incident/escalation"
+    incident: Incident
+    level: int
+    label: str
+    notify: list[str]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """What ``/ops incident freeze`` locked, and what someone else holds."""
+
+    template: ClassVar[str] = "incident/frozen"
+    incident: Incident
+    locked: list[str]
+    already: list[str]
+    held: list[str]
+    until: datetime
+
+
+@dataclass(frozen=True)
+class ServicePosted:
+    """A deploy, rollback or flag kill of an incident's service, as it lands in the incident channel."""
+
+    template: ClassVar[str] = "incident/service_event"
+    event: ServiceEvent
+
+
+@dataclass(frozen=True)
+class IncidentList:
+    template: ClassVar[str] = "incident/list"
+    incidents: list[Incident]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Timeline:
+    template: ClassVar[str] = "incident/timeline"
+    incident: Incident
+    entries: list[TimelineEntry]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Export:
+    """The timeline as JSON or Markdown, in a code block."""
+
+    template: ClassVar[str] = "incident/export"
+    incident: Incident
+    format: str
+    body: str
+
+    @property
+    def chunks(self) -> list[str]:
+        """The body in pieces that fit a section each (Slack cuts at 3,000 characters); split at line ends."""
+        pieces, current = [], ""
+        for line in self.body.splitlines(keepends=True):
+            if current and len(current) + len(line) > EXPORT_CHUNK:
+                pieces.append(current)
+                current = ""
+            current += line[:EXPORT_CHUNK]
+        return [*pieces, current] if current else pieces
+
+
+@dataclass(frozen=True)
+class Postmortem:
+    template: ClassVar[str] = "incident/postmortem"
+    incident: Incident
+    markdown: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class DeclareForm:
+    """The declare modal; ``channel_id`` is where it was opened, to answer there."""
+
+    template: ClassVar[str] = "incident/declare_form"
+    modal: ClassVar[bool] = True  # rendered as a view (renderer.render_view), not a message
+    severities: list[Choice]
+    services: list[Choice]
+    channel_id: str
+    severity: str | None = None
+    title: str = ""
+    service: str | None = None
+    impact: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateForm:
+    """The update modal with the runbook's fields, pre-filled from the incident."""
+
+    template: ClassVar[str] = "incident/update_form"
+    modal: ClassVar[bool] = True
+    incident: Incident
+    statuses: list[Choice]
+    next_update: str

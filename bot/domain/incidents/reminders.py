@@ -1,0 +1,144 @@
+"""Update reminders by severity cadence, snoozing them, and escalation while nobody acknowledges.
+
+Both are background jobs (RQ in production, run by `opsbot worker`), so they survive restarts. A job
+key makes scheduling idempotent; and each job claims its turn on the incident's row (``reminder_seq``
+/ ``escalation_level``) before posting, so a job that runs twice, late, or after the incident moved
+on posts once or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.context import Call
+from bot.domain.errors import Conflict, NotFound, OpsError
+from bot.domain.incidents.common import cadence, log, people, record, require_open, require_participant, slack, store
+from bot.domain.incidents.messages import Escalation, Note, Reminder
+from bot.domain.incidents.model import Incident, Kind
+from bot.domain.ports import Reply
+
+
+def reminder_key(incident_id: int, seq: int) -> str:
+    return f"incident-remind:{incident_id}:{seq}"
+
+
+def escalation_key(incident_id: int, level: int) -> str:
+    return f"incident-escalate:{incident_id}:{level}"
+
+
+def due_after(call: Call, incident: Incident, now: datetime, promised: datetime | None) -> datetime | None:
+    """When the next update is overdue: the promised time or the severity's cadence, whichever is sooner."""
+    every = cadence(call, incident)
+    candidates = [t for t in (promised, now + every if every else None) if t is not None]
+    return min(candidates) if candidates else None
+
+
+def arm(call: Call, incident: Incident, due: datetime | None) -> None:
+    """Schedule the reminder for the incident's current ``reminder_seq``."""
+    if due is None or not incident.is_open:
+        return
+    payload = {"incident": incident.id, "seq": incident.reminder_seq, "due": due.isoformat()}
+    call.services.jobs.schedule(due, "incidents.remind", payload, key=reminder_key(incident.id, incident.reminder_seq))
+
+
+def disarm(call: Call, incident: Incident) -> None:
+    call.services.jobs.cancel(reminder_key(incident.id, incident.reminder_seq))
+
+
+def remind(call: Call, payload: dict[str, Any]) -> None:
+    """The job: if this reminder is still the current one and has not fired, remind the commander."""
+    seq = int(payload["seq"])
+
+    def claim(current: Incident) -> Incident:
+        if not current.is_open or current.reminder_seq != seq or current.reminded_seq >= seq:
+            raise Conflict("stale")
+        return replace(current, reminded_seq=seq)
+
+    try:
+        _, incident = store(call).change(int(payload["incident"]), claim)
+    except (Conflict, NotFound):
+        return  # updated, snoozed, resolved, or already reminded: nothing to say
+    now = call.services.clock.now()
+    due = datetime.fromisoformat(payload["due"]) if payload.get("due") else now
+    reminder_id = f"{incident.id}.{seq}"
+    call.services.notifier.post(incident.channel_id, Reminder(incident, due, now, reminder_id, call.config.incidents.snooze_minutes))
+    record(call, incident, Kind.REMINDER, f"update overdue since {due:%H:%M} UTC; commander reminded", actor="opsbot")
+
+
+def snooze(call: Call, reminder_id: str) -> Reply:
+    """The Snooze button: the current reminder moves ``snooze_minutes`` later; the button carried only ``id.seq``."""
+    incident_id, _, seq_text = reminder_id.partition(".")
+    if not incident_id.isdigit() or not seq_text.isdigit():
+        raise NotFound("reminder", reminder_id[:20])
+    found = store(call).get(int(incident_id))
+    if found is None:
+        raise NotFound("incident", incident_id)
+    require_open(found)
+    require_participant(call, found, "incident snooze")
+    minutes = call.config.incidents.snooze_minutes
+
+    def bump(current: Incident) -> Incident:
+        if current.reminder_seq != int(seq_text):
+            raise Conflict("This reminder is out of date: an update was posted or it was snoozed already.")
+        return replace(current, reminder_seq=current.reminder_seq + 1)
+
+    before, after = store(call).change(found.id, bump)
+    disarm(call, before)
+    until = call.services.clock.now() + timedelta(minutes=minutes)
+    arm(call, after, until)
+    record(call, after, Kind.SNOOZE, f"reminder snoozed until {until:%H:%M} UTC")
+    # The reminder itself turns into the note, for everyone in the channel.
+    note = Note("😴", call.actor.user_id, f"snoozed the update reminder for {minutes} min (until {until:%H:%M} UTC).")
+    return Reply(note, visibility="in_channel", replace_original=True)
+
+
+def schedule_escalation(call: Call, incident: Incident) -> None:
+    """One job per configured step that names someone; the first may be due at once."""
+    found = call.config.incidents.severity(incident.severity)
+    if found is None:
+        return
+    for level, step in enumerate(call.config.incidents.escalation_for(found[1])):
+        if step.notify:
+            at = incident.declared_at + timedelta(minutes=step.after_minutes)
+            call.services.jobs.schedule(at, "incidents.escalate", {"incident": incident.id, "level": level},
+                                        key=escalation_key(incident.id, level))
+
+
+def stop_escalation(call: Call, incident: Incident) -> None:
+    found = call.config.incidents.severity(incident.severity)
+    steps = call.config.incidents.escalation_for(found[1]) if found else []
+    for level in range(max(len(steps), incident.escalation_level + 1)):
+        call.services.jobs.cancel(escalation_key(incident.id, level))
+
+
+def escalate(call: Call, payload: dict[str, Any]) -> None:
+    """The job: page this level unless the incident was acknowledged or resolved (or this level already fired)."""
+    level = int(payload["level"])
+    first = store(call).get(int(payload["incident"]))
+    found = call.config.incidents.severity(first.severity) if first else None
+    steps = call.config.incidents.escalation_for(found[1]) if found else []
+    if first is None or level >= len(steps) or not steps[level].notify:
+        return
+    step = steps[level]
+
+    def claim(current: Incident) -> Incident:
+        if not current.is_open or current.acknowledged_at is not None or current.escalation_level > level:
+            raise Conflict("skipped")
+        return replace(current, escalation_level=level + 1)
+
+    try:
+        _, incident = store(call).change(first.id, claim)
+    except Conflict:
+        return
+    users, _ = people(call, step.notify)
+    if users:
+        try:
+            slack(call).invite(incident.channel_id, users)
+        except OpsError:  # the mention below still reaches them
+            log.warning("could not invite escalation level %s to %s", level + 1, incident.channel_id)
+        store(call).change(incident.id, lambda current: current.with_participants(*users))
+    label = step.label or f"level {level + 1}"
+    call.services.notifier.post(incident.channel_id, Escalation(incident, level + 1, label, step.notify, call.services.clock.now()))
+    record(call, incident, Kind.ESCALATION, f"escalated to {label}: " + ", ".join(step.notify), actor="opsbot")

@@ -1,0 +1,171 @@
+"""`/ops incident update`: the runbook's update, posted in the channel, the status message edited, reminders re-armed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from bot.domain.commands import Args
+from bot.domain.context import Call
+from bot.domain.durations import format_duration, parse_duration
+from bot.domain.errors import NotFound, UsageError
+from bot.domain.incidents import resolve
+from bot.domain.incidents.common import cadence, here, record, refresh, require_open, require_participant, slack, store
+from bot.domain.incidents.messages import Choice, StatusUpdate, UpdateForm
+from bot.domain.incidents.model import Incident, Kind, Status
+from bot.domain.incidents.reminders import arm, disarm, due_after
+from bot.domain.messages import Notice
+from bot.domain.ports import Reply
+
+USAGE = 'incident update <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m]'
+CLOCK_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+MAX_NEXT = timedelta(days=2)
+MAX_TEXT = 3000
+FIELDS = ("status", "impact", "what_happened", "current_status", "next_update")
+
+
+@dataclass(frozen=True)
+class PostUpdate:
+    """``status`` None means: open the form."""
+
+    status: str | None = None
+    current_status: str = ""
+    impact: str | None = None
+    what_happened: str = ""
+    next_update: str | None = None
+
+
+def parse(args: Args) -> PostUpdate:
+    if not args.positional and not args.options:
+        return PostUpdate()
+    statuses = [s.value for s in Status]
+    status = args.positional[0].lower() if args.positional else ""
+    if status not in statuses:
+        raise UsageError(f"Start with the status: one of {', '.join(f'`{s}`' for s in statuses)}.", f"/ops {USAGE}")
+    text = " ".join(args.positional[1:]).strip()
+    if not text and status != Status.RESOLVED:
+        raise UsageError("Say what the current status is after the status word.", f"/ops {USAGE}")
+    return PostUpdate(status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"))
+
+
+def parse_next(text: str, now: datetime) -> datetime:
+    """``30m``, ``1h30m`` or a UTC time of day like ``14:30`` (the next one to come); ValueError otherwise."""
+    value = text.strip().lower().removesuffix("utc").strip()
+    clock = CLOCK_TIME.match(value)
+    if clock:
+        hour, minute = int(clock.group(1)), int(clock.group(2))
+        if hour > 23 or minute > 59:
+            raise ValueError(f"`{text}` is not a time of day")
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return at if at > now else at + timedelta(days=1)
+    try:
+        return now + parse_duration(value, maximum=MAX_NEXT)
+    except ValueError:
+        raise ValueError(f"`{text[:40]}` is not a time like 30m, 1h or 14:30 (UTC)") from None
+
+
+def form_errors(values: dict[str, str]) -> dict[str, str]:
+    """What is wrong with a submitted update form, by field; fast and local (it runs before Slack's ack)."""
+    errors = {}
+    if values.get("status") not in {s.value for s in Status}:
+        errors["status"] = "Pick a status."
+    resolving = values.get("status") == Status.RESOLVED
+    if not values.get("impact", "").strip() and not resolving:
+        errors["impact"] = "Impact is required: the update template says who is affected, and how."
+    if not values.get("current_status", "").strip():
+        errors["current_status"] = "Current status is required: what is being done right now."
+    next_update = values.get("next_update", "").strip()
+    if not next_update and not resolving:
+        errors["next_update"] = "Next update is required: when the next update comes, like 30m, 1h or 14:30 (UTC)."
+    elif next_update and not resolving:
+        try:
+            parse_next(next_update, datetime(2000, 1, 1))
+        except ValueError as exc:
+            errors["next_update"] = str(exc).replace("`", "") + "."
+    for name in FIELDS:
+        if len(values.get(name, "")) > MAX_TEXT:
+            errors[name] = f"Keep this under {MAX_TEXT} characters."
+    return errors
+
+
+def run(command: PostUpdate, call: Call) -> Reply:
+    incident = here(call)
+    require_open(incident)
+    require_participant(call, incident, "incident update")
+    if command.status is None:
+        return open_form(call, incident)
+    if command.status == Status.RESOLVED:
+        return resolve.resolve(call, incident, command.current_status)
+    impact = incident.impact if command.impact is None else command.impact.strip()
+    if not impact:
+        raise UsageError('The update template needs Impact: add --impact "who is affected, and how" (nothing was posted).', f"/ops {USAGE}")
+    now = call.services.clock.now()
+    if command.next_update:
+        try:
+            promised = parse_next(command.next_update, now)
+        except ValueError as exc:
+            raise UsageError(str(exc) + ".", f"/ops {USAGE}") from None
+    else:
+        every = cadence(call, incident)
+        if every is None:
+            raise UsageError(f"The update template needs Next update: add --next 1h ({incident.severity} has no update cadence; nothing was posted).",
+                             f"/ops {USAGE}")
+        promised = now + every
+    return post(call, incident, Status(command.status), impact, command.what_happened.strip(), command.current_status, promised)
+
+
+def open_form(call: Call, incident: Incident) -> Reply:
+    if not call.actor.request_id:
+        raise UsageError("The form can only open from Slack; give the status and text instead.", f"/ops {USAGE}")
+    every = cadence(call, incident)
+    statuses = [Choice(s.value, s.value.capitalize()) for s in Status]
+    slack(call).open_form(call.actor.request_id, UpdateForm(incident, statuses, format_duration(every).replace(" ", "") if every else ""))
+    return Reply(Notice(f"The update form for {incident.ref} is open.", icon="📝"))
+
+
+def open_form_for(call: Call, incident_id: str) -> Reply:
+    """The reminder's "Post update" button (it carried only the incident id)."""
+    incident = store(call).get(int(incident_id)) if incident_id.isdigit() else None
+    if incident is None:
+        raise NotFound("incident", incident_id[:20])
+    require_open(incident)
+    require_participant(call, incident, "incident update")
+    return open_form(call, incident)
+
+
+def submit_form(call: Call, incident_id: int, values: dict[str, str]) -> Reply:
+    incident = store(call).get(incident_id)
+    if incident is None:
+        raise NotFound("incident", str(incident_id))
+    require_open(incident)
+    require_participant(call, incident, "incident update")
+    errors = form_errors(values)
+    if errors:
+        raise UsageError(next(iter(errors.values())))
+    if values["status"] == Status.RESOLVED:
+        return resolve.resolve(call, incident, values["current_status"].strip())
+    now = call.services.clock.now()
+    return post(call, incident, Status(values["status"]), values["impact"].strip(), values.get("what_happened", "").strip(),
+                values["current_status"].strip(), parse_next(values["next_update"], now))
+
+
+def post(call: Call, incident: Incident, status: Status, impact: str, what_happened: str, current: str, promised: datetime) -> Reply:
+    """Post the update first (if Slack refuses, nothing is recorded), then record it and re-arm the reminder."""
+    now, actor = call.services.clock.now(), call.actor.user_id
+    message = StatusUpdate(incident, status, impact, incident.declared_at, now, what_happened, current, promised, actor)
+    call.services.notifier.post(incident.channel_id, message)
+
+    def apply(current: Incident) -> Incident:
+        require_open(current)  # resolved while this update was being posted
+        return replace(current, status=status, impact=impact, last_update_at=now, next_update_at=promised,
+                       reminder_seq=current.reminder_seq + 1).with_participants(actor)
+
+    before, after = store(call).change(incident.id, apply)
+    disarm(call, before)
+    due = due_after(call, after, now, promised)
+    arm(call, after, due)
+    record(call, after, Kind.UPDATE, f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else ""))
+    warnings = refresh(call, after)
+    when = f"; the next update is due by {due:%H:%M} UTC" if due else ""
+    return Reply(Notice(f"Update posted in #{after.channel_name}{when}.", details=warnings))

@@ -1,0 +1,130 @@
+"""Incident buttons, modals and the timeline reaction: thin glue into bot.domain.incidents.
+
+Buttons carry only an opaque id (an incident id, or ``id.seq`` for a reminder); every check is redone
+in the domain. A modal's fields are checked before the ack, so Slack can show which field is wrong
+(``response_action: errors``); the work itself runs after the ack.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.domain.incidents import declare, manage, reminders, timeline, updates
+from bot.domain.policy import Actor
+from bot.domain.ports import Reply
+from bot.wiring import AppServices
+from handlers.common import answer_click, button_value, services_of, source_of
+
+log = logging.getLogger("opsbot.handlers.incidents")
+
+
+class IncidentAction(StrEnum):
+    POST_UPDATE = "incident_post_update"
+    SNOOZE = "incident_snooze"
+    ACK = "incident_ack"
+    DECLARE_FROM_ALERT = "incident_declare_from_alert"  # the health alert's button (contract with health)
+
+
+class IncidentView(StrEnum):
+    DECLARE = "incident_declare"
+    UPDATE = "incident_update"
+
+
+def _click(name: str, run: Any) -> Any:
+    def handle(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
+        ack()
+        value = button_value(body)
+        answer_click(body, respond, context, f"click.{name}", lambda call: run(call, value), {"value": value})
+
+    handle.__name__ = f"handle_{name}"
+    return handle
+
+
+handle_post_update = _click(IncidentAction.POST_UPDATE, updates.open_form_for)
+handle_snooze = _click(IncidentAction.SNOOZE, reminders.snooze)
+handle_ack = _click(IncidentAction.ACK, manage.ack_click)
+handle_declare_from_alert = _click(IncidentAction.DECLARE_FROM_ALERT, declare.open_form_from_alert)
+
+
+def form_values(view: dict[str, Any]) -> dict[str, str]:
+    """A submitted modal's inputs by block id: text inputs' values, selects' chosen values."""
+    values: dict[str, str] = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        element: dict[str, Any] = actions.get("value") or next(iter(actions.values()), {})
+        if element.get("type") == "static_select":
+            values[block_id] = str((element.get("selected_option") or {}).get("value") or "")
+        else:
+            values[block_id] = str(element.get("value") or "")
+    return values
+
+
+def _submitter(body: dict[str, Any], channel: str | None, context: Any) -> Actor:
+    return Actor(user_id=body["user"]["id"], channel_id=channel or None, source=source_of(context), request_id=body.get("trigger_id"))
+
+
+def _tell(services: AppServices, actor: Actor, reply: Reply) -> None:
+    """A modal has no response URL: answer ephemerally where it was opened from."""
+    try:
+        if actor.channel_id and services.conversations is not None:
+            services.conversations.tell(actor.channel_id, actor.user_id, reply.message)
+        else:
+            services.notifier.dm(actor.user_id, reply.message)
+    except Exception:  # the work is done and audited; a lost answer is logged
+        log.exception("could not answer a modal submission")
+
+
+def handle_declare_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
+    services = services_of(context)
+    values = form_values(view)
+    errors = declare.form_errors(services.config, values)
+    if errors:
+        ack(response_action="errors", errors=errors)
+        return
+    ack()
+    actor = _submitter(body, view.get("private_metadata"), context)
+    reply = services.dispatcher.perform(actor, "modal.incident_declare", lambda call: declare.submit_form(call, values),
+                                        params={"severity": values.get("severity"), "service": values.get("service") or None})
+    _tell(services, actor, reply)
+
+
+def handle_update_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
+    services = services_of(context)
+    values = form_values(view)
+    errors = updates.form_errors(values)
+    if errors:
+        ack(response_action="errors", errors=errors)
+        return
+    ack()
+    incident_id = str(view.get("private_metadata") or "")
+    incident = services.incidents.get(int(incident_id)) if services.incidents and incident_id.isdigit() else None
+    actor = _submitter(body, incident.channel_id if incident else None, context)
+    reply = services.dispatcher.perform(actor, "modal.incident_update", lambda call: updates.submit_form(call, int(incident_id or 0), values),
+                                        params={"incident": incident_id, "status": values.get("status")})
+    _tell(services, actor, reply)
+
+
+def handle_reaction(event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
+    """``reaction_added``: the configured reaction on a message in an incident channel puts it on the timeline."""
+    services = services_of(context)
+    item = event.get("item") or {}
+    reaction = str(event.get("reaction") or "").split("::")[0]  # skin tones arrive as "thumbsup::skin-tone-2"
+    if reaction != services.config.incidents.timeline_reaction or item.get("type") != "message":
+        return
+    channel, ts = str(item.get("channel") or ""), str(item.get("ts") or "")
+    actor = Actor(user_id=str(event.get("user") or ""), channel_id=channel, source=source_of(context), request_id=body.get("event_id"))
+    services.dispatcher.perform(actor, "event.reaction_added", lambda call: timeline.add_marked_message(call, channel, ts),
+                                params={"channel": channel, "ts": ts, "event_id": body.get("event_id")})
+
+
+def register(app: App) -> None:
+    app.action(IncidentAction.POST_UPDATE)(handle_post_update)
+    app.action(IncidentAction.SNOOZE)(handle_snooze)
+    app.action(IncidentAction.ACK)(handle_ack)
+    app.action(IncidentAction.DECLARE_FROM_ALERT)(handle_declare_from_alert)
+    app.view(IncidentView.DECLARE)(handle_declare_submission)
+    app.view(IncidentView.UPDATE)(handle_update_submission)
+    app.event("reaction_added")(handle_reaction)

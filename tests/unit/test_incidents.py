@@ -1,0 +1,152 @@
+"""Incident domain rules with fakes: names, parsing, the update template's refusals, reminders, exports, config."""
+
+from __future__ import annotations
+
+import ast
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError
+from bot.domain.context import Call
+from bot.domain.errors import Unavailable, UsageError
+from bot.domain.incidents import declare, export, updates
+from bot.domain.incidents.declare import DeclareIncident
+from bot.domain.incidents.messages import StatusUpdate
+from bot.domain.incidents.model import Incident, Kind, Status, TimelineEntry
+from bot.domain.incidents.naming import VALID, channel_name, slug
+from bot.domain.incidents.reminders import due_after
+from bot.domain.policy import Actor
+from tests.support import config_data, make_config
+from tests.unit.incident_fakes import FakeConversations, FakeIncidentStore, FakeJobs, fake_services
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+DOMAIN = Path(__file__).resolve().parents[2] / "bot" / "domain" / "incidents"
+
+
+def an_incident(**changes: object) -> Incident:
+    base = Incident(7, "Checkout errors", "P1", ("api",), Status.INVESTIGATING, "5% fail", "U0DEV", NOW, "U0DEV")
+    return Incident(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("title, expected", [
+    ("API: 500s on /checkout 🔥🔥", "inc-20261123-api-500s-on-checkout"),
+    ("Café «Zahlung» — kaputt!!!", "inc-20261123-cafe-zahlung-kaputt"),
+    ("🔥🔥🔥", "inc-20261123-incident"),
+    ("<!channel> & <@U123>", "inc-20261123-channel-u123"),
+])
+def test_channel_names_follow_slacks_rules(title: str, expected: str) -> None:
+    assert channel_name("inc", NOW, title) == expected
+
+
+def test_a_500_character_title_is_cut_to_80_without_a_trailing_hyphen_even_with_a_suffix() -> None:
+    title = "very long " * 50
+    for attempt in (1, 2, 12):
+        name = channel_name("incident_ops", NOW, title, attempt)
+        assert VALID.match(name) and len(name) <= 80 and "--" not in name
+    assert channel_name("inc", NOW, title, 12).endswith("-12")
+    assert slug("A--B  c") == "a-b-c"
+
+
+def test_next_update_takes_durations_and_utc_times_of_day() -> None:
+    assert updates.parse_next("30m", NOW) == NOW + timedelta(minutes=30)
+    assert updates.parse_next("1h30m", NOW) == NOW + timedelta(minutes=90)
+    assert updates.parse_next("14:30", NOW) == NOW.replace(minute=30)
+    assert updates.parse_next("13:00 UTC", NOW) == NOW.replace(hour=13) + timedelta(days=1)
+    for bad in ("soon", "25:00", "3d"):
+        with pytest.raises(ValueError):
+            updates.parse_next(bad, NOW)
+
+
+def test_the_update_form_names_each_missing_field() -> None:
+    assert updates.form_errors({"status": "identified", "current_status": "x", "impact": " ", "next_update": ""}).keys() == {"impact", "next_update"}
+    assert updates.form_errors({"status": "bogus", "current_status": "", "impact": "i", "next_update": "1h"}).keys() == {"status", "current_status"}
+    assert updates.form_errors({"status": "resolved", "current_status": "fixed"}) == {}
+
+
+def test_the_update_template_refuses_to_exist_without_impact_or_next_update() -> None:
+    with pytest.raises(UsageError, match="needs Impact and Next update"):
+        StatusUpdate(an_incident(), Status.IDENTIFIED, "", NOW, NOW, "", "x", None, "U0DEV")
+    final = StatusUpdate(an_incident(), Status.RESOLVED, "", NOW, NOW, "", "fixed", None, "U0DEV", duration=timedelta(hours=1))
+    assert final.duration == timedelta(hours=1)
+
+
+def test_the_reminder_is_due_at_the_sooner_of_the_promise_and_the_cadence() -> None:
+    call = Call(Actor("U0DEV"), fake_services())
+    p1 = an_incident()
+    assert due_after(call, p1, NOW, NOW + timedelta(hours=3)) == NOW + timedelta(minutes=60)
+    assert due_after(call, p1, NOW, NOW + timedelta(minutes=10)) == NOW + timedelta(minutes=10)
+    assert due_after(call, an_incident(severity="P3"), NOW, None) is None
+
+
+def test_declare_tries_the_next_name_when_slack_says_it_is_taken() -> None:
+    services = fake_services()
+    slack = services.conversations
+    assert isinstance(slack, FakeConversations)
+    slack.taken |= {"inc-20261123-checkout-errors", "inc-20261123-checkout-errors-2"}
+    declare.declare(Call(Actor("U0DEV", "C0OPS"), services), DeclareIncident("p1", "Checkout errors"))
+    incident = services.incidents.get(1)  # type: ignore[union-attr]
+    assert incident is not None and incident.channel_name == "inc-20261123-checkout-errors-3" and incident.severity == "P1"
+
+
+def test_a_declaration_slack_cannot_take_leaves_no_incident_behind() -> None:
+    services = fake_services()
+    assert isinstance(services.conversations, FakeConversations)
+    services.conversations.fail_create = Unavailable("Slack", "ratelimited")
+    with pytest.raises(Unavailable):
+        declare.declare(Call(Actor("U0DEV", "C0OPS"), services), DeclareIncident("P1", "Checkout errors"))
+    assert isinstance(services.incidents, FakeIncidentStore) and services.incidents.incidents == {}
+    assert isinstance(services.jobs, FakeJobs) and services.jobs.scheduled == {}
+
+
+def test_declare_schedules_the_reminder_and_each_escalation_step_that_names_someone() -> None:
+    services = fake_services(incidents={"escalation": [
+        {"after_minutes": 0, "notify": ["U0APPROVER3"]}, {"after_minutes": 15, "notify": []}, {"after_minutes": 30, "notify": ["U0ADMIN"]}]})
+    declare.declare(Call(Actor("U0DEV", "C0OPS"), services), DeclareIncident("P1", "Checkout errors"))
+    assert isinstance(services.jobs, FakeJobs)
+    assert {key: (at - NOW, name) for key, (at, name, _) in services.jobs.scheduled.items()} == {
+        "incident-remind:1:1": (timedelta(minutes=60), "incidents.remind"),
+        "incident-escalate:1:0": (timedelta(0), "incidents.escalate"),
+        "incident-escalate:1:2": (timedelta(minutes=30), "incidents.escalate"),
+    }
+
+
+def test_exports_carry_every_entry_and_fold_user_text_to_one_line() -> None:
+    entries = [
+        TimelineEntry(7, NOW, Kind.DECLARED, "U0DEV", "P1 declared"),
+        TimelineEntry(7, NOW + timedelta(minutes=3), Kind.NOTE, "U0DEV2", "line one\n# not a heading", link="https://x/p1"),
+        TimelineEntry(7, NOW + timedelta(minutes=9), Kind.SERVICE_EVENT, "U0DEV", "rollback.done · api/production · v1.4.1"),
+    ]
+    data = json.loads(export.as_json(an_incident(), entries))
+    assert data["incident"]["id"] == "INC-7" and [e["kind"] for e in data["timeline"]] == ["declared", "note", "service_event"]
+    assert data["timeline"][0]["at"] == "2026-11-23T14:00:00Z"
+    markdown = export.as_markdown(an_incident(), entries)
+    assert "- **14:03** · Note · @U0DEV2 · line one # not a heading ([message](https://x/p1))" in markdown
+    draft = export.postmortem(an_incident(resolved_at=NOW + timedelta(minutes=42), status=Status.RESOLVED), entries, NOW + timedelta(hours=1))
+    assert "- **Duration:** 42m" in draft and "- 14:09 rollback.done · api/production · v1.4.1" in draft
+    assert "## Root cause" in draft and "| TODO | | | |" in draft
+
+
+def test_incident_config_errors_name_their_keys() -> None:
+    for incidents, expected in (
+        ({"severities": {"P1": {"responders": ["*"]}}}, "incidents.severities.P1.responders"),
+        ({"severities": {"P-1": {}}}, "incidents.severities"),
+        ({"escalation": [{"after_minutes": -5, "notify": []}]}, "incidents.escalation[0].after_minutes"),
+        ({"severities": {"P1": {"update_every_minutes": 0}}}, "incidents.severities.P1.update_every_minutes"),
+        ({"channel_prefix": "INC!"}, "incidents.channel_prefix"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            make_config(incidents=incidents)
+        assert any(error.startswith(expected) for error in caught.value.errors), caught.value.errors
+    assert make_config(incidents={"severities": {"P1": {"update_every_minutes": 1}}}).incidents.severity("p1") is not None
+    assert config_data()["channels"]["incidents"] == "C0INCIDENTS"
+
+
+def test_the_incidents_domain_imports_no_transport_or_storage_library() -> None:
+    forbidden = {"slack_bolt", "slack_sdk", "jinja2", "httpx", "redis", "sqlalchemy", "rq"}
+    for path in DOMAIN.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not {n.split(".")[0] for n in names} & forbidden, (path.name, names)
