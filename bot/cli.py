@@ -89,6 +89,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from rq import SimpleWorker
 
+    from bot.domain import registry
     from bot.jobs import RqJobs, use_services
     from bot.wiring import build_services
 
@@ -102,6 +103,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     services = build_services(settings, config=config)
     assert isinstance(services.jobs, RqJobs)
     use_services(services)
+    for name in registry.startup_jobs():  # keyed: a second replica starting adds nothing
+        services.jobs.submit(name, {}, key=f"startup:{name}")
     # SimpleWorker runs jobs in this process: the services built above are reused, not forked.
     worker = SimpleWorker([services.jobs.queue], connection=services.jobs.queue.connection)
     worker.work(with_scheduler=True, burst=args.burst)
@@ -120,11 +123,12 @@ def console_settings() -> Settings:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    from bot.console.demo_services import with_demo_services
     from bot.console.shell import ConsoleSession, run, split_script
     from bot.wiring import build_services
 
     settings = console_settings()
-    config = _config(settings)
+    config, demo = with_demo_services(_config(settings))  # opsbot-demo.invalid URLs → a loopback demo server
     _ready_database(settings, migrate=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     session = ConsoleSession(settings, lambda s: build_services(s, config=config, allow_embedded_redis=True), user=args.user)
@@ -133,6 +137,8 @@ def cmd_console(args: argparse.Namespace) -> int:
         return run(session, lines, interactive=lines is None and sys.stdin.isatty())
     finally:
         session.close()
+        if demo is not None:
+            demo.stop()
 
 
 def cmd_db(args: argparse.Namespace) -> int:

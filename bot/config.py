@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
+from bot.domain.durations import parse_duration
 from bot.domain.freeze import FreezeWindow
 
 PRINCIPAL = re.compile(r"^(\*|[UW][A-Z0-9]{2,}|S[A-Z0-9]{2,})$")
@@ -88,22 +90,69 @@ class Environment(Strict):
         return [window.text for window in windows]
 
 
+HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
 class HealthCheck(Strict):
-    url: str = Field(pattern=r"^https?://")
-    name: str | None = None
+    """One endpoint to probe, and what counts as healthy (docs/health.md explains each key)."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    name: str | None = Field(default=None, max_length=80)
     method: Literal["GET", "HEAD", "POST"] = "GET"
-    expect_status: list[int] = Field(default_factory=lambda: [200])
+    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
     expect_json: dict[str, str | int | float | bool] = Field(default_factory=dict)
     warn_ms: int = Field(default=500, ge=1)
     critical_ms: int = Field(default=2000, ge=1)
     timeout_ms: int = Field(default=2000, ge=1, le=120_000)
+    headers: dict[str, str] = Field(default_factory=dict)
     headers_from_env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: list[int]) -> list[int]:
+        for code in value:
+            if not 100 <= code <= 599:
+                raise ValueError(f"{code} is not an HTTP status code (100-599)")
+        return value
+
+    @field_validator("headers", "headers_from_env")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+        return value
+
+    @field_validator("headers_from_env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for variable in value.values():
+            if not ENV_VAR.match(variable):
+                raise ValueError(f"{variable!r} is not an environment variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> HealthCheck:
+        if self.critical_ms < self.warn_ms:
+            raise ValueError(f"critical_ms ({self.critical_ms}) must not be below warn_ms ({self.warn_ms})")
+        return self
+
+    @property
+    def label(self) -> str:
+        """``name``, or the URL's path (``/health/db``) when no name is given."""
+        if self.name:
+            return self.name
+        rest = self.url.split("://", 1)[1]
+        path = rest[rest.find("/"):] if "/" in rest else "/"
+        return path.split("?", 1)[0] or "/"
 
 
 class ServiceEnvironment(Strict):
     health: list[HealthCheck] = Field(default_factory=list)
-    version_url: str | None = Field(default=None, pattern=r"^https?://")
+    version_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     version_json_key: str = "version"
+    version_timeout_ms: int = Field(default=5000, ge=1, le=120_000)
 
 
 class CommandProvider(Strict):
@@ -253,6 +302,54 @@ class Incidents(Strict):
         return self.escalation if severity.escalation is None else severity.escalation
 
 
+def _duration_seconds(text: str, maximum: timedelta) -> int:
+    try:
+        return int(parse_duration(text, maximum=maximum).total_seconds())
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("`", "")) from None
+
+
+class Watch(Strict):
+    """Which services to watch in the background, how often, and when their state changes."""
+
+    services: list[str] | Literal["all"] = "all"
+    environments: list[str] = Field(min_length=1)
+    interval: str = "1m"
+    failures: int = Field(default=3, ge=1, le=100)
+    window: str = "5m"
+    slow_checks: int = Field(default=3, ge=1, le=100)
+    recover_checks: int = Field(default=2, ge=1, le=100)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        _duration_seconds(value, timedelta(hours=1))
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        _duration_seconds(value, timedelta(days=1))
+        return value
+
+    @property
+    def interval_seconds(self) -> int:
+        return _duration_seconds(self.interval, timedelta(hours=1))
+
+    @property
+    def window_seconds(self) -> int:
+        return _duration_seconds(self.window, timedelta(days=1))
+
+
+class HealthSettings(Strict):
+    """How `/ops health` probes (caps that keep one slow fleet from hurting the bot) and what it watches."""
+
+    concurrency: int = Field(default=20, ge=1, le=500)
+    max_body_kb: int = Field(default=1024, ge=1, le=65_536)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    watches: list[Watch] = Field(default_factory=list)
+
+
 class OpsConfig(Strict):
     channels: Channels
     roles: Roles
@@ -262,6 +359,7 @@ class OpsConfig(Strict):
     deploys: Deploys = Field(default_factory=Deploys)
     flags: Flags = Field(default_factory=Flags)
     incidents: Incidents = Field(default_factory=Incidents)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     @field_validator("environments", "services")
     @classmethod
@@ -283,9 +381,53 @@ class OpsConfig(Strict):
         for env in self.flags.environments:
             if env not in self.environments:
                 problems.append(f"flags.environments: unknown environment {env!r}")
+        problems.extend(watch_problems(self))
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def watched(self) -> dict[tuple[str, str], Watch]:
+        """Every watched (service, environment) and the watch that covers it."""
+        return {target: watch for target, watch, _ in _watch_targets(self) if target is not None}
+
+
+def _watch_targets(config: OpsConfig) -> list[tuple[tuple[str, str] | None, Watch, str]]:
+    """(target, watch, problem) for each target a watch names; target is None when it names a problem."""
+    found: list[tuple[tuple[str, str] | None, Watch, str]] = []
+    for i, watch in enumerate(config.health.watches):
+        where = f"health.watches[{i}]"
+        names = list(config.services) if watch.services == "all" else watch.services
+        matched = 0
+        for name in names:
+            service = config.services.get(name)
+            if service is None:
+                found.append((None, watch, f"{where}.services: unknown service {name!r}"))
+                continue
+            for env in watch.environments:
+                if env not in config.environments:
+                    found.append((None, watch, f"{where}.environments: unknown environment {env!r}"))
+                elif env in service.environments and service.environments[env].health:
+                    found.append(((name, env), watch, where))
+                    matched += 1
+                elif watch.services != "all":
+                    found.append((None, watch, f"{where}: services.{name}.environments.{env} has no health checks to watch"))
+        if matched == 0 and watch.services == "all" and all(env in config.environments for env in watch.environments):
+            found.append((None, watch, f"{where}: no service has health checks in {', '.join(watch.environments)}"))
+    return found
+
+
+def watch_problems(config: OpsConfig) -> list[str]:
+    """Watches naming unknown or unchecked services, and targets two watches both claim."""
+    problems: list[str] = []
+    seen: dict[tuple[str, str], str] = {}
+    for target, _, where in _watch_targets(config):
+        if target is None:
+            problems.append(where)
+        elif target in seen:
+            problems.append(f"{where}: {target[0]} in {target[1]} is already watched by {seen[target]}")
+        else:
+            seen[target] = where
+    return list(dict.fromkeys(problems))
 
 
 class ConfigError(Exception):

@@ -16,10 +16,12 @@ from bot.adapters.db import create_db_engine
 from bot.adapters.deploy_providers import ConfiguredProviders
 from bot.adapters.deploy_store import SqlDeployStore
 from bot.adapters.lock_waiters import RedisLockWaiters
+from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.incident_store import SqlIncidentStore
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
 from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
 from bot.adapters.slack_channels import SlackConversations
+from bot.adapters.watch_store import RedisWatchStore
 from bot.config import OpsConfig, load_config
 from bot.domain.context import Services
 from bot.jobs import InProcessJobs, RqJobs
@@ -103,6 +105,8 @@ def build_services(
         "deploys": SqlDeployStore(engine),
         "deploy_providers": ConfiguredProviders(),
         "lock_waiters": RedisLockWaiters(r, prefix),
+        "health": HttpHealthProbe(config),
+        "watches": RedisWatchStore(r, clock, prefix),
         "incidents": SqlIncidentStore(engine),
         "conversations": SlackConversations(web_client, renderer),
         "events": IncidentEventListener(),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import approvals, audit, deploys, incidents, ops
+from handlers import approvals, audit, deploys, health, incidents, ops
 
-FAMILIES = [ops, audit, approvals, deploys, incidents]
+FAMILIES = [ops, audit, approvals, health, deploys, incidents]
 
 
 def register_all(app: App) -> None:

@@ -18,6 +18,7 @@ from bot.domain.ports import (
     NoServiceEvents,
     Notifier,
     ServiceEvents,
+    WatchStore,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class Services:
 
     # The health engine (issue 4); deploy verification uses it too.
     health: HealthProbe | None = None
+    # Health watch state and leases, shared by replicas (issue 4).
+    watches: WatchStore | None = None
 
     # Deploys and rollbacks (issue 3): their records and freezes, the providers, who waits for a lock.
     deploys: DeployStore | None = None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain import approvals, audit, deploys, execution, freezes, history, incidents, locks, rollbacks
+from bot.domain import approvals, audit, deploys, execution, freezes, health, history, incidents, locks, rollbacks
 from bot.domain.commands import Subcommand
 from bot.domain.dispatch import JobSpec
 
-FAMILIES = [locks, audit, approvals, deploys, rollbacks, execution, freezes, history, incidents]
+FAMILIES = [locks, audit, approvals, health, deploys, rollbacks, execution, freezes, history, incidents]
 
 
 def subcommands() -> list[Subcommand[Any]]:
@@ -19,6 +19,11 @@ def subcommands() -> list[Subcommand[Any]]:
 def jobs() -> list[JobSpec]:
     """Every background job the families registered."""
     return [job for family in FAMILIES for job in getattr(family, "JOBS", [])]
+
+
+def startup_jobs() -> list[str]:
+    """Jobs every `opsbot worker` submits when it starts (e.g. starting background watches)."""
+    return [name for family in FAMILIES for name in getattr(family, "STARTUP_JOBS", [])]
 
 
 def approval_kinds() -> dict[str, approvals.ApprovalKind]:

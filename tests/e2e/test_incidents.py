@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
-import types
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 import redis
 
 from bot.console.slack_emulator import Posted, SlackEmulator
+from bot.domain.health_watch import ALERT_KIND
 from bot.domain.incidents.naming import VALID
 from bot.domain.ports import ServiceEvent
 from tests.e2e.incident_helpers import BotFactory, channel_of, declare, incident_channels, last_view, outcomes, posts, react, submit
@@ -179,29 +178,26 @@ def test_the_declare_form_declares_with_what_was_typed(opsbot: Bot) -> None:
     assert declared[0].channel == "C0OPS" and "web - Search is slow" in declared[0].seen()
 
 
-def test_the_alert_button_says_clearly_that_health_is_not_there_yet(opsbot: Bot) -> None:
+def test_an_unknown_or_expired_alert_is_a_clear_answer(opsbot: Bot) -> None:
     answer = opsbot.click(_alert(), "Declare incident", user="U0DEV")
-    assert "needs the health checks" in answer[0]["text"] and answer[0]["response_type"] == "ephemeral"
+    assert "Unknown health alert (it may have expired)" in answer[0]["text"] and answer[0]["response_type"] == "ephemeral"
 
 
-def test_the_alert_button_opens_the_declare_form_filled_from_the_alert(opsbot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The contract with the health checks: bot.domain.health.alert_context(call, alert_id) -> dict.
-    seen: list[str] = []
-
-    def alert_context(call: Any, alert_id: str) -> dict[str, str]:
-        seen.append(alert_id)
-        return {"service": "api", "environment": "production", "summary": "api production: /health failing", "severity_hint": "p1"}
-
-    monkeypatch.setitem(sys.modules, "bot.domain.health", types.SimpleNamespace(alert_context=alert_context))
-    answer = opsbot.click(_alert(), "Declare incident", user="U0DEV")
-    assert "The declare form is open." in answer[0]["text"] and seen == ["alert-1"]
+def test_the_alert_button_opens_the_declare_form_filled_from_the_alert(opsbot: Bot) -> None:
+    # The alert as the health watch stores it; the button carries only its opaque id.
+    alert_id = opsbot.services.state.put(ALERT_KIND, {
+        "service": "api", "environment": "production", "summary": "api production DOWN: /health failing (3 failures in 5 min)",
+        "severity_hint": "P1", "level": "down", "at": "2026-11-23T14:00:00+00:00", "checks": [],
+    }, ttl_seconds=3600)
+    answer = opsbot.click(_alert(alert_id), "Declare incident", user="U0DEV")
+    assert "The declare form is open." in answer[0]["text"]
     view = last_view(opsbot)
     fields = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
     assert fields["severity"]["initial_option"]["value"] == "P1" and fields["service"]["initial_option"]["value"] == "api"
-    assert fields["title"]["initial_value"] == "api production: /health failing"
+    assert fields["title"]["initial_value"] == "api production DOWN: /health failing (3 failures in 5 min)"
     assert submit(opsbot, view, "U0DEV") == {}
     channel = opsbot.emulator.wait_for(lambda: incident_channels(opsbot))[0]
-    assert channel.name.endswith("-api-production-health-failing")
+    assert channel.name.endswith("-api-production-down-health-failing-3-failures-in-5-min")
 
 
 def test_roles_ack_and_list(opsbot: Bot) -> None:
@@ -307,7 +303,7 @@ def test_timeline_exports_as_json_and_markdown(opsbot: Bot) -> None:
     assert "`format=` takes json or markdown." in opsbot.command("incident timeline 1 format=pdf").seen()
 
 
-def _alert() -> Posted:
+def _alert(alert_id: str = "alert-1") -> Posted:
     """A health alert as the health checks post it: its button carries only the alert id."""
-    button = {"type": "button", "action_id": "incident_declare_from_alert", "text": {"type": "plain_text", "text": "Declare incident"}, "value": "alert-1"}
+    button = {"type": "button", "action_id": "incident_declare_from_alert", "text": {"type": "plain_text", "text": "Declare incident"}, "value": alert_id}
     return Posted("C0ALERTS", "1700000000.000100", "api is failing", [{"type": "actions", "elements": [button]}])

@@ -1,0 +1,138 @@
+"""Fan-out benchmark: 200 health endpoints on one local server, one of which never answers.
+
+Prints, from one run, the wall time of `/ops health all` (through the dispatcher: parse, role check,
+the concurrent fan-out, the message layout, audit) next to the per-check timeout, and of the same
+200 checks made one after another. Asserts nothing: the figures go in docs/health.md.
+
+    python bench/health_fanout.py [--endpoints 200] [--latency-ms 20] [--timeout-ms 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bot.adapters.db import upgrade
+from bot.adapters.http_health import HttpHealthProbe
+from bot.config import OpsConfig, parse_config
+from bot.domain.policy import Actor
+from bot.settings import Settings
+from bot.wiring import build_services
+
+
+class FleetServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+
+
+def start_fleet(latency_ms: int, silent: int, stopping: threading.Event) -> FleetServer:
+    """``/svc/N/health`` answers healthy after ``latency_ms``; endpoint ``silent`` never answers."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            number = int(self.path.split("/")[2])
+            if number == silent:
+                stopping.wait(600)
+                return
+            time.sleep(latency_ms / 1000)
+            body = json.dumps({"status": "healthy"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = FleetServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def fleet_config(port: int, endpoints: int, timeout_ms: int, concurrency: int) -> OpsConfig:
+    check = {"expect_json": {"status": "healthy"}, "timeout_ms": timeout_ms, "warn_ms": 500, "critical_ms": timeout_ms}
+    services = {
+        f"svc-{i:03d}": {"environments": {"production": {"health": [{**check, "url": f"http://127.0.0.1:{port}/svc/{i}/health"}]}}}
+        for i in range(endpoints)
+    }
+    return parse_config({
+        "channels": {"deployments": "C0DEPLOYS", "incidents": "C0INCIDENTS", "alerts": "C0ALERTS"},
+        "roles": {"admin": ["U0ADMIN"], "approver": [], "deployer": [], "viewer": ["*"]},
+        "environments": {"production": {}},
+        "services": services,
+        "health": {"concurrency": concurrency},
+    }, "bench")
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoints", type=int, default=200)
+    parser.add_argument("--latency-ms", type=int, default=20, help="how long each healthy endpoint takes to answer")
+    parser.add_argument("--timeout-ms", type=int, default=2000, help="the per-check timeout")
+    parser.add_argument("--cap", type=int, default=20, help="health.concurrency for the fan-out runs")
+    args = parser.parse_args()
+
+    stopping = threading.Event()
+    silent = args.endpoints * 2 // 3
+    server = start_fleet(args.latency_ms, silent, stopping)
+    port = int(server.server_address[1])
+    pairs = [(f"svc-{i:03d}", "production") for i in range(args.endpoints)]
+    timeout_s = args.timeout_ms / 1000
+    rows: list[tuple[str, int, float, str]] = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        upgrade(url)
+        config = fleet_config(port, args.endpoints, args.timeout_ms, args.cap)
+        services = build_services(Settings(database_url=url), config=config, allow_embedded_redis=True)
+        actor = Actor("U0ADMIN", source="console")
+        wall, reply = timed(lambda: services.dispatcher.run_text("health all", actor))
+        blocks = len(services.renderer.render(reply.message)["blocks"])
+        counts = reply.message.counts
+        rows.append(("/ops health all (dispatcher, fan-out)", args.cap, wall,
+                     f"{counts.healthy} healthy, {counts.failed} failed; {blocks} blocks"))
+        services.jobs.close()  # type: ignore[attr-defined]
+
+    for cap in sorted({50, args.endpoints}):
+        probe = HttpHealthProbe(fleet_config(port, args.endpoints, args.timeout_ms, cap), {})
+        wall, reports = timed(partial(probe.check_many, pairs))
+        rows.append(("fan-out in the domain engine (check_many)", cap, wall, _verdicts(reports)))
+
+    one_by_one = HttpHealthProbe(fleet_config(port, args.endpoints, args.timeout_ms, 1), {})
+    wall, reports = timed(partial(one_by_one.check_many, pairs))
+    rows.append(("one after another (same engine, cap 1)", 1, wall, _verdicts(reports)))
+    wall, reports = timed(lambda: [one_by_one.check(s, e) for s, e in pairs])
+    rows.append(("one after another (a check() call each)", 1, wall, _verdicts(reports)))
+
+    stopping.set()
+    server.shutdown()
+    print(f"{args.endpoints} endpoints on one local server, endpoint {silent} never answers; healthy ones answer in "
+          f"{args.latency_ms} ms; per-check timeout {args.timeout_ms} ms\n")
+    print(f"| {'run':<42} | {'cap':>4} | {'wall s':>7} | {'÷ timeout':>9} | result")
+    print(f"|{'-' * 44}|{'-' * 6}|{'-' * 9}|{'-' * 11}|{'-' * 40}")
+    for name, cap, wall, note in rows:
+        print(f"| {name:<42} | {cap:>4} | {wall:>7.2f} | {wall / timeout_s:>8.2f}× | {note}")
+
+
+def _verdicts(reports: list[Any]) -> str:
+    failed = [f"{r.service}: {r.checks[0].reason}" for r in reports if r.status != "healthy"]
+    return f"{len(reports) - len(failed)} healthy, {len(failed)} failed ({'; '.join(failed)[:60]})"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The HTTP probe against real local servers: every fault becomes a failed check with a clear reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.adapters.http_health import HttpHealthProbe
+from bot.domain.errors import NotFound
+from bot.domain.ports import CheckOutcome, HealthReport
+from tests.health_stubs import (
+    closed_port, hang, huge, json_reply, redirect, self_signed_tls, serving, silent_listener, text_reply, trickle,
+)
+from tests.support import make_config
+
+HEALTHY = json_reply({"status": "healthy"})
+
+
+def probe(checks: list[dict[str, Any]], environ: dict[str, str] | None = None, version_url: str | None = None,
+          **settings: Any) -> HealthReport:
+    env: dict[str, Any] = {"health": checks}
+    if version_url:
+        env["version_url"] = version_url
+    config = make_config(services={"api": {"environments": {"production": env}}}, health=settings)
+    return HttpHealthProbe(config, environ or {}).check("api", "production")
+
+
+def only(report: HealthReport) -> CheckOutcome:
+    [check] = report.checks
+    return check
+
+
+def test_a_healthy_endpoint_reports_its_latency_and_the_version() -> None:
+    with serving({"/health": HEALTHY, "/version": json_reply({"version": "1.4.2"})}) as server:
+        report = probe([{"url": server.url(), "expect_json": {"status": "healthy"}}], version_url=server.url("/version"))
+    assert (report.status, report.version, report.version_error) == ("healthy", "1.4.2", None)
+    assert only(report).latency_ms is not None and only(report).reason is None
+
+
+def test_connection_refused() -> None:
+    report = probe([{"url": f"http://127.0.0.1:{closed_port()}/health"}])
+    assert (report.status, only(report).reason) == ("failed", "connection refused")
+
+
+def test_dns_failure_names_the_host() -> None:
+    assert only(probe([{"url": "http://health.nowhere.invalid/health"}])).reason == "DNS failure: cannot resolve health.nowhere.invalid"
+
+
+def test_plain_http_on_an_https_url_is_a_tls_error() -> None:
+    with serving({"/health": HEALTHY}) as server:
+        reason = only(probe([{"url": server.url(scheme="https")}])).reason
+    assert reason is not None and reason.startswith("TLS error:") and "plain HTTP" in reason
+
+
+def test_a_self_signed_certificate_is_a_tls_error(tmp_path: Path) -> None:
+    with serving({"/health": HEALTHY}, tls=self_signed_tls(tmp_path)) as server:
+        reason = only(probe([{"url": server.url()}])).reason
+    assert reason == "TLS error: certificate not trusted (self-signed certificate)"
+
+
+def test_a_non_json_body_where_json_is_expected() -> None:
+    with serving({"/health": text_reply("<html><h1>Welcome to nginx!</h1></html>")}) as server:
+        check = only(probe([{"url": server.url(), "expect_json": {"status": "healthy"}}]))
+    assert (check.status, check.reason) == ("failed", "body is not JSON (text/html: <html><h1>Welcome to nginx!</h1></html>)")
+
+
+def test_a_50_mb_body_is_cut_at_the_read_cap() -> None:
+    with serving({"/health": huge(50 * 1024 * 1024)}) as server:
+        check = only(probe([{"url": server.url(), "expect_json": {"status": "healthy"}, "timeout_ms": 10_000}], max_body_kb=256))
+    assert (check.status, check.reason) == ("failed", "body larger than 256 KB; stopped reading")
+
+
+def test_a_redirect_loop_stops_at_the_redirect_limit() -> None:
+    with serving({"/a": redirect("/b"), "/b": redirect("/a")}) as server:
+        check = only(probe([{"url": server.url("/a")}], max_redirects=3))
+        hits = server.hits["/a"] + server.hits["/b"]
+    assert check.reason == "redirect loop: more than 3 redirects"
+    assert hits == 4
+
+
+def test_a_server_that_accepts_and_never_answers_times_out() -> None:
+    with serving({"/health": hang}) as server:
+        check = only(probe([{"url": server.url(), "timeout_ms": 800}]))
+    assert (check.status, check.reason) == ("failed", "timeout after 800 ms waiting for a response")
+
+
+def test_a_listener_that_never_reads_times_out_too() -> None:
+    with silent_listener() as port:
+        assert only(probe([{"url": f"http://127.0.0.1:{port}/health", "timeout_ms": 800}])).reason == "timeout after 800 ms waiting for a response"
+
+
+def test_a_body_trickling_one_byte_a_second_hits_the_whole_request_deadline() -> None:
+    # httpx's read timeout restarts with every byte; only a deadline over the whole request catches this.
+    with serving({"/health": trickle(b'{"status": "healthy"}', every=1.0)}) as server:
+        check = only(probe([{"url": server.url(), "timeout_ms": 1500}]))
+    assert check.status == "failed"
+    assert check.reason is not None and check.reason.startswith("timeout after 1500 ms reading the body (")
+
+
+def test_one_broken_check_does_not_spoil_the_others() -> None:
+    with serving({"/health": HEALTHY, "/hang": hang, "/503": json_reply({"status": "down"}, status=503)}) as server:
+        report = probe([{"url": server.url()}, {"url": server.url("/hang"), "timeout_ms": 300}, {"url": server.url("/503")}])
+    assert [(c.name, c.status) for c in report.checks] == [("/health", "healthy"), ("/hang", "failed"), ("/503", "failed")]
+    assert report.checks[2].reason == "status 503 (expected 200)"
+    assert report.status == "failed"
+
+
+def test_checks_run_concurrently_up_to_the_cap() -> None:
+    with serving({f"/s{i}": json_reply({}, delay=0.6) for i in range(12)}) as server:
+        probe([{"url": server.url(f"/s{i}")} for i in range(12)], concurrency=4)
+        capped = server.most_in_flight
+    with serving({f"/s{i}": json_reply({}, delay=0.6) for i in range(12)}) as server:
+        probe([{"url": server.url(f"/s{i}")} for i in range(12)], concurrency=50)
+        uncapped = server.most_in_flight
+    assert capped == 4
+    assert uncapped == 12
+
+
+def test_headers_from_environment_variables_are_sent_and_never_reported() -> None:
+    with serving({"/health": HEALTHY}) as server:
+        report = probe([{"url": server.url(), "headers_from_env": {"Authorization": "API_HEALTH_TOKEN"}, "headers": {"X-Probe": "opsbot"}}],
+                       environ={"API_HEALTH_TOKEN": "Bearer s3cret"})
+        sent = server.headers_seen[0]
+    assert sent["Authorization"] == "Bearer s3cret" and sent["X-Probe"] == "opsbot"
+    assert report.status == "healthy" and "s3cret" not in repr(report)
+
+
+def test_a_missing_header_variable_fails_the_check_without_calling() -> None:
+    with serving({"/health": HEALTHY}) as server:
+        check = only(probe([{"url": server.url(), "headers_from_env": {"Authorization": "API_HEALTH_TOKEN"}}]))
+        assert server.hits == {}
+    assert check.reason == "header Authorization: environment variable API_HEALTH_TOKEN is not set"
+
+
+def test_a_broken_version_endpoint_is_reported_beside_healthy_checks() -> None:
+    with serving({"/health": HEALTHY, "/version": text_reply("<html>nope</html>", status=404)}) as server:
+        report = probe([{"url": server.url()}], version_url=server.url("/version"))
+    assert (report.status, report.version, report.version_error) == ("healthy", None, "version endpoint: status 404")
+
+
+def test_many_services_are_checked_in_one_fan_out() -> None:
+    with serving({"/health": HEALTHY}) as server:
+        services = {f"svc{i}": {"environments": {"production": {"health": [{"url": server.url()}]}}} for i in range(5)}
+        config = make_config(services=services, default_service=None)
+        reports = HttpHealthProbe(config, {}).check_many([(f"svc{i}", "production") for i in range(5)])
+    assert [(r.service, r.status) for r in reports] == [(f"svc{i}", "healthy") for i in range(5)]
+
+
+def test_an_unknown_service_is_not_found() -> None:
+    with pytest.raises(NotFound):
+        HttpHealthProbe(make_config(), {}).check("nope", "production")
