@@ -3,7 +3,7 @@
 In one process, on loopback: the Slack emulator, the real Bolt app (signed requests, Bolt's own
 dispatch), real Redis, a real database (SQLite file or a fresh PostgreSQL database), the `command`
 provider running tests/programs/fake_deploy.py, and verification over HTTP against a local service
-double (one check: watch_seconds 0). Jobs run on the in-process runner. Prints figures; asserts nothing.
+double by the health engine (one check: watch_seconds 0). Jobs run on the in-process runner. Prints figures; asserts nothing.
 
     python bench/deploy_flow.py                       # 20 rounds on SQLite
     python bench/deploy_flow.py --database postgresql --rounds 30
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.adapters.db import upgrade  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from tests.deploy_kit import HealthStandIn, ServiceDouble, deploy_config_data, deployed_log  # noqa: E402
+from tests.deploy_kit import ServiceDouble, deploy_config_data, deployed_log  # noqa: E402
 from tests.support import Bot, start_emulator  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -75,7 +75,6 @@ def main() -> None:
     prefix = f"opsbot-bench:{secrets.token_hex(4)}:"
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
     bot = Bot(emulator=emulator, db_url=url, redis_client=client, prefix=prefix, config=config)
-    bot.services.health = HealthStandIn(config)
     timings: dict[str, list[float]] = {"request (/ops deploy → reply)": [], "approve click → receipt": [],
                                        "last approval → 🚀 announced": [], "🚀 → ✅ (program + 1 check)": []}
     try:

@@ -5,9 +5,8 @@
   and ``/<service>/<env>/version`` (the version the last successful deploy wrote to the state dir).
 - ``WebhookReceiver`` is a local deploy webhook: it checks the signature, deduplicates on the
   idempotency key, and can be told to fail before or after doing the work.
-- ``health_engine(config)`` is the real health engine (issue 4, ``bot.adapters.http_health``) when
-  this checkout has it, else ``HealthStandIn``, which runs the configured checks and version endpoint
-  with httpx until that engine lands in main.
+Verification goes through the real health engine (``bot.adapters.http_health``), which
+``build_services`` wires: the services double is what it probes.
 """
 
 from __future__ import annotations
@@ -23,11 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from bot.config import OpsConfig, parse_config
-from bot.domain.ports import CheckOutcome, HealthReport, ServiceEvent
+from bot.domain.ports import ServiceEvent
 from tests.support import config_data
 
 PROGRAM = Path(__file__).resolve().parent / "programs" / "fake_deploy.py"
@@ -128,50 +126,6 @@ class WebhookReceiver(_Server):
                 self.done[key] = deploy
                 (self.state_dir / f"{deploy['service']}-{deploy['environment']}.version").write_text(deploy["version"])
             return status, {"deployed": self.done[key]["version"]}
-
-
-class HealthStandIn:
-    """The configured checks and version endpoint over HTTP (until the health engine lands in main)."""
-
-    def __init__(self, config: OpsConfig) -> None:
-        self.config = config
-        self.calls = 0
-
-    def check(self, service: str, environment: str) -> HealthReport:
-        self.calls += 1
-        spec = self.config.services[service].environments[environment]
-        outcomes = []
-        for check in spec.health:
-            name = check.name or check.url
-            try:
-                response = httpx.request(check.method, check.url, timeout=check.timeout_ms / 1000)
-            except httpx.HTTPError as exc:
-                outcomes.append(CheckOutcome(name, check.url, "failed", reason=type(exc).__name__))
-                continue
-            ok = response.status_code in check.expect_status
-            reason = None if ok else f"HTTP {response.status_code}"
-            outcomes.append(CheckOutcome(name, check.url, "healthy" if ok else "failed", reason=reason))
-        version = error = None
-        if spec.version_url:
-            try:
-                version = str(httpx.get(spec.version_url, timeout=2).json()[spec.version_json_key])
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                error = type(exc).__name__
-        status = "failed" if any(o.status == "failed" for o in outcomes) else "healthy"
-        return HealthReport(service, environment, status, outcomes, version, error)
-
-
-try:  # the health engine (issue 4) once it is merged; until then the stand-in above
-    from bot.adapters.http_health import HttpHealthProbe as _Engine
-except ImportError:  # pragma: no cover - depends on what is merged
-    _Engine = None
-
-HEALTH_ENGINE_PRESENT = _Engine is not None
-
-
-def health_engine(config: OpsConfig) -> Any:
-    """The real health engine when this checkout has it, else ``HealthStandIn``: the same port either way."""
-    return _Engine(config) if _Engine is not None else HealthStandIn(config)
 
 
 class RecordedEvents:

@@ -16,12 +16,10 @@ from bot.domain.errors import Unavailable
 from bot.domain.ports import SystemClock
 from bot.jobs import InProcessJobs
 from tests.deploy_kit import (  # noqa: F401 - fixtures
-    HEALTH_ENGINE_PRESENT,
     RecordedEvents,
     ServiceDouble,
     deploy_config,
     deployed_log,
-    health_engine,
     services_double,
     state_dir,
 )
@@ -36,7 +34,6 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 def make_app(emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, prefix: str, config: OpsConfig, **kw: object) -> Bot:
     app = Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=prefix, config=config, **kw)
-    app.services.health = health_engine(config)
     app.services.events = RecordedEvents()
     return app
 
@@ -154,8 +151,7 @@ def test_a_deploy_runs_on_a_real_opsbot_worker_through_rq(
         done = posted(app, "✅ Deployment of v3.0.0 to staging completed", timeout=30)
     assert [line.split()[:3] for line in deployed_log(state_dir)] == [["api", "staging", "v3.0.0"]]
     assert ("opsbot", "job.deploys.run", "ok") in app.audit_actions()
-    # The worker wires its own health probe: the real engine once it is merged, none before.
-    assert ("reporting v3.0.0" if HEALTH_ENGINE_PRESENT else "no health engine is wired") in done.seen()
+    assert "reporting v3.0.0" in done.seen()  # the worker process's own health engine checked the service double
 
 
 def test_a_request_whose_lock_was_broken_does_not_start_once_approved(app: Bot, state_dir: Path) -> None:

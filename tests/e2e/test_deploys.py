@@ -19,7 +19,6 @@ from tests.deploy_kit import (  # noqa: F401 - fixtures
     WebhookReceiver,
     deploy_config,
     deployed_log,
-    health_engine,
     services_double,
     state_dir,
 )
@@ -35,7 +34,6 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 @pytest.fixture
 def app(opsbot: Bot, config: OpsConfig) -> Bot:
-    opsbot.services.health = health_engine(config)
     opsbot.services.events = RecordedEvents()
     return opsbot
 
@@ -140,7 +138,6 @@ def test_a_non_approver_click_is_refused_and_the_request_stays_open(app: Bot) ->
 def test_twenty_concurrent_approve_clicks_deploy_exactly_once(
         emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path) -> None:
     app = Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=redis_prefix, config=config)
-    app.services.health = health_engine(config)
     app.command("deploy v1.2.3 to production")
     request = copy.deepcopy(approval_for(app, "Deploy v1.2.3 of api to production"))
     voters = ["U0APPROVER1", "U0APPROVER2", "U0APPROVER3", "U0ADMIN"] * 5

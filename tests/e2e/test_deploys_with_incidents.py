@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import OpsConfig
-from tests.deploy_kit import ServiceDouble, deploy_config, health_engine, services_double, state_dir  # noqa: F401 - fixtures
+from tests.deploy_kit import ServiceDouble, deploy_config, services_double, state_dir  # noqa: F401 - fixtures
 from tests.e2e.incident_helpers import declare, posts
 from tests.e2e.test_deploys import posted
 from tests.support import Bot, eventually
@@ -20,7 +20,6 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 @pytest.fixture
 def app(opsbot: Bot, config: OpsConfig) -> Bot:
-    opsbot.services.health = health_engine(config)
     return opsbot  # events go to the incidents listener wired by build_services
 
 

@@ -12,7 +12,6 @@ from tests.deploy_kit import (  # noqa: F401 - fixtures
     ServiceDouble,
     deploy_config,
     deployed_log,
-    health_engine,
     services_double,
     state_dir,
 )
@@ -27,7 +26,6 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 @pytest.fixture
 def app(opsbot: Bot, config: OpsConfig) -> Bot:
-    opsbot.services.health = health_engine(config)
     opsbot.services.events = RecordedEvents()
     return opsbot
 
@@ -47,7 +45,7 @@ def test_failed_verification_offers_a_rollback_button_that_goes_back_to_the_last
     services_double.unhealthy.add("api/production")
     deploy_to_production(app, "v1.2.3", expect="failed verification")
     failed = posted(app, "❌ Deployment of v1.2.3 to production failed verification")
-    assert "health check http failed" in failed.seen() and "503" in failed.seen()
+    assert "health check http failed: status 503 (expected 200)" in failed.seen()
     assert app.services.events.kinds()[-1] == "deploy.failed"  # type: ignore[attr-defined]
     assert "No locks are held" in app.command("locks").seen()
 
