@@ -5,12 +5,13 @@ usage: demo_service.py PORT STATE_DIR
 
 GET /<service>/<environment>/health  → 200 {"status": "healthy"}, or 503 while the version contains "broken"
 GET /<service>/<environment>/version → {"version": "<the installed version>"}
-It exits after ten minutes without a request.
+It exits after ten minutes without a request; STATE_DIR/service.pid holds its process id.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -53,6 +54,7 @@ def main() -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    (state / "service.pid").write_text(str(os.getpid()))  # so whoever started it can stop it
     threading.Thread(target=server.serve_forever, daemon=True).start()
     while time.monotonic() - last_request[0] < IDLE_SECONDS:
         time.sleep(5)
