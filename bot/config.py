@@ -169,6 +169,7 @@ class WebhookProvider(Strict):
     secret_env: str
     timeout_seconds: float = Field(default=30, gt=0)
     retries: int = Field(default=3, ge=0, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=60)
 
 
 class GithubActionsProvider(Strict):
@@ -180,6 +181,7 @@ class GithubActionsProvider(Strict):
     api_url: str = "https://api.github.com"
     inputs: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: int = Field(default=1800, ge=1)
+    poll_seconds: float = Field(default=10, gt=0, le=300)
 
 
 DeployProvider = Annotated[CommandProvider | WebhookProvider | GithubActionsProvider, Field(discriminator="type")]
@@ -258,6 +260,15 @@ class UnleashFlagProvider(Strict):
 
 
 FlagProviderConfig = Annotated[SqlFlagProvider | UnleashFlagProvider, Field(discriminator="type")]
+
+
+class Deploys(Strict):
+    """How deploys run once approved: the verification watch window and the deploy lock's TTL."""
+
+    watch_seconds: float = Field(default=300, ge=0, le=6 * 3600)
+    check_every_seconds: float = Field(default=30, gt=0, le=3600)
+    lock_ttl_seconds: float = Field(default=600, ge=3, le=24 * 3600)
+    history_size: int = Field(default=10, ge=1, le=25)
 
 
 class Flags(Strict):
@@ -410,6 +421,7 @@ class OpsConfig(Strict):
     environments: dict[str, Environment] = Field(default_factory=dict)
     services: dict[str, Service] = Field(default_factory=dict)
     default_service: str | None = None
+    deploys: Deploys = Field(default_factory=Deploys)
     flags: Flags = Field(default_factory=Flags)
     incidents: Incidents = Field(default_factory=Incidents)
     health: HealthSettings = Field(default_factory=HealthSettings)

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("opsbot.jobs")
 JOB_FUNCTION = "bot.jobs.execute"
 KEY_TTL_SECONDS = 7 * 24 * 3600
+# RQ stops a job after 180 s by default; a deploy runs its provider (with its own timeout) and then
+# watches the service for minutes. This bound only catches a job that is stuck for good.
+JOB_TIMEOUT_SECONDS = 4 * 3600
 
 # The worker process builds its services once at start (`opsbot worker`) and every job uses them.
 _worker_services: AppServices | None = None
@@ -76,7 +79,8 @@ class RqJobs:
     def submit(self, name: str, payload: dict[str, Any], *, key: str | None = None) -> None:
         try:
             if self._claim(key, KEY_TTL_SECONDS):
-                self.queue.enqueue(JOB_FUNCTION, name, payload, key, job_id=self._job_id(key), result_ttl=3600, failure_ttl=7 * 86400)
+                self.queue.enqueue(JOB_FUNCTION, name, payload, key, job_id=self._job_id(key), result_ttl=3600, failure_ttl=7 * 86400,
+                                   job_timeout=JOB_TIMEOUT_SECONDS)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise Unavailable("Redis", f"queueing {name}: {type(exc).__name__}") from None
 
@@ -86,7 +90,8 @@ class RqJobs:
         at = datetime.fromtimestamp(math.ceil(at.timestamp()), tz=timezone.utc)
         try:
             if self._claim(key, delay + KEY_TTL_SECONDS):
-                self.queue.enqueue_at(at, JOB_FUNCTION, name, payload, key, job_id=self._job_id(key), result_ttl=3600, failure_ttl=7 * 86400)
+                self.queue.enqueue_at(at, JOB_FUNCTION, name, payload, key, job_id=self._job_id(key), result_ttl=3600, failure_ttl=7 * 86400,
+                                      job_timeout=JOB_TIMEOUT_SECONDS)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise Unavailable("Redis", f"scheduling {name}: {type(exc).__name__}") from None
 

@@ -13,8 +13,11 @@ from sqlalchemy.engine import Engine
 from bot.adapters.approval_store import SqlApprovalStore
 from bot.adapters.audit_store import SqlAuditLog
 from bot.adapters.db import create_db_engine
+from bot.adapters.deploy_providers import ConfiguredProviders
+from bot.adapters.deploy_store import SqlDeployStore
 from bot.adapters.flag_history import SqlFlagHistory
 from bot.adapters.flag_providers import build_flag_provider
+from bot.adapters.lock_waiters import RedisLockWaiters
 from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.incident_store import SqlIncidentStore
 from bot.adapters.redis_store import RedisLockStore, RedisState, connect
@@ -101,6 +104,9 @@ def build_services(
         "notifier": SlackNotifier(web_client, renderer),
         "state": RedisState(r, prefix),
         "approvals": SqlApprovalStore(engine),
+        "deploys": SqlDeployStore(engine),
+        "deploy_providers": ConfiguredProviders(),
+        "lock_waiters": RedisLockWaiters(r, prefix),
         "health": HttpHealthProbe(config),
         "watches": RedisWatchStore(r, clock, prefix),
         "incidents": SqlIncidentStore(engine),

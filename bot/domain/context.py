@@ -24,6 +24,7 @@ from bot.domain.ports import (
 
 if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalKind, ApprovalStore
+    from bot.domain.deploy_ports import DeployProviders, DeployStore, LockWaiters
     from bot.domain.incidents.model import Conversations, IncidentStore
 
 
@@ -49,6 +50,11 @@ class Services:
     health: HealthProbe | None = None
     # Health watch state and leases, shared by replicas (issue 4).
     watches: WatchStore | None = None
+
+    # Deploys and rollbacks (issue 3): their records and freezes, the providers, who waits for a lock.
+    deploys: DeployStore | None = None
+    deploy_providers: DeployProviders | None = None
+    lock_waiters: LockWaiters | None = None
 
     # Incidents (issue 6): their SQL store, and Slack's channels, pins, history and modals.
     incidents: IncidentStore | None = None

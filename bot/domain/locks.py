@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from bot.domain import catalog
+from bot.domain import catalog, deploy_locks
 from bot.domain.commands import Args, Subcommand, expect, no_args
 from bot.domain.context import Call
 from bot.domain.dispatch import JobSpec
@@ -116,11 +116,8 @@ def run_take(command: TakeLock, call: Call) -> Reply:
     locks = call.services.locks
     name = catalog.lock_name(service, env)
     lease = locks.acquire(name, holder=call.actor.user_id, purpose=f"held by hand: {command.reason}", ttl_seconds=command.duration_seconds)
-    if lease is None:
-        held = locks.holder(name)
-        if held is None:  # released between our two calls: say so rather than guess
-            raise Conflict("The lock changed hands just now; try again.")
-        return Reply(LockHeldNotice(held, call.services.clock.now()), outcome="conflict")
+    if lease is None:  # the same answer a deploy gets: who holds it, for what, and "Notify me when free"
+        return deploy_locks.refusal(call, name, f"hold on {name}")
     info = locks.holder(name)
     if info is None:
         raise OpsError("The lock expired immediately; check the duration.")
@@ -139,6 +136,8 @@ def hold_ended(call: Call, payload: dict[str, Any]) -> None:
     if current is not None and current.fence == payload["fence"]:
         return  # still held by the same hold (clock skew): the lock's own TTL will end it
     call.services.notifier.post(call.config.channels.deployments, HoldEnded(payload["name"], payload["holder"], payload["reason"]))
+    if current is None:
+        deploy_locks.notify_waiters(call, payload["name"], f"the hold by {payload['holder']} ended")
 
 
 def parse_unlock(args: Args) -> ForceUnlock:
@@ -152,6 +151,8 @@ def run_unlock(command: ForceUnlock, call: Call) -> Reply:
     if released is None:
         raise Conflict(f"No lock is held on `{service}` in `{env}`.")
     call.services.jobs.cancel(_hold_key(released.name, released.fence))
+    # A deploy that held it can no longer record its result (fencing); those waiting may go ahead.
+    deploy_locks.notify_waiters(call, released.name, f"it was force-released by an admin: {command.reason}")
     told = True
     if released.holder != call.actor.user_id:
         try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain import approvals, audit, flags, health, incidents, locks
+from bot.domain import approvals, audit, deploys, execution, flags, freezes, health, history, incidents, locks, rollbacks
 from bot.domain.commands import Subcommand
 from bot.domain.dispatch import JobSpec
 
-FAMILIES = [locks, audit, approvals, health, flags, incidents]
+FAMILIES = [locks, audit, approvals, health, deploys, rollbacks, execution, freezes, history, flags, incidents]
 
 
 def subcommands() -> list[Subcommand[Any]]:

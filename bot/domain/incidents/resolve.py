@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from bot.domain import deploy_locks
 from bot.domain.commands import Args, expect
 from bot.domain.context import Call
 from bot.domain.durations import format_duration
@@ -82,7 +83,8 @@ def _lift_freeze(call: Call, incident: Incident) -> None:
     """Release the deploy locks this incident took (a lock broken meanwhile by an admin is simply gone)."""
     lifted = []
     for lock in incident.frozen:
-        if call.services.locks.release(Lease(lock.name, lock.token, lock.fence)):
+        # deploy_locks.release also tells whoever pressed "Notify me when free" on a refused deploy.
+        if deploy_locks.release(call, Lease(lock.name, lock.token, lock.fence), f"{incident.ref} was resolved"):
             lifted.append(lock.name)
     if lifted:
         record(call, incident, Kind.FREEZE, "deploy freeze lifted: " + ", ".join(lifted))

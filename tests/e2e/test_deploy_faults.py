@@ -1,0 +1,188 @@
+"""Deploys when things go wrong: Redis down, timeouts, broken locks, expiry, late clicks, a real RQ worker."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from bot.adapters.redis_store import connect
+from bot.config import OpsConfig
+from bot.console.slack_emulator import SlackEmulator
+from bot.domain.errors import Unavailable
+from bot.domain.ports import SystemClock
+from bot.jobs import InProcessJobs
+from tests.deploy_kit import (  # noqa: F401 - fixtures
+    RecordedEvents,
+    ServiceDouble,
+    deploy_config,
+    deployed_log,
+    services_double,
+    state_dir,
+)
+from tests.e2e.test_deploys import approval_for, posted
+from tests.support import Bot, FrozenClock, eventually
+
+
+@pytest.fixture
+def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
+    return deploy_config(state_dir, services_double.base_url, command_args=("--wait-for", str(state_dir / "go")))
+
+
+def make_app(emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, prefix: str, config: OpsConfig, **kw: object) -> Bot:
+    app = Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=prefix, config=config, **kw)
+    app.services.events = RecordedEvents()
+    return app
+
+
+@pytest.fixture
+def app(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> Bot:
+    return make_app(emulator, pg_url, redis_client, redis_prefix, config)
+
+
+def test_redis_unreachable_refuses_the_deploy_clearly_triggers_nothing_and_is_audited(
+        emulator: SlackEmulator, pg_url: str, redis_prefix: str, config: OpsConfig, state_dir: Path) -> None:
+    app = make_app(emulator, pg_url, connect("redis://127.0.0.1:1/0"), redis_prefix, config)
+    reply = app.command("deploy v1.2.3 to production")
+    assert "Redis is unreachable right now; nothing was changed." in reply.seen()
+    assert emulator.in_channel("C0DEPLOYS") == []
+    assert app.services.deploys.history(None, None, 5) == []  # type: ignore[union-attr]
+    assert deployed_log(state_dir) == []
+    assert app.audit_actions()[-2:] == [("U0DEV", "command.deploy", "started"), ("U0DEV", "command.deploy", "unavailable")]
+
+
+def test_force_unlock_of_a_running_deploy_makes_its_result_fail_the_fence_check(app: Bot, state_dir: Path) -> None:
+    app.command("deploy v2.0.0 to staging")
+    posted(app, "🚀 Starting deployment of v2.0.0 to staging")
+    app.command('unlock api staging --reason "stuck"', user="U0ADMIN")
+    (state_dir / "go").touch()
+    lost = posted(app, "lost its deploy lock while it ran")
+    assert "its result was not recorded" in lost.seen() and "exited with status 0" in lost.seen()
+    assert not [m for m in app.emulator.in_channel("C0DEPLOYS") if "completed" in m.seen()]
+    assert app.services.deploys.history("api", "staging", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
+    assert "lock lost" in app.command("history api staging").seen()
+    assert ("opsbot", "deploy.lock_lost", "lock_lost") in app.audit_actions()
+
+
+def test_a_new_deploy_after_a_force_unlock_wins_and_the_old_one_cannot_record(app: Bot, state_dir: Path) -> None:
+    app.command("deploy v2.0.0 to staging", user="U0DEV")
+    posted(app, "🚀 Starting deployment of v2.0.0 to staging")
+    app.command('unlock api staging --reason "stuck"', user="U0ADMIN")
+    app.command("deploy v2.0.1 to staging", user="U0DEV2")
+    (state_dir / "go").touch()
+    posted(app, "✅ Deployment of v2.0.1 to staging completed")
+    states = {d.version: d.state.value for d in app.services.deploys.history("api", "staging", 5)}  # type: ignore[union-attr]
+    assert states == {"v2.0.0": "lock_lost", "v2.0.1": "succeeded"}
+
+
+def test_the_provider_timing_out_fails_the_deploy_and_releases_the_lock(
+        emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str,
+        state_dir: Path, services_double: ServiceDouble) -> None:
+    config = deploy_config(state_dir, services_double.base_url, command_args=("--sleep", "30"))
+    config = config.model_copy(update={"services": {**config.services, "api": config.services["api"].model_copy(
+        update={"deploy": config.services["api"].deploy.model_copy(update={"timeout_seconds": 1})})}})  # type: ignore[union-attr]
+    app = make_app(emulator, pg_url, redis_client, redis_prefix, config)
+    app.command("deploy v2.0.0 to staging")
+    failed = posted(app, "❌ Deployment of v2.0.0 to staging failed", timeout=20)
+    assert "timed out after 1s and was stopped" in failed.seen()
+    assert "No locks are held" in app.command("locks").seen()
+    assert deployed_log(state_dir) == []  # the program was stopped before it recorded anything
+
+
+def test_an_expired_request_releases_the_lock_and_later_clicks_are_refused(
+        emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> None:
+    clock = FrozenClock()
+    app = make_app(emulator, pg_url, redis_client, redis_prefix, config, clock=clock)
+    app.command("deploy v1.2.3 to production", user="U0DEV")
+    request = approval_for(app, "Deploy v1.2.3 of api to production")
+    first_seen = copy.deepcopy(request)
+    assert app.services.locks.holder("deploy/api/production") is not None
+    clock.advance(minutes=31)
+    eventually(lambda: "Expired at 14:30" in app.emulator.find(request.ts).seen())
+    eventually(lambda: app.services.deploys.history("api", "production", 1)[0].state.value == "expired")  # type: ignore[union-attr]
+    eventually(lambda: app.services.locks.holder("deploy/api/production") is None)
+    replies = app.click(first_seen, "Approve", "U0APPROVER1")
+    assert "already expired" in replies[-1]["text"]
+    assert ("opsbot", "deploy.expired", "expired") in app.audit_actions()
+
+
+def test_a_click_on_a_decided_request_is_refused_and_nothing_runs_twice(app: Bot, state_dir: Path) -> None:
+    app.command("deploy v1.2.3 to production", user="U0DEV")
+    request = approval_for(app, "Deploy v1.2.3 of api to production")
+    as_drawn = copy.deepcopy(request)
+    app.click(request, "Reject", "U0APPROVER1")
+    assert "Rejected: Deploy v1.2.3" in app.emulator.find(request.ts).seen()
+    assert "already rejected" in app.click(as_drawn, "Approve", "U0APPROVER2")[-1]["text"]
+    assert app.services.locks.held() == [] and deployed_log(state_dir) == []
+    assert app.services.deploys.history("api", "production", 1)[0].state.value == "rejected"  # type: ignore[union-attr]
+
+
+def test_cancel_withdraws_only_your_own_pending_request(app: Bot, state_dir: Path) -> None:
+    app.command("deploy v1.2.3 to production", user="U0DEV")
+    deploy_id = app.services.deploys.history("api", "production", 1)[0].id  # type: ignore[union-attr]
+    assert "only its requester or an admin" in app.command(f"cancel {deploy_id}", user="U0DEV2").seen()
+    assert "You withdrew" in app.command(f"cancel {deploy_id}", user="U0DEV").seen()
+    assert "already cancelled" in app.command(f"cancel {deploy_id}", user="U0DEV").seen()
+    assert "Unknown deploy `d-00000000`" in app.command("cancel d-00000000").seen()
+    assert app.services.locks.held() == []
+
+
+def test_a_running_deploy_cannot_be_cancelled(app: Bot, state_dir: Path) -> None:
+    app.command("deploy v2.0.0 to staging", user="U0DEV")
+    posted(app, "Starting deployment of v2.0.0")
+    deploy_id = app.services.deploys.history("api", "staging", 1)[0].id  # type: ignore[union-attr]
+    assert "cannot be stopped from Slack" in app.command(f"cancel {deploy_id}").seen()
+    (state_dir / "go").touch()
+    posted(app, "✅ Deployment of v2.0.0 to staging completed")
+
+
+def test_a_deploy_runs_on_a_real_opsbot_worker_through_rq(
+        emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str,
+        state_dir: Path, services_double: ServiceDouble, tmp_path: Path) -> None:
+    config = deploy_config(state_dir, services_double.base_url)
+    app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url)
+    reply = app.command("deploy v3.0.0 to staging")
+    assert "queued" in reply.seen()
+    assert deployed_log(state_dir) == []  # nothing runs in the request: the worker has not started yet
+    with app.worker(tmp_path):
+        done = posted(app, "✅ Deployment of v3.0.0 to staging completed", timeout=30)
+    assert [line.split()[:3] for line in deployed_log(state_dir)] == [["api", "staging", "v3.0.0"]]
+    assert ("opsbot", "job.deploys.run", "ok") in app.audit_actions()
+    assert "reporting v3.0.0" in done.seen()  # the worker process's own health engine checked the service double
+
+
+def test_a_request_whose_lock_was_broken_does_not_start_once_approved(app: Bot, state_dir: Path) -> None:
+    app.command("deploy v1.2.3 to production", user="U0DEV")
+    request = approval_for(app, "Deploy v1.2.3 of api to production")
+    app.command('unlock api production --reason "emergency hold"', user="U0ADMIN")
+    app.click(request, "Approve", "U0APPROVER1")
+    app.click(request, "Approve", "U0APPROVER2")
+    notice = posted(app, "did not start")
+    assert "its deploy lock was broken or ran out while it waited for approval" in notice.seen()
+    assert app.services.deploys.history("api", "production", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
+    assert deployed_log(state_dir) == []
+
+
+class QueueDown(InProcessJobs):
+    """Background jobs whose queue refuses deploys (Redis gone between the request and the last click)."""
+
+    def submit(self, name: str, payload: dict[str, Any], *, key: str | None = None) -> None:
+        if name == "deploys.run":
+            raise Unavailable("Redis", "queueing deploys.run: ConnectionError")
+        super().submit(name, payload, key=key)
+
+
+def test_an_approved_deploy_that_cannot_be_queued_fails_visibly_and_frees_the_lock(
+        emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path) -> None:
+    app = make_app(emulator, pg_url, redis_client, redis_prefix, config, jobs=QueueDown(SystemClock()))
+    app.command("deploy v1.2.3 to production", user="U0DEV")
+    request = approval_for(app, "Deploy v1.2.3 of api to production")
+    app.click(request, "Approve", "U0APPROVER1")
+    reply = app.click(request, "Approve", "U0APPROVER2")[-1]["text"]
+    assert "was approved but did not start: it could not be queued for the worker" in reply and "marked failed" in reply
+    assert "did not start" in posted(app, "did not start").seen()
+    assert app.services.locks.held() == [] and deployed_log(state_dir) == []
+    assert app.services.deploys.history("api", "production", 1)[0].state.value == "failed"  # type: ignore[union-attr]
