@@ -157,7 +157,8 @@ def _rolled_back(call: Call, rollback: Deploy, verdict: verification.Verdict | N
     else:
         deploy_locks.release(call, rollback.lease, why)
     deploy_support.announce(call, RolledBack(rollback, verdict.summary if verdict else "", locked))
-    deploy_support.publish(call, rollback, "rollback.done", deploy_support.event_summary(rollback, f"succeeded (reason: {rollback.reason})"))
+    deploy_support.publish(call, rollback, "rollback.done",
+                           deploy_support.event_summary(rollback, f"succeeded (reason: {rollback.reason})"))
 
 
 def _lock_after_rollback(call: Call, rollback: Deploy) -> bool:
