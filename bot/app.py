@@ -28,7 +28,9 @@ def create_app(settings: Settings, services: AppServices, *, executor: Executor 
         request_verification_enabled=mode == "http",
         client=services.web_client,
         token_verification_enabled=False,
-        process_before_response=False,
+        # Listeners ack on the request thread and hand their work to Bolt's pool as lazy functions:
+        # an ack never queues behind other requests' work, however busy the pool is.
+        process_before_response=True,
         listener_executor=executor,
         logger=logging.getLogger("opsbot.bolt"),
     )

@@ -45,6 +45,10 @@ class AppServices(Services):
     redis: redis.Redis = field(default=None)  # type: ignore[assignment]
     dispatcher: Dispatcher = field(init=False)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> "AppServices":
+        # Bolt deep-copies a request's context for lazy listeners; the services are shared, never copied.
+        return self
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self.dispatcher = Dispatcher(self, registry.subcommands(), registry.jobs())

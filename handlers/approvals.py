@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App
 
 from bot.domain import approvals
 from bot.domain.approvals import Decision
-from handlers.common import answer_click, button_value
+from handlers.common import button
 
 
 class ApprovalAction(StrEnum):
@@ -17,21 +16,8 @@ class ApprovalAction(StrEnum):
     REJECT = "approval_reject"
 
 
-def _vote(decision: Decision) -> Any:
-    def handle(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
-        ack()
-        request_id = button_value(body)
-        answer_click(body, respond, context, f"click.{decision.value}", lambda call: approvals.vote(call, request_id, decision),
-                     {"request": request_id})
-
-    handle.__name__ = f"handle_{decision.value}"
-    return handle
-
-
-handle_approve = _vote(Decision.APPROVE)
-handle_reject = _vote(Decision.REJECT)
-
-
 def register(app: App) -> None:
-    app.action(ApprovalAction.APPROVE)(handle_approve)
-    app.action(ApprovalAction.REJECT)(handle_reject)
+    button(app, ApprovalAction.APPROVE, lambda call, request_id: approvals.vote(call, request_id, Decision.APPROVE),
+           audit_action="click.approve", param="request")
+    button(app, ApprovalAction.REJECT, lambda call, request_id: approvals.vote(call, request_id, Decision.REJECT),
+           audit_action="click.reject", param="request")

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from slack_bolt import Ack, App
+
 from bot.domain.context import Call
 from bot.domain.policy import Actor
 from bot.domain.ports import Reply
@@ -58,3 +60,19 @@ def answer_click(body: dict[str, Any], respond: Any, context: Any, action: str, 
     services = services_of(context)
     reply = services.dispatcher.perform(actor_from_action(body, source_of(context)), action, fn, params=params or {})
     deliver(reply, services, respond)
+
+
+def ack_now(ack: Ack) -> None:
+    """Acknowledge on the request thread: Slack's 3-second deadline never waits behind other requests' work."""
+    ack()
+
+
+def button(app: App, action_id: str, run: Callable[[Call, str], Reply], *, audit_action: str | None = None, param: str = "value") -> None:
+    """Register a button: ack at once; then, on Bolt's pool, ``run(call, value)`` as the clicker, audited, and reply to them."""
+
+    def work(body: dict[str, Any], respond: Any, context: Any) -> None:
+        value = button_value(body)
+        answer_click(body, respond, context, audit_action or f"click.{action_id}", lambda call: run(call, value), {param: value})
+
+    work.__name__ = f"handle_{action_id}"
+    app.action(action_id)(ack=ack_now, lazy=[work])

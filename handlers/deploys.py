@@ -7,12 +7,11 @@ Each button carries only an opaque id; the domain looks everything else up and r
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App
 
 from bot.domain import deploy_locks, rollbacks
-from handlers.common import answer_click, button_value
+from handlers.common import button
 
 
 class DeployAction(StrEnum):
@@ -20,19 +19,6 @@ class DeployAction(StrEnum):
     ROLLBACK = "deploy_rollback"
 
 
-def handle_notify_when_free(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
-    ack()
-    wait_id = button_value(body)
-    answer_click(body, respond, context, "click.deploy_notify_free", lambda call: deploy_locks.wait_for(call, wait_id), {"wait": wait_id})
-
-
-def handle_rollback(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
-    ack()
-    deploy_id = button_value(body)
-    answer_click(body, respond, context, "click.deploy_rollback", lambda call: rollbacks.from_button(call, deploy_id),
-                 {"deploy": deploy_id})
-
-
 def register(app: App) -> None:
-    app.action(DeployAction.NOTIFY_WHEN_FREE)(handle_notify_when_free)
-    app.action(DeployAction.ROLLBACK)(handle_rollback)
+    button(app, DeployAction.NOTIFY_WHEN_FREE, deploy_locks.wait_for, param="wait")
+    button(app, DeployAction.ROLLBACK, rollbacks.from_button, param="deploy")

@@ -11,13 +11,13 @@ import logging
 from enum import StrEnum
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App
 
 from bot.domain.incidents import declare, manage, reminders, timeline, updates
 from bot.domain.policy import Actor
 from bot.domain.ports import Reply
 from bot.wiring import AppServices
-from handlers.common import answer_click, button_value, services_of, source_of
+from handlers.common import ack_now, button, services_of, source_of
 
 log = logging.getLogger("opsbot.handlers.incidents")
 
@@ -32,22 +32,6 @@ class IncidentAction(StrEnum):
 class IncidentView(StrEnum):
     DECLARE = "incident_declare"
     UPDATE = "incident_update"
-
-
-def _click(name: str, run: Any) -> Any:
-    def handle(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) -> None:
-        ack()
-        value = button_value(body)
-        answer_click(body, respond, context, f"click.{name}", lambda call: run(call, value), {"value": value})
-
-    handle.__name__ = f"handle_{name}"
-    return handle
-
-
-handle_post_update = _click(IncidentAction.POST_UPDATE, updates.open_form_for)
-handle_snooze = _click(IncidentAction.SNOOZE, reminders.snooze)
-handle_ack = _click(IncidentAction.ACK, manage.ack_click)
-handle_declare_from_alert = _click(IncidentAction.DECLARE_FROM_ALERT, declare.open_form_from_alert)
 
 
 def form_values(view: dict[str, Any]) -> dict[str, str]:
@@ -77,28 +61,34 @@ def _tell(services: AppServices, actor: Actor, reply: Reply) -> None:
         log.exception("could not answer a modal submission")
 
 
-def handle_declare_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
+def ack_declare_form(ack: Ack, view: dict[str, Any], context: Any) -> None:
+    """Check the form on the request thread, so Slack can show which field is wrong."""
+    errors = declare.form_errors(services_of(context).config, form_values(view))
+    ack(response_action="errors", errors=errors) if errors else ack()
+
+
+def handle_declare_submission(body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
     services = services_of(context)
     values = form_values(view)
-    errors = declare.form_errors(services.config, values)
-    if errors:
-        ack(response_action="errors", errors=errors)
-        return
-    ack()
+    if declare.form_errors(services.config, values):
+        return  # refused in the ack; Slack kept the form open
     actor = _submitter(body, view.get("private_metadata"), context)
     reply = services.dispatcher.perform(actor, "modal.incident_declare", lambda call: declare.submit_form(call, values),
                                         params={"severity": values.get("severity"), "service": values.get("service") or None})
     _tell(services, actor, reply)
 
 
-def handle_update_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
+def ack_update_form(ack: Ack, view: dict[str, Any]) -> None:
+    """Check the form on the request thread, so Slack can show which field is missing."""
+    errors = updates.form_errors(form_values(view))
+    ack(response_action="errors", errors=errors) if errors else ack()
+
+
+def handle_update_submission(body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
     services = services_of(context)
     values = form_values(view)
-    errors = updates.form_errors(values)
-    if errors:
-        ack(response_action="errors", errors=errors)
-        return
-    ack()
+    if updates.form_errors(values):
+        return  # refused in the ack; Slack kept the form open
     incident_id = str(view.get("private_metadata") or "")
     incident = services.incidents.get(int(incident_id)) if services.incidents and incident_id.isdigit() else None
     actor = _submitter(body, incident.channel_id if incident else None, context)
@@ -121,10 +111,10 @@ def handle_reaction(event: dict[str, Any], body: dict[str, Any], context: Any) -
 
 
 def register(app: App) -> None:
-    app.action(IncidentAction.POST_UPDATE)(handle_post_update)
-    app.action(IncidentAction.SNOOZE)(handle_snooze)
-    app.action(IncidentAction.ACK)(handle_ack)
-    app.action(IncidentAction.DECLARE_FROM_ALERT)(handle_declare_from_alert)
-    app.view(IncidentView.DECLARE)(handle_declare_submission)
-    app.view(IncidentView.UPDATE)(handle_update_submission)
-    app.event("reaction_added")(handle_reaction)
+    button(app, IncidentAction.POST_UPDATE, updates.open_form_for)
+    button(app, IncidentAction.SNOOZE, reminders.snooze)
+    button(app, IncidentAction.ACK, manage.ack_click)
+    button(app, IncidentAction.DECLARE_FROM_ALERT, declare.open_form_from_alert)
+    app.view(IncidentView.DECLARE)(ack=ack_declare_form, lazy=[handle_declare_submission])
+    app.view(IncidentView.UPDATE)(ack=ack_update_form, lazy=[handle_update_submission])
+    app.event("reaction_added")(ack=ack_now, lazy=[handle_reaction])

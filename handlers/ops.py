@@ -1,17 +1,16 @@
-"""`/ops`: ack at once, then parse, check and run through the dispatcher, and reply."""
+"""`/ops`: ack at once on the request thread, then parse, check and run through the dispatcher, and reply."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 
-from handlers.common import actor_from_command, deliver, services_of, source_of
+from handlers.common import ack_now, actor_from_command, deliver, services_of, source_of
 
 
-def handle_ops(ack: Ack, command: dict[str, Any], respond: Respond, context: Any) -> None:
-    """Every `/ops …` line, from Slack or the console."""
-    ack()
+def handle_ops(command: dict[str, Any], respond: Respond, context: Any) -> None:
+    """Every `/ops …` line, from Slack or the console (runs after the ack)."""
     services = services_of(context)
     actor = actor_from_command(command, source_of(context))
     reply = services.dispatcher.run_text(command.get("text") or "", actor)
@@ -19,4 +18,4 @@ def handle_ops(ack: Ack, command: dict[str, Any], respond: Respond, context: Any
 
 
 def register(app: App) -> None:
-    app.command("/ops")(handle_ops)
+    app.command("/ops")(ack=ack_now, lazy=[handle_ops])

@@ -44,7 +44,7 @@ audit_head = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 
-HASHED = ("seq", "at", "actor", "action", "outcome", "target", "service", "environment", "params", "error", "channel", "request_id", "source", "prev_hash")
+CONTENT = ("at", "actor", "action", "outcome", "target", "service", "environment", "params", "error", "channel", "request_id", "source")
 
 
 def utc_text(moment: datetime) -> str:
@@ -53,10 +53,43 @@ def utc_text(moment: datetime) -> str:
     return aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def row_hash(row: dict[str, Any]) -> str:
-    content = {key: (utc_text(row[key]) if key == "at" else row[key]) for key in HASHED}
+def content_hash(row: dict[str, Any]) -> str:
+    """sha256 of the row's content in one canonical JSON form."""
+    content = {key: (utc_text(row[key]) if key == "at" else row[key]) for key in CONTENT}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def chain_hash(prev_hash: str, content: str, seq: int) -> str:
+    """The row's hash: its content's hash linked to the previous row's hash and its place in the chain.
+
+    PostgreSQL computes the same with ``sha256(prev || content || seq)`` inside the append statement.
+    """
+    return hashlib.sha256(f"{prev_hash}{content}{seq}".encode("ascii")).hexdigest()
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    return chain_hash(row["prev_hash"], content_hash(row), row["seq"])
+
+
+# One statement takes the head's row lock, moves it, and inserts the row: the lock is held only while
+# PostgreSQL runs it and commits, never across client round trips (a busy client would hold everyone up).
+PG_APPEND = sa.text("""
+WITH old AS (
+    SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE
+), new AS (
+    UPDATE audit_head SET seq = old.seq + 1,
+        hash = encode(sha256(convert_to(old.hash || :content_hash || (old.seq + 1)::text, 'UTF8')), 'hex')
+    FROM old WHERE audit_head.id = 1
+    RETURNING audit_head.seq, audit_head.hash, old.hash AS prev_hash
+)
+INSERT INTO audit_log (seq, at, actor, action, outcome, target, service, environment, params, error, channel,
+                       request_id, source, prev_hash, hash)
+SELECT new.seq, :at, :actor, :action, :outcome, :target, :service, :environment, :params, :error, :channel,
+       :request_id, :source, new.prev_hash, new.hash
+FROM new
+RETURNING seq, prev_hash, hash
+""")
 
 
 def _clip(value: str | None, size: int) -> str | None:
@@ -72,31 +105,38 @@ class SqlAuditLog:
 
     @guard_db
     def record(self, entry: AuditEntry) -> AuditRecord:
+        row = self._content(entry)
+        if self._engine.dialect.name == "postgresql":
+            with self._engine.connect() as conn:
+                # The statement is atomic on its own; autocommit ends the head's lock with it.
+                appended = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    PG_APPEND, {**row, "content_hash": content_hash(row)}).one()
+            row.update(seq=appended.seq, prev_hash=appended.prev_hash, hash=appended.hash)
+            return _record(row)
         with self._engine.begin() as conn:
-            head_query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-            if conn.dialect.name == "postgresql":
-                head_query = head_query.with_for_update()
-            head = conn.execute(head_query).one()
-            row = {
-                "seq": head.seq + 1,
-                "at": self._clock.now().astimezone(timezone.utc),
-                "actor": _clip(entry.actor, 64),
-                "action": _clip(entry.action, 100),
-                "outcome": _clip(entry.outcome, 32),
-                "target": _clip(entry.target, 200),
-                "service": _clip(entry.service, 64),
-                "environment": _clip(entry.environment, 64),
-                "params": json.dumps(entry.params, sort_keys=True, ensure_ascii=False, default=str),
-                "error": _clip(entry.error, 4000),
-                "channel": _clip(entry.channel, 32),
-                "request_id": _clip(entry.request_id, 128),
-                "source": _clip(entry.source, 16),
-                "prev_hash": head.hash,
-            }
+            # SQLite: BEGIN IMMEDIATE already holds the database's write lock for this transaction.
+            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+            row.update(seq=head.seq + 1, prev_hash=head.hash)
             row["hash"] = row_hash(row)
             conn.execute(audit_log.insert().values(**row))
             conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"]))
         return _record(row)
+
+    def _content(self, entry: AuditEntry) -> dict[str, Any]:
+        return {
+            "at": self._clock.now().astimezone(timezone.utc),
+            "actor": _clip(entry.actor, 64),
+            "action": _clip(entry.action, 100),
+            "outcome": _clip(entry.outcome, 32),
+            "target": _clip(entry.target, 200),
+            "service": _clip(entry.service, 64),
+            "environment": _clip(entry.environment, 64),
+            "params": json.dumps(entry.params, sort_keys=True, ensure_ascii=False, default=str),
+            "error": _clip(entry.error, 4000),
+            "channel": _clip(entry.channel, 32),
+            "request_id": _clip(entry.request_id, 128),
+            "source": _clip(entry.source, 16),
+        }
 
     @guard_db
     def query(self, query: AuditQuery) -> list[AuditRecord]:
