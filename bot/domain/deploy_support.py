@@ -64,6 +64,13 @@ def publish(call: Call, deploy: Deploy, kind: str, summary: str) -> None:
         log.exception("service event listener failed for %s", kind)
 
 
+def event_summary(deploy: Deploy, outcome: str) -> str:
+    """``deploy of api v1.2.3 to production failed: …``: the plain-text summary of a service event."""
+    if deploy.is_rollback:
+        return f"rollback of {deploy.service} to {deploy.version} in {deploy.environment} {outcome}"
+    return f"deploy of {deploy.service} {deploy.version} to {deploy.environment} {outcome}"
+
+
 def what(deploy: Deploy) -> str:
     """``deploy of v1.2.3`` / ``rollback to v1.2.2``: the lock's purpose and plain-text summaries."""
     return f"{'rollback to' if deploy.is_rollback else 'deploy of'} {deploy.version}"

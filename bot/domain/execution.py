@@ -80,7 +80,7 @@ def _execute(call: Call, deploy: Deploy, lease: Lease) -> tuple[ProviderResult, 
     description = provider.describe(order)
     deploy_support.announce(call, DeployStarted(deploy, description))
     deploy_support.publish(call, deploy, "rollback.started" if deploy.is_rollback else "deploy.started",
-                           f"{deploy_support.what(deploy)} of {deploy.service} to {deploy.environment} started")
+                           deploy_support.event_summary(deploy, "started"))
     with Heartbeat(call.services.locks, lease, call.config.deploys.lock_ttl_seconds):
         deploy_support.audit(call, "deploy.provider_call", deploy, "started", provider=description)
         result = _call_provider(provider, order)
@@ -133,12 +133,12 @@ def _finish(call: Call, deploy: Deploy, result: ProviderResult, verdict: verific
     if ok:
         assert verdict is not None
         deploy_support.announce(call, DeploySucceeded(done, result.summary, verdict.summary, verdict.verified))
-        deploy_support.publish(call, done, "deploy.succeeded", f"{done.version} of {done.service} deployed to {done.environment}")
+        deploy_support.publish(call, done, "deploy.succeeded", deploy_support.event_summary(done, "succeeded"))
         return
     stage = "verification" if result.ok else "provider"
     deploy_support.announce(call, DeployFailed(done, stage, detail, result.output_tail, result.link))
     deploy_support.publish(call, done, "rollback.failed" if done.is_rollback else "deploy.failed",
-                           f"{deploy_support.what(done)} of {done.service} in {done.environment} failed: {detail}")
+                           deploy_support.event_summary(done, f"failed: {detail}"))
 
 
 def _rolled_back(call: Call, rollback: Deploy, verdict: verification.Verdict | None) -> None:
@@ -158,7 +158,7 @@ def _rolled_back(call: Call, rollback: Deploy, verdict: verification.Verdict | N
         deploy_locks.release(call, rollback.lease, why)
     deploy_support.announce(call, RolledBack(rollback, verdict.summary if verdict else "", locked))
     deploy_support.publish(call, rollback, "rollback.done",
-                           f"rolled back {rollback.service} to {rollback.version} in {rollback.environment}: {rollback.reason}")
+                           deploy_support.event_summary(rollback, f"succeeded (reason: {rollback.reason})"))
 
 
 def _lock_after_rollback(call: Call, rollback: Deploy) -> bool:
@@ -178,7 +178,8 @@ def _lock_lost(call: Call, deploy: Deploy, stage: str, provider: str | None) -> 
         detail=f"its deploy lock was broken or ran out {stage}" + (f"; the provider said: {provider}" if provider else ""))
     deploy_support.audit(call, f"{deploy.kind.value}.lock_lost", deploy, "lock_lost", stage=stage, provider=provider)
     deploy_support.announce(call, LockLost(lost or deploy, stage, provider))
-    deploy_support.publish(call, deploy, "deploy.failed", f"{deploy_support.what(deploy)} of {deploy.service} lost its lock {stage}")
+    deploy_support.publish(call, deploy, "rollback.failed" if deploy.is_rollback else "deploy.failed",
+                           deploy_support.event_summary(deploy, f"lost its lock {stage}"))
 
 
 JOBS = [JobSpec("deploys.run", run)]

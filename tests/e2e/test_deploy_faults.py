@@ -65,6 +65,23 @@ def test_force_unlock_of_a_running_deploy_makes_its_result_fail_the_fence_check(
     assert app.services.deploys.history("api", "staging", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
     assert "lock lost" in app.command("history api staging").seen()
     assert ("opsbot", "deploy.lock_lost", "lock_lost") in app.audit_actions()
+    assert eventually(lambda: app.services.events.kinds()[-1] == "deploy.failed")  # type: ignore[attr-defined]
+
+
+def test_a_rollback_that_loses_its_lock_is_published_as_a_failed_rollback(app: Bot, state_dir: Path) -> None:
+    (state_dir / "go").touch()
+    for version in ("v2.0.0", "v2.1.0"):
+        app.command(f"deploy {version} to staging")
+        posted(app, f"✅ Deployment of {version} to staging completed")
+    (state_dir / "go").unlink()
+    app.command('rollback api staging --reason "errors"')
+    posted(app, "Rolling back api to v2.0.0 in staging")
+    app.command('unlock api staging --reason "stuck"', user="U0ADMIN")
+    (state_dir / "go").touch()
+    posted(app, "lost its deploy lock while it ran")
+    events = app.services.events.events  # type: ignore[attr-defined]
+    eventually(lambda: events[-1].kind != "rollback.started")  # published right after the announcement
+    assert (events[-1].kind, events[-1].summary) == ("rollback.failed", "rollback of api to v2.0.0 in staging lost its lock while it ran")
 
 
 def test_a_new_deploy_after_a_force_unlock_wins_and_the_old_one_cannot_record(app: Bot, state_dir: Path) -> None:

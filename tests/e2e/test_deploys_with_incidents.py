@@ -1,15 +1,18 @@
-"""Deploys meet incidents: deploy events reach an open incident; an incident freeze is a held deploy lock."""
+"""Deploys meet incidents: deploys and rollbacks reach an open incident (also from a real worker); a freeze is a held deploy lock."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import redis
 
 from bot.config import OpsConfig
-from tests.deploy_kit import ServiceDouble, deploy_config, services_double, state_dir  # noqa: F401 - fixtures
+from bot.console.slack_emulator import SlackEmulator
+from tests.deploy_kit import ServiceDouble, deploy_config, deployed_log, services_double, state_dir  # noqa: F401 - fixtures
 from tests.e2e.incident_helpers import declare, posts
-from tests.e2e.test_deploys import posted
+from tests.e2e.test_deploys import approval_for, posted
+from tests.e2e.test_rollbacks import deploy_to_production
 from tests.support import Bot, eventually
 
 
@@ -41,3 +44,72 @@ def test_a_deploy_refused_by_an_incident_freeze_can_wait_for_its_resolution(app:
     app.command("incident resolve Fixed", channel=channel.id)
     dm = app.emulator.wait_for(lambda: [m for m in app.emulator.visible() if m.channel == "D0DEV2"])
     assert "*deploy/api/staging* is free: INC-1 was resolved" in dm[0].seen()
+
+
+
+def test_a_rollback_approved_during_an_incident_is_in_its_channel_timeline_and_post_mortem(app: Bot, state_dir: Path) -> None:
+    deploy_to_production(app, "v1.2.2")
+    deploy_to_production(app, "v1.2.3")  # before the incident: not on its timeline
+    channel = declare(app)
+
+    reply = app.command('rollback api production --reason "checkout errors since v1.2.3"', channel=channel.id)
+    assert "Roll back api to v1.2.2 in production" in reply.seen() and "waiting for 1 approval(s)" in reply.seen()
+    app.click(approval_for(app, "Roll back api to v1.2.2 in production"), "Approve", "U0APPROVER1")
+    posted(app, "⚠️ Rolled back api to v1.2.2 in production due to checkout errors since v1.2.3")
+    assert deployed_log(state_dir)[-1].split()[:3] == ["api", "production", "v1.2.2"]  # the deploy program really ran
+
+    started = eventually(lambda: posts(app, channel.id, "rollback.started"))
+    done = eventually(lambda: posts(app, channel.id, "rollback.done"))
+    assert "api/production · rollback of api to v1.2.2 in production started" in started[0].seen()
+    assert "rollback of api to v1.2.2 in production succeeded (reason: checkout errors since v1.2.3)" in done[0].seen()
+    timeline = app.command("incident timeline", channel=channel.id).seen()
+    assert "*Service event* · @U0DEV · rollback.started · api/production" in timeline
+    assert "*Service event* · @U0DEV · rollback.done · api/production · rollback of api to v1.2.2" in timeline
+    assert "v1.2.3 to production" not in timeline
+
+    assert "INC-1 is resolved" in app.command('incident resolve "Rolled back to v1.2.2"', channel=channel.id).seen()
+    draft = app.command("incident postmortem 1", user="U0VIEWER").seen()
+    timeline_part = draft.split("## Timeline (UTC)", 1)[1].split("## Deploys, rollbacks and flag changes", 1)[0]
+    changes = draft.split("## Deploys, rollbacks and flag changes during the incident", 1)[1].split("## Root cause", 1)[0]
+    assert "Service event · @U0DEV · rollback.done · api/production · rollback of api to v1.2.2 in production succeeded" in timeline_part
+    assert "rollback.started" in changes and "rollback.done" in changes and "deploy.succeeded" not in changes
+    assert "## Summary\n\nRolled back to v1.2.2" in draft
+
+
+def test_a_rollback_run_by_a_real_worker_reaches_the_incident_from_the_worker_process(
+        emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str,
+        config: OpsConfig, tmp_path: Path) -> None:
+    app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url)
+    with app.worker(tmp_path):
+        for version in ("v2.0.0", "v2.1.0"):
+            app.command(f"deploy {version} to staging")
+            posted(app, f"✅ Deployment of {version} to staging completed", timeout=30)
+        channel = declare(app)
+        app.command('rollback api staging --reason "errors since v2.1.0"', channel=channel.id)
+        posted(app, "⚠️ Rolled back api to v2.0.0 in staging", timeout=30)
+        done = app.emulator.wait_for(lambda: posts(app, channel.id, "rollback.done"), timeout=10)
+    assert "rollback of api to v2.0.0 in staging succeeded (reason: errors since v2.1.0)" in done[0].seen()
+    timeline = app.command("incident timeline", channel=channel.id).seen()
+    assert "rollback.started" in timeline and "rollback.done" in timeline and "v2.1.0 to staging" not in timeline
+
+
+def test_an_incident_freeze_stops_a_rollback_until_an_admin_breaks_it_and_can_be_taken_again_afterwards(app: Bot) -> None:
+    deploy_to_production(app, "v1.2.2")
+    deploy_to_production(app, "v1.2.3")
+    channel = declare(app)
+    app.command("incident freeze production", channel=channel.id)
+
+    refused = app.command('rollback api production --reason "checkout errors"', channel=channel.id)
+    assert "Your rollback to v1.2.2 was refused: *deploy/api/production* is held by @U0DEV" in refused.seen()
+    assert "deploy freeze for INC-1" in refused.seen()
+    app.command('unlock api production --reason "roll back under the freeze"', user="U0ADMIN", channel=channel.id)
+    app.command('rollback api production --reason "checkout errors"', channel=channel.id)
+    app.click(approval_for(app, "Roll back api to v1.2.2 in production"), "Approve", "U0APPROVER1")
+    posted(app, "⚠️ Rolled back api to v1.2.2 in production")
+    eventually(lambda: posts(app, channel.id, "rollback.done"))
+
+    again = app.command("incident freeze production", channel=channel.id)
+    assert "Locked now: `deploy/api/production`" in again.seen()
+    assert "deploy freeze for INC-1" in app.command("locks", user="U0VIEWER").seen()
+    app.command("incident resolve Fixed", channel=channel.id)
+    assert "No locks are held" in app.command("locks", user="U0VIEWER").seen()

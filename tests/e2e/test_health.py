@@ -17,6 +17,7 @@ from bot.domain import health
 from bot.domain.context import Call
 from bot.domain.health_watch import tick
 from bot.domain.policy import Actor
+from tests.e2e.incident_helpers import incident_channels, last_view, posts, submit
 from tests.fakes import FakeJobs
 from tests.health_stubs import StubServer, closed_port, hang, json_reply, serving, text_reply
 from tests.support import Bot, FrozenClock, make_config
@@ -137,6 +138,21 @@ def test_the_down_alert_carries_an_incident_button_whose_id_gives_the_alert_cont
     assert declare["action_id"] == "incident_declare_from_alert"
     context = health.alert_context(Call(Actor("U0DEV"), watched_bot.services), declare["value"])
     assert (context["service"], context["environment"], context["severity_hint"]) == ("api", "production", "P0")
+
+
+def test_declare_incident_on_a_real_down_alert_declares_a_p0_for_the_service_from_the_prefilled_form(watched_bot: Bot) -> None:
+    alert = down_alert(watched_bot)
+    answer = watched_bot.click(alert, "Declare incident", "U0DEV")
+    assert "The declare form is open." in answer[0]["text"]
+    view = last_view(watched_bot)
+    fields = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+    assert fields["severity"]["initial_option"]["value"] == "P0" and fields["service"]["initial_option"]["value"] == "api"
+    assert submit(watched_bot, view, "U0DEV") == {}
+    declared = watched_bot.emulator.wait_for(lambda: [m for m in watched_bot.emulator.ephemerals("U0DEV") if "Declared" in m.seen()])
+    assert "Declared *INC-1* (P0)" in declared[0].seen()
+    [channel] = incident_channels(watched_bot)
+    declaration = posts(watched_bot, channel.id, "🚨 INCIDENT")[0].seen()
+    assert "🚨 INCIDENT: api - api production DOWN: /health/redis status 503 (expected 200)" in declaration
 
 
 def test_silence_is_refused_to_a_viewer_and_granted_to_a_deployer(watched_bot: Bot) -> None:

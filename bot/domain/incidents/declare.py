@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,6 +10,7 @@ from bot.domain import catalog
 from bot.domain.commands import Args
 from bot.domain.context import Call
 from bot.domain.errors import Conflict, OpsError, UsageError
+from bot.domain.health import alert_context
 from bot.domain.incidents.common import people, record, severity, slack, store
 from bot.domain.incidents.messages import Choice, Declaration, Declared, DeclareForm, Summary
 from bot.domain.incidents.model import ChannelRef, Incident, Kind, NameTaken, Status
@@ -95,14 +95,6 @@ def open_form(call: Call, *, severity_hint: str | None = None, title: str = "", 
 
 def open_form_from_alert(call: Call, alert_id: str) -> Reply:
     """The health alert's "Declare incident" button: the form, pre-filled from the alert."""
-    try:
-        health = importlib.import_module("bot.domain.health")
-    except ImportError:
-        health = None
-    alert_context = getattr(health, "alert_context", None)
-    if alert_context is None:
-        raise OpsError("Declaring from an alert needs the health checks, which this opsbot does not have yet; "
-                       "use `/ops incident declare <severity> <title>`.")
     context: dict[str, Any] = alert_context(call, alert_id)
     return open_form(call, severity_hint=context.get("severity_hint"), title=str(context.get("summary") or ""),
                      service=context.get("service"), impact=str(context.get("summary") or ""))

@@ -14,7 +14,7 @@ from bot.domain.incidents.messages import Frozen, IncidentList, Note
 from bot.domain.incidents.model import FrozenLock, Incident, IncidentRole, Kind
 from bot.domain.incidents.reminders import stop_escalation
 from bot.domain.policy import Role
-from bot.domain.ports import Reply
+from bot.domain.ports import Lease, Reply
 
 ROLE_USAGE = "incident role <commander|comms|scribe> @user"
 FREEZE_USAGE = "incident freeze [environment …]"
@@ -132,7 +132,8 @@ def run_freeze(command: FreezeDeploys, call: Call) -> Reply:
         if not any(e == env for _, e in targets):
             raise NotFound("environment", env, catalog.suggest(env, {e for s in incident.services for e in call.config.services[s].environments}))
     hours = call.config.incidents.freeze_hours
-    frozen_names = {lock.name for lock in incident.frozen}
+    # A freeze lock an admin broke since (`/ops unlock`, say to roll back) is no longer a freeze: take it again.
+    frozen_names = {lock.name for lock in incident.frozen if call.services.locks.is_current(Lease(lock.name, lock.token, lock.fence))}
     taken: list[FrozenLock] = []
     already, held = [], []
     for service, env in targets:
@@ -148,7 +149,9 @@ def run_freeze(command: FreezeDeploys, call: Call) -> Reply:
         else:
             taken.append(FrozenLock(lease.name, lease.token, lease.fence))
     if taken:
-        _, incident = store(call).change(incident.id, lambda i: replace(i, frozen=i.frozen + tuple(taken)))
+        retaken = {lock.name for lock in taken}
+        _, incident = store(call).change(
+            incident.id, lambda i: replace(i, frozen=tuple(f for f in i.frozen if f.name not in retaken) + tuple(taken)))
         record(call, incident, Kind.FREEZE, "deploys frozen: " + ", ".join(lock.name for lock in taken))
     until = call.services.clock.now() + timedelta(hours=hours)
     outcome = "ok" if not held else "partial"
