@@ -120,7 +120,7 @@ class Connection:
 def signed_request(host: str, secret: str, text: str, response_url: str) -> bytes:
     body = payloads.slash_command(text, user_id="U0ADMIN", channel_id="C0BENCH", response_url=response_url)
     headers = payloads.sign(secret, body)
-    lines = [f"POST /slack/events HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body.encode())}", "Connection: keep-alive",
+    lines = ["POST /slack/events HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body.encode())}", "Connection: keep-alive",
              *(f"{k}: {v}" for k, v in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 

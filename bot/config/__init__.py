@@ -1,0 +1,129 @@
+"""The ops config: a YAML file, validated by pydantic, reported error by error with its path.
+
+One module per section: common (channels, roles, environments), services (and deploys), flags,
+incidents, health. Everything is importable from here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from bot.config.common import *  # noqa: F403 - the config's public names, re-exported
+from bot.config.common import NAME, Channels, Environment, Roles, Strict
+from bot.config.flags import *  # noqa: F403
+from bot.config.flags import Flags
+from bot.config.health import *  # noqa: F403
+from bot.config.health import HealthSettings, Watch, _watch_targets, watch_problems
+from bot.config.incidents import *  # noqa: F403
+from bot.config.incidents import Incidents
+from bot.config.services import *  # noqa: F403
+from bot.config.services import Deploys, Service
+
+
+class OpsConfig(Strict):
+    channels: Channels
+    roles: Roles
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    services: dict[str, Service] = Field(default_factory=dict)
+    default_service: str | None = None
+    deploys: Deploys = Field(default_factory=Deploys)
+    flags: Flags = Field(default_factory=Flags)
+    incidents: Incidents = Field(default_factory=Incidents)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    @field_validator("environments", "services")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid name (lowercase letters, digits, '-', '_', '.')")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> "OpsConfig":
+        problems = []
+        for service_name, service in self.services.items():
+            for env in service.environments:
+                if env not in self.environments:
+                    problems.append(f"services.{service_name}.environments.{env}: unknown environment (known: {', '.join(self.environments) or 'none'})")
+        if self.default_service is not None and self.default_service not in self.services:
+            problems.append(f"default_service: unknown service {self.default_service!r}")
+        problems.extend(self.flags.problems(self.environments, self.services))
+        problems.extend(watch_problems(self))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def watched(self) -> dict[tuple[str, str], Watch]:
+        """Every watched (service, environment) and the watch that covers it."""
+        return {target: watch for target, watch, _ in _watch_targets(self) if target is not None}
+
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``errors`` holds one line per problem, each starting with its path."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(errors))
+        self.source = source
+        self.errors = errors
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    previous: Any = None
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif previous == "deploy" and part in {"command", "webhook", "github_actions"}:
+            pass  # pydantic's discriminator tag, not a key the user wrote
+        elif previous == "provider" and part in {"sql", "unleash"}:
+            pass
+        else:
+            text += ("." if text else "") + str(part)
+        previous = part
+    return text or "(top level)"
+
+
+def parse_config(data: Any, source: str = "<config>") -> OpsConfig:
+    """Validate already-loaded YAML data; raise ConfigError naming each problem's path."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of keys (channels, roles, …)"])
+    try:
+        return OpsConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "value_error" and not err["loc"]:
+                errors.extend(message.split("; "))  # cross-reference errors carry their own paths
+            else:
+                errors.append(f"{_path(tuple(err['loc']))}: {message}")
+        raise ConfigError(source, errors) from None
+
+
+def load_config(path: Path) -> OpsConfig:
+    """Read and validate the YAML file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), [f"(file): not found; set OPSBOT_CONFIG or copy opsbot.example.yml to {path}"]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"(file): cannot be read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}: invalid YAML: {problem}"]) from None
+    return parse_config(data, str(path))
+
+
+def dump_config(config: OpsConfig) -> str:
+    """``config`` as YAML that loads back to an equal config."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,91 @@
+"""Shared pieces of the ops config: the strict base model, ID patterns, channels, roles, environments."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from bot.domain.freeze import FreezeWindow
+
+PRINCIPAL = re.compile(r"^(\*|[UW][A-Z0-9]{2,}|S[A-Z0-9]{2,})$")
+CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+VERSION_PATTERNS = {
+    "semver": r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$",
+    "git_sha": r"^[0-9a-f]{7,40}$",
+    "any": r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}$",
+}
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a runbook config must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _principals(values: list[str]) -> list[str]:
+    for value in values:
+        if not PRINCIPAL.match(value):
+            raise ValueError(f"{value!r} is not a Slack user ID (U…/W…), user-group ID (S…) or \"*\"")
+    return values
+
+
+def _people(values: list[str]) -> list[str]:
+    """Principals who are paged or invited: "*" (everyone) is never meant there."""
+    if "*" in values:
+        raise ValueError('"*" would invite or page everyone; name users (U…) or user groups (S…)')
+    return _principals(values)
+
+
+Principals = Annotated[list[str], Field(default_factory=list)]
+
+
+class Channels(Strict):
+    deployments: str
+    incidents: str
+    alerts: str
+
+    @field_validator("deployments", "incidents", "alerts")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        if not CHANNEL.match(value):
+            raise ValueError(f"{value!r} is not a Slack channel ID (C…, G… or D…)")
+        return value
+
+
+class Roles(Strict):
+    admin: Principals
+    approver: Principals
+    deployer: Principals
+    viewer: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("admin", "approver", "deployer", "viewer")
+    @classmethod
+    def _check(cls, value: list[str]) -> list[str]:
+        return _principals(value)
+
+
+class Environment(Strict):
+    approvals: int = Field(default=0, ge=0, le=10)
+    rollback_approvals: int | None = Field(default=None, ge=0, le=10)
+    approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    lock_after_rollback: bool = False
+
+    @field_validator("freeze_windows", mode="before")
+    @classmethod
+    def _parse_windows(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [FreezeWindow.parse(item) if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_serializer("freeze_windows")
+    def _window_texts(self, windows: list[FreezeWindow]) -> list[str]:
+        return [window.text for window in windows]
+
+
+HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+

@@ -1,0 +1,138 @@
+"""`services`: environments with health checks and version endpoints, deploy providers; and `deploys`."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bot.config.common import ENV_VAR, HEADER_NAME, VERSION_PATTERNS, Strict
+
+
+class HealthCheck(Strict):
+    """One endpoint to probe, and what counts as healthy (docs/health.md explains each key)."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    name: str | None = Field(default=None, max_length=80)
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    expect_json: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    warn_ms: int = Field(default=500, ge=1)
+    critical_ms: int = Field(default=2000, ge=1)
+    timeout_ms: int = Field(default=2000, ge=1, le=120_000)
+    headers: dict[str, str] = Field(default_factory=dict)
+    headers_from_env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: list[int]) -> list[int]:
+        for code in value:
+            if not 100 <= code <= 599:
+                raise ValueError(f"{code} is not an HTTP status code (100-599)")
+        return value
+
+    @field_validator("headers", "headers_from_env")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+        return value
+
+    @field_validator("headers_from_env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for variable in value.values():
+            if not ENV_VAR.match(variable):
+                raise ValueError(f"{variable!r} is not an environment variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> HealthCheck:
+        if self.critical_ms < self.warn_ms:
+            raise ValueError(f"critical_ms ({self.critical_ms}) must not be below warn_ms ({self.warn_ms})")
+        return self
+
+    @property
+    def label(self) -> str:
+        """``name``, or the URL's path (``/health/db``) when no name is given."""
+        if self.name:
+            return self.name
+        rest = self.url.split("://", 1)[1]
+        path = rest[rest.find("/"):] if "/" in rest else "/"
+        return path.split("?", 1)[0] or "/"
+
+
+class ServiceEnvironment(Strict):
+    health: list[HealthCheck] = Field(default_factory=list)
+    version_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    version_json_key: str = "version"
+    version_timeout_ms: int = Field(default=5000, ge=1, le=120_000)
+
+
+class CommandProvider(Strict):
+    type: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    timeout_seconds: int = Field(default=600, ge=1)
+    cwd: str | None = None
+
+
+class WebhookProvider(Strict):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str
+    timeout_seconds: float = Field(default=30, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=60)
+
+
+class GithubActionsProvider(Strict):
+    type: Literal["github_actions"]
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    workflow: str
+    ref: str = "main"
+    token_env: str = "GITHUB_TOKEN"
+    api_url: str = "https://api.github.com"
+    inputs: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: int = Field(default=1800, ge=1)
+    poll_seconds: float = Field(default=10, gt=0, le=300)
+
+
+DeployProvider = Annotated[CommandProvider | WebhookProvider | GithubActionsProvider, Field(discriminator="type")]
+
+
+class Service(Strict):
+    environments: dict[str, ServiceEnvironment]
+    deploy: DeployProvider | None = None
+    version_pattern: str = "semver"
+    change_url: str | None = None
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _list_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {name: {} for name in value}
+        return {name: ({} if body is None else body) for name, body in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("version_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(VERSION_PATTERNS.get(value, value))
+        except re.error as exc:
+            raise ValueError(f"not a known pattern name ({', '.join(VERSION_PATTERNS)}) nor a valid regex: {exc}")
+        return value
+
+    def version_regex(self) -> re.Pattern[str]:
+        return re.compile(VERSION_PATTERNS.get(self.version_pattern, self.version_pattern))
+
+
+class Deploys(Strict):
+    """How deploys run once approved: the verification watch window and the deploy lock's TTL."""
+
+    watch_seconds: float = Field(default=300, ge=0, le=6 * 3600)
+    check_every_seconds: float = Field(default=30, gt=0, le=3600)
+    lock_ttl_seconds: float = Field(default=600, ge=3, le=24 * 3600)
+    history_size: int = Field(default=10, ge=1, le=25)
+
