@@ -13,6 +13,8 @@ publishes no event at all.
 
 from __future__ import annotations
 
+import logging
+
 from bot.domain import deploy_locks, deploy_support
 from bot.domain.context import Call
 from bot.domain.deploy_ports import Deploy, DeployKind
@@ -21,6 +23,8 @@ from bot.domain.incidents import freezes
 from bot.domain.incidents.freezes import Retake
 from bot.domain.incidents.model import Incident
 from bot.domain.ports import Lease
+
+log = logging.getLogger("opsbot.deploys")
 
 
 def acquire(call: Call, kind: DeployKind, name: str, deploy_id: str, *, purpose: str,
@@ -46,7 +50,7 @@ def acquire(call: Call, kind: DeployKind, name: str, deploy_id: str, *, purpose:
             try:
                 freezes.take_back(call, deploy_id, None, f"rollback {deploy_id} could not take the lock")
             except OpsError as exc:
-                deploy_locks.log.error("could not give %s back to the freeze of %s: %s", name, incident.ref, exc.message)
+                log.error("could not give %s back to the freeze of %s: %s", name, incident.ref, exc.message)
     return (lease, incident) if lease is not None else (None, None)
 
 
@@ -84,4 +88,4 @@ def release_quietly(call: Call, deploy: Deploy, why: str) -> None:
     try:
         release(call, deploy, why)
     except OpsError as exc:
-        deploy_locks.log.error("could not release %s (%s); it will expire by its TTL", deploy.lock_name, exc.message)
+        log.error("could not release %s (%s); it will expire by its TTL", deploy.lock_name, exc.message)
