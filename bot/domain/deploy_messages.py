@@ -19,6 +19,7 @@ class DeployRequested:
     deploy: Deploy
     plan: Plan
     channel: str
+    freeze_of: str | None = None  # the incident whose deploy freeze this rollback took over
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class RolledBack:
     deploy: Deploy
     verification: str
     locked_until_unlocked: bool = False
+    frozen_for: str | None = None  # the incident whose deploy freeze took the lock back
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import approvals, deploy_locks, deploy_plan, deploy_support
+from bot.domain import approvals, deploy_locks, deploy_plan, deploy_support, freeze_takeover
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalState, Decision
 from bot.domain.commands import Args, Subcommand, expect
 from bot.domain.context import Call
@@ -19,6 +19,7 @@ from bot.domain.deploy_messages import DeployRequested, DryRun, Frozen, NotStart
 from bot.domain.deploy_plan import Plan
 from bot.domain.deploy_ports import Deploy, DeployKind, DeployState
 from bot.domain.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.incidents.model import Incident
 from bot.domain.policy import Role
 from bot.domain.ports import Reply
 
@@ -94,7 +95,8 @@ def open_request(call: Call, plan: Plan) -> Reply:
     deploy_id = deploy_support.new_id(plan.kind)
     ttl = plan.timeout_minutes * 60 + deploy_locks.PENDING_MARGIN_SECONDS if plan.needed else call.config.deploys.lock_ttl_seconds
     wanted = f"{'rollback to' if plan.kind is DeployKind.ROLLBACK else 'deploy of'} {plan.version}"
-    lease = services.locks.acquire(plan.lock_name, holder=call.actor.user_id, purpose=f"{wanted} ({deploy_id})", ttl_seconds=ttl)
+    lease, freeze_of = freeze_takeover.acquire(call, plan.kind, plan.lock_name, deploy_id, purpose=f"{wanted} ({deploy_id})",
+                                               ttl_seconds=ttl)
     deploy = Deploy(
         id=deploy_id, kind=plan.kind, service=plan.service, environment=plan.environment, version=plan.version,
         requester=call.actor.user_id, reason=plan.reason, state=DeployState.REQUESTED, requested_at=now,
@@ -107,6 +109,8 @@ def open_request(call: Call, plan: Plan) -> Reply:
         deploy_support.audit(call, f"{plan.kind.value}.lock_refused", deploy, "conflict",
                              holder=getattr(held, "holder", None), holder_purpose=getattr(held, "purpose", None))
         return reply
+    if freeze_of is not None:
+        freeze_takeover.taken_over(call, deploy, freeze_of)
     try:
         for stale in store.abandon_older(plan.lock_name, lease.fence, now):
             deploy_support.audit(call, f"{stale.kind.value}.lock_lost", stale, "lock_lost", by_fence=lease.fence)
@@ -120,22 +124,24 @@ def open_request(call: Call, plan: Plan) -> Reply:
                 call, kind=plan.kind.value, title=plan.title, reason=plan.reason or "(no reason given)",
                 required=plan.required, timeout_minutes=plan.timeout_minutes, service=plan.service,
                 environment=plan.environment, require_admin=plan.hotfix, admin_self_approval=plan.hotfix,
-                details=_details(plan, deploy_id), payload={"deploy_id": deploy_id}, link=plan.link,
+                details=_details(plan, deploy_id, freeze_of), payload={"deploy_id": deploy_id}, link=plan.link,
             )
             store.update(deploy_id, approval_id=request.id)
     except Exception:
         # Nothing half-applied: no lock held and no live request for a deploy that could not be opened.
-        deploy_locks.release_quietly(call, lease, f"the request {deploy_id} could not be opened")
+        freeze_takeover.release_quietly(call, deploy, f"the request {deploy_id} could not be opened")
         _close_quietly(call, deploy_id)
         raise
-    return Reply(DeployRequested(deploy, plan, call.config.channels.deployments), outcome="requested")
+    return Reply(DeployRequested(deploy, plan, call.config.channels.deployments, freeze_of.ref if freeze_of else None),
+                 outcome="requested")
 
 
-def _details(plan: Plan, deploy_id: str) -> dict[str, str]:
+def _details(plan: Plan, deploy_id: str, freeze_of: Incident | None) -> dict[str, str]:
     details = {"Service": plan.service, "Environment": plan.environment, "Version": plan.version}
     if plan.previous_version:
         details["Currently"] = plan.previous_version
-    details.update({"Lock": f"{plan.lock_name} (held by this request)", "Deploy id": deploy_id})
+    taken = f", taken over from the deploy freeze of {freeze_of.ref} until it ends" if freeze_of else ""
+    details.update({"Lock": f"{plan.lock_name} (held by this request{taken})", "Deploy id": deploy_id})
     if plan.freezes:
         rule = "⚠️ HOTFIX during a freeze: an admin's approval is required on top" if plan.hotfix else "rollbacks may run during freezes"
         details["Freeze"] = "; ".join(f"{f.target}: {f.reason}" for f in plan.freezes) + f" ({rule})"
@@ -177,8 +183,7 @@ def _not_started(call: Call, deploy: Deploy, state: DeployState, why: str) -> Op
     ended = deploy_support.store(call).transition(deploy.id, frozenset({DeployState.APPROVED}), state,
                                                   finished_at=call.services.clock.now(), detail=why)
     deploy_support.audit(call, f"{deploy.kind.value}.not_started", deploy, state.value, why)
-    if state is not DeployState.LOCK_LOST:
-        deploy_locks.release_quietly(call, deploy.lease, f"{deploy_support.what(deploy)} ({deploy.id}) did not start")
+    freeze_takeover.release_quietly(call, deploy, f"{deploy_support.what(deploy)} ({deploy.id}) did not start")
     deploy_support.announce(call, NotStarted(ended or deploy, why))
     return OpsError(f"`{deploy.id}` was approved but did not start: {why}. It is marked {state.value.replace('_', ' ')}; "
                     "request it again once that is fixed.")
@@ -206,7 +211,7 @@ def on_closed(call: Call, request: ApprovalRequest) -> None:
     if deploy is None:
         return
     deploy_support.audit(call, f"{deploy.kind.value}.{to.value}", deploy, to.value)
-    deploy_locks.release(call, deploy.lease, f"{deploy_support.what(deploy)} ({deploy.id}) was {to.value}")
+    freeze_takeover.release(call, deploy, f"{deploy_support.what(deploy)} ({deploy.id}) was {to.value}")
 
 
 def parse_cancel(args: Args) -> CancelDeploy:

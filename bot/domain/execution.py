@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from bot.domain import deploy_locks, deploy_support, verification
+from bot.domain import deploy_locks, deploy_support, freeze_takeover, verification
 from bot.domain.context import Call
 from bot.domain.deploy_messages import DeployFailed, DeployStarted, DeploySucceeded, LockLost, RolledBack
 from bot.domain.deploy_ports import Deploy, DeployOrder, DeployState, ProviderResult
@@ -129,7 +129,7 @@ def _finish(call: Call, deploy: Deploy, result: ProviderResult, verdict: verific
     if ok and deploy.is_rollback:
         _rolled_back(call, done, verdict)
         return
-    deploy_locks.release(call, lease, f"{deploy_support.what(done)} ({done.id}) {'succeeded' if ok else 'failed'}")
+    freeze_takeover.release(call, done, f"{deploy_support.what(done)} ({done.id}) {'succeeded' if ok else 'failed'}")
     if ok:
         assert verdict is not None
         deploy_support.announce(call, DeploySucceeded(done, result.summary, verdict.summary, verdict.verified))
@@ -150,13 +150,16 @@ def _rolled_back(call: Call, rollback: Deploy, verdict: verification.Verdict | N
             deploy_support.audit(call, "deploy.rolled_back", undone, "rolled_back", by=rollback.id)
     why = f"rollback to {rollback.version} ({rollback.id}) finished"
     locked = False
-    if call.config.environments[rollback.environment].lock_after_rollback:
+    # A rollback that took over an incident's freeze gives the lock back to it: the freeze outranks lock_after_rollback.
+    retake = freeze_takeover.give_back(call, rollback, why)
+    if retake is None and call.config.environments[rollback.environment].lock_after_rollback:
         locked = _lock_after_rollback(call, rollback)
         if not locked:  # someone took the lock in between: it was free for a moment, so say so
             deploy_locks.notify_waiters(call, rollback.lock_name, why)
-    else:
+    elif retake is None:
         deploy_locks.release(call, rollback.lease, why)
-    deploy_support.announce(call, RolledBack(rollback, verdict.summary if verdict else "", locked))
+    frozen_for = retake.incident.ref if retake is not None and retake.frozen else None
+    deploy_support.announce(call, RolledBack(rollback, verdict.summary if verdict else "", locked, frozen_for))
     deploy_support.publish(call, rollback, "rollback.done",
                            deploy_support.event_summary(rollback, f"succeeded (reason: {rollback.reason})"))
 
@@ -177,6 +180,7 @@ def _lock_lost(call: Call, deploy: Deploy, stage: str, provider: str | None) -> 
         deploy.id, frozenset({DeployState.RUNNING}), DeployState.LOCK_LOST, finished_at=call.services.clock.now(),
         detail=f"its deploy lock was broken or ran out {stage}" + (f"; the provider said: {provider}" if provider else ""))
     deploy_support.audit(call, f"{deploy.kind.value}.lock_lost", deploy, "lock_lost", stage=stage, provider=provider)
+    freeze_takeover.release_quietly(call, deploy, f"{deploy_support.what(deploy)} ({deploy.id}) lost its lock {stage}")
     deploy_support.announce(call, LockLost(lost or deploy, stage, provider))
     deploy_support.publish(call, deploy, "rollback.failed" if deploy.is_rollback else "deploy.failed",
                            deploy_support.event_summary(deploy, f"lost its lock {stage}"))

@@ -34,13 +34,23 @@ def test_an_incident_round_trips_with_every_field(store: SqlIncidentStore) -> No
     assert created.id > 0
     full = replace(created, channel_id="C1", channel_name="inc-20261123-checkout-errors", status_ts="1.1", summary_channel="C0INC",
                    summary_ts="2.2", comms="U0DEV2", next_update_at=NOW + timedelta(minutes=30), reminder_seq=3,
-                   acknowledged_at=NOW, acknowledged_by="U0DEV2", frozen=(FrozenLock("deploy/api/production", "tok", 7),))
+                   acknowledged_at=NOW, acknowledged_by="U0DEV2", frozen=(FrozenLock("deploy/api/production", "tok", 7),
+                                                                         FrozenLock("deploy/web/production", "tok2", 8, "U0DEV", "r-1a2b3c4d")))
     store.change(created.id, lambda _: full)
     assert store.get(created.id) == full
     assert store.by_channel("C1") == full
     assert [i.id for i in store.open_incidents()] == [created.id]
     store.change(created.id, lambda i: replace(i, status=Status.RESOLVED, resolved_at=NOW + timedelta(hours=1)))
     assert store.open_incidents() == []
+
+
+def test_freeze_leases_recorded_before_rollbacks_could_take_them_over_still_read(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    created = SqlIncidentStore(engine).create(new_incident())
+    with engine.begin() as conn:
+        conn.execute(incidents.update().values(frozen='[{"name": "deploy/api/production", "token": "tok", "fence": 7}]'))
+    (lock,) = SqlIncidentStore(engine).get(created.id).frozen  # type: ignore[union-attr]
+    assert lock == FrozenLock("deploy/api/production", "tok", 7, holder="", lent_to=None)
 
 
 def test_concurrent_changes_to_one_incident_are_serialized(store: SqlIncidentStore) -> None:

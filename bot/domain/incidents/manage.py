@@ -9,12 +9,13 @@ from bot.domain import catalog
 from bot.domain.commands import Args, expect, no_args, user_id
 from bot.domain.context import Call
 from bot.domain.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.incidents import freezes
 from bot.domain.incidents.common import here, record, refresh, require_commander, require_open, require_participant, slack, store
 from bot.domain.incidents.messages import Frozen, IncidentList, Note
 from bot.domain.incidents.model import FrozenLock, Incident, IncidentRole, Kind
 from bot.domain.incidents.reminders import stop_escalation
 from bot.domain.policy import Role
-from bot.domain.ports import Lease, Reply
+from bot.domain.ports import Reply
 
 ROLE_USAGE = "incident role <commander|comms|scribe> @user"
 FREEZE_USAGE = "incident freeze [environment …]"
@@ -131,9 +132,8 @@ def run_freeze(command: FreezeDeploys, call: Call) -> Reply:
     for env in command.environments:
         if not any(e == env for _, e in targets):
             raise NotFound("environment", env, catalog.suggest(env, {e for s in incident.services for e in call.config.services[s].environments}))
-    hours = call.config.incidents.freeze_hours
-    # A freeze lock an admin broke since (`/ops unlock`, say to roll back) is no longer a freeze: take it again.
-    frozen_names = {lock.name for lock in incident.frozen if call.services.locks.is_current(Lease(lock.name, lock.token, lock.fence))}
+    # A freeze lock an admin broke since (`/ops unlock`) or that ran out is no longer a freeze: take it again.
+    frozen_names = {lock.name for lock in incident.frozen if freezes.holds(call, lock)}
     taken: list[FrozenLock] = []
     already, held = [], []
     for service, env in targets:
@@ -141,18 +141,17 @@ def run_freeze(command: FreezeDeploys, call: Call) -> Reply:
         if name in frozen_names:
             already.append(name)
             continue
-        lease = call.services.locks.acquire(name, holder=actor, purpose=f"deploy freeze for {incident.ref}: {incident.title[:80]}",
-                                            ttl_seconds=hours * 3600)
-        if lease is None:
+        lock = freezes.take(call, incident, name, actor)
+        if lock is None:
             holder = call.services.locks.holder(name)
             held.append(f"{name} (held by @{holder.holder}: {holder.purpose})" if holder else name)
         else:
-            taken.append(FrozenLock(lease.name, lease.token, lease.fence))
+            taken.append(lock)
     if taken:
         retaken = {lock.name for lock in taken}
         _, incident = store(call).change(
             incident.id, lambda i: replace(i, frozen=tuple(f for f in i.frozen if f.name not in retaken) + tuple(taken)))
         record(call, incident, Kind.FREEZE, "deploys frozen: " + ", ".join(lock.name for lock in taken))
-    until = call.services.clock.now() + timedelta(hours=hours)
+    until = call.services.clock.now() + timedelta(hours=call.config.incidents.freeze_hours)
     outcome = "ok" if not held else "partial"
     return Reply(Frozen(incident, [lock.name for lock in taken], already, held, until), visibility="in_channel", outcome=outcome)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.domain.errors import OpsError
-from bot.domain.ports import Message
+from bot.domain.ports import Lease, Message
 
 
 class Status(StrEnum):
@@ -43,11 +43,21 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class FrozenLock:
-    """A deploy lock an incident holds (``/ops incident freeze``), released when it is resolved."""
+    """A deploy lock an incident holds (``/ops incident freeze``), released when it is resolved.
+
+    ``lent_to`` names the rollback that took the lock over (its lease here is then spent); the
+    freeze takes the lock again when that rollback ends.
+    """
 
     name: str
     token: str
     fence: int
+    holder: str = ""  # who froze it (the lock's holder again when the freeze is taken back)
+    lent_to: str | None = None
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.name, self.token, self.fence)
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bot.domain import deploy_locks
 from bot.domain.commands import Args, expect
 from bot.domain.context import Call
 from bot.domain.durations import format_duration
 from bot.domain.errors import OpsError
-from bot.domain.incidents import export
+from bot.domain.incidents import export, freezes
 from bot.domain.incidents.common import by_ref, here, record, refresh, require_commander, require_open, slack, store
 from bot.domain.incidents.messages import Postmortem, StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status
 from bot.domain.incidents.reminders import disarm, stop_escalation
 from bot.domain.messages import Notice
-from bot.domain.ports import Lease, Reply
+from bot.domain.ports import Reply
 
 USAGE = "incident resolve [summary]"
 POSTMORTEM_USAGE = "incident postmortem <id>"
@@ -52,7 +51,7 @@ def resolve(call: Call, incident: Incident, summary: str) -> Reply:
     before, incident = store(call).change(incident.id, close)
     disarm(call, before)
     stop_escalation(call, incident)
-    _lift_freeze(call, incident)
+    freezes.lift(call, incident)
     warnings: list[str] = []
     duration = incident.duration(now)
     final = StatusUpdate(incident, Status.RESOLVED, incident.impact, incident.declared_at, now, "",
@@ -77,17 +76,6 @@ def resolve(call: Call, incident: Incident, summary: str) -> Reply:
     text = (f"{incident.ref} is resolved after {format_duration(duration)}. "
             f"Post-mortem draft: `/ops incident postmortem {incident.id}`.")
     return Reply(Notice(text, details=warnings))
-
-
-def _lift_freeze(call: Call, incident: Incident) -> None:
-    """Release the deploy locks this incident took (a lock broken meanwhile by an admin is simply gone)."""
-    lifted = []
-    for lock in incident.frozen:
-        # deploy_locks.release also tells whoever pressed "Notify me when free" on a refused deploy.
-        if deploy_locks.release(call, Lease(lock.name, lock.token, lock.fence), f"{incident.ref} was resolved"):
-            lifted.append(lock.name)
-    if lifted:
-        record(call, incident, Kind.FREEZE, "deploy freeze lifted: " + ", ".join(lifted))
 
 
 def parse_postmortem(args: Args) -> ShowPostmortem:
