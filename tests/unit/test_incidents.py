@@ -126,7 +126,7 @@ def test_exports_carry_every_entry_and_fold_user_text_to_one_line() -> None:
     assert "- **14:03** · Note · @U0DEV2 · line one # not a heading ([message](https://x/p1))" in markdown
     draft = export.postmortem(an_incident(resolved_at=NOW + timedelta(minutes=42), status=Status.RESOLVED), entries, NOW + timedelta(hours=1))
     assert "- **Duration:** 42m" in draft and "- 14:09 rollback.done · api/production · v1.4.1" in draft
-    assert "## Root cause" in draft and "| TODO | | | |" in draft
+    assert "## Root cause" in draft and "| *to fill in* | | | |" in draft
 
 
 def test_incident_config_errors_name_their_keys() -> None:
