@@ -35,7 +35,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.adapters.db import normalize_url, upgrade  # noqa: E402
+from bot.adapters.sql.engine import normalize_url, upgrade  # noqa: E402
 from bot.console import payloads  # noqa: E402
 from bot.console.slack_emulator import SlackEmulator  # noqa: E402
 

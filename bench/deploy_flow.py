@@ -27,7 +27,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.adapters.db import upgrade  # noqa: E402
+from bot.adapters.sql.engine import upgrade  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from tests.deploy_kit import ServiceDouble, deploy_config_data, deployed_log  # noqa: E402
 from tests.support import Bot, start_emulator  # noqa: E402

@@ -18,8 +18,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.adapters.db import upgrade  # noqa: E402
-from bot.domain.policy import Actor  # noqa: E402
+from bot.adapters.sql.engine import upgrade  # noqa: E402
+from bot.domain.shared.policy import Actor  # noqa: E402
 from tests.conftest import DEFAULT_PG_URL, DEFAULT_REDIS_URL, _admin, _with_database  # noqa: E402
 from tests.flagkit import AppSees, UnleashAdmin, create_flag_table  # noqa: E402
 from tests.support import Bot, make_config, start_emulator  # noqa: E402

@@ -20,10 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bot.adapters.db import upgrade
+from bot.adapters.sql.engine import upgrade
 from bot.adapters.http_health import HttpHealthProbe
 from bot.config import OpsConfig, parse_config
-from bot.domain.policy import Actor
+from bot.domain.shared.policy import Actor
 from bot.settings import Settings
 from bot.wiring import build_services
 

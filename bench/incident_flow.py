@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.adapters.db import upgrade  # noqa: E402
+from bot.adapters.sql.engine import upgrade  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.console.shell import ConsoleSession  # noqa: E402
 from bot.settings import Settings  # noqa: E402

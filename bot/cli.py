@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.config import ConfigError, OpsConfig, load_config
-from bot.domain.errors import OpsError
+from bot.domain.shared.errors import OpsError
 from bot.settings import MissingSetting, Settings
 
 EXAMPLE_CONFIG = "opsbot.example.yml"
@@ -38,7 +38,7 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def _ready_database(settings: Settings, *, migrate: bool) -> None:
-    from bot.adapters.db import create_db_engine, pending_migrations, upgrade
+    from bot.adapters.sql.engine import create_db_engine, pending_migrations, upgrade
 
     engine = create_db_engine(settings.database_url)
     try:
@@ -142,7 +142,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from bot.adapters.db import upgrade
+    from bot.adapters.sql.engine import upgrade
 
     settings = _settings()
     upgrade(settings.database_url)
@@ -159,9 +159,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from bot.adapters.audit_store import SqlAuditLog
-    from bot.adapters.db import create_db_engine
-    from bot.domain.ports import SystemClock
+    from bot.adapters.sql.audit import SqlAuditLog
+    from bot.adapters.sql.engine import create_db_engine
+    from bot.domain.shared.ports import SystemClock
 
     result = SqlAuditLog(create_db_engine(_settings().database_url), SystemClock()).verify()
     if result.ok:
@@ -172,10 +172,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    from bot.adapters.audit_store import EXPORT_FIELDS, SqlAuditLog, export_row
-    from bot.adapters.db import create_db_engine
-    from bot.domain.durations import parse_duration
-    from bot.domain.ports import SystemClock
+    from bot.adapters.sql.audit import EXPORT_FIELDS, SqlAuditLog, export_row
+    from bot.adapters.sql.engine import create_db_engine
+    from bot.config.durations import parse_duration
+    from bot.domain.shared.ports import SystemClock
 
     clock = SystemClock()
     since = clock.now() - parse_duration(args.since) if args.since else None

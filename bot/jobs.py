@@ -23,8 +23,8 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from bot.domain.errors import Unavailable
-from bot.domain.ports import Clock
+from bot.domain.shared.errors import Unavailable
+from bot.domain.shared.ports import Clock
 
 if TYPE_CHECKING:
     from bot.wiring import AppServices

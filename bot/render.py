@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
-from bot.domain.durations import format_duration
-from bot.domain.ports import Message
+from bot.config.durations import format_duration
+from bot.domain.shared.ports import Message
 from bot.slack_limits import fit_message, fit_view
 
 USER = re.compile(r"^[UW][A-Z0-9]{2,}$")

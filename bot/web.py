@@ -9,9 +9,9 @@ from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.adapters.db import ping as ping_db
+from bot.adapters.sql.engine import ping as ping_db
 from bot.app import create_app
-from bot.domain.errors import Unavailable
+from bot.domain.shared.errors import Unavailable
 from bot.settings import Settings
 from bot.wiring import AppServices
 

@@ -10,26 +10,26 @@ import redis
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
-from bot.adapters.approval_store import SqlApprovalStore
-from bot.adapters.audit_store import SqlAuditLog
-from bot.adapters.db import create_db_engine
+from bot.adapters.sql.approvals import SqlApprovalStore
+from bot.adapters.sql.audit import SqlAuditLog
+from bot.adapters.sql.engine import create_db_engine
 from bot.adapters.deploy_providers import ConfiguredProviders
-from bot.adapters.deploy_store import SqlDeployStore
-from bot.adapters.flag_history import SqlFlagHistory
+from bot.adapters.sql.deploys import SqlDeployStore
+from bot.adapters.sql.flag_history import SqlFlagHistory
 from bot.adapters.flag_providers import build_flag_provider
-from bot.adapters.lock_waiters import RedisLockWaiters
+from bot.adapters.redis.lock_waiters import RedisLockWaiters
 from bot.adapters.http_health import HttpHealthProbe
-from bot.adapters.incident_store import SqlIncidentStore
-from bot.adapters.redis_store import RedisLockStore, RedisState, connect
-from bot.adapters.slack_api import SlackGroups, SlackNotifier, make_web_client
-from bot.adapters.slack_channels import SlackConversations
-from bot.adapters.watch_store import RedisWatchStore
+from bot.adapters.sql.incidents import SqlIncidentStore
+from bot.adapters.redis.store import RedisLockStore, RedisState, connect
+from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, make_web_client
+from bot.adapters.slack.conversations import SlackConversations
+from bot.adapters.redis.watches import RedisWatchStore
 from bot.config import OpsConfig, load_config
-from bot.domain.context import Services
+from bot.domain.shared.context import Services
 from bot.jobs import InProcessJobs, RqJobs
 from bot.domain.dispatch import Dispatcher
 from bot.domain.incidents.timeline import IncidentEventListener
-from bot.domain.ports import Clock, SystemClock
+from bot.domain.shared.ports import Clock, SystemClock
 from bot.domain import registry
 from bot.render import Renderer
 from bot.settings import MissingSetting, Settings

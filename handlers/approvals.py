@@ -6,8 +6,8 @@ from enum import StrEnum
 
 from slack_bolt import App
 
-from bot.domain import approvals
-from bot.domain.approvals import Decision
+from bot.domain.approvals import service as approvals
+from bot.domain.approvals.service import Decision
 from handlers.common import button
 
 

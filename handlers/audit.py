@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from slack_bolt import App
 
-from bot.domain import audit
+from bot.domain.audit import service as audit
 from handlers.common import button
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.domain.context import Call
-from bot.domain.policy import Actor
-from bot.domain.ports import Reply
+from bot.domain.shared.context import Call
+from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import Reply
 from bot.wiring import AppServices
 
 log = logging.getLogger("opsbot.handlers")

@@ -10,7 +10,9 @@ from enum import StrEnum
 
 from slack_bolt import App
 
-from bot.domain import deploy_locks, rollbacks
+from bot.domain.locks import waiting as deploy_locks
+
+from bot.domain.deploys import rollbacks
 from handlers.common import button
 
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from slack_bolt import App
 
-from bot.domain import flags
+from bot.domain.flags import commands as flags
 from handlers.common import button
 
 

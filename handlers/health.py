@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from slack_bolt import App
 
-from bot.domain import health
+from bot.domain.health import service as health
 from handlers.common import button
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.domain.incidents import declare, manage, reminders, timeline, updates
-from bot.domain.policy import Actor
-from bot.domain.ports import Reply
+from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import Reply
 from bot.wiring import AppServices
 from handlers.common import ack_now, button, services_of, source_of
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from bot.adapters.db import upgrade
+from bot.adapters.sql.engine import upgrade
 from bot.console.slack_emulator import SlackEmulator
 from bot.config import OpsConfig
 from tests.support import Bot, make_config, start_emulator

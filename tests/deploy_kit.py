@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from bot.config import OpsConfig, parse_config
-from bot.domain.ports import ServiceEvent
+from bot.domain.shared.ports import ServiceEvent
 from tests.support import config_data
 
 PROGRAM = Path(__file__).resolve().parent / "programs" / "fake_deploy.py"

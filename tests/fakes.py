@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain.context import Services
-from bot.domain.errors import Unavailable
-from bot.domain.ports import AuditEntry, AuditQuery, AuditRecord, Clock, Lease, LockInfo, Message, MessageRef
+from bot.domain.shared.context import Services
+from bot.domain.shared.errors import Unavailable
+from bot.domain.shared.ports import AuditEntry, AuditQuery, AuditRecord, Clock, Lease, LockInfo, Message, MessageRef
 from tests.support import FrozenClock, make_config
 
 
@@ -98,7 +98,7 @@ class FakeNotifier:
 
     def post(self, channel: str, message: Message) -> MessageRef:
         if self.failing:
-            from bot.domain.errors import OpsError
+            from bot.domain.shared.errors import OpsError
 
             raise OpsError("Slack refused to post a message: `channel_not_found`.")
         self.posts.append((channel, message))

@@ -23,7 +23,7 @@ from bot.app import create_app
 from bot.config import OpsConfig, dump_config, parse_config
 from bot.console import payloads
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.ports import SystemClock
+from bot.domain.shared.ports import SystemClock
 from bot.jobs import InProcessJobs
 from bot.settings import Settings
 from bot.wiring import AppServices, build_services

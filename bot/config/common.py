@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-from bot.domain.freeze import FreezeWindow
+from bot.config.freeze_windows import FreezeWindow
 
 PRINCIPAL = re.compile(r"^(\*|[UW][A-Z0-9]{2,}|S[A-Z0-9]{2,})$")
 CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator
 
 from bot.config.common import Strict
-from bot.domain.durations import parse_duration
+from bot.config.durations import parse_duration
 
 if TYPE_CHECKING:
     from bot.config import OpsConfig

@@ -23,8 +23,8 @@ from bot.app import create_app
 from bot.console import payloads
 from bot.console.show import show
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.commands import tokenize, user_id
-from bot.domain.errors import UsageError
+from bot.domain.shared.commands import tokenize, user_id
+from bot.domain.shared.errors import UsageError
 from bot.jobs import InProcessJobs
 from bot.settings import Settings
 from bot.wiring import AppServices

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from bot.domain.commands import Subcommand, match, split_args, tokenize
-from bot.domain.context import Call, Services
-from bot.domain.errors import OpsError, Unavailable, UsageError
-from bot.domain.messages import ErrorNotice, HelpEntry, HelpMessage, Notice, SubcommandHelp
-from bot.domain.policy import Actor, Role
-from bot.domain.ports import AuditEntry, Reply
+from bot.domain.shared.commands import Subcommand, match, split_args, tokenize
+from bot.domain.shared.context import Call, Services
+from bot.domain.shared.errors import OpsError, Unavailable, UsageError
+from bot.domain.shared.messages import ErrorNotice, HelpEntry, HelpMessage, Notice, SubcommandHelp
+from bot.domain.shared.policy import Actor, Role
+from bot.domain.shared.ports import AuditEntry, Reply
 
 log = logging.getLogger("opsbot.dispatch")
 

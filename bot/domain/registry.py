@@ -4,8 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain import approvals, audit, deploys, execution, flags, freezes, health, history, incidents, locks, rollbacks
-from bot.domain.commands import Subcommand
+from bot.domain.approvals import service as approvals
+
+from bot.domain.audit import service as audit
+
+from bot.domain.deploys import requests as deploys
+
+from bot.domain.deploys import execution
+
+from bot.domain.flags import commands as flags
+
+from bot.domain.deploys import freezes
+
+from bot.domain.health import service as health
+
+from bot.domain.deploys import history
+
+from bot.domain import incidents
+
+from bot.domain.locks import service as locks
+
+from bot.domain.deploys import rollbacks
+from bot.domain.shared.commands import Subcommand
 from bot.domain.dispatch import JobSpec
 
 FAMILIES = [locks, audit, approvals, health, deploys, rollbacks, execution, freezes, history, flags, incidents]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from bot.adapters.db import create_db_engine, metadata
+from bot.adapters.sql.engine import create_db_engine, metadata
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import redis
 
-from bot.adapters.redis_store import connect
+from bot.adapters.redis.store import connect
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
-from bot.domain.errors import Unavailable
-from bot.domain.ports import SystemClock
+from bot.domain.shared.errors import Unavailable
+from bot.domain.shared.ports import SystemClock
 from bot.jobs import InProcessJobs
 from tests.deploy_kit import (  # noqa: F401 - fixtures
     RecordedEvents,

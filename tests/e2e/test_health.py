@@ -13,10 +13,10 @@ import redis
 
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain import health
-from bot.domain.context import Call
-from bot.domain.health_watch import tick
-from bot.domain.policy import Actor
+from bot.domain.health import service as health
+from bot.domain.shared.context import Call
+from bot.domain.health.watches import tick
+from bot.domain.shared.policy import Actor
 from tests.e2e.incident_helpers import incident_channels, last_view, posts, submit
 from tests.fakes import FakeJobs
 from tests.health_stubs import StubServer, closed_port, hang, json_reply, serving, text_reply

@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.health_watch import ALERT_KIND
+from bot.domain.health.watches import ALERT_KIND
 from bot.domain.incidents.naming import VALID
-from bot.domain.ports import ServiceEvent
+from bot.domain.shared.ports import ServiceEvent
 from tests.e2e.incident_helpers import BotFactory, channel_of, declare, incident_channels, last_view, outcomes, posts, react, submit
 from tests.support import Bot, make_config
 

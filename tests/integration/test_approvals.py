@@ -11,10 +11,10 @@ import redis
 
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.config import OpsConfig
-from bot.domain import approvals
-from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalState
-from bot.domain.context import Call
-from bot.domain.policy import Actor
+from bot.domain.approvals import service as approvals
+from bot.domain.approvals.service import ApprovalKind, ApprovalRequest, ApprovalState
+from bot.domain.shared.context import Call
+from bot.domain.shared.policy import Actor
 from tests.support import Bot, FrozenClock, eventually
 
 

@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.adapters.audit_store import SqlAuditLog
-from bot.adapters.db import create_db_engine, normalize_url
-from bot.domain.errors import Unavailable
-from bot.domain.ports import AuditEntry, AuditQuery
+from bot.adapters.sql.audit import SqlAuditLog
+from bot.adapters.sql.engine import create_db_engine, normalize_url
+from bot.domain.shared.errors import Unavailable
+from bot.domain.shared.ports import AuditEntry, AuditQuery
 from tests.support import FrozenClock
 
 WRITER = """
 import sys
-from bot.adapters.audit_store import SqlAuditLog
-from bot.adapters.db import create_db_engine
-from bot.domain.ports import AuditEntry, SystemClock
+from bot.adapters.sql.audit import SqlAuditLog
+from bot.adapters.sql.engine import create_db_engine
+from bot.domain.shared.ports import AuditEntry, SystemClock
 log = SqlAuditLog(create_db_engine(sys.argv[1]), SystemClock())
 for i in range(int(sys.argv[3])):
     log.record(AuditEntry(actor=sys.argv[2], action="command.locks", outcome="ok", params={"i": i}))

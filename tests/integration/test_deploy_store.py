@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot.adapters.db import create_db_engine
-from bot.adapters.deploy_store import SqlDeployStore
-from bot.adapters.lock_waiters import RedisLockWaiters
-from bot.domain.deploy_ports import Deploy, DeployKind, DeployState
+from bot.adapters.sql.engine import create_db_engine
+from bot.adapters.sql.deploys import SqlDeployStore
+from bot.adapters.redis.lock_waiters import RedisLockWaiters
+from bot.domain.deploys.ports import Deploy, DeployKind, DeployState
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 

@@ -9,9 +9,9 @@ import secrets
 import threading
 from datetime import datetime, timezone
 
-from bot.adapters.db import create_db_engine
-from bot.adapters.flag_history import SqlFlagHistory
-from bot.domain.flag_ports import FlagChange, FlagState
+from bot.adapters.sql.engine import create_db_engine
+from bot.adapters.sql.flag_history import SqlFlagHistory
+from bot.domain.flags.ports import FlagChange, FlagState
 
 
 def change(last: FlagChange | None, flag: str = "search", env: str = "production", actor: str = "U0DEV") -> FlagChange:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.adapters.flags_sql import SqlFlagProvider
+from bot.adapters.flag_providers.sql import SqlFlagProvider
 from bot.config import SqlFlagProvider as SqlFlagConfig
-from bot.domain.errors import OpsError, Unavailable
-from bot.domain.flag_ports import FlagState
+from bot.domain.shared.errors import OpsError, Unavailable
+from bot.domain.flags.ports import FlagState
 from tests.flagkit import create_flag_table, flag_row
 
 ROWS = {

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.adapters.flags_unleash import UnleashFlagProvider
+from bot.adapters.flag_providers.unleash import UnleashFlagProvider
 from bot.config import UnleashFlagProvider as UnleashConfig
-from bot.domain.errors import OpsError, Unavailable
-from bot.domain.flag_ports import FlagState
+from bot.domain.shared.errors import OpsError, Unavailable
+from bot.domain.flags.ports import FlagState
 from tests.flagkit import AppSees, FaultProxy, UnleashAdmin
 from tests.support import eventually
 

@@ -11,13 +11,13 @@ import pytest
 import redis
 from rq import Queue
 
-from bot.adapters.watch_store import RedisWatchStore
+from bot.adapters.redis.watches import RedisWatchStore
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.context import Call
-from bot.domain.health_watch import tick
-from bot.domain.policy import Actor
-from bot.domain.ports import CheckOutcome, HealthReport, SystemClock
+from bot.domain.shared.context import Call
+from bot.domain.health.watches import tick
+from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import CheckOutcome, HealthReport, SystemClock
 from tests.health_stubs import StubServer, Switch, serving
 from tests.support import Bot, FrozenClock, eventually, make_config, start_emulator
 

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from bot.adapters.db import create_db_engine, metadata
-from bot.adapters.incident_store import SqlIncidentStore, incident_timeline, incidents
-from bot.domain.errors import Conflict
+from bot.adapters.sql.engine import create_db_engine, metadata
+from bot.adapters.sql.incidents import SqlIncidentStore, incident_timeline, incidents
+from bot.domain.shared.errors import Conflict
 from bot.domain.incidents.model import FrozenLock, Incident, Kind, Status, TimelineEntry
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import bot.wiring  # noqa: F401 - imports every adapter, so every table is declared
-from bot.adapters.db import create_db_engine, metadata, pending_migrations
+from bot.adapters.sql.engine import create_db_engine, metadata, pending_migrations
 
 
 def test_migrated_schema_matches_the_declared_tables(db_url: str) -> None:

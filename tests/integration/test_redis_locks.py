@@ -7,8 +7,8 @@ import time
 import pytest
 import redis
 
-from bot.adapters.redis_store import RedisLockStore, RedisState, connect
-from bot.domain.errors import Unavailable
+from bot.adapters.redis.store import RedisLockStore, RedisState, connect
+from bot.domain.shared.errors import Unavailable
 from tests.support import FrozenClock
 
 

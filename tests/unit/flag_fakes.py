@@ -9,11 +9,11 @@ from datetime import datetime
 
 from bot.config import OpsConfig
 from bot.domain import registry
-from bot.domain.approvals import ApprovalRequest, ApprovalState, Rule, Transition, Vote
-from bot.domain.context import Services
-from bot.domain.errors import Unavailable
-from bot.domain.flag_ports import Apply, FlagChange, FlagState
-from bot.domain.ports import MessageRef, ServiceEvent
+from bot.domain.approvals.service import ApprovalRequest, ApprovalState, Rule, Transition, Vote
+from bot.domain.shared.context import Services
+from bot.domain.shared.errors import Unavailable
+from bot.domain.flags.ports import Apply, FlagChange, FlagState
+from bot.domain.shared.ports import MessageRef, ServiceEvent
 from tests.fakes import fake_services
 from tests.support import FrozenClock
 

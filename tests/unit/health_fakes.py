@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain.context import Call, Services
-from bot.domain.policy import Actor
-from bot.domain.ports import CheckOutcome, HealthReport, Lease
+from bot.domain.shared.context import Call, Services
+from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import CheckOutcome, HealthReport, Lease
 from tests.fakes import FakeAudit, FakeJobs, FakeNotifier, fake_services
 from tests.support import FrozenClock
 

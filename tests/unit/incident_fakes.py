@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from bot.domain.context import Services
-from bot.domain.errors import NotFound, OpsError
+from bot.domain.shared.context import Services
+from bot.domain.shared.errors import NotFound, OpsError
 from bot.domain.incidents.model import ChannelRef, ChatMessage, Incident, NameTaken, TimelineEntry
-from bot.domain.ports import Message, MessageRef
+from bot.domain.shared.ports import Message, MessageRef
 from tests.support import FrozenClock, make_config
 
 

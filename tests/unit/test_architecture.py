@@ -33,5 +33,5 @@ def test_domain_imports_no_transport_storage_or_template_library() -> None:
 
 def test_the_domain_scan_would_catch_an_offender(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import redis\nfrom slack_sdk import WebClient\nfrom bot.adapters.db import metadata\n")
-    assert {"redis", "slack_sdk", "bot.adapters.db"} <= imported_modules(sample)
+    sample.write_text("import redis\nfrom slack_sdk import WebClient\nfrom bot.adapters.sql.engine import metadata\n")
+    assert {"redis", "slack_sdk", "bot.adapters.sql.engine"} <= imported_modules(sample)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.commands import Args, Subcommand, match, split_args, tokenize, user_id
-from bot.domain.errors import UsageError
-from bot.domain.policy import Role
+from bot.domain.shared.commands import Args, Subcommand, match, split_args, tokenize, user_id
+from bot.domain.shared.errors import UsageError
+from bot.domain.shared.policy import Role
 
 
 def spec(words: tuple[str, ...], **kw: object) -> Subcommand[Args]:

@@ -8,14 +8,16 @@ from typing import Any
 import pytest
 
 from bot.config import parse_config
-from bot.domain import deploys, rollbacks, verification
-from bot.domain.commands import Args, Subcommand, split_args
-from bot.domain.context import Call
-from bot.domain.deploy_plan import change_link
-from bot.domain.errors import UsageError
-from bot.domain.execution import Heartbeat
-from bot.domain.policy import Actor
-from bot.domain.ports import CheckOutcome, HealthReport
+from bot.domain.deploys import requests as deploys
+from bot.domain.deploys import rollbacks
+from bot.domain.deploys import verification
+from bot.domain.shared.commands import Args, Subcommand, split_args
+from bot.domain.shared.context import Call
+from bot.domain.deploys.planning import change_link
+from bot.domain.shared.errors import UsageError
+from bot.domain.deploys.execution import Heartbeat
+from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import CheckOutcome, HealthReport
 from tests.fakes import FakeLocks, fake_services
 from tests.support import FrozenClock, config_data, make_config
 

@@ -8,9 +8,9 @@ import pytest
 
 from bot.domain import registry
 from bot.domain.dispatch import Dispatcher
-from bot.domain.errors import Unavailable
-from bot.domain.messages import ErrorNotice, HelpMessage
-from bot.domain.policy import Actor
+from bot.domain.shared.errors import Unavailable
+from bot.domain.shared.messages import ErrorNotice, HelpMessage
+from bot.domain.shared.policy import Actor
 from tests.fakes import FakeAudit, FakeLocks, FakeNotifier, fake_services
 
 

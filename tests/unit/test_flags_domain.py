@@ -8,21 +8,23 @@ from typing import Any
 
 import pytest
 
-from bot.domain import approvals, registry
-from bot.domain.approvals import ApprovalState, Decision
-from bot.domain.context import Call, Services
+from bot.domain.approvals import service as approvals
+
+from bot.domain import registry
+from bot.domain.approvals.service import ApprovalState, Decision
+from bot.domain.shared.context import Call, Services
 from bot.domain.dispatch import Dispatcher
-from bot.domain.flag_messages import (
+from bot.domain.flags.messages import (
     ApprovalAsked,
     ApprovedChangeFailed,
     FlagChanged,
     FlagUnchanged,
     KillAnnouncement,
 )
-from bot.domain.flag_ports import FlagState
-from bot.domain.messages import ErrorNotice
-from bot.domain.policy import Actor
-from bot.domain.ports import Reply
+from bot.domain.flags.ports import FlagState
+from bot.domain.shared.messages import ErrorNotice
+from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import Reply
 from tests.support import make_config
 from tests.unit.flag_fakes import FakeFlagProvider, flag_services
 
@@ -271,7 +273,7 @@ def test_a_flag_switched_on_in_the_provider_after_a_kill_is_no_longer_shown_kill
 
 
 def test_undo_button_on_a_kill_is_an_unkill_under_the_same_rules(services: Services) -> None:
-    from bot.domain import flags
+    from bot.domain.flags import commands as flags
 
     run(services, "flag kill search staging --reason boom")
     kill = services.flag_history.changes[-1]  # type: ignore[union-attr]

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.domain import health
-from bot.domain.commands import Args
-from bot.domain.errors import NotFound, UsageError
-from bot.domain.ports import CheckOutcome, HealthReport
+from bot.domain.health import service as health
+from bot.domain.shared.commands import Args
+from bot.domain.shared.errors import NotFound, UsageError
+from bot.domain.shared.ports import CheckOutcome, HealthReport
 from tests.support import make_config
 from tests.unit.health_fakes import fake_world
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bot.config import HealthCheck
-from bot.domain.health_judge import Observation, judge, overall, version_of
+from bot.domain.health.judge import Observation, judge, overall, version_of
 
 CHECK = HealthCheck(url="https://api.example.com/health/db", expect_json={"database": "connected"}, warn_ms=500, critical_ms=2000)
 

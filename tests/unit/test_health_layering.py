@@ -9,7 +9,7 @@ import pytest
 
 DOMAIN = Path(__file__).resolve().parents[2] / "bot" / "domain"
 FORBIDDEN = {"slack_bolt", "slack_sdk", "jinja2", "httpx", "redis", "rq", "sqlalchemy"}
-HEALTH_MODULES = ["health.py", "health_judge.py", "health_watch.py", "watch_rules.py"]
+HEALTH_MODULES = ["health/service.py", "health/judge.py", "health/watches.py", "health/rules.py"]
 
 
 def imported(path: Path) -> set[str]:

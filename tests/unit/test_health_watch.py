@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.domain import health
-from bot.domain.errors import NotFound, NotPermitted
-from bot.domain.health_watch import HealthAlert, ensure_watches, tick
+from bot.domain.health import service as health
+from bot.domain.shared.errors import NotFound, NotPermitted
+from bot.domain.health.watches import HealthAlert, ensure_watches, tick
 from tests.support import make_config
 from tests.unit.health_fakes import World, fake_world
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from bot.domain.context import Call, Services
+from bot.domain.shared.context import Call, Services
 from bot.domain.incidents import freezes
 from bot.domain.incidents.model import Incident, Status
-from bot.domain.policy import Actor
+from bot.domain.shared.policy import Actor
 from tests.fakes import FakeLocks
 from tests.unit.incident_fakes import FakeIncidentStore, fake_services
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError
-from bot.domain.context import Call
-from bot.domain.errors import Unavailable, UsageError
+from bot.domain.shared.context import Call
+from bot.domain.shared.errors import Unavailable, UsageError
 from bot.domain.incidents import declare, export, updates
 from bot.domain.incidents.declare import DeclareIncident
 from bot.domain.incidents.messages import StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status, TimelineEntry
 from bot.domain.incidents.naming import VALID, channel_name, slug
 from bot.domain.incidents.reminders import due_after
-from bot.domain.policy import Actor
+from bot.domain.shared.policy import Actor
 from tests.support import config_data, make_config
 from tests.unit.incident_fakes import FakeConversations, FakeIncidentStore, FakeJobs, fake_services
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.errors import NotPermitted, Unavailable
-from bot.domain.policy import Actor, Policy, Role
+from bot.domain.shared.errors import NotPermitted, Unavailable
+from bot.domain.shared.policy import Actor, Policy, Role
 
 
 class FakeGroups:

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.domain.durations import format_duration, parse_duration
-from bot.domain.freeze import FreezeWindow
+from bot.config.durations import format_duration, parse_duration
+from bot.config.freeze_windows import FreezeWindow
 
 UTC = timezone.utc
 

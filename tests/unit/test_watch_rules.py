@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.domain.watch_rules import Level, Rules, WatchState, observe, pending_announcement
+from bot.domain.health.rules import Level, Rules, WatchState, observe, pending_announcement
 
 RULES = Rules(failures=3, window=timedelta(minutes=5), slow_checks=3, recover_checks=2)
 START = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)

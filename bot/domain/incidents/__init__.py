@@ -5,10 +5,10 @@ The family's subcommands and jobs are listed here; each lives in the module name
 
 from __future__ import annotations
 
-from bot.domain.commands import Subcommand
+from bot.domain.shared.commands import Subcommand
 from bot.domain.dispatch import JobSpec
 from bot.domain.incidents import declare, manage, reminders, resolve, timeline, updates
-from bot.domain.policy import Role
+from bot.domain.shared.policy import Role
 
 JOBS = [
     JobSpec("incidents.remind", reminders.remind),

@@ -7,12 +7,12 @@ import re
 from datetime import datetime, timedelta
 
 from bot.config import Severity
-from bot.domain.context import Call
-from bot.domain.errors import NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.shared.context import Call
+from bot.domain.shared.errors import NotFound, NotPermitted, OpsError, UsageError
 from bot.domain.incidents.messages import Declaration, Summary
 from bot.domain.incidents.model import Conversations, Incident, IncidentStore, Kind, TimelineEntry
-from bot.domain.policy import Role
-from bot.domain.ports import MessageRef
+from bot.domain.shared.policy import Role
+from bot.domain.shared.ports import MessageRef
 
 log = logging.getLogger("opsbot.incidents")
 REF = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.I)

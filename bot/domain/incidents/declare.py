@@ -6,18 +6,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain import catalog
-from bot.domain.commands import Args
-from bot.domain.context import Call
-from bot.domain.errors import Conflict, OpsError, UsageError
-from bot.domain.health import alert_context
+from bot.domain.shared import catalog
+from bot.domain.shared.commands import Args
+from bot.domain.shared.context import Call
+from bot.domain.shared.errors import Conflict, OpsError, UsageError
+from bot.domain.health.service import alert_context
 from bot.domain.incidents.common import people, record, severity, slack, store
 from bot.domain.incidents.messages import Choice, Declaration, Declared, DeclareForm, Summary
 from bot.domain.incidents.model import ChannelRef, Incident, Kind, NameTaken, Status
 from bot.domain.incidents.naming import channel_name
 from bot.domain.incidents.reminders import arm, due_after, schedule_escalation
-from bot.domain.messages import Notice
-from bot.domain.ports import Message, MessageRef, Reply
+from bot.domain.shared.messages import Notice
+from bot.domain.shared.ports import Message, MessageRef, Reply
 
 USAGE = 'incident declare <severity> <title> [--service api] [--impact "…"] [--eta "…"]'
 MAX_TITLE = 1000

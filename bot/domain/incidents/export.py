@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from bot.domain.durations import format_duration
+from bot.config.durations import format_duration
 from bot.domain.incidents.model import Incident, TimelineEntry
 
 KIND_LABELS = {

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from bot.domain import deploy_locks
-from bot.domain.context import Call
-from bot.domain.errors import OpsError
+from bot.domain.locks import waiting as deploy_locks
+from bot.domain.shared.context import Call
+from bot.domain.shared.errors import OpsError
 from bot.domain.incidents.common import record, store
 from bot.domain.incidents.messages import Note
 from bot.domain.incidents.model import FrozenLock, Incident, Kind
-from bot.domain.messages import Notice
-from bot.domain.ports import Lease, Message
+from bot.domain.shared.messages import Notice
+from bot.domain.shared.ports import Lease, Message
 
 log = logging.getLogger("opsbot.incidents")
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from bot.domain import catalog
-from bot.domain.commands import Args, expect, no_args, user_id
-from bot.domain.context import Call
-from bot.domain.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.shared import catalog
+from bot.domain.shared.commands import Args, expect, no_args, user_id
+from bot.domain.shared.context import Call
+from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
 from bot.domain.incidents import freezes
 from bot.domain.incidents.common import here, record, refresh, require_commander, require_open, require_participant, slack, store
 from bot.domain.incidents.messages import Frozen, IncidentList, Note
 from bot.domain.incidents.model import FrozenLock, Incident, IncidentRole, Kind
 from bot.domain.incidents.reminders import stop_escalation
-from bot.domain.policy import Role
-from bot.domain.ports import Reply
+from bot.domain.shared.policy import Role
+from bot.domain.shared.ports import Reply
 
 ROLE_USAGE = "incident role <commander|comms|scribe> @user"
 FREEZE_USAGE = "incident freeze [environment …]"

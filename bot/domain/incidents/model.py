@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.domain.errors import OpsError
-from bot.domain.ports import Lease, Message
+from bot.domain.shared.errors import OpsError
+from bot.domain.shared.ports import Lease, Message
 
 
 class Status(StrEnum):

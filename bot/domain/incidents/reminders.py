@@ -12,12 +12,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.context import Call
-from bot.domain.errors import Conflict, NotFound, OpsError
+from bot.domain.shared.context import Call
+from bot.domain.shared.errors import Conflict, NotFound, OpsError
 from bot.domain.incidents.common import cadence, log, people, record, require_open, require_participant, slack, store
 from bot.domain.incidents.messages import Escalation, Note, Reminder
 from bot.domain.incidents.model import Incident, Kind
-from bot.domain.ports import Reply
+from bot.domain.shared.ports import Reply
 
 
 def reminder_key(incident_id: int, seq: int) -> str:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bot.domain.commands import Args, expect
-from bot.domain.context import Call
-from bot.domain.durations import format_duration
-from bot.domain.errors import OpsError
+from bot.domain.shared.commands import Args, expect
+from bot.domain.shared.context import Call
+from bot.config.durations import format_duration
+from bot.domain.shared.errors import OpsError
 from bot.domain.incidents import export, freezes
 from bot.domain.incidents.common import by_ref, here, record, refresh, require_commander, require_open, slack, store
 from bot.domain.incidents.messages import Postmortem, StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status
 from bot.domain.incidents.reminders import disarm, stop_escalation
-from bot.domain.messages import Notice
-from bot.domain.ports import Reply
+from bot.domain.shared.messages import Notice
+from bot.domain.shared.ports import Reply
 
 USAGE = "incident resolve [summary]"
 POSTMORTEM_USAGE = "incident postmortem <id>"

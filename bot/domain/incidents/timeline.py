@@ -7,19 +7,19 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.domain.commands import Args, expect
-from bot.domain.context import Call
-from bot.domain.errors import UsageError
+from bot.domain.shared.commands import Args, expect
+from bot.domain.shared.context import Call
+from bot.domain.shared.errors import UsageError
 from bot.domain.incidents import export
 from bot.domain.incidents.common import by_ref, here, record, slack, store
 from bot.domain.incidents.messages import Export, ServicePosted, Timeline
 from bot.domain.incidents.model import Kind
-from bot.domain.messages import Notice
-from bot.domain.policy import Actor
-from bot.domain.ports import Reply, ServiceEvent
+from bot.domain.shared.messages import Notice
+from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import Reply, ServiceEvent
 
 if TYPE_CHECKING:
-    from bot.domain.context import Services
+    from bot.domain.shared.context import Services
 
 log = logging.getLogger("opsbot.incidents")
 USAGE = "incident timeline [id] [format=json|markdown]"

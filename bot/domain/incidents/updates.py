@@ -6,17 +6,17 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.domain.commands import Args
-from bot.domain.context import Call
-from bot.domain.durations import format_duration, parse_duration
-from bot.domain.errors import NotFound, UsageError
+from bot.domain.shared.commands import Args
+from bot.domain.shared.context import Call
+from bot.config.durations import format_duration, parse_duration
+from bot.domain.shared.errors import NotFound, UsageError
 from bot.domain.incidents import resolve
 from bot.domain.incidents.common import cadence, here, record, refresh, require_open, require_participant, slack, store
 from bot.domain.incidents.messages import Choice, StatusUpdate, UpdateForm
 from bot.domain.incidents.model import Incident, Kind, Status
 from bot.domain.incidents.reminders import arm, disarm, due_after
-from bot.domain.messages import Notice
-from bot.domain.ports import Reply
+from bot.domain.shared.messages import Notice
+from bot.domain.shared.ports import Reply
 
 USAGE = 'incident update <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m]'
 CLOCK_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")

@@ -1,0 +1,184 @@
+"""Redis adapters: deploy locks (SET NX PX, compare-and-set in Lua, fencing) and short-lived state."""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import redis
+
+from bot.domain.shared.errors import Unavailable
+from bot.domain.shared.ports import Clock, Lease, LockInfo
+
+T = TypeVar("T")
+
+# KEYS: lock, meta, fence, index. ARGV: token, ttl_ms, holder, purpose, since, name.
+ACQUIRE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local fence = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[2], 'holder', ARGV[3], 'purpose', ARGV[4], 'since', ARGV[5], 'fence', fence)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[6])
+return fence
+"""
+# KEYS: lock, meta, index. ARGV: token, name.
+RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1
+"""
+# KEYS: lock, meta. ARGV: token, ttl_ms.
+EXTEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+# KEYS: lock, meta, index. ARGV: name. Returns the holder's metadata and remaining TTL, or false.
+FORCE_RELEASE = """
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 then redis.call('SREM', KEYS[3], ARGV[1]) return false end
+local meta = redis.call('HGETALL', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+table.insert(meta, 'pttl')
+table.insert(meta, tostring(pttl))
+return meta
+"""
+
+
+def _guard(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn a lost Redis into a typed Unavailable the user can read."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise Unavailable("Redis", type(exc).__name__) from None
+        except redis.ResponseError as exc:
+            if "LOADING" in str(exc) or "READONLY" in str(exc):
+                raise Unavailable("Redis", str(exc).split()[0]) from None
+            raise
+
+    return wrapper
+
+
+def connect(url: str) -> redis.Redis:
+    """A client with short timeouts: a stuck Redis must fail a command, not hang it."""
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
+
+
+class RedisLockStore:
+    """Locks whose holders can prove they still hold them, and whose order is fenced."""
+
+    def __init__(self, client: redis.Redis, clock: Clock, prefix: str = "opsbot:") -> None:
+        self._r = client
+        self._clock = clock
+        self._prefix = prefix
+        self._acquire = client.register_script(ACQUIRE)
+        self._release = client.register_script(RELEASE)
+        self._extend = client.register_script(EXTEND)
+        self._force = client.register_script(FORCE_RELEASE)
+
+    def _keys(self, name: str) -> tuple[str, str, str, str]:
+        p = self._prefix
+        return f"{p}lock:{name}", f"{p}lock-meta:{name}", f"{p}lock-fence:{name}", f"{p}locks"
+
+    @_guard
+    def acquire(self, name: str, *, holder: str, purpose: str, ttl_seconds: float) -> Lease | None:
+        lock, meta, fence_key, index = self._keys(name)
+        token = secrets.token_hex(16)
+        since = self._clock.now().isoformat()
+        fence = self._acquire(keys=[lock, meta, fence_key, index], args=[token, int(ttl_seconds * 1000), holder, purpose, since, name])
+        return Lease(name, token, int(fence)) if fence else None
+
+    @_guard
+    def release(self, lease: Lease) -> bool:
+        lock, meta, _, index = self._keys(lease.name)
+        return bool(self._release(keys=[lock, meta, index], args=[lease.token, lease.name]))
+
+    @_guard
+    def extend(self, lease: Lease, ttl_seconds: float) -> bool:
+        lock, meta, _, _ = self._keys(lease.name)
+        return bool(self._extend(keys=[lock, meta], args=[lease.token, int(ttl_seconds * 1000)]))
+
+    @_guard
+    def is_current(self, lease: Lease) -> bool:
+        lock, meta, _, _ = self._keys(lease.name)
+        with self._r.pipeline(transaction=True) as pipe:
+            token, fence = pipe.get(lock).hget(meta, "fence").execute()
+        return token == lease.token and fence is not None and int(fence) == lease.fence
+
+    @_guard
+    def holder(self, name: str) -> LockInfo | None:
+        lock, meta, _, _ = self._keys(name)
+        with self._r.pipeline(transaction=True) as pipe:
+            fields, pttl = pipe.hgetall(meta).pttl(lock).execute()
+        return self._info(name, fields, pttl)
+
+    @_guard
+    def held(self) -> list[LockInfo]:
+        index = self._keys("")[3]
+        names = sorted(self._r.smembers(index))
+        if not names:
+            return []
+        with self._r.pipeline(transaction=False) as pipe:
+            for name in names:
+                lock, meta, _, _ = self._keys(name)
+                pipe.hgetall(meta).pttl(lock)
+            replies = pipe.execute()
+        infos, stale = [], []
+        for i, name in enumerate(names):
+            info = self._info(name, replies[2 * i], replies[2 * i + 1])
+            (infos if info else stale).append(info or name)
+        if stale:
+            self._r.srem(index, *stale)
+        return infos  # type: ignore[return-value]
+
+    @_guard
+    def force_release(self, name: str) -> LockInfo | None:
+        lock, meta, _, index = self._keys(name)
+        reply = self._force(keys=[lock, meta, index], args=[name])
+        if not reply:
+            return None
+        fields = dict(zip(reply[::2], reply[1::2]))
+        return self._info(name, fields, int(fields.pop("pttl")))
+
+    def _info(self, name: str, fields: dict[str, str], pttl: int) -> LockInfo | None:
+        if not fields or pttl is None or pttl < 0:
+            return None
+        return LockInfo(
+            name=name,
+            holder=fields.get("holder", "?"),
+            purpose=fields.get("purpose", ""),
+            since=datetime.fromisoformat(fields["since"]) if "since" in fields else self._clock.now(),
+            expires_at=self._clock.now() + timedelta(milliseconds=pttl),
+            fence=int(fields.get("fence", 0)),
+        )
+
+
+class RedisState:
+    """Short-lived JSON values behind random ids, for button payloads that must stay opaque."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "opsbot:") -> None:
+        self._r = client
+        self._prefix = prefix
+
+    @_guard
+    def put(self, kind: str, data: dict[str, Any], ttl_seconds: int) -> str:
+        key = secrets.token_urlsafe(12)
+        self._r.set(f"{self._prefix}state:{kind}:{key}", json.dumps(data), ex=ttl_seconds)
+        return key
+
+    @_guard
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        if not key or len(key) > 64:
+            return None
+        raw = self._r.get(f"{self._prefix}state:{kind}:{key}")
+        return json.loads(raw) if raw else None

@@ -1,0 +1,212 @@
+"""The audit log in SQL: append-only, each row hashed over its content and the previous row's hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bot.adapters.sql.engine import guard_db, metadata
+from bot.domain.shared.ports import AuditEntry, AuditQuery, AuditRecord, Clock
+
+GENESIS = "0" * 64
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("actor", sa.String(64), nullable=False, index=True),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(200), nullable=False),
+    sa.Column("service", sa.String(64), nullable=True, index=True),
+    sa.Column("environment", sa.String(64), nullable=True),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("channel", sa.String(32), nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+)
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+CONTENT = ("at", "actor", "action", "outcome", "target", "service", "environment", "params", "error", "channel", "request_id", "source")
+
+
+def utc_text(moment: datetime) -> str:
+    """The one text form of a time that goes into a hash (naive values from SQLite are UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def content_hash(row: dict[str, Any]) -> str:
+    """sha256 of the row's content in one canonical JSON form."""
+    content = {key: (utc_text(row[key]) if key == "at" else row[key]) for key in CONTENT}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def chain_hash(prev_hash: str, content: str, seq: int) -> str:
+    """The row's hash: its content's hash linked to the previous row's hash and its place in the chain.
+
+    PostgreSQL computes the same with ``sha256(prev || content || seq)`` inside the append statement.
+    """
+    return hashlib.sha256(f"{prev_hash}{content}{seq}".encode("ascii")).hexdigest()
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    return chain_hash(row["prev_hash"], content_hash(row), row["seq"])
+
+
+# One statement takes the head's row lock, moves it, and inserts the row: the lock is held only while
+# PostgreSQL runs it and commits, never across client round trips (a busy client would hold everyone up).
+PG_APPEND = sa.text("""
+WITH old AS (
+    SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE
+), new AS (
+    UPDATE audit_head SET seq = old.seq + 1,
+        hash = encode(sha256(convert_to(old.hash || :content_hash || (old.seq + 1)::text, 'UTF8')), 'hex')
+    FROM old WHERE audit_head.id = 1
+    RETURNING audit_head.seq, audit_head.hash, old.hash AS prev_hash
+)
+INSERT INTO audit_log (seq, at, actor, action, outcome, target, service, environment, params, error, channel,
+                       request_id, source, prev_hash, hash)
+SELECT new.seq, :at, :actor, :action, :outcome, :target, :service, :environment, :params, :error, :channel,
+       :request_id, :source, new.prev_hash, new.hash
+FROM new
+RETURNING seq, prev_hash, hash
+""")
+
+
+def _clip(value: str | None, size: int) -> str | None:
+    return value if value is None or len(value) <= size else value[: size - 1] + "…"
+
+
+class SqlAuditLog:
+    """Appends are serialized on the chain head, so concurrent writers keep one unbroken chain."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    @guard_db
+    def record(self, entry: AuditEntry) -> AuditRecord:
+        row = self._content(entry)
+        if self._engine.dialect.name == "postgresql":
+            with self._engine.connect() as conn:
+                # The statement is atomic on its own; autocommit ends the head's lock with it.
+                appended = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    PG_APPEND, {**row, "content_hash": content_hash(row)}).one()
+            row.update(seq=appended.seq, prev_hash=appended.prev_hash, hash=appended.hash)
+            return _record(row)
+        with self._engine.begin() as conn:
+            # SQLite: BEGIN IMMEDIATE already holds the database's write lock for this transaction.
+            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+            row.update(seq=head.seq + 1, prev_hash=head.hash)
+            row["hash"] = row_hash(row)
+            conn.execute(audit_log.insert().values(**row))
+            conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"]))
+        return _record(row)
+
+    def _content(self, entry: AuditEntry) -> dict[str, Any]:
+        return {
+            "at": self._clock.now().astimezone(timezone.utc),
+            "actor": _clip(entry.actor, 64),
+            "action": _clip(entry.action, 100),
+            "outcome": _clip(entry.outcome, 32),
+            "target": _clip(entry.target, 200),
+            "service": _clip(entry.service, 64),
+            "environment": _clip(entry.environment, 64),
+            "params": json.dumps(entry.params, sort_keys=True, ensure_ascii=False, default=str),
+            "error": _clip(entry.error, 4000),
+            "channel": _clip(entry.channel, 32),
+            "request_id": _clip(entry.request_id, 128),
+            "source": _clip(entry.source, 16),
+        }
+
+    @guard_db
+    def query(self, query: AuditQuery) -> list[AuditRecord]:
+        stmt = sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(query.limit)
+        if query.service:
+            stmt = stmt.where(audit_log.c.service == query.service)
+        if query.actor:
+            stmt = stmt.where(audit_log.c.actor == query.actor)
+        if query.since:
+            stmt = stmt.where(audit_log.c.at >= query.since)
+        if query.before_seq:
+            stmt = stmt.where(audit_log.c.seq < query.before_seq)
+        if query.action_prefix:
+            stmt = stmt.where(audit_log.c.action.startswith(query.action_prefix, autoescape=True))
+        with self._engine.connect() as conn:
+            return [_record(dict(r._mapping)) for r in conn.execute(stmt)]
+
+    def rows(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every row in chain order, as stored."""
+        last = 0
+        while True:
+            with self._engine.connect() as conn:
+                chunk = [dict(r._mapping) for r in conn.execute(
+                    sa.select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
+                )]
+            if not chunk:
+                return
+            yield from chunk
+            last = chunk[-1]["seq"]
+
+    @guard_db
+    def verify(self) -> "Verification":
+        """Walk the chain; name the first row that breaks it."""
+        expected_seq, previous, count = 1, GENESIS, 0
+        for row in self.rows():
+            if row["seq"] != expected_seq:
+                return Verification(False, count, expected_seq, f"row {expected_seq} is missing (next row is {row['seq']})", previous)
+            if row["prev_hash"] != previous:
+                return Verification(False, count, row["seq"], f"row {row['seq']} does not link to row {row['seq'] - 1} (previous-hash mismatch)", previous)
+            if row_hash(row) != row["hash"]:
+                return Verification(False, count, row["seq"], f"row {row['seq']} was altered (its content no longer matches its hash)", previous)
+            previous, expected_seq, count = row["hash"], expected_seq + 1, count + 1
+        with self._engine.connect() as conn:
+            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+        if (head.seq, head.hash) != (count, previous):
+            return Verification(False, count, count + 1, f"the chain ends at row {count} but the head says row {head.seq}: rows were removed from the end", previous)
+        return Verification(True, count, None, "intact", previous)
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    rows: int
+    first_bad_seq: int | None
+    reason: str
+    head_hash: str
+
+
+def _record(row: dict[str, Any]) -> AuditRecord:
+    at = row["at"] if row["at"].tzinfo else row["at"].replace(tzinfo=timezone.utc)
+    entry = AuditEntry(
+        actor=row["actor"], action=row["action"], outcome=row["outcome"], target=row["target"],
+        params=json.loads(row["params"]), error=row["error"], channel=row["channel"],
+        request_id=row["request_id"], source=row["source"], service=row["service"], environment=row["environment"],
+    )
+    return AuditRecord(seq=row["seq"], at=at, entry=entry, prev_hash=row["prev_hash"], hash=row["hash"])
+
+
+EXPORT_FIELDS = ("seq", "at", "actor", "action", "outcome", "target", "service", "environment", "params", "error", "channel", "request_id", "source", "prev_hash", "hash")
+
+
+def export_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: (utc_text(row[key]) if key == "at" else row[key]) for key in EXPORT_FIELDS}

@@ -1,0 +1,105 @@
+"""What deploys and rollbacks say: replies to the requester and announcements in the deployments channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from bot.domain.deploys.planning import FreezeNote, Plan
+from bot.domain.deploys.ports import Deploy
+from bot.domain.shared.ports import LockInfo
+
+
+@dataclass(frozen=True)
+class DeployRequested:
+    """Told to the requester: the request is open (or, with no approvals needed, queued)."""
+
+    template: ClassVar[str] = "deploy/requested"
+    deploy: Deploy
+    plan: Plan
+    channel: str
+    freeze_of: str | None = None  # the incident whose deploy freeze this rollback took over
+
+
+@dataclass(frozen=True)
+class DryRun:
+    template: ClassVar[str] = "deploy/dry_run"
+    plan: Plan
+    approvers: list[str]
+    lock: LockInfo | None
+    hotfix_asked: bool
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """A deploy refused because of a freeze, and how to go ahead in an emergency."""
+
+    template: ClassVar[str] = "deploy/frozen"
+    service: str
+    environment: str
+    freezes: list[FreezeNote]
+
+
+@dataclass(frozen=True)
+class DeployStarted:
+    template: ClassVar[str] = "deploy/started"
+    deploy: Deploy
+    provider: str
+
+
+@dataclass(frozen=True)
+class DeploySucceeded:
+    template: ClassVar[str] = "deploy/succeeded"
+    deploy: Deploy
+    provider: str
+    verification: str
+    verified: bool
+
+
+@dataclass(frozen=True)
+class DeployFailed:
+    """Provider or verification failure; the Rollback button carries only the deploy's id."""
+
+    template: ClassVar[str] = "deploy/failed"
+    deploy: Deploy
+    stage: str  # "provider" or "verification"
+    what: str
+    output_tail: str = ""
+    link: str | None = None
+    can_roll_back: bool = True
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    template: ClassVar[str] = "deploy/rolled_back"
+    deploy: Deploy
+    verification: str
+    locked_until_unlocked: bool = False
+    frozen_for: str | None = None  # the incident whose deploy freeze took the lock back
+
+
+@dataclass(frozen=True)
+class LockLost:
+    """The deploy's lock was broken or ran out: its result is not recorded as the environment's state."""
+
+    template: ClassVar[str] = "deploy/lock_lost"
+    deploy: Deploy
+    stage: str
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
+class NotStarted:
+    template: ClassVar[str] = "deploy/not_started"
+    deploy: Deploy
+    why: str
+
+
+@dataclass(frozen=True)
+class History:
+    template: ClassVar[str] = "deploy/history"
+    deploys: list[Deploy]
+    filters: str
+    now: datetime

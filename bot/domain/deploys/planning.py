@@ -1,0 +1,128 @@
+"""Checking a deploy or rollback before anything happens: target, version, approvals, freezes, provider.
+
+A ``Plan`` is everything a request needs and everything a dry run shows; building it changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.config import Service
+from bot.domain.shared import catalog
+from bot.domain.deploys import support as deploy_support
+from bot.domain.shared.context import Call
+from bot.domain.deploys.ports import DeployKind, DeployOrder
+from bot.domain.shared.errors import OpsError, UsageError
+
+VERSION_HINTS = {
+    "semver": "a semver tag like v1.2.3",
+    "git_sha": "a git SHA (7 to 40 lowercase hex characters)",
+    "any": "letters, digits and . _ / + - (at most 128 characters)",
+}
+
+
+@dataclass(frozen=True)
+class FreezeNote:
+    """Why deploys are frozen right now: a configured window, or an ad-hoc freeze someone set."""
+
+    target: str
+    until: datetime
+    reason: str
+    by: str | None = None  # None for a configured window
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: DeployKind
+    service: str
+    environment: str
+    version: str
+    reason: str
+    required: int  # approvals the environment's policy asks for
+    timeout_minutes: int
+    lock_name: str
+    provider: str  # what the provider would do, in words
+    previous_version: str | None = None
+    hotfix: bool = False  # a freeze applies and --hotfix was given: an admin's approval on top
+    freezes: list[FreezeNote] = field(default_factory=list)
+    link: str | None = None
+    rollback_of: str | None = None
+
+    @property
+    def needed(self) -> int:
+        return self.required + (1 if self.hotfix else 0)
+
+    @property
+    def title(self) -> str:
+        if self.kind is DeployKind.ROLLBACK:
+            return f"Roll back {self.service} to {self.version} in {self.environment}"
+        return f"Deploy {self.version} of {self.service} to {self.environment}"
+
+
+def resolve(call: Call, service: str | None, environment: str | None) -> tuple[str, Service, str]:
+    """The service (or the default one) and the environment (or its only one), both checked."""
+    name, spec = catalog.service(call.config, service)
+    if environment is None:
+        if len(spec.environments) != 1:
+            choices = " or ".join(f"`to {env}`" for env in spec.environments)
+            raise UsageError(f"Say where to deploy `{name}`: {choices}.")
+        return name, spec, next(iter(spec.environments))
+    return name, spec, catalog.environment(call.config, name, environment)
+
+
+def check_version(name: str, spec: Service, version: str) -> str:
+    if not spec.version_regex().match(version):
+        hint = VERSION_HINTS.get(spec.version_pattern, f"match `{spec.version_pattern}`")
+        raise UsageError(f"`{version[:60]}` is not a valid version of `{name}`: it must be {hint}.")
+    return version
+
+
+def freezes_now(call: Call, service: str, environment: str) -> list[FreezeNote]:
+    """The configured freeze windows and ad-hoc freezes that apply to this service and environment now."""
+    now = call.services.clock.now()
+    notes = [
+        FreezeNote(environment, window.ends_after(now), f"freeze window {window.text}")
+        for window in call.config.environments[environment].freeze_windows if window.contains(now)
+    ]
+    for freeze in deploy_support.store(call).active_freezes(now):
+        if (freeze.scope, freeze.target) in {("environment", environment), ("service", service)}:
+            notes.append(FreezeNote(freeze.target, freeze.ends_at, freeze.reason, freeze.created_by))
+    return notes
+
+
+def change_link(spec: Service, service: str, environment: str, version: str, previous: str | None) -> str | None:
+    """The service's ``change_url`` filled in; None when it needs a previous version we do not know."""
+    if not spec.change_url or ("{previous}" in spec.change_url and previous is None):
+        return None
+    values = {"service": service, "environment": environment, "version": version, "previous": previous or ""}
+    url = spec.change_url
+    for key, value in values.items():
+        url = url.replace("{" + key + "}", value)
+    return url
+
+
+def describe_provider(call: Call, spec: Service, service: str, order: DeployOrder) -> str:
+    if spec.deploy is None:
+        raise OpsError(f"`{service}` has no deploy provider configured (`services.{service}.deploy`); nothing can run it.")
+    return deploy_support.providers(call).for_spec(spec.deploy).describe(order)
+
+
+def build(call: Call, *, kind: DeployKind, service: str, spec: Service, environment: str, version: str, reason: str,
+          hotfix: bool, rollback_of: str | None = None) -> Plan:
+    """Every check but the lock; ``hotfix`` only takes effect when a freeze applies."""
+    policy = call.config.environments[environment]
+    current = deploy_support.store(call).last_ran(service, environment)
+    previous = current.version if current else None
+    order = DeployOrder("(new)", kind, service, environment, version, call.actor.user_id, reason, previous)
+    freezes = freezes_now(call, service, environment)
+    required = policy.approvals
+    if kind is DeployKind.ROLLBACK and policy.rollback_approvals is not None:
+        required = policy.rollback_approvals
+    return Plan(
+        kind=kind, service=service, environment=environment, version=version, reason=reason, required=required,
+        timeout_minutes=policy.approval_timeout_minutes, lock_name=catalog.lock_name(service, environment),
+        provider=describe_provider(call, spec, service, order), previous_version=previous,
+        hotfix=hotfix and bool(freezes) and kind is DeployKind.DEPLOY, freezes=freezes,
+        link=change_link(spec, service, environment, version, previous), rollback_of=rollback_of,
+    )

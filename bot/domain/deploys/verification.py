@@ -1,0 +1,80 @@
+"""After the provider succeeds: the service's health checks and version endpoint, over a watch window.
+
+Every check in the window must pass: no failed health check (``degraded`` is noted, not failed)
+and, when the service has a ``version_url``, the reported version must be the one deployed (a
+leading ``v`` is ignored on both sides). The first check that does not pass ends the watch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.domain.shared.context import Call
+from bot.config.durations import format_duration
+from bot.domain.shared.errors import OpsError
+from bot.domain.shared.ports import HealthReport
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    summary: str
+    checks: int = 0
+    verified: bool = True  # False when there was nothing to verify with
+
+
+def same_version(reported: str, deployed: str) -> bool:
+    return reported.strip().removeprefix("v") == deployed.strip().removeprefix("v")
+
+
+def judge(report: HealthReport, version: str, expects_version: bool) -> str | None:
+    """What is wrong with ``report`` for a deploy of ``version``; None when it passes."""
+    if report.status == "failed":
+        failing = [c for c in report.checks if c.status == "failed"]
+        reasons = [f"health check {c.name} failed: {c.reason or 'no reason given'}" for c in failing]
+        return "; ".join(reasons) or "the health checks failed"
+    if expects_version:
+        if report.version is None:
+            return f"the version endpoint did not answer ({report.version_error or 'no version reported'})"
+        if not same_version(report.version, version):
+            return f"the version endpoint reports {report.version}, not {version}"
+    return None
+
+
+def watch(call: Call, service: str, environment: str, version: str, *,
+          sleep: Callable[[float], None] = time.sleep) -> Verdict:
+    """Check repeatedly until the window ends or a check fails; always at least once."""
+    settings = call.config.deploys
+    target = call.config.services[service].environments[environment]
+    expects_version = target.version_url is not None
+    if not target.health and not expects_version:
+        return Verdict(True, "no health checks or version endpoint are configured, so it was not verified", verified=False)
+    health = call.services.health
+    if health is None:
+        return Verdict(True, "health checks are configured but no health engine is wired, so it was not verified", verified=False)
+    clock = call.services.clock
+    deadline = clock.now() + timedelta(seconds=settings.watch_seconds)
+    rounds = 1 + math.ceil(settings.watch_seconds / settings.check_every_seconds)  # a bound even if the clock stands still
+    degraded: set[str] = set()
+    for done in range(1, rounds + 1):
+        try:
+            report = health.check(service, environment)
+        except OpsError as exc:
+            return Verdict(False, f"the health checks could not run: {exc.message}", done)
+        problem = judge(report, version, expects_version)
+        if problem:
+            return Verdict(False, problem, done)
+        degraded.update(c.name for c in report.checks if c.status == "degraded")
+        remaining = (deadline - clock.now()).total_seconds()
+        if remaining <= 0 or done == rounds:
+            break
+        sleep(min(settings.check_every_seconds, remaining))
+    window = format_duration(timedelta(seconds=settings.watch_seconds))
+    summary = f"{done} check(s) over {window} passed" + (f", reporting {version}" if expects_version else "")
+    if degraded:
+        summary += f" (slow: {', '.join(sorted(degraded))})"
+    return Verdict(True, summary, done)

@@ -1,0 +1,281 @@
+"""`/ops flag …`: list and show flags; on/off; kill (at once, loudly); unkill and guarded rollouts (approved).
+
+The runbook's containment step, ``UPDATE feature_flags SET kill_switch = true WHERE name = …``,
+becomes `/ops flag kill <name> --reason "…"`: any deployer, no approval, announced in the alerts
+channel with an Undo button, published to the service's open incidents, and audited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.domain.flags import actions as flag_actions
+from bot.domain.shared.commands import Args, Subcommand, expect
+from bot.domain.shared.context import Call
+from bot.domain.shared.errors import Conflict, NotFound, UsageError
+from bot.domain.flags.changes import (
+    NeedsApproval,
+    NoChange,
+    approvals_for,
+    effective,
+    environment,
+    flag_environments,
+    ports,
+    rollout_guard,
+    service_of,
+    unknown_flag,
+)
+from bot.domain.flags.messages import EnvironmentState, FlagDetail, FlagList, FlagRow, StateIn
+from bot.domain.flags.ports import FlagChange, FlagState
+from bot.domain.shared.policy import Role
+from bot.domain.shared.ports import Reply
+
+FLAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,99}$")
+PERCENT = re.compile(r"^(\d{1,3})%?$")
+LIST_LIMIT = 25
+
+LIST_USAGE = "flag list [filter]"
+SHOW_USAGE = "flag show <name>"
+ON_USAGE = 'flag on <name> [env] [--reason "…"]'
+OFF_USAGE = 'flag off <name> [env] [--reason "…"]'
+KILL_USAGE = 'flag kill <name> [env] --reason "…"'
+UNKILL_USAGE = 'flag unkill <name> [env] [--reason "…"]'
+ROLLOUT_USAGE = 'flag rollout <name> <percent> [env] [--reason "…"]'
+
+
+@dataclass(frozen=True)
+class ListFlags:
+    contains: str | None = None
+
+
+@dataclass(frozen=True)
+class ShowFlag:
+    name: str
+
+
+@dataclass(frozen=True)
+class SwitchFlag:
+    name: str
+    on: bool
+    environment: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class KillFlag:
+    name: str
+    environment: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnkillFlag:
+    name: str
+    environment: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RolloutFlag:
+    name: str
+    percent: int
+    environment: str | None = None
+    reason: str = ""
+
+
+def flag_name(token: str, usage: str) -> str:
+    """A flag name opsbot will pass on: letters, digits, '.', '_', '-', '~' (what Unleash allows, and no SQL or shell syntax)."""
+    if not FLAG_NAME.match(token):
+        shown = token if len(token) <= 40 else token[:40] + "…"
+        raise UsageError(f"`{shown}` is not a flag name: use letters, digits, `.`, `_`, `-` or `~` (up to 100 characters).",
+                         f"/ops {usage}")
+    return token
+
+
+def percent(token: str) -> int:
+    """``30`` or ``30%`` → 30; anything else, or outside 0..100, is a usage error saying which."""
+    match = PERCENT.match(token.strip())
+    if not match:
+        raise UsageError(f"`{token[:20]}` is not a percentage: give a whole number from 0 to 100, like `25`.", f"/ops {ROLLOUT_USAGE}")
+    value = int(match.group(1))
+    if value > 100:
+        raise UsageError(f"`{token[:20]}` is out of range: a rollout is 0 to 100 percent.", f"/ops {ROLLOUT_USAGE}")
+    return value
+
+
+def parse_list(args: Args) -> ListFlags:
+    (contains,) = expect(args, LIST_USAGE, required=0, optional=1) or (None,)
+    return ListFlags(contains)
+
+
+def parse_show(args: Args) -> ShowFlag:
+    (name,) = expect(args, SHOW_USAGE, required=1)
+    return ShowFlag(flag_name(name, SHOW_USAGE))
+
+
+def _name_env(args: Args, usage: str) -> tuple[str, str | None]:
+    name, *env = expect(args, usage, required=1, optional=1)
+    return flag_name(name, usage), (env[0] if env else None)
+
+
+def parse_switch(on: bool) -> Callable[[Args], SwitchFlag]:
+    usage = ON_USAGE if on else OFF_USAGE
+
+    def parse(args: Args) -> SwitchFlag:
+        name, env = _name_env(args, usage)
+        return SwitchFlag(name, on, env, args.options.get("reason", "").strip())
+
+    return parse
+
+
+def parse_kill(args: Args) -> KillFlag:
+    name, env = _name_env(args, KILL_USAGE)
+    reason = args.options.get("reason", "").strip()
+    if not reason:
+        raise UsageError('Say why with `--reason "…"`: the alert and the audit log show it.', f"/ops {KILL_USAGE}")
+    return KillFlag(name, env, reason)
+
+
+def parse_unkill(args: Args) -> UnkillFlag:
+    name, env = _name_env(args, UNKILL_USAGE)
+    return UnkillFlag(name, env, args.options.get("reason", "").strip())
+
+
+def parse_rollout(args: Args) -> RolloutFlag:
+    name, pct, *env = expect(args, ROLLOUT_USAGE, required=2, optional=1)
+    return RolloutFlag(flag_name(name, ROLLOUT_USAGE), percent(pct), env[0] if env else None, args.options.get("reason", "").strip())
+
+
+def run_list(command: ListFlags, call: Call) -> Reply:
+    provider, history = ports(call)
+    envs = flag_environments(call.config)
+    found = provider.list_flags(envs, command.contains, LIST_LIMIT + 1)
+    names = sorted(found)[:LIST_LIMIT]
+    latest = history.latest(provider.kind, names)
+    rows = []
+    for name in names:
+        states = [StateIn(env, _shown(found[name].get(env), latest.get((name, env)), provider.kill_switch)) for env in envs]
+        changes = [c for (flag, _), c in latest.items() if flag == name]
+        rows.append(FlagRow(name, service_of(call.config, name), states, max(changes, key=lambda c: c.at, default=None)))
+    return Reply(FlagList(rows, command.contains, len(found) > LIST_LIMIT, provider.kind, call.services.clock.now()))
+
+
+def _shown(raw: FlagState | None, last: FlagChange | None, native_kill: bool) -> FlagState | None:
+    return None if raw is None else effective(raw, last, native_kill)
+
+
+def run_show(command: ShowFlag, call: Call) -> Reply:
+    provider, history = ports(call)
+    envs = flag_environments(call.config)
+    name = command.name
+    latest = history.latest(provider.kind, [name])
+    rows = []
+    for env in envs:
+        last = latest.get((name, env))
+        rows.append(EnvironmentState(env, _shown(provider.state(name, env), last, provider.kill_switch), last, _rules(call, env)))
+    if all(row.state is None for row in rows):
+        raise unknown_flag(provider, name, envs[0]) if envs else NotFound("flag", name)
+    recent = history.recent(provider.kind, name)
+    return Reply(FlagDetail(name, service_of(call.config, name), provider.kind, rows, recent, call.services.clock.now()))
+
+
+def _rules(call: Call, env: str) -> str:
+    flags, approvals = call.config.flags, approvals_for(call.config, env)
+    parts = [f"unkill needs {approvals} approval(s)" if approvals else "unkill needs no approval"]
+    parts.append(f"raising exposure by more than {flags.rollout_max_step} points needs approval")
+    if env in flags.rollout_ceiling:
+        parts.append(f"above {flags.rollout_ceiling[env]}% needs approval")
+    return " · ".join(parts)
+
+
+def run_switch(command: SwitchFlag, call: Call) -> Reply:
+    env = environment(call.config, command.environment)
+    word = "on" if command.on else "off"
+
+    def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+        if before.enabled == command.on:
+            raise NoChange(before, last, f"it is already {word}")
+        after = before.with_(enabled=command.on)
+        _guard(call, env, before, after)
+        return after
+
+    return flag_actions.perform(call, name=command.name, env=env, action=word, decide=decide, reason=command.reason)
+
+
+def run_kill(command: KillFlag, call: Call) -> Reply:
+    env = environment(call.config, command.environment)
+
+    def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+        if before.killed:
+            raise NoChange(before, last, "it is already killed")
+        return before.with_(killed=True)
+
+    return flag_actions.perform(call, name=command.name, env=env, action="kill", decide=decide, reason=command.reason)
+
+
+def run_unkill(command: UnkillFlag, call: Call) -> Reply:
+    env = environment(call.config, command.environment)
+    required = approvals_for(call.config, env)
+
+    def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+        if not before.killed:
+            raise NoChange(before, last, "it is not killed")
+        after = before.with_(killed=False)
+        if required:
+            raise NeedsApproval(before, after, [f"lifting a kill in {env} takes {required} approver(s)"], required)
+        return after
+
+    return flag_actions.perform(call, name=command.name, env=env, action="unkill", decide=decide, reason=command.reason)
+
+
+def run_rollout(command: RolloutFlag, call: Call) -> Reply:
+    env = environment(call.config, command.environment)
+
+    def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+        if before.rollout is None:
+            raise Conflict(f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; "
+                           "change it in the provider itself.")
+        if before.rollout == command.percent:
+            raise NoChange(before, last, f"its rollout already is {command.percent}%")
+        after = before.with_(rollout=command.percent)
+        _guard(call, env, before, after)
+        return after
+
+    return flag_actions.perform(call, name=command.name, env=env, action="rollout", decide=decide, reason=command.reason)
+
+
+def _guard(call: Call, env: str, before: FlagState, after: FlagState) -> None:
+    reasons = rollout_guard(call.config, env, before, after)
+    if reasons:
+        raise NeedsApproval(before, after, reasons, max(1, approvals_for(call.config, env)))
+
+
+def undo_kill(call: Call, change_id: str) -> Reply:
+    """The Undo button on a kill alert: an unkill of that flag in that environment, under the same rules."""
+    call.services.policy.require(call.actor, Role.DEPLOYER, "flag unkill")
+    provider, history = ports(call)
+    kill = history.get(change_id)
+    if kill is None or kill.action != "kill" or kill.provider != provider.kind:
+        raise NotFound("flag kill", change_id[:20])
+    reason = f"Undo of the kill by {kill.actor} at {kill.at:%H:%M} UTC"
+    return run_unkill(UnkillFlag(kill.flag, kill.environment, reason), call)
+
+
+def _change(word: str, summary: str, usage: str, parse: Callable[[Args], Any], run: Callable[[Any, Call], Reply]) -> Subcommand[Any]:
+    """A subcommand that changes a flag: any deployer may ask; the dispatcher audits the intent first."""
+    return Subcommand(("flag", word), summary, usage, Role.DEPLOYER, parse, run, options=frozenset({"reason"}), mutates=True)
+
+
+APPROVAL_KINDS = flag_actions.APPROVAL_KINDS
+COMMANDS: list[Subcommand[Any]] = [
+    Subcommand(("flag", "list"), "Flags and their state per environment, with the last change", LIST_USAGE, Role.VIEWER, parse_list, run_list),
+    Subcommand(("flag", "show"), "One flag: state per environment, guardrails, recent changes", SHOW_USAGE, Role.VIEWER, parse_show, run_show),
+    _change("on", "Turn a flag on (needs approval when it raises exposure a lot)", ON_USAGE, parse_switch(True), run_switch),
+    _change("off", "Turn a flag off", OFF_USAGE, parse_switch(False), run_switch),
+    _change("kill", "Kill a flag now, no approval; announced in the alerts channel", KILL_USAGE, parse_kill, run_kill),
+    _change("unkill", "Lift a kill (needs approval where the environment requires it)", UNKILL_USAGE, parse_unkill, run_unkill),
+    _change("rollout", "Set the rollout percentage; big jumps and ceilings need approval", ROLLOUT_USAGE, parse_rollout, run_rollout),
+]

@@ -1,0 +1,66 @@
+"""Roles from the ops config, checked the same way for Slack, the console and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.domain.shared.errors import NotPermitted
+from bot.domain.shared.ports import GroupDirectory
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    APPROVER = "approver"
+    DEPLOYER = "deployer"
+    VIEWER = "viewer"
+
+
+# An admin may do everything; approvers and deployers may also look.
+IMPLIED_BY = {
+    Role.ADMIN: {Role.ADMIN},
+    Role.APPROVER: {Role.APPROVER, Role.ADMIN},
+    Role.DEPLOYER: {Role.DEPLOYER, Role.ADMIN},
+    Role.VIEWER: {Role.VIEWER, Role.APPROVER, Role.DEPLOYER, Role.ADMIN},
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, and from where."""
+
+    user_id: str
+    channel_id: str | None = None
+    source: str = "slack"
+    request_id: str | None = None
+
+
+class Policy:
+    """Answers 'may this user act in this role?' from config lists and Slack user groups."""
+
+    def __init__(self, roles: dict[str, list[str]], groups: GroupDirectory) -> None:
+        self._roles = {Role(name): list(principals) for name, principals in roles.items()}
+        self._groups = groups
+
+    def _listed(self, user_id: str, role: Role) -> bool:
+        principals = self._roles.get(role, [])
+        if "*" in principals or user_id in principals:
+            return True
+        return any(p.startswith("S") and user_id in self._groups.members(p) for p in principals)
+
+    def has(self, user_id: str, role: Role) -> bool:
+        """Whether ``user_id`` holds ``role`` directly, through a group, or through a stronger role."""
+        # Direct listings first: they need no Slack call.
+        for granting in sorted(IMPLIED_BY[role]):
+            principals = self._roles.get(granting, [])
+            if "*" in principals or user_id in principals:
+                return True
+        return any(self._listed(user_id, granting) for granting in sorted(IMPLIED_BY[role]))
+
+    def roles_of(self, user_id: str) -> set[Role]:
+        return {role for role in Role if self.has(user_id, role)}
+
+    def require(self, actor: Actor, role: Role, action: str, detail: str = "") -> None:
+        """Raise NotPermitted naming ``role`` unless the actor holds it."""
+        if not self.has(actor.user_id, role):
+            raise NotPermitted(role.value, action, detail)
