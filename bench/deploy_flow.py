@@ -109,11 +109,11 @@ def main() -> None:
         wall = (time.perf_counter() - raced) * 1000
         emulator.wait_for(lambda: any("Deployment of v2.0.0 to production completed" in m.seen()
                                       for m in emulator.in_channel("C0DEPLOYS")), 30)
-        bot.services.jobs.wait_idle()  # type: ignore[attr-defined]
+        bot.services.local_worker.wait_idle()  # type: ignore[attr-defined]
         runs = sum(1 for line in deployed_log(state) if " v2.0.0 " in line)
         print(f"20 concurrent Approve clicks ({args.database}): all answered in {wall:.0f} ms; deploys run: {runs}")
     finally:
-        bot.services.jobs.close()  # type: ignore[attr-defined]
+        bot.services.local_worker.close()  # type: ignore[attr-defined]
         keys = list(client.scan_iter(match=prefix + "*"))
         if keys:
             client.delete(*keys)

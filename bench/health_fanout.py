@@ -106,7 +106,7 @@ def main() -> None:
         counts = reply.message.counts
         rows.append(("/ops health all (dispatcher, fan-out)", args.cap, wall,
                      f"{counts.healthy} healthy, {counts.failed} failed; {blocks} blocks"))
-        services.jobs.close()  # type: ignore[attr-defined]
+        services.local_worker.close()  # type: ignore[attr-defined]
 
     for cap in sorted({50, args.endpoints}):
         probe = HttpHealthProbe(fleet_config(port, args.endpoints, args.timeout_ms, cap), {})

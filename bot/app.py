@@ -1,4 +1,4 @@
-"""The Bolt app: one per call, wired to the given services; HTTP, Socket Mode and the console share it."""
+"""The Bolt app: one per call, wired to the given runtime; HTTP, Socket Mode and the console share it."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from typing import Any
 from slack_bolt import App, BoltResponse
 
 from bot.settings import Settings
-from bot.wiring import AppServices
+from bot.wiring import Runtime
+from handlers.common import SharedOperations
 
 log = logging.getLogger("opsbot.app")
 
 
-def create_app(settings: Settings, services: AppServices, *, executor: Executor | None = None, mode: str = "http") -> App:
-    """A fresh Bolt app whose listeners reach ``services`` through the request context.
+def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | None = None, mode: str = "http") -> App:
+    """A fresh Bolt app whose listeners reach ``runtime`` (as ``handlers.common.Operations``) through the request context.
 
     In HTTP mode every request must carry Slack's signature; Socket Mode needs no signing secret.
     """
@@ -26,7 +27,7 @@ def create_app(settings: Settings, services: AppServices, *, executor: Executor 
     app = App(
         signing_secret=secret,
         request_verification_enabled=mode == "http",
-        client=services.web_client,
+        client=runtime.web_client,
         token_verification_enabled=False,
         # Listeners ack on the request thread and hand their work to Bolt's pool as lazy functions:
         # an ack never queues behind other requests' work, however busy the pool is.
@@ -35,9 +36,11 @@ def create_app(settings: Settings, services: AppServices, *, executor: Executor 
         logger=logging.getLogger("opsbot.bolt"),
     )
 
+    shared = SharedOperations(runtime)
+
     @app.middleware
-    def provide_services(context: Any, next: Any) -> Any:  # noqa: A002 - Bolt's name for the chain
-        context["services"] = services
+    def provide_operations(context: Any, next: Any) -> Any:  # noqa: A002 - Bolt's name for the chain
+        context["ops"] = shared
         return next()
 
     @app.error

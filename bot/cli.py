@@ -87,11 +87,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from rq import SimpleWorker
-
-    from bot.domain import registry
-    from bot.jobs import RqJobs, use_services
-    from bot.wiring import build_services
+    from bot.worker import run_worker
 
     settings = _settings()
     settings.require("SLACK_BOT_TOKEN", "jobs post to Slack with it")
@@ -100,14 +96,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     config = _config(settings)
     _ready_database(settings, migrate=False)
     _setup_logging(settings)
-    services = build_services(settings, config=config)
-    assert isinstance(services.jobs, RqJobs)
-    use_services(services)
-    for name in registry.startup_jobs():  # keyed: a second replica starting adds nothing
-        services.jobs.submit(name, {}, key=f"startup:{name}")
-    # SimpleWorker runs jobs in this process: the services built above are reused, not forked.
-    worker = SimpleWorker([services.jobs.queue], connection=services.jobs.queue.connection)
-    worker.work(with_scheduler=True, burst=args.burst)
+    run_worker(settings, config, burst=args.burst)
     return 0
 
 

@@ -13,13 +13,13 @@ from bot.adapters.sql.engine import ping as ping_db
 from bot.app import create_app
 from bot.domain.shared.errors import Unavailable
 from bot.settings import Settings
-from bot.wiring import AppServices
+from bot.wiring import Runtime
 
 log = logging.getLogger("opsbot.web")
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def readiness(services: AppServices) -> dict[str, str]:
+def readiness(services: Runtime) -> dict[str, str]:
     """``ok`` or the reason, for Redis and the database."""
     checks: dict[str, str] = {}
     try:
@@ -43,7 +43,7 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
     return [data]
 
 
-def make_wsgi_app(settings: Settings, services: AppServices) -> WsgiApp:
+def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
     """``POST /slack/events`` for Slack; ``GET /healthz`` (alive) and ``GET /readyz`` (Redis and database)."""
     slack = SlackRequestHandler(create_app(settings, services), path="/slack/events")
 

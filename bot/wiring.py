@@ -1,59 +1,212 @@
-"""Wiring: settings in, services out. The one place that knows which adapter backs which port."""
+"""Wiring: settings in, a runtime out. The one place that knows which adapter backs which port.
+
+``build_services`` builds every adapter once, then each family once with a dataclass of exactly
+what it needs, in the order their dependencies allow (locks → health → incidents → deploy and
+flag outcomes → approvals → deploys, flags → audit), then the dispatcher over their declarations.
+Nothing is bound after construction and nothing lives in a module global.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
-from bot.adapters.sql.approvals import SqlApprovalStore
+from bot.adapters.deploy_providers import ConfiguredProviders
+from bot.adapters.flag_providers import build_flag_provider
+from bot.adapters.http_health import HttpHealthProbe
+from bot.adapters.local_jobs import InProcessJobs, InProcessWorker
+from bot.adapters.redis.connection import connect
+from bot.adapters.redis.jobs import RqJobs
+from bot.adapters.redis.lock_waiters import RedisLockWaiters
+from bot.adapters.redis.locks import RedisLockStore
+from bot.adapters.redis.state import RedisState
+from bot.adapters.redis.watches import RedisWatchStore
+from bot.adapters.slack.conversations import SlackConversations
+from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, make_web_client
 from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import create_db_engine
-from bot.adapters.deploy_providers import ConfiguredProviders
-from bot.adapters.sql.deploys import SqlDeployStore
-from bot.adapters.sql.flag_history import SqlFlagHistory
-from bot.adapters.flag_providers import build_flag_provider
-from bot.adapters.redis.lock_waiters import RedisLockWaiters
-from bot.adapters.http_health import HttpHealthProbe
-from bot.adapters.sql.incidents import SqlIncidentStore
-from bot.adapters.redis.store import RedisLockStore, RedisState, connect
-from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, make_web_client
-from bot.adapters.slack.conversations import SlackConversations
-from bot.adapters.redis.watches import RedisWatchStore
+from bot.adapters.sql.unit_of_work import SqlUnitOfWork
 from bot.config import OpsConfig, load_config
-from bot.domain.shared.context import Services
-from bot.jobs import InProcessJobs, RqJobs
+from bot.domain.approvals.deps import ApprovalDeps
+from bot.domain.approvals.ports import ApprovalOutcome, ApprovalsUnitOfWork
+from bot.domain.approvals.service import ApprovalService
+from bot.domain.audit.service import AuditCommands, AuditDeps
+from bot.domain.deploys.deps import DeployDeps
+from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
+from bot.domain.deploys.service import Deploys
 from bot.domain.dispatch import Dispatcher
-from bot.domain.incidents.timeline import IncidentEventListener
-from bot.domain.shared.ports import Clock, SystemClock
-from bot.domain import registry
+from bot.domain.flags.deps import FlagDeps
+from bot.domain.flags.ports import FlagProvider, FlagsNotConfigured, FlagsUnitOfWork
+from bot.domain.flags.service import Flags
+from bot.domain.health.deps import HealthDeps
+from bot.domain.health.ports import HealthProbe, WatchStore
+from bot.domain.health.service import HealthService
+from bot.domain.health.watches import HealthWatches
+from bot.domain.incidents.deps import IncidentDeps
+from bot.domain.incidents.ports import Conversations, IncidentsUnitOfWork
+from bot.domain.incidents.service import Incidents
+from bot.domain.locks.deps import LockDeps
+from bot.domain.locks.ports import LockStore, LockWaiters
+from bot.domain.locks.service import LockCommands
+from bot.domain.locks.waiting import DeployLocks
+from bot.domain.shared.policy import Actor, Policy
+from bot.domain.shared.ports import AuditLog, Clock, EphemeralState, GroupDirectory, Jobs, Message, Notifier, Reply, ServiceEvents, SystemClock
 from bot.render import Renderer
 from bot.settings import MissingSetting, Settings
 
+@dataclass(frozen=True)
+class Adapters:
+    """Every port's adapter, built once per process (``build_services``) or from fakes (unit tests)."""
 
-@dataclass
-class AppServices(Services):
-    """The domain's services plus what the edges need: rendering, the Slack client, the stores."""
+    config: OpsConfig
+    clock: Clock
+    uow: Callable[[], UnitOfWorks]
+    jobs: Jobs
+    locks: LockStore
+    lock_waiters: LockWaiters
+    audit: AuditLog
+    groups: GroupDirectory
+    notifier: Notifier
+    state: EphemeralState
+    conversations: Conversations
+    deploy_providers: DeployProviders
+    health: HealthProbe
+    watches: WatchStore
+    flags: FlagProvider
+    events: ServiceEvents | None = None  # None: open incidents listen (the default)
+    approval_outcomes: Mapping[str, ApprovalOutcome] = field(default_factory=dict)  # request kinds of one's own (tests)
 
-    renderer: Renderer = field(default=None)  # type: ignore[assignment]
-    web_client: WebClient = field(default=None)  # type: ignore[assignment]
-    engine: Engine = field(default=None)  # type: ignore[assignment]
-    redis: redis.Redis = field(default=None)  # type: ignore[assignment]
-    dispatcher: Dispatcher = field(init=False)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "AppServices":
-        # Bolt deep-copies a request's context for lazy listeners; the services are shared, never copied.
-        return self
+class UnitOfWorks(ApprovalsUnitOfWork, DeploysUnitOfWork, IncidentsUnitOfWork, FlagsUnitOfWork, Protocol):
+    """One unit of work that serves every family's port (``SqlUnitOfWork`` does)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.dispatcher = Dispatcher(self, registry.subcommands(), registry.jobs())
-        if isinstance(self.jobs, InProcessJobs):
-            self.jobs.bind(self.dispatcher.run_job)
+
+@dataclass(frozen=True)
+class Families:
+    """Each family built once, and the dispatcher over their declarations."""
+
+    dispatcher: Dispatcher
+    lock_commands: LockCommands
+    deploy_locks: DeployLocks
+    approvals: ApprovalService
+    health: HealthService
+    incidents: Incidents
+    deploys: Deploys
+    flags: Flags
+    audit_commands: AuditCommands
+
+
+def build_families(a: Adapters) -> Families:
+    """Each family with a dataclass of exactly what it needs, in the order their dependencies allow."""
+    config, clock = a.config, a.clock
+    policy = Policy(config.roles.model_dump(), a.groups)
+    lock_deps = LockDeps(config=config, clock=clock, locks=a.locks, waiters=a.lock_waiters, notifier=a.notifier, state=a.state,
+                         jobs=a.jobs, policy=policy)
+    deploy_locks = DeployLocks(lock_deps)
+    lock_commands = LockCommands(lock_deps, deploy_locks)
+    health_deps = HealthDeps(config=config, clock=clock, probe=a.health, watches=a.watches, notifier=a.notifier, jobs=a.jobs,
+                             state=a.state, policy=policy, audit=a.audit)
+    health = HealthService(health_deps, HealthWatches(health_deps))
+    incidents = Incidents(IncidentDeps(config=config, clock=clock, uow=a.uow, conversations=a.conversations, notifier=a.notifier,
+                                       groups=a.groups, jobs=a.jobs, policy=policy, locks=a.locks, deploy_locks=deploy_locks,
+                                       health=health))
+    events = a.events if a.events is not None else incidents.events
+    deploy_deps = DeployDeps(config=config, clock=clock, uow=a.uow, providers=a.deploy_providers, locks=a.locks,
+                             deploy_locks=deploy_locks, incident_freezes=incidents.freezes, health=a.health, notifier=a.notifier,
+                             events=events, jobs=a.jobs, policy=policy, audit=a.audit)
+    flag_deps = FlagDeps(config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy,
+                         audit=a.audit)
+    deploy_outcomes = Deploys.outcomes_for(deploy_deps)
+    flag_outcomes = Flags.outcomes_for(flag_deps)
+    outcomes: dict[str, ApprovalOutcome] = {"deploy": deploy_outcomes, "rollback": deploy_outcomes,
+                                            "flag_unkill": flag_outcomes, "flag_rollout": flag_outcomes, **a.approval_outcomes}
+    approvals = ApprovalService(ApprovalDeps(config=config, clock=clock, uow=a.uow, notifier=a.notifier, jobs=a.jobs, policy=policy,
+                                             outcomes=outcomes))
+    deploys = Deploys(deploy_deps, approvals, deploy_outcomes)
+    flags = Flags(flag_deps, approvals, flag_outcomes)
+    audit_commands = AuditCommands(AuditDeps(config=config, clock=clock, audit=a.audit, state=a.state, policy=policy))
+    # The order here is the order of `/ops help`.
+    declared = [lock_commands.family(), audit_commands.family(), approvals.family(), health.family(), deploys.family(),
+                flags.family(), incidents.family()]
+    return Families(
+        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared), lock_commands=lock_commands,
+        deploy_locks=deploy_locks, approvals=approvals, health=health, incidents=incidents, deploys=deploys, flags=flags,
+        audit_commands=audit_commands,
+    )
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything one process runs with: the adapters, each family built once, the dispatcher, and the edges' clients.
+
+    The edges use it: the Bolt app and its handlers (through the narrow ``handlers.common.Operations``),
+    `opsbot serve`'s probes, the worker, the console and the tests. The domain never sees it.
+    """
+
+    adapters: Adapters
+    families: Families
+    engine: Engine
+    redis: redis.Redis
+    web_client: WebClient
+    renderer: Renderer
+    local_worker: InProcessWorker | None  # runs the jobs when they are in-process (console, tests)
+
+    @property
+    def config(self) -> OpsConfig:
+        return self.adapters.config
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.families.dispatcher
+
+    @property
+    def approvals(self) -> ApprovalService:
+        return self.families.approvals
+
+    @property
+    def deploys(self) -> Deploys:
+        return self.families.deploys
+
+    @property
+    def deploy_locks(self) -> DeployLocks:
+        return self.families.deploy_locks
+
+    @property
+    def flags(self) -> Flags:
+        return self.families.flags
+
+    @property
+    def health(self) -> HealthService:
+        return self.families.health
+
+    @property
+    def incidents(self) -> Incidents:
+        return self.families.incidents
+
+    @property
+    def audit_commands(self) -> AuditCommands:
+        return self.families.audit_commands
+
+    def render(self, message: Message) -> dict[str, Any]:
+        return self.renderer.render(message)
+
+    def tell(self, actor: Actor, reply: Reply) -> None:
+        """Answer ephemerally where ``actor`` acted (a modal has no response URL); a DM when there is no channel."""
+        if actor.channel_id:
+            self.adapters.conversations.tell(actor.channel_id, actor.user_id, reply.message)
+        else:
+            self.adapters.notifier.dm(actor.user_id, reply.message)
+
+    def close(self) -> None:
+        """Stop the in-process job threads, if any (connections close with the process)."""
+        if self.local_worker is not None:
+            self.local_worker.close()
 
 
 def embedded_redis() -> redis.Redis:
@@ -61,6 +214,12 @@ def embedded_redis() -> redis.Redis:
     import fakeredis
 
     return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+
+
+def embedded_redis_type() -> type:
+    import fakeredis
+
+    return fakeredis.FakeRedis
 
 
 def redis_client(settings: Settings, *, allow_embedded: bool) -> redis.Redis:
@@ -74,14 +233,9 @@ def redis_client(settings: Settings, *, allow_embedded: bool) -> redis.Redis:
 def job_queue(settings: Settings, r: redis.Redis, clock: Clock) -> RqJobs | InProcessJobs:
     """RQ on the shared Redis; in-process threads when Redis is embedded (console, single process)."""
     if settings.redis_url and not isinstance(r, embedded_redis_type()):
-        return RqJobs(redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2), settings.opsbot_queue, settings.opsbot_redis_prefix)
+        return RqJobs(redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2), settings.opsbot_queue,
+                      settings.opsbot_redis_prefix)
     return InProcessJobs(clock)
-
-
-def embedded_redis_type() -> type:
-    import fakeredis
-
-    return fakeredis.FakeRedis
 
 
 def build_services(
@@ -89,44 +243,53 @@ def build_services(
     *,
     config: OpsConfig | None = None,
     allow_embedded_redis: bool = False,
+    clock: Clock | None = None,
+    redis: redis.Redis | None = None,
+    engine: Engine | None = None,
+    renderer: Renderer | None = None,
+    web_client: WebClient | None = None,
     **overrides: Any,
-) -> AppServices:
-    """Build every adapter from ``settings``; any port or store can be replaced by keyword."""
+) -> Runtime:
+    """Build every adapter from ``settings``, then every family; any field of ``Adapters`` can be replaced by keyword.
+
+    Raises MissingSetting (a setting the process needs is not set) or ConfigError (the ops config is invalid).
+    """
+    names = {f.name for f in fields(Adapters)} - {"config", "clock", "uow"}
+    unknown = set(overrides) - names
+    if unknown:
+        raise TypeError(f"unknown service override(s): {', '.join(sorted(unknown))}")
     config = config or load_config(Path(settings.opsbot_config))
-    clock = overrides.pop("clock", None) or SystemClock()
-    r = overrides.pop("redis", None) or redis_client(settings, allow_embedded=allow_embedded_redis)
-    engine = overrides.pop("engine", None) or create_db_engine(settings.database_url)
-    renderer = overrides.pop("renderer", None) or Renderer(settings.opsbot_templates)
+    clock = clock or SystemClock()
+    r = redis if redis is not None else redis_client(settings, allow_embedded=allow_embedded_redis)
+    engine = engine or create_db_engine(settings.database_url)
+    renderer = renderer or Renderer(settings.opsbot_templates)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    web_client = overrides.pop("web_client", None) or make_web_client(token, settings.slack_api_url)
+    web_client = web_client or make_web_client(token, settings.slack_api_url)
     prefix = settings.opsbot_redis_prefix
-    parts: dict[str, Any] = {
-        "jobs": overrides.pop("jobs", None) or job_queue(settings, r, clock),
-        "locks": RedisLockStore(r, clock, prefix),
-        "audit": SqlAuditLog(engine, clock),
-        "groups": SlackGroups(web_client),
-        "notifier": SlackNotifier(web_client, renderer),
-        "state": RedisState(r, prefix),
-        "approvals": SqlApprovalStore(engine),
-        "deploys": SqlDeployStore(engine),
-        "deploy_providers": ConfiguredProviders(),
-        "lock_waiters": RedisLockWaiters(r, prefix),
-        "health": HttpHealthProbe(config),
-        "watches": RedisWatchStore(r, clock, prefix),
-        "incidents": SqlIncidentStore(engine),
-        "conversations": SlackConversations(web_client, renderer),
-        "events": IncidentEventListener(),
-        "flags": build_flag_provider(config.flags),
-        "flag_history": SqlFlagHistory(engine),
+    built = engine
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(built)
+
+    defaults: dict[str, Callable[[], Any]] = {
+        "jobs": lambda: job_queue(settings, r, clock),
+        "locks": lambda: RedisLockStore(r, clock, prefix),
+        "lock_waiters": lambda: RedisLockWaiters(r, prefix),
+        "audit": lambda: SqlAuditLog(built, clock),
+        "groups": lambda: SlackGroups(web_client),
+        "notifier": lambda: SlackNotifier(web_client, renderer),
+        "state": lambda: RedisState(r, prefix),
+        "conversations": lambda: SlackConversations(web_client, renderer),
+        "deploy_providers": ConfiguredProviders,
+        "health": lambda: HttpHealthProbe(config),
+        "watches": lambda: RedisWatchStore(r, clock, prefix),
+        "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
     }
-    parts.update({k: overrides.pop(k) for k in list(overrides) if k in parts})
-    extras = overrides.pop("extras", {})
-    overrides_kinds = overrides.pop("approval_kinds", None)
-    if overrides:
-        raise TypeError(f"unknown service override(s): {', '.join(sorted(overrides))}")
-    services = AppServices(
-        config=config, clock=clock, extras=extras, approval_kinds=overrides_kinds or registry.approval_kinds(), renderer=renderer, web_client=web_client, engine=engine, redis=r, **parts
-    )
-    if isinstance(services.events, IncidentEventListener):
-        services.events.bind(services)  # open incidents hear about their services' deploys, rollbacks and flag kills
-    return services
+    parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
+    extra = {name: overrides[name] for name in ("events", "approval_outcomes") if name in overrides}
+    adapters = Adapters(config=config, clock=clock, uow=uow, **parts, **extra)
+    families = build_families(adapters)
+    jobs = adapters.jobs
+    local_worker = InProcessWorker(jobs, families.dispatcher.run_job) if isinstance(jobs, InProcessJobs) else None
+    return Runtime(adapters=adapters, families=families, engine=engine, redis=r, web_client=web_client, renderer=renderer,
+                   local_worker=local_worker)

@@ -1,23 +1,75 @@
-"""What every handler shares: who is acting, and how a domain reply reaches Slack."""
+"""What every handler shares: the narrow view of the app it needs, who is acting, and how a reply reaches Slack."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt import Ack, App
 
-from bot.domain.shared.context import Call
+from bot.domain.approvals.service import ApprovalService
+from bot.domain.audit.service import AuditCommands
+from bot.domain.deploys.service import Deploys
+from bot.domain.dispatch import Dispatcher
+from bot.domain.flags.service import Flags
+from bot.domain.health.service import HealthService
+from bot.domain.incidents.service import Incidents
+from bot.domain.locks.waiting import DeployLocks
 from bot.domain.shared.policy import Actor
-from bot.domain.shared.ports import Reply
-from bot.wiring import AppServices
+from bot.domain.shared.ports import Message, Reply
 
 log = logging.getLogger("opsbot.handlers")
 
 
-def services_of(context: Any) -> AppServices:
-    return context["services"]  # type: ignore[no-any-return]
+class Operations(Protocol):
+    """What handlers may use: run a command or an action (checked, audited), render a reply, answer a modal,
+    and the families whose buttons and forms they reach. ``bot.wiring.Runtime`` provides it."""
+
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+
+    @property
+    def approvals(self) -> ApprovalService: ...
+
+    @property
+    def deploys(self) -> Deploys: ...
+
+    @property
+    def deploy_locks(self) -> DeployLocks: ...
+
+    @property
+    def flags(self) -> Flags: ...
+
+    @property
+    def health(self) -> HealthService: ...
+
+    @property
+    def incidents(self) -> Incidents: ...
+
+    @property
+    def audit_commands(self) -> AuditCommands: ...
+
+    def render(self, message: Message) -> dict[str, Any]: ...
+
+    def tell(self, actor: Actor, reply: Reply) -> None: ...
+
+
+class SharedOperations:
+    """The app's operations in a request's context. Bolt deep-copies a request for its lazy listeners
+    (``slack_bolt.util.utils.create_copy``); the operations are one per process, so every copy shares them."""
+
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SharedOperations:
+        return self
+
+
+def operations(context: Any) -> Operations:
+    """The app's operations, put in each request's context by ``bot.app.create_app``."""
+    shared: SharedOperations = context["ops"]
+    return shared.ops
 
 
 def actor_from_command(command: dict[str, Any], source: str = "slack") -> Actor:
@@ -34,9 +86,9 @@ def source_of(context: Any) -> str:
     return "console" if context.get("opsbot_console") else "slack"
 
 
-def deliver(reply: Reply, services: AppServices, respond: Any) -> None:
+def deliver(reply: Reply, ops: Operations, respond: Any) -> None:
     """Send ``reply`` through the response URL: ephemeral unless the domain said otherwise."""
-    payload = services.renderer.render(reply.message)
+    payload = ops.render(reply.message)
     try:
         respond(
             text=payload["text"],
@@ -54,12 +106,12 @@ def button_value(body: dict[str, Any]) -> str:
     return str(actions[0].get("value") or "")[:200]
 
 
-def answer_click(body: dict[str, Any], respond: Any, context: Any, action: str, fn: Callable[[Call], Reply],
-                 params: dict[str, Any] | None = None) -> None:
-    """Run a button's domain call as the clicker (checked, audited) and reply to them."""
-    services = services_of(context)
-    reply = services.dispatcher.perform(actor_from_action(body, source_of(context)), action, fn, params=params or {})
-    deliver(reply, services, respond)
+def answer_click(body: dict[str, Any], respond: Any, context: Any, action: str, run: Callable[[Actor, str], Reply], param: str) -> None:
+    """Run a button's domain call ``run(clicker, value)`` through the dispatcher (checked, audited) and reply to the clicker."""
+    ops = operations(context)
+    value = button_value(body)
+    reply = ops.dispatcher.perform(actor_from_action(body, source_of(context)), action, run, value, params={param: value})
+    deliver(reply, ops, respond)
 
 
 def ack_now(ack: Ack) -> None:
@@ -67,12 +119,6 @@ def ack_now(ack: Ack) -> None:
     ack()
 
 
-def button(app: App, action_id: str, run: Callable[[Call, str], Reply], *, audit_action: str | None = None, param: str = "value") -> None:
-    """Register a button: ack at once; then, on Bolt's pool, ``run(call, value)`` as the clicker, audited, and reply to them."""
-
-    def work(body: dict[str, Any], respond: Any, context: Any) -> None:
-        value = button_value(body)
-        answer_click(body, respond, context, audit_action or f"click.{action_id}", lambda call: run(call, value), {param: value})
-
-    work.__name__ = f"handle_{action_id}"
+def button(app: App, action_id: str, work: Callable[[dict[str, Any], Any, Any], None]) -> None:
+    """Register a button: ack at once on the request thread, then ``work(body, respond, context)`` on Bolt's pool."""
     app.action(action_id)(ack=ack_now, lazy=[work])

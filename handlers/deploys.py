@@ -7,13 +7,11 @@ Each button carries only an opaque id; the domain looks everything else up and r
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from slack_bolt import App
 
-from bot.domain.locks import waiting as deploy_locks
-
-from bot.domain.deploys import rollbacks
-from handlers.common import button
+from handlers.common import answer_click, button, operations
 
 
 class DeployAction(StrEnum):
@@ -21,6 +19,14 @@ class DeployAction(StrEnum):
     ROLLBACK = "deploy_rollback"
 
 
+def notify_when_free(body: dict[str, Any], respond: Any, context: Any) -> None:
+    answer_click(body, respond, context, f"click.{DeployAction.NOTIFY_WHEN_FREE}", operations(context).deploy_locks.wait_for, "wait")
+
+
+def roll_back(body: dict[str, Any], respond: Any, context: Any) -> None:
+    answer_click(body, respond, context, f"click.{DeployAction.ROLLBACK}", operations(context).deploys.rollbacks.from_button, "deploy")
+
+
 def register(app: App) -> None:
-    button(app, DeployAction.NOTIFY_WHEN_FREE, deploy_locks.wait_for, param="wait")
-    button(app, DeployAction.ROLLBACK, rollbacks.from_button, param="deploy")
+    button(app, DeployAction.NOTIFY_WHEN_FREE, notify_when_free)
+    button(app, DeployAction.ROLLBACK, roll_back)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from slack_bolt import App
 
-from bot.domain.flags import commands as flags
-from handlers.common import button
+from handlers.common import answer_click, button, operations
 
 
 class FlagAction(StrEnum):
     UNDO_KILL = "flag_undo_kill"
 
 
-def register(app: App) -> None:
+def undo_kill(body: dict[str, Any], respond: Any, context: Any) -> None:
     # Undo is an unkill by the clicker under the same rules (deployer; approval where the environment needs it).
-    button(app, FlagAction.UNDO_KILL, flags.undo_kill, param="change")
+    answer_click(body, respond, context, f"click.{FlagAction.UNDO_KILL}", operations(context).flags.commands.undo_kill, "change")
+
+
+def register(app: App) -> None:
+    button(app, FlagAction.UNDO_KILL, undo_kill)

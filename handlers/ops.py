@@ -6,15 +6,15 @@ from typing import Any
 
 from slack_bolt import App, Respond
 
-from handlers.common import ack_now, actor_from_command, deliver, services_of, source_of
+from handlers.common import ack_now, actor_from_command, deliver, operations, source_of
 
 
 def handle_ops(command: dict[str, Any], respond: Respond, context: Any) -> None:
     """Every `/ops …` line, from Slack or the console (runs after the ack)."""
-    services = services_of(context)
+    ops = operations(context)
     actor = actor_from_command(command, source_of(context))
-    reply = services.dispatcher.run_text(command.get("text") or "", actor)
-    deliver(reply, services, respond)
+    reply = ops.dispatcher.run_text(command.get("text") or "", actor)
+    deliver(reply, ops, respond)
 
 
 def register(app: App) -> None:

@@ -1,16 +1,21 @@
-"""In-memory fakes of the domain's ports, for unit tests of the domain."""
+"""In-memory fakes of the domain's ports, and the families built on them, for unit tests of the domain."""
 
 from __future__ import annotations
 
 import itertools
 import secrets
+import threading
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain.shared.context import Services
+from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Vote
+from bot.domain.flags.ports import FlagsNotConfigured
+from bot.domain.locks.ports import Lease, LockInfo
 from bot.domain.shared.errors import Unavailable
-from bot.domain.shared.ports import AuditEntry, AuditQuery, AuditRecord, Clock, Lease, LockInfo, Message, MessageRef
+from bot.domain.shared.ports import AuditEntry, AuditQuery, AuditRecord, Clock, Message, MessageRef, ServiceEvent
+from bot.wiring import Adapters, build_families
 from tests.support import FrozenClock, make_config
 
 
@@ -148,12 +153,128 @@ class FakeJobs:
         self.cancelled.append(key)
 
 
-def fake_services(config: OpsConfig | None = None, clock: FrozenClock | None = None, **overrides: Any) -> Services:
-    """Domain services backed entirely by fakes."""
+class FakeEvents:
+    def __init__(self) -> None:
+        self.events: list[ServiceEvent] = []
+
+    def publish(self, event: ServiceEvent) -> None:
+        self.events.append(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+
+class FakeLockWaiters:
+    def __init__(self) -> None:
+        self.lines: dict[str, list[str]] = {}
+
+    def add(self, name: str, user: str) -> int:
+        line = self.lines.setdefault(name, [])
+        if user not in line:
+            line.append(user)
+        return line.index(user) + 1
+
+    def take_all(self, name: str) -> list[str]:
+        return self.lines.pop(name, [])
+
+
+class Unused:
+    """A port a test does not expect to be used: any use fails the test, naming it."""
+
+    def __init__(self, name: str = "this port") -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise AssertionError(f"{self._name}.{attribute} should not be used here")
+
+
+class FakeApprovalRepository:
+    def __init__(self) -> None:
+        self.requests: dict[str, ApprovalRequest] = {}
+        self.votes: dict[str, list[Vote]] = {}
+
+    def add(self, request: ApprovalRequest) -> None:
+        self.requests[request.id], self.votes[request.id] = request, []
+
+    def get(self, request_id: str, *, for_update: bool = False) -> tuple[ApprovalRequest, list[Vote]] | None:
+        request = self.requests.get(request_id)
+        return None if request is None else (request, list(self.votes[request_id]))
+
+    def add_vote(self, request_id: str, vote: Vote) -> None:
+        self.votes[request_id].append(vote)
+
+    def set_state(self, request_id: str, state: ApprovalState, at: datetime) -> None:
+        self.requests[request_id] = self.requests[request_id].decided(state, at)
+
+    def attach_message(self, request_id: str, ref: MessageRef) -> None:
+        self.requests[request_id] = replace(self.requests[request_id], channel=ref.channel, message_ts=ref.ts)
+
+    def pending(self) -> list[ApprovalRequest]:
+        return [r for r in self.requests.values() if r.state is ApprovalState.PENDING]
+
+
+class FakeDatabase:
+    """Every repository in memory. One process-wide lock, held for a whole unit of work, stands in for row locks;
+    a unit of work left without commit does not roll back (unit tests do not rely on it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.approvals = FakeApprovalRepository()
+        self.repositories: dict[str, Any] = {"approvals": self.approvals}
+
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
+
+class FakeUnitOfWork:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    def __enter__(self) -> FakeUnitOfWork:
+        self._db.lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.lock.release()
+
+    def commit(self) -> None:
+        pass
+
+    def __getattr__(self, repository: str) -> Any:
+        try:
+            return self._db.repositories[repository]
+        except KeyError:
+            raise AssertionError(f"the {repository} repository should not be used here") from None
+
+
+class World:
+    """The families built by the real wiring (``bot.wiring.build_families``) on fakes, each fake at hand for assertions.
+
+    ``world.locks``, ``world.audit``, ``world.notifier`` … are the fakes; ``world.families`` the families;
+    ``world.dispatcher`` runs `/ops` text like Slack would.
+    """
+
+    def __init__(self, adapters: Adapters, db: FakeDatabase) -> None:
+        self.adapters = adapters
+        self.db = db
+        self.families = build_families(adapters)
+        self.dispatcher = self.families.dispatcher
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.adapters, name)
+
+
+def fake_world(config: OpsConfig | None = None, clock: FrozenClock | None = None, *, db: FakeDatabase | None = None,
+               **overrides: Any) -> World:
+    """Families on fakes: any adapter can be replaced by keyword (``health=FakeProbe()``, ``flags=provider`` …)."""
     clock = clock or FrozenClock()
+    db = db or FakeDatabase()
     parts: dict[str, Any] = {
-        "config": config or make_config(), "clock": clock, "locks": FakeLocks(clock), "audit": FakeAudit(clock),
-        "groups": FakeGroups(), "notifier": FakeNotifier(), "state": FakeState(), "jobs": FakeJobs(), "approvals": None,
+        "jobs": FakeJobs(), "locks": FakeLocks(clock), "lock_waiters": FakeLockWaiters(), "audit": FakeAudit(clock),
+        "groups": FakeGroups(), "notifier": FakeNotifier(), "state": FakeState(), "conversations": Unused("conversations"),
+        "deploy_providers": Unused("deploy_providers"), "health": Unused("health"), "watches": Unused("watches"),
+        "flags": FlagsNotConfigured(), "events": FakeEvents(),
     }
     parts.update(overrides)
-    return Services(**parts)
+    adapters = Adapters(config=config or make_config(), clock=clock, uow=db.uow, **parts)
+    return World(adapters, db)

@@ -23,10 +23,10 @@ from bot.app import create_app
 from bot.config import OpsConfig, dump_config, parse_config
 from bot.console import payloads
 from bot.console.slack_emulator import Posted, SlackEmulator
+from bot.adapters.local_jobs import InProcessJobs
 from bot.domain.shared.ports import SystemClock
-from bot.jobs import InProcessJobs
 from bot.settings import Settings
-from bot.wiring import AppServices, build_services
+from bot.wiring import Runtime, build_services
 
 def _shared_slack() -> Path:
     """Slack's reference data: $OPSBOT_SHARED_SLACK, else the nearest ``shared/slack`` beside the checkout or above it."""
@@ -101,6 +101,43 @@ def start_emulator(config: OpsConfig) -> SlackEmulator:
     return emulator
 
 
+class Reads:
+    """Repository reads for assertions, each in a unit of work of its own: ``bot.reads.deploys.history(None, None, 10)``."""
+
+    def __init__(self, uow: Callable[[], Any]) -> None:
+        self._uow = uow
+
+    def __getattr__(self, repository: str) -> Any:
+        uow = self._uow
+
+        class Repository:
+            def __getattr__(self, method: str) -> Callable[..., Any]:
+                def call(*args: Any, **kwargs: Any) -> Any:
+                    with uow() as unit:
+                        return getattr(getattr(unit, repository), method)(*args, **kwargs)
+
+                return call
+
+        return Repository()
+
+
+def autocommit(engine: Any, repository: str) -> Any:
+    """A repository whose every call runs in a unit of work of its own and commits: ``autocommit(engine, "deploys").get(id)``."""
+    from bot.adapters.sql.unit_of_work import SqlUnitOfWork
+
+    class Repository:
+        def __getattr__(self, method: str) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                with SqlUnitOfWork(engine) as unit:
+                    result = getattr(getattr(unit, repository), method)(*args, **kwargs)
+                    unit.commit()
+                    return result
+
+            return call
+
+    return Repository()
+
+
 class Bot:
     """The real Bolt app on real stores, spoken to with signed requests in Slack's shapes.
 
@@ -120,8 +157,9 @@ class Bot:
         )
         if redis_url is None and "jobs" not in overrides:
             overrides["jobs"] = InProcessJobs(overrides.get("clock") or SystemClock())
-        self.services: AppServices = build_services(self.settings, config=config, redis=redis_client, **overrides)
+        self.services: Runtime = build_services(self.settings, config=config, redis=redis_client, **overrides)
         self.app = create_app(self.settings, self.services)
+        self.reads = Reads(self.services.adapters.uow)
 
     def environment(self, config_path: Path) -> dict[str, str]:
         """The environment an `opsbot` process needs to share this bot's stores, Slack and config."""
@@ -185,7 +223,7 @@ class Bot:
 
     def audit_actions(self) -> list[tuple[str, str, str]]:
         """(actor, action, outcome) of every audit row, oldest first."""
-        return [(r["actor"], r["action"], r["outcome"]) for r in self.services.audit.rows()]  # type: ignore[attr-defined]
+        return [(r["actor"], r["action"], r["outcome"]) for r in self.services.adapters.audit.rows()]  # type: ignore[attr-defined]
 
 
 def eventually(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:

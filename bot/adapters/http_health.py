@@ -22,7 +22,7 @@ import httpx
 from bot.config import HealthCheck, OpsConfig, ServiceEnvironment
 from bot.domain.shared.errors import NotFound
 from bot.domain.health.judge import Observation, judge, overall, version_of
-from bot.domain.shared.ports import HealthReport
+from bot.domain.health.model import HealthReport
 
 USER_AGENT = "opsbot-health/1"
 # httpcore's trace events, in the order a request goes through them, and what a person calls that step.

@@ -25,9 +25,8 @@ from bot.console.show import show
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.domain.shared.commands import tokenize, user_id
 from bot.domain.shared.errors import UsageError
-from bot.jobs import InProcessJobs
 from bot.settings import Settings
-from bot.wiring import AppServices
+from bot.wiring import Runtime
 
 CONSOLE_CHANNEL = "C0CONSOLE"
 DEMO_USERS = {
@@ -90,7 +89,7 @@ class Button:
 class ConsoleSession:
     """One console: an emulated workspace, the real app, a current user and channel."""
 
-    def __init__(self, settings: Settings, services_factory: Callable[[Settings], AppServices], user: str = "U0DEPLOYER") -> None:
+    def __init__(self, settings: Settings, services_factory: Callable[[Settings], Runtime], user: str = "U0DEPLOYER") -> None:
         self.emulator = SlackEmulator(token="xoxb-console-" + secrets.token_hex(4)).start()
         self.secret = secrets.token_hex(16)
         self.settings = settings.model_copy(update={
@@ -110,8 +109,8 @@ class ConsoleSession:
         self.form_fields: dict[str, str] = {}
         self._views_shown = 0
         self.waiters: list[Callable[[float], bool]] = [self.executor.wait_idle]
-        if isinstance(self.services.jobs, InProcessJobs):
-            self.waiters.append(self.services.jobs.wait_idle)
+        if self.services.local_worker is not None:
+            self.waiters.append(self.services.local_worker.wait_idle)
 
     def _seed_workspace(self) -> None:
         for uid, name in DEMO_USERS.items():
@@ -126,8 +125,7 @@ class ConsoleSession:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
-        if isinstance(self.services.jobs, InProcessJobs):
-            self.services.jobs.close()
+        self.services.close()
         self.emulator.stop()
 
     # ----- naming -----

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 
 from bot.domain.shared.commands import Subcommand, match, split_args, tokenize
-from bot.domain.shared.context import Call, Services
 from bot.domain.shared.errors import OpsError, Unavailable, UsageError
+from bot.domain.shared.family import JOB_ACTOR, Family, JobSpec
 from bot.domain.shared.messages import ErrorNotice, HelpEntry, HelpMessage, Notice, SubcommandHelp
-from bot.domain.shared.policy import Actor, Role
-from bot.domain.shared.ports import AuditEntry, Reply
+from bot.domain.shared.policy import Actor, Policy, Role
+from bot.domain.shared.ports import AuditEntry, AuditLog, Reply
 
 log = logging.getLogger("opsbot.dispatch")
 
@@ -39,24 +38,15 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """A background job a family registers: ``run(call, payload)``; ``audited`` jobs leave an audit row."""
-
-    name: str
-    run: Callable[[Call, dict[str, Any]], None]
-    audited: bool = True
-
-
-JOB_ACTOR = Actor(user_id="opsbot", source="job")
-
-
 class Dispatcher:
     """Runs `/ops` text, button clicks and background jobs, with the same checks, errors and audit."""
 
-    def __init__(self, services: Services, subcommands: list[Subcommand[Any]], jobs: list[JobSpec] | None = None) -> None:
-        self.services = services
-        self.jobs = {job.name: job for job in jobs or []}
+    def __init__(self, *, audit: AuditLog, policy: Policy, families: Sequence[Family]) -> None:
+        self._audit_log = audit
+        self.policy = policy
+        self.families = list(families)
+        self.jobs: dict[str, JobSpec] = {job.name: job for family in families for job in family.jobs}
+        subcommands = [spec for family in families for spec in family.commands]
         help_spec: Subcommand[Any] = Subcommand(
             words=("help",),
             summary="What you may run here, or how to use one subcommand",
@@ -67,22 +57,25 @@ class Dispatcher:
         )
         self.subcommands = [help_spec, *subcommands]
 
+    def startup_jobs(self) -> list[str]:
+        """Jobs every `opsbot worker` submits when it starts (e.g. starting the health watches)."""
+        return [name for family in self.families for name in family.startup_jobs]
+
     def run_text(self, text: str, actor: Actor) -> Reply:
         """Run one line of `/ops` text as ``actor``."""
-        call = Call(actor, self.services)
 
         def parse_and_run() -> Reply:
             tokens = tokenize(text)
             spec, rest = match(self.subcommands, tokens or ["help"])
             state["spec"] = spec
-            self.services.policy.require(actor, spec.role, spec.name)
+            self.policy.require(actor, spec.role, spec.name)
             command = spec.parse(split_args(spec, rest))
             state["command"] = command
             if spec.mutates:
                 # No change without a trace: if the audit log cannot take the intent, refuse.
                 action, params = describe()
-                self._audit(call, action, params, "started", None, "", strict=True)
-            return spec.run(command, call)
+                self._audit(actor, action, params, "started", None, "", strict=True)
+            return spec.run(command, actor)
 
         state: dict[str, Any] = {}
 
@@ -92,30 +85,28 @@ class Dispatcher:
             params = audit_params(state["command"]) if "command" in state else {"text": text[:500]}
             return action, params
 
-        return self._guarded(call, parse_and_run, describe, usage=lambda: state["spec"].usage_line() if "spec" in state else None)
+        return self._guarded(actor, parse_and_run, describe, usage=lambda: state["spec"].usage_line() if "spec" in state else None)
 
     def perform(
         self,
         actor: Actor,
         action: str,
-        fn: Callable[[Call], Reply],
-        *,
+        fn: Callable[..., Reply],
+        *args: Any,
         params: dict[str, Any] | None = None,
         target: str = "",
     ) -> Reply:
-        """Run a non-text action (a button click, a modal, a job) with the same error handling and audit."""
-        call = Call(actor, self.services)
-        return self._guarded(call, lambda: fn(call), lambda: (action, params or {}), target=target)
+        """``fn(actor, *args)`` for a non-text action (a button click, a modal, an event), with the same errors and audit."""
+        return self._guarded(actor, lambda: fn(actor, *args), lambda: (action, params or {}), target=target)
 
     def run_job(self, name: str, payload: dict[str, Any]) -> Reply:
-        """Run the registered job ``name``; failures are logged and audited, never raised."""
-        call = Call(JOB_ACTOR, self.services)
+        """Run the declared job ``name``; failures are logged and audited, never raised."""
         job = self.jobs.get(name)
 
         def body() -> Reply:
             if job is None:
                 raise OpsError(f"no job named {name!r} is registered")
-            job.run(call, payload)
+            job.run(JOB_ACTOR, payload)
             return Reply(Notice(f"job {name} done"))
 
         if job is not None and not job.audited:
@@ -124,11 +115,11 @@ class Dispatcher:
             except Exception:
                 log.exception("job %s failed", name)
                 return Reply(ErrorNotice("error", f"job {name} failed"), outcome="error")
-        return self._guarded(call, body, lambda: (f"job.{name}", {k: _plain(v) for k, v in payload.items()}))
+        return self._guarded(JOB_ACTOR, body, lambda: (f"job.{name}", {k: _plain(v) for k, v in payload.items()}))
 
     def _guarded(
         self,
-        call: Call,
+        actor: Actor,
         body: Callable[[], Reply],
         describe: Callable[[], tuple[str, dict[str, Any]]],
         *,
@@ -151,13 +142,12 @@ class Dispatcher:
             outcome, error = "error", f"{type(exc).__name__} (ref {reference})"
             reply = Reply(ErrorNotice("error", "Something went wrong on our side; it has been logged.", reference=reference), outcome=outcome)
         action, params = describe()
-        self._audit(call, action, params, outcome, error, target)
+        self._audit(actor, action, params, outcome, error, target)
         return reply
 
     def _audit(
-        self, call: Call, action: str, params: dict[str, Any], outcome: str, error: str | None, target: str, strict: bool = False
+        self, actor: Actor, action: str, params: dict[str, Any], outcome: str, error: str | None, target: str, strict: bool = False
     ) -> None:
-        actor = call.actor
         service = params.get("service") if isinstance(params.get("service"), str) else None
         environment = params.get("environment") if isinstance(params.get("environment"), str) else None
         if not target and service:
@@ -176,16 +166,16 @@ class Dispatcher:
             environment=environment,
         )
         if strict:
-            self.services.audit.record(entry)
+            self._audit_log.record(entry)
             return
         try:
-            self.services.audit.record(entry)
+            self._audit_log.record(entry)
         except Unavailable as exc:
             # The action already happened: keep a copy where operators will find it.
             log.error("audit log unavailable (%s); entry: %s", exc.detail or exc.what, entry)
 
-    def _help(self, topic: str, call: Call) -> Reply:
-        policy, actor = call.services.policy, call.actor
+    def _help(self, topic: str, actor: Actor) -> Reply:
+        policy = self.policy
         if topic:
             try:
                 spec, _ = match(self.subcommands, topic.split())

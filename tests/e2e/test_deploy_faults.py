@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import redis
 
-from bot.adapters.redis.store import connect
+from bot.adapters.redis.connection import connect
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
 from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.ports import SystemClock
-from bot.jobs import InProcessJobs
+from bot.adapters.local_jobs import InProcessJobs
 from tests.deploy_kit import (  # noqa: F401 - fixtures
     RecordedEvents,
     ServiceDouble,
@@ -33,9 +33,7 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 
 def make_app(emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, prefix: str, config: OpsConfig, **kw: object) -> Bot:
-    app = Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=prefix, config=config, **kw)
-    app.services.events = RecordedEvents()
-    return app
+    return Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=prefix, config=config, events=RecordedEvents(), **kw)
 
 
 @pytest.fixture
@@ -49,7 +47,7 @@ def test_redis_unreachable_refuses_the_deploy_clearly_triggers_nothing_and_is_au
     reply = app.command("deploy v1.2.3 to production")
     assert "Redis is unreachable right now; nothing was changed." in reply.seen()
     assert emulator.in_channel("C0DEPLOYS") == []
-    assert app.services.deploys.history(None, None, 5) == []  # type: ignore[union-attr]
+    assert app.reads.deploys.history(None, None, 5) == []  # type: ignore[union-attr]
     assert deployed_log(state_dir) == []
     assert app.audit_actions()[-2:] == [("U0DEV", "command.deploy", "started"), ("U0DEV", "command.deploy", "unavailable")]
 
@@ -62,10 +60,10 @@ def test_force_unlock_of_a_running_deploy_makes_its_result_fail_the_fence_check(
     lost = posted(app, "lost its deploy lock while it ran")
     assert "its result was not recorded" in lost.seen() and "exited with status 0" in lost.seen()
     assert not [m for m in app.emulator.in_channel("C0DEPLOYS") if "completed" in m.seen()]
-    assert app.services.deploys.history("api", "staging", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
+    assert app.reads.deploys.history("api", "staging", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
     assert "lock lost" in app.command("history api staging").seen()
     assert ("opsbot", "deploy.lock_lost", "lock_lost") in app.audit_actions()
-    assert eventually(lambda: app.services.events.kinds()[-1] == "deploy.failed")  # type: ignore[attr-defined]
+    assert eventually(lambda: app.services.adapters.events.kinds()[-1] == "deploy.failed")  # type: ignore[attr-defined]
 
 
 def test_a_rollback_that_loses_its_lock_is_published_as_a_failed_rollback(app: Bot, state_dir: Path) -> None:
@@ -79,7 +77,7 @@ def test_a_rollback_that_loses_its_lock_is_published_as_a_failed_rollback(app: B
     app.command('unlock api staging --reason "stuck"', user="U0ADMIN")
     (state_dir / "go").touch()
     posted(app, "lost its deploy lock while it ran")
-    events = app.services.events.events  # type: ignore[attr-defined]
+    events = app.services.adapters.events.events  # type: ignore[attr-defined]
     eventually(lambda: events[-1].kind != "rollback.started")  # published right after the announcement
     assert (events[-1].kind, events[-1].summary) == ("rollback.failed", "rollback of api to v2.0.0 in staging lost its lock while it ran")
 
@@ -91,7 +89,7 @@ def test_a_new_deploy_after_a_force_unlock_wins_and_the_old_one_cannot_record(ap
     app.command("deploy v2.0.1 to staging", user="U0DEV2")
     (state_dir / "go").touch()
     posted(app, "✅ Deployment of v2.0.1 to staging completed")
-    states = {d.version: d.state.value for d in app.services.deploys.history("api", "staging", 5)}  # type: ignore[union-attr]
+    states = {d.version: d.state.value for d in app.reads.deploys.history("api", "staging", 5)}  # type: ignore[union-attr]
     assert states == {"v2.0.0": "lock_lost", "v2.0.1": "succeeded"}
 
 
@@ -116,11 +114,11 @@ def test_an_expired_request_releases_the_lock_and_later_clicks_are_refused(
     app.command("deploy v1.2.3 to production", user="U0DEV")
     request = approval_for(app, "Deploy v1.2.3 of api to production")
     first_seen = copy.deepcopy(request)
-    assert app.services.locks.holder("deploy/api/production") is not None
+    assert app.services.adapters.locks.holder("deploy/api/production") is not None
     clock.advance(minutes=31)
     eventually(lambda: "Expired at 14:30" in app.emulator.find(request.ts).seen())
-    eventually(lambda: app.services.deploys.history("api", "production", 1)[0].state.value == "expired")  # type: ignore[union-attr]
-    eventually(lambda: app.services.locks.holder("deploy/api/production") is None)
+    eventually(lambda: app.reads.deploys.history("api", "production", 1)[0].state.value == "expired")  # type: ignore[union-attr]
+    eventually(lambda: app.services.adapters.locks.holder("deploy/api/production") is None)
     replies = app.click(first_seen, "Approve", "U0APPROVER1")
     assert "already expired" in replies[-1]["text"]
     assert ("opsbot", "deploy.expired", "expired") in app.audit_actions()
@@ -133,24 +131,24 @@ def test_a_click_on_a_decided_request_is_refused_and_nothing_runs_twice(app: Bot
     app.click(request, "Reject", "U0APPROVER1")
     assert "Rejected: Deploy v1.2.3" in app.emulator.find(request.ts).seen()
     assert "already rejected" in app.click(as_drawn, "Approve", "U0APPROVER2")[-1]["text"]
-    assert app.services.locks.held() == [] and deployed_log(state_dir) == []
-    assert app.services.deploys.history("api", "production", 1)[0].state.value == "rejected"  # type: ignore[union-attr]
+    assert app.services.adapters.locks.held() == [] and deployed_log(state_dir) == []
+    assert app.reads.deploys.history("api", "production", 1)[0].state.value == "rejected"  # type: ignore[union-attr]
 
 
 def test_cancel_withdraws_only_your_own_pending_request(app: Bot, state_dir: Path) -> None:
     app.command("deploy v1.2.3 to production", user="U0DEV")
-    deploy_id = app.services.deploys.history("api", "production", 1)[0].id  # type: ignore[union-attr]
+    deploy_id = app.reads.deploys.history("api", "production", 1)[0].id  # type: ignore[union-attr]
     assert "only its requester or an admin" in app.command(f"cancel {deploy_id}", user="U0DEV2").seen()
     assert "You withdrew" in app.command(f"cancel {deploy_id}", user="U0DEV").seen()
     assert "already cancelled" in app.command(f"cancel {deploy_id}", user="U0DEV").seen()
     assert "Unknown deploy `d-00000000`" in app.command("cancel d-00000000").seen()
-    assert app.services.locks.held() == []
+    assert app.services.adapters.locks.held() == []
 
 
 def test_a_running_deploy_cannot_be_cancelled(app: Bot, state_dir: Path) -> None:
     app.command("deploy v2.0.0 to staging", user="U0DEV")
     posted(app, "Starting deployment of v2.0.0")
-    deploy_id = app.services.deploys.history("api", "staging", 1)[0].id  # type: ignore[union-attr]
+    deploy_id = app.reads.deploys.history("api", "staging", 1)[0].id  # type: ignore[union-attr]
     assert "cannot be stopped from Slack" in app.command(f"cancel {deploy_id}").seen()
     (state_dir / "go").touch()
     posted(app, "✅ Deployment of v2.0.0 to staging completed")
@@ -179,7 +177,7 @@ def test_a_request_whose_lock_was_broken_does_not_start_once_approved(app: Bot, 
     app.click(request, "Approve", "U0APPROVER2")
     notice = posted(app, "did not start")
     assert "its deploy lock was broken or ran out while it waited for approval" in notice.seen()
-    assert app.services.deploys.history("api", "production", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
+    assert app.reads.deploys.history("api", "production", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
     assert deployed_log(state_dir) == []
 
 
@@ -201,5 +199,5 @@ def test_an_approved_deploy_that_cannot_be_queued_fails_visibly_and_frees_the_lo
     reply = app.click(request, "Approve", "U0APPROVER2")[-1]["text"]
     assert "was approved but did not start: it could not be queued for the worker" in reply and "marked failed" in reply
     assert "did not start" in posted(app, "did not start").seen()
-    assert app.services.locks.held() == [] and deployed_log(state_dir) == []
-    assert app.services.deploys.history("api", "production", 1)[0].state.value == "failed"  # type: ignore[union-attr]
+    assert app.services.adapters.locks.held() == [] and deployed_log(state_dir) == []
+    assert app.reads.deploys.history("api", "production", 1)[0].state.value == "failed"  # type: ignore[union-attr]

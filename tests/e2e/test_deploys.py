@@ -33,9 +33,8 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 
 @pytest.fixture
-def app(opsbot: Bot, config: OpsConfig) -> Bot:
-    opsbot.services.events = RecordedEvents()
-    return opsbot
+def app(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> Bot:
+    return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, events=RecordedEvents())
 
 
 def posted(app: Bot, text: str, timeout: float = 10.0) -> Posted:
@@ -69,7 +68,7 @@ def test_production_deploy_needs_two_other_approvers_then_runs_verifies_and_anno
     assert "No locks are held" in app.command("locks", user="U0VIEWER").seen()
     history = app.command("history api production", user="U0VIEWER").seen()
     assert "v1.2.3" in history and "succeeded" in history and "approved by @U0APPROVER2, @U0APPROVER3" in history
-    assert app.services.events.kinds() == ["deploy.started", "deploy.succeeded"]  # type: ignore[attr-defined]
+    assert app.services.adapters.events.kinds() == ["deploy.started", "deploy.succeeded"]  # type: ignore[attr-defined]
     actions = [(action, outcome) for _, action, outcome in app.audit_actions()]
     for expected in [("deploy.requested", "ok"), ("deploy.approved", "ok"), ("deploy.provider_call", "started"),
                      ("deploy.provider_result", "ok"), ("deploy.verification", "ok"), ("deploy.succeeded", "ok")]:
@@ -88,7 +87,7 @@ def test_the_deploy_program_does_not_see_opsbots_own_secrets(app: Bot, monkeypat
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
     app.command("deploy v2.0.0 to staging")
     done = posted(app, "✅ Deployment of v2.0.0 to staging completed")
-    history = app.services.deploys.history("api", "staging", 1)[0]  # type: ignore[union-attr]
+    history = app.reads.deploys.history("api", "staging", 1)[0]  # type: ignore[union-attr]
     assert "slack token visible: False" in (history.output_tail or "")
     assert done is not None
 
@@ -105,15 +104,15 @@ def test_the_deploy_program_does_not_see_opsbots_own_secrets(app: Bot, monkeypat
 def test_bad_deploy_requests_get_a_specific_answer_and_change_nothing(app: Bot, text: str, expected: str) -> None:
     reply = app.command(text)
     assert expected in reply.seen() and reply.ephemeral_to == "U0DEV"
-    assert app.services.locks.held() == []
-    assert app.services.deploys.history(None, None, 5) == []  # type: ignore[union-attr]
+    assert app.services.adapters.locks.held() == []
+    assert app.reads.deploys.history(None, None, 5) == []  # type: ignore[union-attr]
 
 
 def test_someone_without_the_deployer_role_is_refused(app: Bot) -> None:
     reply = app.command("deploy v1.2.3 to staging", user="U0VIEWER")
     assert "`deploy` needs the *deployer* role" in reply.seen()
     assert ("U0VIEWER", "command.deploy", "denied") in app.audit_actions()
-    assert app.services.locks.held() == []
+    assert app.services.adapters.locks.held() == []
 
 
 def test_dry_run_says_who_approves_which_lock_and_what_would_run_and_changes_nothing(app: Bot, state_dir: Path) -> None:
@@ -123,7 +122,7 @@ def test_dry_run_says_who_approves_which_lock_and_what_would_run_and_changes_not
     assert "deploy/api/production: free" in reply
     assert f"fake_deploy.py {state_dir} api production v1.2.3" in reply
     assert "Nothing was changed" in reply
-    assert app.services.locks.held() == [] and app.emulator.in_channel(DEPLOYS) == []
+    assert app.services.adapters.locks.held() == [] and app.emulator.in_channel(DEPLOYS) == []
     assert ("U0DEV", "command.deploy", "dry_run") in app.audit_actions()
 
 
@@ -144,7 +143,7 @@ def test_twenty_concurrent_approve_clicks_deploy_exactly_once(
     with ThreadPoolExecutor(max_workers=20) as pool:
         list(pool.map(lambda user: app.click(request, "Approve", user), voters))
     posted(app, "✅ Deployment of v1.2.3 to production completed")
-    app.services.jobs.wait_idle()  # type: ignore[attr-defined]
+    app.services.local_worker.wait_idle()  # type: ignore[attr-defined]
     assert len(deployed_log(state_dir)) == 1
     assert len([m for m in app.emulator.in_channel(DEPLOYS) if "Starting deployment" in m.seen()]) == 1
 
@@ -158,7 +157,7 @@ def test_a_second_deploy_of_the_same_target_is_told_who_holds_the_lock_and_may_w
     assert app.click(refused, "Notify me when free", "U0DEV2")[-1]["text"].endswith("You are number 1 in line.")
     assert app.click(refused, "Notify me when free", "U0APPROVER1")[-1]["text"].endswith("You are number 2 in line.")
     assert app.click(refused, "Notify me when free", "U0DEV2")[-1]["text"].endswith("You are number 1 in line.")
-    deploy_id = app.services.deploys.history("api", "production", 1)[0].id  # type: ignore[union-attr]
+    deploy_id = app.reads.deploys.history("api", "production", 1)[0].id  # type: ignore[union-attr]
     app.command(f"cancel {deploy_id}", user="U0DEV")
     dms = app.emulator.wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
         [m for m in app.emulator.visible() if m.channel in {"D0DEV2", "D0APPROVER1"}]))
@@ -174,7 +173,7 @@ def test_two_concurrent_deploys_of_the_same_target_one_wins(app: Bot) -> None:
     assert sum("waiting for 2 approval(s)" in t for t in texts) == 1
     loser = next(t for t in texts if "was refused" in t)
     assert "held by @U0DEV" in loser or "held by @U0DEV2" in loser
-    assert len(app.services.locks.held()) == 1
+    assert len(app.services.adapters.locks.held()) == 1
 
 
 class TestWebhookProvider:

@@ -38,7 +38,7 @@ def test_a_deploy_inside_the_configured_window_is_refused_with_the_way_out(app: 
     reply = app.command("deploy v1.2.3 to production").seen()
     assert "Deploys of api to production are frozen" in reply and "freeze window SUN 02:00-04:00 UTC" in reply
     assert "until 2026-11-29 04:00 UTC" in reply and "--hotfix" in reply
-    assert app.services.locks.held() == []
+    assert app.services.adapters.locks.held() == []
     assert ("U0DEV", "command.deploy", "frozen") in app.audit_actions()
     assert "needs no approval in staging" in app.command("deploy v1.2.3 to staging").seen()
     posted(app, "✅ Deployment of v1.2.3 to staging completed")
@@ -95,7 +95,7 @@ def test_an_admin_may_approve_their_own_hotfix_loudly_but_never_an_ordinary_depl
     app.command("deploy v1.2.3 to production", user="U0ADMIN")
     ordinary = approval_for(app, "Deploy v1.2.3 of api to production")
     assert "two-person rule" in app.click(ordinary, "Approve", "U0ADMIN")[-1]["text"]
-    app.command(f"cancel {app.services.deploys.history(None, None, 1)[0].id}", user="U0ADMIN")  # type: ignore[union-attr]
+    app.command(f"cancel {app.reads.deploys.history(None, None, 1)[0].id}", user="U0ADMIN")  # type: ignore[union-attr]
 
     clock.moment = SUNDAY_0230
     app.command('deploy v1.2.4 to production --hotfix --reason "checkout down"', user="U0ADMIN")

@@ -13,9 +13,6 @@ import redis
 
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.health import service as health
-from bot.domain.shared.context import Call
-from bot.domain.health.watches import tick
 from bot.domain.shared.policy import Actor
 from tests.e2e.incident_helpers import incident_channels, last_view, posts, submit
 from tests.fakes import FakeJobs
@@ -125,8 +122,8 @@ def watched_bot(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis,
 def down_alert(bot: Bot) -> Posted:
     """Tick the api/production watch (its /health/redis always fails) until it is announced DOWN."""
     for _ in range(2):
-        tick(Call(Actor("opsbot", source="job"), bot.services), {"service": "api", "environment": "production"})
-        bot.services.clock.advance(minutes=1)  # type: ignore[attr-defined]
+        bot.services.health.watches.tick(Actor("opsbot", source="job"), {"service": "api", "environment": "production"})
+        bot.services.adapters.clock.advance(minutes=1)  # type: ignore[attr-defined]
     [alert] = [m for m in bot.emulator.in_channel("C0ALERTS") if "DOWN" in m.text]
     return alert
 
@@ -136,7 +133,7 @@ def test_the_down_alert_carries_an_incident_button_whose_id_gives_the_alert_cont
     assert alert.text == "🔴 api production DOWN: /health/redis status 503 (expected 200) (2 failures in 5 min)"
     declare = next(b for b in alert.buttons() if b["text"]["text"] == "Declare incident")
     assert declare["action_id"] == "incident_declare_from_alert"
-    context = health.alert_context(Call(Actor("U0DEV"), watched_bot.services), declare["value"])
+    context = watched_bot.services.health.alert_context(declare["value"])
     assert (context["service"], context["environment"], context["severity_hint"]) == ("api", "production", "P0")
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from bot.console.slack_emulator import SlackEmulator
-from bot.jobs import InProcessJobs
+from bot.adapters.local_jobs import InProcessJobs
 from tests.e2e.incident_helpers import BotFactory, declare, last_view, posts
 from tests.support import Bot, FrozenClock, make_config
 
@@ -38,13 +38,15 @@ def bot_with(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, re
 
 
 def jobs_of(bot: Bot) -> InProcessJobs:
-    assert isinstance(bot.services.jobs, InProcessJobs)
-    return bot.services.jobs
+    assert isinstance(bot.services.adapters.jobs, InProcessJobs)
+    return bot.services.adapters.jobs
 
 
 def settle(bot: Bot) -> None:
-    jobs_of(bot).run_due()
-    assert jobs_of(bot).wait_idle(10)
+    worker = bot.services.local_worker
+    assert worker is not None
+    worker.run_due()
+    assert worker.wait_idle(10)
 
 
 def test_an_overdue_update_reminds_the_commander_with_post_update_and_snooze(bot_with: BotFactory, clock: FrozenClock) -> None:

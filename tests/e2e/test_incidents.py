@@ -87,7 +87,7 @@ def test_slack_rate_limiting_beyond_the_retries_declares_nothing(opsbot: Bot) ->
     opsbot.emulator.fail("conversations.create", "ratelimited", status=429, retry_after=1, times=3)
     reply = opsbot.command("incident declare P1 Checkout errors", timeout=10)
     assert "Slack is unreachable right now; nothing was changed." in reply.seen()
-    assert incident_channels(opsbot) == [] and opsbot.services.incidents.open_incidents() == []
+    assert incident_channels(opsbot) == [] and opsbot.reads.incidents.open_incidents() == []
     assert "No open incidents." in opsbot.command("incident list").seen()
 
 
@@ -145,9 +145,9 @@ def test_an_update_slack_answers_with_channel_not_found_records_nothing(opsbot: 
     opsbot.emulator.fail("chat.postMessage", "channel_not_found")
     reply = opsbot.command('incident update identified "Bad config"', channel=channel.id)
     assert "Slack refused to post a message: `channel_not_found`." in reply.seen()
-    incident = opsbot.services.incidents.by_channel(channel.id)
+    incident = opsbot.reads.incidents.by_channel(channel.id)
     assert incident is not None and incident.status.value == "investigating" and incident.last_update_at is None
-    assert [e.kind.value for e in opsbot.services.incidents.timeline(incident.id)] == ["declared"]
+    assert [e.kind.value for e in opsbot.reads.incidents.timeline(incident.id)] == ["declared"]
 
 
 def test_the_update_form_names_the_missing_field_and_posts_once_complete(opsbot: Bot) -> None:
@@ -185,7 +185,7 @@ def test_an_unknown_or_expired_alert_is_a_clear_answer(opsbot: Bot) -> None:
 
 def test_the_alert_button_opens_the_declare_form_filled_from_the_alert(opsbot: Bot) -> None:
     # The alert as the health watch stores it; the button carries only its opaque id.
-    alert_id = opsbot.services.state.put(ALERT_KIND, {
+    alert_id = opsbot.services.adapters.state.put(ALERT_KIND, {
         "service": "api", "environment": "production", "summary": "api production DOWN: /health failing (3 failures in 5 min)",
         "severity_hint": "P1", "level": "down", "at": "2026-11-23T14:00:00+00:00", "checks": [],
     }, ttl_seconds=3600)
@@ -226,8 +226,8 @@ def test_freeze_holds_the_deploy_locks_until_resolved(opsbot: Bot) -> None:
     assert "Already frozen: `deploy/api/staging`" in opsbot.command("incident freeze staging", channel=channel.id).seen()
     assert "needs the *deployer* role" in opsbot.command("incident freeze", user="U0VIEWER", channel=channel.id).seen()
     opsbot.command("incident resolve Fixed", channel=channel.id)
-    assert opsbot.services.locks.holder("deploy/api/staging") is None
-    assert opsbot.services.locks.holder("deploy/api/production") is not None  # not ours to release
+    assert opsbot.services.adapters.locks.holder("deploy/api/staging") is None
+    assert opsbot.services.adapters.locks.holder("deploy/api/production") is not None  # not ours to release
 
 
 def test_resolve_posts_the_final_update_unpins_and_writes_the_postmortem(opsbot: Bot) -> None:
@@ -267,9 +267,9 @@ def test_a_message_marked_with_the_reaction_joins_the_timeline_once(opsbot: Bot)
     outside = opsbot.emulator.user_says("C0OPS", "U0DEV", "unrelated")
     react(opsbot, "C0OPS", outside.ts, "U0DEV")
     assert sorted(outcomes(opsbot, "event.reaction_added", 5)) == ["added", "added", "duplicate", "duplicate", "ignored"]
-    incident = opsbot.services.incidents.by_channel(channel.id)
+    incident = opsbot.reads.incidents.by_channel(channel.id)
     assert incident is not None
-    notes = [e for e in opsbot.services.incidents.timeline(incident.id) if e.kind.value == "note"]
+    notes = [e for e in opsbot.reads.incidents.timeline(incident.id) if e.kind.value == "note"]
     assert [(n.actor, n.text) for n in notes] == [("U0DEV", "Rolled back to v1.4.1 <!here>"), ("U0DEV2", "Error rate back to 0.1%")]
     assert notes[0].link and notes[0].link.startswith("https://")
     timeline = opsbot.command("incident timeline", channel=channel.id)
@@ -281,15 +281,15 @@ def test_service_events_land_in_the_open_incidents_of_that_service(opsbot: Bot) 
     web = declare(opsbot, "P2 Slow pages --service web")
     event = ServiceEvent("api", "production", "rollback.done", "Rolled back api to v1.4.1 (was v1.4.2)", "U0DEV2",
                          datetime.now(timezone.utc), "https://ci.example.com/runs/7")
-    opsbot.services.events.publish(event)
-    opsbot.services.events.publish(event)  # published twice: posted once
+    opsbot.services.incidents.events.publish(event)
+    opsbot.services.incidents.events.publish(event)  # published twice: posted once
     posted = posts(opsbot, api.id, "rollback.done")
     assert len(posted) == 1 and "api/production · Rolled back api to v1.4.1 (was v1.4.2)" in posted[0].seen()
     assert "details (https://ci.example.com/runs/7)" in posted[0].seen()
     assert posts(opsbot, web.id, "rollback.done") == []
     assert "Service event* · @U0DEV2 · rollback.done · api/production" in opsbot.command("incident timeline", channel=api.id).seen()
     opsbot.command("incident resolve", channel=api.id)
-    opsbot.services.events.publish(ServiceEvent("api", "production", "deploy.succeeded", "v1.4.3", "U0DEV", datetime.now(timezone.utc)))
+    opsbot.services.incidents.events.publish(ServiceEvent("api", "production", "deploy.succeeded", "v1.4.3", "U0DEV", datetime.now(timezone.utc)))
     assert posts(opsbot, api.id, "deploy.succeeded") == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis
 
 from bot.config import OpsConfig
 from tests.deploy_kit import (  # noqa: F401 - fixtures
@@ -16,6 +17,7 @@ from tests.deploy_kit import (  # noqa: F401 - fixtures
     state_dir,
 )
 from tests.e2e.test_deploys import approval_for, posted
+from bot.console.slack_emulator import SlackEmulator
 from tests.support import Bot
 
 
@@ -25,9 +27,8 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 
 @pytest.fixture
-def app(opsbot: Bot, config: OpsConfig) -> Bot:
-    opsbot.services.events = RecordedEvents()
-    return opsbot
+def app(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> Bot:
+    return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, events=RecordedEvents())
 
 
 def deploy_to_production(app: Bot, version: str, expect: str = "completed") -> None:
@@ -36,7 +37,7 @@ def deploy_to_production(app: Bot, version: str, expect: str = "completed") -> N
     app.click(request, "Approve", "U0APPROVER1")
     app.click(request, "Approve", "U0APPROVER2")
     posted(app, f"Deployment of {version} to production {expect}")
-    app.services.jobs.wait_idle()  # type: ignore[attr-defined]
+    app.services.local_worker.wait_idle()  # type: ignore[attr-defined]
 
 
 def test_failed_verification_offers_a_rollback_button_that_goes_back_to_the_last_good_version(
@@ -46,7 +47,7 @@ def test_failed_verification_offers_a_rollback_button_that_goes_back_to_the_last
     deploy_to_production(app, "v1.2.3", expect="failed verification")
     failed = posted(app, "❌ Deployment of v1.2.3 to production failed verification")
     assert "health check http failed: status 503 (expected 200)" in failed.seen()
-    assert app.services.events.kinds()[-1] == "deploy.failed"  # type: ignore[attr-defined]
+    assert app.services.adapters.events.kinds()[-1] == "deploy.failed"  # type: ignore[attr-defined]
     assert "No locks are held" in app.command("locks").seen()
 
     services_double.unhealthy.clear()
@@ -61,7 +62,7 @@ def test_failed_verification_offers_a_rollback_button_that_goes_back_to_the_last
     assert (state_dir / "api-production.version").read_text() == "v1.2.2"
     history = app.command("history api production").seen()
     assert "rolled back" in history and history.index("v1.2.2") < history.index("v1.2.3")
-    assert app.services.events.kinds()[-1] == "rollback.done"  # type: ignore[attr-defined]
+    assert app.services.adapters.events.kinds()[-1] == "rollback.done"  # type: ignore[attr-defined]
     assert ("U0DEV2", "click.deploy_rollback", "requested") in app.audit_actions()
     assert ("opsbot", "deploy.rolled_back", "rolled_back") in app.audit_actions()
 
@@ -83,7 +84,7 @@ def test_rollback_with_nothing_earlier_says_so_and_asks_for_a_version(app: Bot) 
     only_one = app.command('rollback api production --reason "x"').seen()
     assert "There is no version of `api` before v1.2.2 that deployed and verified successfully" in only_one
     assert "to <version>" in only_one
-    assert app.services.locks.held() == []
+    assert app.services.adapters.locks.held() == []
 
 
 def test_rollback_to_a_named_version_and_a_reason_is_required(app: Bot) -> None:
@@ -101,7 +102,7 @@ def test_provider_failure_is_announced_with_its_output_and_releases_the_lock(app
     assert "exited with status 3" in seen and "error: rollout of v2.0.0 failed" in seen
     assert "failed verification" not in seen
     assert "No locks are held" in app.command("locks").seen()
-    assert app.services.deploys.history("api", "staging", 1)[0].state.value == "failed"  # type: ignore[union-attr]
+    assert app.reads.deploys.history("api", "staging", 1)[0].state.value == "failed"  # type: ignore[union-attr]
     assert ("opsbot", "deploy.provider_result", "failed") in app.audit_actions()
 
 

@@ -11,29 +11,24 @@ import redis
 
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.config import OpsConfig
-from bot.domain.approvals import service as approvals
-from bot.domain.approvals.service import ApprovalKind, ApprovalRequest, ApprovalState
-from bot.domain.shared.context import Call
+from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Vote
 from bot.domain.shared.policy import Actor
 from tests.support import Bot, FrozenClock, eventually
 
 
 class Recorder:
     def __init__(self) -> None:
-        self.approved: list[str] = []
-        self.closed: list[tuple[str, str]] = []
+        self.approved_ids: list[str] = []
+        self.closed_ids: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def kind(self) -> ApprovalKind:
-        def on_approved(call: Call, request: ApprovalRequest) -> None:
-            with self._lock:
-                self.approved.append(request.id)
+    def approved(self, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> None:
+        with self._lock:
+            self.approved_ids.append(request.id)
 
-        def on_closed(call: Call, request: ApprovalRequest) -> None:
-            with self._lock:
-                self.closed.append((request.id, request.state.value))
-
-        return ApprovalKind("test", on_approved, on_closed)
+    def closed(self, actor: Actor, request: ApprovalRequest) -> None:
+        with self._lock:
+            self.closed_ids.append((request.id, request.state.value))
 
 
 @pytest.fixture
@@ -50,12 +45,11 @@ def clock() -> FrozenClock:
 def app(emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig,
         recorder: Recorder, clock: FrozenClock) -> Bot:
     return Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=redis_prefix, config=config,
-               approval_kinds={"test": recorder.kind()}, clock=clock)
+               approval_outcomes={"test": recorder}, clock=clock)
 
 
 def open_request(app: Bot, requester: str = "U0DEV", required: int = 2, **kwargs: object) -> tuple[ApprovalRequest, Posted]:
-    call = Call(Actor(requester), app.services)
-    request = approvals.request_approval(call, kind="test", title="Deploy v1.2.3 of api to production", reason="release",
+    request = app.services.approvals.request(Actor(requester), kind="test", title="Deploy v1.2.3 of api to production", reason="release",
                                          required=required, timeout_minutes=30, service="api", environment="production", **kwargs)
     message = app.emulator.find(request.message_ts)
     assert message is not None and message.channel == "C0DEPLOYS"
@@ -67,12 +61,12 @@ def test_two_distinct_approvers_approve_and_the_message_updates_in_place(app: Bo
     assert "Approval needed" in message.seen() and "0 of 2" in message.seen()
     app.click(message, "Approve", "U0APPROVER1")
     assert "Approved by @U0APPROVER1 at 14:00, 1 of 2" in app.emulator.find(message.ts).seen()
-    assert recorder.approved == []
+    assert recorder.approved_ids == []
     app.click(message, "Approve", "U0APPROVER2")
     updated = app.emulator.find(message.ts)
     assert updated.edits == 2 and "Approved: Deploy v1.2.3" in updated.seen()
     assert updated.buttons() == []
-    assert recorder.approved == [request.id]
+    assert recorder.approved_ids == [request.id]
 
 
 def test_requester_cannot_approve_their_own_request(app: Bot, recorder: Recorder) -> None:
@@ -89,7 +83,7 @@ def test_admin_may_self_approve_only_under_hotfix_policy_and_it_is_loud(app: Bot
     replies = app.click(message, "Approve", "U0ADMIN")
     assert "under the hotfix policy" in replies[-1]["text"]
     assert "SELF-APPROVED by an admin" in app.emulator.find(message.ts).seen()
-    assert recorder.approved == [request.id]
+    assert recorder.approved_ids == [request.id]
 
 
 def test_non_approver_click_is_refused_with_the_role_named(app: Bot, recorder: Recorder) -> None:
@@ -105,7 +99,7 @@ def test_one_rejection_closes_the_request_and_later_clicks_are_refused(app: Bot,
     app.click(message, "Approve", "U0APPROVER1")
     app.click(message, "Reject", "U0APPROVER2")
     assert "Rejected: Deploy" in app.emulator.find(message.ts).seen()
-    assert recorder.closed == [(request.id, "rejected")]
+    assert recorder.closed_ids == [(request.id, "rejected")]
     replies = app.click(as_first_seen, "Approve", "U0APPROVER3")
     assert "already rejected" in replies[-1]["text"]
 
@@ -116,7 +110,7 @@ def test_expired_request_refuses_clicks_and_says_so(app: Bot, recorder: Recorder
     replies = app.click(message, "Approve", "U0APPROVER1")
     assert "expired at 14:30 UTC" in replies[-1]["text"]
     assert "Expired at 14:30" in app.emulator.find(message.ts).seen()
-    assert recorder.closed == [(request.id, "expired")]
+    assert recorder.closed_ids == [(request.id, "expired")]
 
 
 def test_double_click_by_one_approver_counts_once(app: Bot, recorder: Recorder) -> None:
@@ -134,7 +128,7 @@ def test_twenty_concurrent_approve_clicks_approve_once(app: Bot, recorder: Recor
     with ThreadPoolExecutor(max_workers=20) as pool:
         list(pool.map(lambda user: app.click(as_posted, "Approve", user), voters))
     eventually(lambda: len(app.emulator.calls_to("response_url")) >= 20)
-    assert recorder.approved == [request.id]
+    assert recorder.approved_ids == [request.id]
     found = app.services.approvals.get(request.id)
     assert found is not None and found[0].state is ApprovalState.APPROVED
     assert len(found[1]) == 1

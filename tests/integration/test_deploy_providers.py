@@ -18,7 +18,7 @@ from bot.adapters.deploy_providers.command import CommandDeploy
 from bot.adapters.deploy_providers.github_actions import GithubActionsDeploy
 from bot.adapters.deploy_providers.webhook import WebhookDeploy
 from bot.config import CommandProvider, GithubActionsProvider, WebhookProvider
-from bot.domain.deploys.ports import DeployKind, DeployOrder
+from bot.domain.deploys.model import DeployKind, DeployOrder
 from tests.deploy_kit import WebhookReceiver, _Server
 
 ORDER = DeployOrder("d-1a2b3c4d", DeployKind.DEPLOY, "api", "production", "v1.2.3", "U0DEV", "release", "v1.2.2")

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot.adapters.sql.engine import create_db_engine
-from bot.adapters.sql.deploys import SqlDeployStore
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
-from bot.domain.deploys.ports import Deploy, DeployKind, DeployState
+from bot.adapters.sql.engine import create_db_engine
+from bot.domain.deploys.model import Deploy, DeployKind, DeployState
+from tests.support import autocommit
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 
@@ -25,7 +25,7 @@ def a_deploy(deploy_id: str, version: str, state: DeployState, minutes: int, **c
 
 
 def test_a_deploy_reads_back_as_written(db_url: str) -> None:
-    store = SqlDeployStore(create_db_engine(db_url))
+    store = autocommit(create_db_engine(db_url), "deploys")
     written = a_deploy("d-00000001", "v1.2.3", DeployState.REQUESTED, 0, hotfix=True, previous_version="v1.2.2")
     store.create(written)
     assert store.get("d-00000001") == written
@@ -33,7 +33,7 @@ def test_a_deploy_reads_back_as_written(db_url: str) -> None:
 
 
 def test_only_one_of_many_concurrent_transitions_wins(db_url: str) -> None:
-    store = SqlDeployStore(create_db_engine(db_url))
+    store = autocommit(create_db_engine(db_url), "deploys")
     store.create(a_deploy("d-00000001", "v1.2.3", DeployState.APPROVED, 0))
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(lambda _: store.transition("d-00000001", frozenset({DeployState.APPROVED}), DeployState.RUNNING,
@@ -43,7 +43,7 @@ def test_only_one_of_many_concurrent_transitions_wins(db_url: str) -> None:
 
 
 def test_last_ran_and_last_good_pick_the_rollback_target(db_url: str) -> None:
-    store = SqlDeployStore(create_db_engine(db_url))
+    store = autocommit(create_db_engine(db_url), "deploys")
     store.create(a_deploy("d-00000001", "v1.0.0", DeployState.SUCCEEDED, 0))
     store.create(a_deploy("d-00000002", "v1.1.0", DeployState.ROLLED_BACK, 10))
     store.create(a_deploy("d-00000003", "v1.2.2", DeployState.SUCCEEDED, 20))
@@ -60,7 +60,7 @@ def test_last_ran_and_last_good_pick_the_rollback_target(db_url: str) -> None:
 
 
 def test_abandoning_marks_only_live_deploys_with_an_older_fence(db_url: str) -> None:
-    store = SqlDeployStore(create_db_engine(db_url))
+    store = autocommit(create_db_engine(db_url), "deploys")
     store.create(a_deploy("d-00000001", "v1.2.2", DeployState.SUCCEEDED, 0))
     store.create(a_deploy("d-00000002", "v1.2.3", DeployState.RUNNING, 5))
     store.create(a_deploy("d-00000003", "v1.2.4", DeployState.REQUESTED, 9))
@@ -71,7 +71,7 @@ def test_abandoning_marks_only_live_deploys_with_an_older_fence(db_url: str) -> 
 
 
 def test_history_is_newest_first_and_filtered(db_url: str) -> None:
-    store = SqlDeployStore(create_db_engine(db_url))
+    store = autocommit(create_db_engine(db_url), "deploys")
     store.create(a_deploy("d-00000001", "v1.0.0", DeployState.SUCCEEDED, 0))
     store.create(a_deploy("d-00000002", "v1.1.0", DeployState.FAILED, 10, environment="staging"))
     store.create(a_deploy("d-00000003", "v1.2.0", DeployState.SUCCEEDED, 20))
@@ -81,7 +81,7 @@ def test_history_is_newest_first_and_filtered(db_url: str) -> None:
 
 
 def test_freezes_are_active_until_they_end_or_are_lifted(db_url: str) -> None:
-    store = SqlDeployStore(create_db_engine(db_url))
+    store = autocommit(create_db_engine(db_url), "deploys")
     store.add_freeze("environment", "production", "launch", "U0ADMIN", T0, T0 + timedelta(hours=2))
     store.add_freeze("service", "api", "migration", "U0ADMIN", T0, T0 + timedelta(minutes=30))
     assert [f.target for f in store.active_freezes(T0 + timedelta(minutes=10))] == ["api", "production"]

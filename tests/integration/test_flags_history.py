@@ -9,9 +9,34 @@ import secrets
 import threading
 from datetime import datetime, timezone
 
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
 from bot.adapters.sql.engine import create_db_engine
-from bot.adapters.sql.flag_history import SqlFlagHistory
-from bot.domain.flags.ports import FlagChange, FlagState
+from bot.adapters.sql.unit_of_work import SqlUnitOfWork
+from bot.domain.flags.model import FlagChange, FlagState
+from tests.support import autocommit
+
+
+class History:
+    """The flag history as the flags family uses it: a change decided and recorded under the head row's lock."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.reads = autocommit(engine, "flag_history")
+
+    def record_change(self, provider: str, flag: str, env: str, apply: Callable[[FlagChange | None], FlagChange]) -> FlagChange:
+        with SqlUnitOfWork(self.engine) as uow:
+            last = uow.flag_history.lock_head(provider, flag, env)
+            made = apply(last)
+            uow.flag_history.add(made)
+            uow.commit()
+        return made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reads, name)
 
 
 def change(last: FlagChange | None, flag: str = "search", env: str = "production", actor: str = "U0DEV") -> FlagChange:
@@ -22,7 +47,7 @@ def change(last: FlagChange | None, flag: str = "search", env: str = "production
 
 
 def test_changes_are_recorded_with_old_new_who_and_read_back(db_url: str) -> None:
-    history = SqlFlagHistory(create_db_engine(db_url))
+    history = History(create_db_engine(db_url))
     first = history.record_change("sql", "search", "production", lambda last: change(last))
     second = history.record_change("sql", "search", "production", lambda last: change(last, actor="U0DEV2"))
     history.record_change("sql", "search", "staging", lambda last: change(last, env="staging"))
@@ -35,7 +60,7 @@ def test_changes_are_recorded_with_old_new_who_and_read_back(db_url: str) -> Non
 
 
 def test_nothing_is_recorded_when_the_change_fails(db_url: str) -> None:
-    history = SqlFlagHistory(create_db_engine(db_url))
+    history = History(create_db_engine(db_url))
 
     def failing(last: FlagChange | None) -> FlagChange:
         raise RuntimeError("provider down")
@@ -48,7 +73,7 @@ def test_nothing_is_recorded_when_the_change_fails(db_url: str) -> None:
 
 
 def test_two_changes_to_one_flag_take_turns_and_the_later_sees_the_earlier(db_url: str) -> None:
-    history = SqlFlagHistory(create_db_engine(db_url))
+    history = History(create_db_engine(db_url))
     a_inside, release, b_inside = threading.Event(), threading.Event(), threading.Event()
     seen_by_b: list[FlagChange | None] = []
 

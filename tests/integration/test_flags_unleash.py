@@ -13,7 +13,7 @@ import pytest
 from bot.adapters.flag_providers.unleash import UnleashFlagProvider
 from bot.config import UnleashFlagProvider as UnleashConfig
 from bot.domain.shared.errors import OpsError, Unavailable
-from bot.domain.flags.ports import FlagState
+from bot.domain.flags.model import FlagState
 from tests.flagkit import AppSees, FaultProxy, UnleashAdmin
 from tests.support import eventually
 

@@ -14,10 +14,9 @@ from rq import Queue
 from bot.adapters.redis.watches import RedisWatchStore
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.shared.context import Call
-from bot.domain.health.watches import tick
 from bot.domain.shared.policy import Actor
-from bot.domain.shared.ports import CheckOutcome, HealthReport, SystemClock
+from bot.domain.health.model import CheckOutcome, HealthReport
+from bot.domain.shared.ports import SystemClock
 from tests.health_stubs import StubServer, Switch, serving
 from tests.support import Bot, FrozenClock, eventually, make_config, start_emulator
 
@@ -140,7 +139,7 @@ def test_racing_watchers_on_one_redis_check_once_per_interval_and_announce_once(
     replicas = [Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config,
                     clock=clock, health=probe).services for _ in range(2)]
     for _ in range(4):
-        threads = [threading.Thread(target=tick, args=(Call(Actor("opsbot", source="job"), replicas[i % 2]), TARGET)) for i in range(8)]
+        threads = [threading.Thread(target=replicas[i % 2].health.watches.tick, args=(Actor("opsbot", source="job"), TARGET)) for i in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -9,7 +9,7 @@ import pytest
 
 from bot.adapters.http_health import HttpHealthProbe
 from bot.domain.shared.errors import NotFound
-from bot.domain.shared.ports import CheckOutcome, HealthReport
+from bot.domain.health.model import CheckOutcome, HealthReport
 from tests.health_stubs import (
     closed_port, hang, huge, json_reply, redirect, self_signed_tls, serving, silent_listener, text_reply, trickle,
 )

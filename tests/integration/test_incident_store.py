@@ -11,10 +11,40 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
 from bot.adapters.sql.engine import create_db_engine, metadata
-from bot.adapters.sql.incidents import SqlIncidentStore, incident_timeline, incidents
-from bot.domain.shared.errors import Conflict
+from bot.adapters.sql.tables import incident_timeline, incidents
+from bot.adapters.sql.unit_of_work import SqlUnitOfWork
 from bot.domain.incidents.model import FrozenLock, Incident, Kind, Status, TimelineEntry
+from bot.domain.shared.errors import Conflict, NotFound
+from tests.support import autocommit
+
+
+class SqlIncidentStore:
+    """The incident repository as the incidents family uses it: each read or write in a unit of work of its own,
+    and a change decided under the row's lock (the family's ``common.change``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.reads = autocommit(engine, "incidents")
+
+    def change(self, incident_id: int, rule: Callable[[Incident], Incident]) -> tuple[Incident, Incident]:
+        with SqlUnitOfWork(self.engine) as uow:
+            before = uow.incidents.get_for_update(incident_id)
+            if before is None:
+                raise NotFound("incident", str(incident_id))
+            after = rule(before)
+            if after != before:
+                uow.incidents.save(after)
+            uow.commit()
+        return before, after
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reads, name)
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 

@@ -14,7 +14,7 @@ from rq import Worker
 
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
-from bot.jobs import JOB_FUNCTION, RqJobs
+from bot.adapters.redis.jobs import JOB_FUNCTION, RqJobs
 from tests.e2e.incident_helpers import declare, posts
 from tests.support import Bot, eventually
 
@@ -25,8 +25,8 @@ def app(emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redi
 
 
 def rq(app: Bot) -> RqJobs:
-    assert isinstance(app.services.jobs, RqJobs)
-    return app.services.jobs
+    assert isinstance(app.services.adapters.jobs, RqJobs)
+    return app.services.adapters.jobs
 
 
 def idle(app: Bot) -> bool:
@@ -68,7 +68,7 @@ def test_a_reminder_due_while_the_workers_are_down_fires_once_late_when_they_res
     channel = declare(app, 'P1 Checkout errors --impact "5% of checkouts fail"')
     with workers(app, tmp_path, 1):  # a worker is up when the update is posted …
         app.command('incident update identified "Bad config" --next 5s', channel=channel.id)
-        due = app.services.incidents.by_channel(channel.id).next_update_at  # type: ignore[union-attr]
+        due = app.reads.incidents.by_channel(channel.id).next_update_at  # type: ignore[union-attr]
     assert due is not None and datetime.now(timezone.utc) < due  # … and stopped before the reminder is due
     time.sleep(max((due - datetime.now(timezone.utc)).total_seconds(), 0) + 1)  # the due time passes with no worker
     assert reminders(app, channel.id) == []
@@ -82,7 +82,7 @@ def test_a_reminder_due_while_the_workers_are_down_fires_once_late_when_they_res
 
 def test_the_same_reminder_run_twice_posts_once(app: Bot, tmp_path: Path) -> None:
     channel = declare(app, 'P1 Checkout errors --impact "5% of checkouts fail"')
-    incident = app.services.incidents.by_channel(channel.id)
+    incident = app.reads.incidents.by_channel(channel.id)
     assert incident is not None
     payload = {"incident": incident.id, "seq": incident.reminder_seq, "due": datetime.now(timezone.utc).isoformat()}
     for _ in range(3):  # as if a job were delivered again, or enqueued past its key

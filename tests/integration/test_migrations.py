@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import bot.wiring  # noqa: F401 - imports every adapter, so every table is declared
+import bot.adapters.sql.tables  # noqa: F401 - declares every table
 from bot.adapters.sql.engine import create_db_engine, metadata, pending_migrations
 
 

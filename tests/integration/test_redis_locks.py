@@ -7,7 +7,9 @@ import time
 import pytest
 import redis
 
-from bot.adapters.redis.store import RedisLockStore, RedisState, connect
+from bot.adapters.redis.connection import connect
+from bot.adapters.redis.locks import RedisLockStore
+from bot.adapters.redis.state import RedisState
 from bot.domain.shared.errors import Unavailable
 from tests.support import FrozenClock
 

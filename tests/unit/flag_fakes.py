@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
+from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain import registry
-from bot.domain.approvals.service import ApprovalRequest, ApprovalState, Rule, Transition, Vote
-from bot.domain.shared.context import Services
+from bot.domain.flags.model import FlagChange, FlagState
+from bot.domain.flags.ports import FlagProvider
 from bot.domain.shared.errors import Unavailable
-from bot.domain.flags.ports import Apply, FlagChange, FlagState
-from bot.domain.shared.ports import MessageRef, ServiceEvent
-from tests.fakes import fake_services
+from tests.fakes import FakeDatabase, World, fake_world
 from tests.support import FrozenClock
 
 
@@ -60,20 +56,17 @@ class FakeFlagProvider:
         return True
 
 
-class FakeFlagHistory:
-    """Changes in a list; one process-wide lock stands in for the database row lock."""
+class FakeFlagHistoryRepository:
+    """Changes in a list; the fake database's lock (held for a whole unit of work) stands in for the head row lock."""
 
     def __init__(self) -> None:
         self.changes: list[FlagChange] = []
-        self._lock = threading.RLock()
 
-    def record_change(self, provider: str, flag: str, environment: str, apply: Apply) -> FlagChange | None:
-        with self._lock:
-            last = next((c for c in reversed(self.changes) if (c.provider, c.flag, c.environment) == (provider, flag, environment)), None)
-            change = apply(last)
-            if change is not None:
-                self.changes.append(change)
-            return change
+    def lock_head(self, provider: str, flag: str, environment: str) -> FlagChange | None:
+        return next((c for c in reversed(self.changes) if (c.provider, c.flag, c.environment) == (provider, flag, environment)), None)
+
+    def add(self, change: FlagChange) -> None:
+        self.changes.append(change)
 
     def latest(self, provider: str, flags: Iterable[str]) -> dict[tuple[str, str], FlagChange]:
         wanted = set(flags)
@@ -89,43 +82,23 @@ class FakeFlagHistory:
         self.changes = [replace(c, message_channel=channel, message_ts=ts) if c.id == change_id else c for c in self.changes]
 
 
-class FakeEvents:
-    def __init__(self) -> None:
-        self.events: list[ServiceEvent] = []
+class FlagWorld:
+    """The flag family on fakes, with each fake at hand: ``flags`` (the provider), ``flag_history``, ``approvals`` (the
+    approval repository), ``notifier``, ``events``, ``audit``; ``families`` and ``dispatcher`` from the real wiring."""
 
-    def publish(self, event: ServiceEvent) -> None:
-        self.events.append(event)
-
-
-class FakeApprovalStore:
-    def __init__(self) -> None:
-        self.requests: dict[str, ApprovalRequest] = {}
-        self.votes: dict[str, list[Vote]] = {}
-
-    def create(self, request: ApprovalRequest) -> None:
-        self.requests[request.id], self.votes[request.id] = request, []
-
-    def get(self, request_id: str) -> tuple[ApprovalRequest, list[Vote]] | None:
-        request = self.requests.get(request_id)
-        return None if request is None else (request, list(self.votes[request_id]))
-
-    def attach_message(self, request_id: str, ref: MessageRef) -> None:
-        self.requests[request_id] = replace(self.requests[request_id], channel=ref.channel, message_ts=ref.ts)
-
-    def decide(self, request_id: str, vote: Vote | None, now: datetime, rule: Rule) -> Transition:
-        request, votes = self.requests[request_id], self.votes[request_id]
-        verdict = rule(request, votes)
-        if vote is not None and verdict.keep_vote:
-            votes.append(vote)
-        after = replace(request, state=verdict.state, decided_at=now) if verdict.state is not request.state else request
-        self.requests[request_id] = after
-        return Transition(after, list(votes), request.state)
-
-    def pending(self) -> list[ApprovalRequest]:
-        return [r for r in self.requests.values() if r.state is ApprovalState.PENDING]
+    def __init__(self, world: World, db: FakeDatabase, provider: Any, history: FakeFlagHistoryRepository) -> None:
+        self.world = world
+        self.families = world.families
+        self.dispatcher = world.dispatcher
+        self.flags = provider
+        self.flag_history = history
+        self.approvals = db.approvals
+        self.notifier, self.events, self.audit = world.notifier, world.events, world.audit
 
 
-def flag_services(config: OpsConfig, provider: FakeFlagProvider, clock: FrozenClock | None = None) -> Services:
-    """Services on fakes only (tests/fakes.py), with the flag ports, events, approvals and the flag approval kinds."""
-    return fake_services(config, clock, approvals=FakeApprovalStore(), approval_kinds=registry.approval_kinds(),
-                         events=FakeEvents(), flags=provider, flag_history=FakeFlagHistory())
+def flag_services(config: OpsConfig, provider: FlagProvider, clock: FrozenClock | None = None) -> FlagWorld:
+    """The families on fakes only (tests/fakes.py), with the flag provider and opsbot's flag history."""
+    db = FakeDatabase()
+    history = FakeFlagHistoryRepository()
+    db.repositories["flag_history"] = history
+    return FlagWorld(fake_world(config, clock, db=db, flags=provider), db, provider, history)

@@ -9,10 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain.shared.context import Call, Services
+from bot.domain.health.model import CheckOutcome, HealthReport
+from bot.domain.health.service import HealthService
+from bot.domain.health.watches import HealthWatches
+from bot.domain.locks.ports import Lease
 from bot.domain.shared.policy import Actor
-from bot.domain.shared.ports import CheckOutcome, HealthReport, Lease
-from tests.fakes import FakeAudit, FakeJobs, FakeNotifier, fake_services
+from tests.fakes import FakeAudit, FakeJobs, FakeNotifier
+from tests.fakes import fake_world as families_on_fakes
 from tests.support import FrozenClock
 
 
@@ -70,9 +73,9 @@ class FakeWatchStore:
 
 @dataclass
 class World:
-    """Domain services on fakes, with each fake at hand for assertions."""
+    """The health family on fakes, with each fake at hand for assertions."""
 
-    services: Services
+    health: HealthService
     clock: FrozenClock
     probe: FakeProbe
     notifier: FakeNotifier
@@ -80,8 +83,12 @@ class World:
     jobs: FakeJobs
     store: FakeWatchStore
 
-    def call(self, user: str = "opsbot") -> Call:
-        return Call(Actor(user, source="job" if user == "opsbot" else "slack"), self.services)
+    @property
+    def watches(self) -> HealthWatches:
+        return self.health.watches
+
+    def actor(self, user: str = "opsbot") -> Actor:
+        return Actor(user, source="job" if user == "opsbot" else "slack")
 
     def audited(self) -> list[str]:
         return [action for action, _ in self.audit.outcomes()]
@@ -90,5 +97,5 @@ class World:
 def fake_world(config: OpsConfig, clock: FrozenClock | None = None) -> World:
     clock = clock or FrozenClock()
     probe, notifier, audit, jobs, store = FakeProbe(), FakeNotifier(), FakeAudit(clock), FakeJobs(), FakeWatchStore()
-    services = fake_services(config, clock, health=probe, watches=store, notifier=notifier, audit=audit, jobs=jobs)
-    return World(services, clock, probe, notifier, audit, jobs, store)
+    world = families_on_fakes(config, clock, health=probe, watches=store, notifier=notifier, audit=audit, jobs=jobs)
+    return World(world.families.health, clock, probe, notifier, audit, jobs, store)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from bot.domain.shared.context import Services
-from bot.domain.shared.errors import NotFound, OpsError
-from bot.domain.incidents.model import ChannelRef, ChatMessage, Incident, NameTaken, TimelineEntry
+from bot.domain.incidents.model import ChannelRef, ChatMessage, Incident, TimelineEntry
+from bot.domain.incidents.ports import NameTaken
+from bot.domain.incidents.service import Incidents
+from bot.domain.shared.errors import OpsError
 from bot.domain.shared.ports import Message, MessageRef
+from tests.fakes import FakeDatabase, FakeLocks, World
+from tests.fakes import fake_world as families_on_fakes
 from tests.support import FrozenClock, make_config
 
 
-class FakeIncidentStore:
+class FakeIncidentRepository:
     def __init__(self) -> None:
         self.incidents: dict[int, Incident] = {}
         self.entries: list[TimelineEntry] = []
@@ -40,13 +42,11 @@ class FakeIncidentStore:
     def open_incidents(self) -> list[Incident]:
         return [i for i in self.incidents.values() if i.is_open]
 
-    def change(self, incident_id: int, change: Callable[[Incident], Incident]) -> tuple[Incident, Incident]:
-        with self._lock:
-            if incident_id not in self.incidents:
-                raise NotFound("incident", str(incident_id))
-            before = self.incidents[incident_id]
-            self.incidents[incident_id] = after = change(before)
-            return before, after
+    def get_for_update(self, incident_id: int) -> Incident | None:
+        return self.incidents.get(incident_id)
+
+    def save(self, incident: Incident) -> None:
+        self.incidents[incident.id] = incident
 
     def append(self, entry: TimelineEntry) -> bool:
         if entry.key and any(e.incident_id == entry.incident_id and e.key == entry.key for e in self.entries):
@@ -139,14 +139,12 @@ class FakeGroups:
         return frozenset({"S0SRE": {"U0APPROVER1", "U0APPROVER2"}}.get(group_id, set()))
 
 
-class Unused:
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"{name} should not be used here")
-
-
-def fake_services(**config_changes: Any) -> Services:
-    return Services(
-        config=make_config(**config_changes), clock=FrozenClock(), locks=Unused(), audit=Unused(), groups=FakeGroups(),
-        notifier=FakeNotifier(), state=Unused(), jobs=FakeJobs(), approvals=Unused(),
-        incidents=FakeIncidentStore(), conversations=FakeConversations(),
-    )
+def incident_world(**config_changes: Any) -> tuple[World, Incidents, FakeIncidentRepository]:
+    """The incidents family on fakes: (the world, the family, its repository); locks are real fakes, Slack is faked."""
+    db = FakeDatabase()
+    repository = FakeIncidentRepository()
+    db.repositories["incidents"] = repository
+    clock = FrozenClock()
+    world = families_on_fakes(make_config(**config_changes), clock, db=db, locks=FakeLocks(clock), groups=FakeGroups(),
+                              notifier=FakeNotifier(), jobs=FakeJobs(), conversations=FakeConversations())
+    return world, world.families.incidents, repository

@@ -12,13 +12,12 @@ from bot.domain.deploys import requests as deploys
 from bot.domain.deploys import rollbacks
 from bot.domain.deploys import verification
 from bot.domain.shared.commands import Args, Subcommand, split_args
-from bot.domain.shared.context import Call
 from bot.domain.deploys.planning import change_link
 from bot.domain.shared.errors import UsageError
 from bot.domain.deploys.execution import Heartbeat
-from bot.domain.shared.policy import Actor
-from bot.domain.shared.ports import CheckOutcome, HealthReport
-from tests.fakes import FakeLocks, fake_services
+from bot.domain.health.model import CheckOutcome, HealthReport
+from bot.config import OpsConfig
+from tests.fakes import FakeLocks, fake_world
 from tests.support import FrozenClock, config_data, make_config
 
 
@@ -26,8 +25,9 @@ def args(spec: Subcommand[Any], text: str) -> Args:
     return split_args(spec, text.split())
 
 
-DEPLOY = deploys.COMMANDS[0]
-ROLLBACK = rollbacks.COMMANDS[0]
+COMMANDS = {spec.name: spec for spec in fake_world().families.deploys.family().commands}
+DEPLOY = COMMANDS["deploy"]
+ROLLBACK = COMMANDS["rollback"]
 
 
 def test_deploy_parses_version_service_environment_and_flags() -> None:
@@ -76,7 +76,7 @@ def report(status: str = "healthy", version: str | None = "v1.2.3", checks: list
     return HealthReport("api", "production", status, checks or [], version)  # type: ignore[arg-type]
 
 
-def watch_call(health: ScriptedHealth | None, clock: FrozenClock, *, version_url: bool = True, health_checks: bool = True) -> Call:
+def watch_config(*, version_url: bool = True, health_checks: bool = True) -> OpsConfig:
     data = config_data()
     target: dict[str, Any] = {}
     if health_checks:
@@ -85,7 +85,7 @@ def watch_call(health: ScriptedHealth | None, clock: FrozenClock, *, version_url
         target["version_url"] = "http://svc.test/version"
     data["services"]["api"] = {"environments": {"production": target}}
     data["deploys"] = {"watch_seconds": 60, "check_every_seconds": 20}
-    return Call(Actor("opsbot"), fake_services(parse_config(data), clock, health=health))
+    return parse_config(data)
 
 
 def advancing(clock: FrozenClock) -> Any:
@@ -94,7 +94,7 @@ def advancing(clock: FrozenClock) -> Any:
 
 def test_verification_checks_across_the_whole_watch_window() -> None:
     clock, health = FrozenClock(), ScriptedHealth(report())
-    verdict = verification.watch(watch_call(health, clock), "api", "production", "v1.2.3", sleep=advancing(clock))
+    verdict = verification.watch(watch_config(), clock, health, "api", "production", "v1.2.3", sleep=advancing(clock))
     assert verdict.ok and verdict.checks == 4 and health.calls == 4
     assert verdict.summary == "4 check(s) over 1m passed, reporting v1.2.3"
 
@@ -103,13 +103,13 @@ def test_verification_fails_on_the_first_failed_check_with_its_reason() -> None:
     clock = FrozenClock()
     failing = report("failed", checks=[CheckOutcome("db", "http://svc.test/db", "failed", reason="HTTP 503")])
     health = ScriptedHealth(report(), failing, report())
-    verdict = verification.watch(watch_call(health, clock), "api", "production", "v1.2.3", sleep=advancing(clock))
+    verdict = verification.watch(watch_config(), clock, health, "api", "production", "v1.2.3", sleep=advancing(clock))
     assert not verdict.ok and verdict.summary == "health check db failed: HTTP 503" and health.calls == 2
 
 
 def test_verification_fails_when_the_service_reports_another_version() -> None:
     clock = FrozenClock()
-    verdict = verification.watch(watch_call(ScriptedHealth(report(version="1.2.2")), clock), "api", "production", "v1.2.3",
+    verdict = verification.watch(watch_config(), clock, ScriptedHealth(report(version="1.2.2")), "api", "production", "v1.2.3",
                                  sleep=advancing(clock))
     assert not verdict.ok and verdict.summary == "the version endpoint reports 1.2.2, not v1.2.3"
 
@@ -117,22 +117,20 @@ def test_verification_fails_when_the_service_reports_another_version() -> None:
 def test_a_leading_v_does_not_make_versions_differ_and_slow_checks_are_noted() -> None:
     clock = FrozenClock()
     slow = report(version="1.2.3", checks=[CheckOutcome("db", "u", "degraded", latency_ms=900)])
-    verdict = verification.watch(watch_call(ScriptedHealth(slow), clock), "api", "production", "v1.2.3", sleep=advancing(clock))
+    verdict = verification.watch(watch_config(), clock, ScriptedHealth(slow), "api", "production", "v1.2.3", sleep=advancing(clock))
     assert verdict.ok and verdict.summary.endswith("(slow: db)")
 
 
-def test_without_checks_or_an_engine_the_deploy_is_not_verified_and_says_so() -> None:
+def test_without_checks_the_deploy_is_not_verified_and_says_so() -> None:
     clock = FrozenClock()
-    bare_call = watch_call(ScriptedHealth(report()), clock, version_url=False, health_checks=False)
-    bare = verification.watch(bare_call, "api", "production", "v1")
+    bare_config = watch_config(version_url=False, health_checks=False)
+    bare = verification.watch(bare_config, clock, ScriptedHealth(report()), "api", "production", "v1")
     assert bare.ok and not bare.verified and "no health checks or version endpoint are configured" in bare.summary
-    unwired = verification.watch(watch_call(None, clock), "api", "production", "v1")
-    assert unwired.ok and not unwired.verified and "no health engine is wired" in unwired.summary
 
 
 def test_a_standing_clock_cannot_make_the_watch_loop_forever() -> None:
     clock, health = FrozenClock(), ScriptedHealth(report())
-    verdict = verification.watch(watch_call(health, clock), "api", "production", "v1.2.3", sleep=lambda s: None)
+    verdict = verification.watch(watch_config(), clock, health, "api", "production", "v1.2.3", sleep=lambda s: None)
     assert verdict.ok and health.calls == 4
 
 

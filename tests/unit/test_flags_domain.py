@@ -8,12 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.domain.approvals import service as approvals
-
-from bot.domain import registry
-from bot.domain.approvals.service import ApprovalState, Decision
-from bot.domain.shared.context import Call, Services
-from bot.domain.dispatch import Dispatcher
+from bot.domain.approvals.model import ApprovalState
+from bot.domain.flags.ports import FlagsNotConfigured
 from bot.domain.flags.messages import (
     ApprovalAsked,
     ApprovedChangeFailed,
@@ -21,12 +17,12 @@ from bot.domain.flags.messages import (
     FlagUnchanged,
     KillAnnouncement,
 )
-from bot.domain.flags.ports import FlagState
+from bot.domain.flags.model import FlagState
 from bot.domain.shared.messages import ErrorNotice
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
 from tests.support import make_config
-from tests.unit.flag_fakes import FakeFlagProvider, flag_services
+from tests.unit.flag_fakes import FakeFlagProvider, FlagWorld, flag_services
 
 FLAGS_CONFIG = {
     "default_environment": "production",
@@ -50,12 +46,12 @@ def provider() -> FakeFlagProvider:
 
 
 @pytest.fixture
-def services(provider: FakeFlagProvider) -> Services:
+def services(provider: FakeFlagProvider) -> FlagWorld:
     return flag_services(make_config(flags=FLAGS_CONFIG), provider)
 
 
-def run(services: Services, text: str, user: str = "U0DEV") -> Reply:
-    return Dispatcher(services, registry.subcommands(), registry.jobs()).run_text(text, Actor(user, "C0OPS"))
+def run(services: FlagWorld, text: str, user: str = "U0DEV") -> Reply:
+    return services.dispatcher.run_text(text, Actor(user, "C0OPS"))
 
 
 def error_of(reply: Reply) -> str:
@@ -63,13 +59,13 @@ def error_of(reply: Reply) -> str:
     return reply.message.message
 
 
-def approve(services: Services, request_id: str, *voters: str) -> None:
+def approve(services: FlagWorld, request_id: str, *voters: str) -> None:
     for voter in voters:
-        approvals.vote(Call(Actor(voter), services), request_id, Decision.APPROVE)
+        services.families.approvals.approve(Actor(voter), request_id)
 
 
 @pytest.mark.parametrize("text", ["abc", "-5", "101", "30.5", "1e2", ""])
-def test_rollout_refuses_what_is_not_a_percentage_from_0_to_100(services: Services, text: str) -> None:
+def test_rollout_refuses_what_is_not_a_percentage_from_0_to_100(services: FlagWorld, text: str) -> None:
     reply = run(services, f"flag rollout search '{text}' staging")
     assert reply.outcome == "usage_error"
     assert "percent" in error_of(reply) or "Missing" in error_of(reply)
@@ -77,25 +73,25 @@ def test_rollout_refuses_what_is_not_a_percentage_from_0_to_100(services: Servic
 
 
 @pytest.mark.parametrize("name", ["x'; DROP TABLE feature_flags;--", "$(rm -rf /)", "a b", "`id`", "flag\nname", "-rf"])
-def test_flag_names_with_shell_or_sql_syntax_are_refused_before_anything_runs(services: Services, name: str) -> None:
+def test_flag_names_with_shell_or_sql_syntax_are_refused_before_anything_runs(services: FlagWorld, name: str) -> None:
     reply = run(services, f"flag kill {name!r} --reason x".replace("\\n", "\n"))
     assert reply.outcome == "usage_error"
     assert "not a flag name" in error_of(reply) or "Unexpected" in error_of(reply) or "Missing" in error_of(reply)
     assert services.flags.writes == []  # type: ignore[union-attr]
 
 
-def test_unknown_flag_suggests_the_closest_names(services: Services) -> None:
+def test_unknown_flag_suggests_the_closest_names(services: FlagWorld) -> None:
     reply = run(services, "flag kill chekout.new-flow --reason boom")
     assert reply.outcome == "not_found"
     assert error_of(reply) == "Unknown flag `chekout.new-flow` in `production`. Did you mean `checkout.new-flow`?"
 
 
-def test_unknown_environment_is_named_with_suggestions(services: Services) -> None:
+def test_unknown_environment_is_named_with_suggestions(services: FlagWorld) -> None:
     reply = run(services, "flag kill search prod --reason boom")
     assert reply.outcome == "not_found" and "`production`" in error_of(reply)
 
 
-def test_kill_acts_at_once_announces_with_undo_and_publishes_to_the_service(services: Services) -> None:
+def test_kill_acts_at_once_announces_with_undo_and_publishes_to_the_service(services: FlagWorld) -> None:
     reply = run(services, "flag kill checkout.new-flow --reason '500s on /checkout'")
     assert isinstance(reply.message, FlagChanged)
     change = reply.message.change
@@ -110,17 +106,17 @@ def test_kill_acts_at_once_announces_with_undo_and_publishes_to_the_service(serv
         ("command.flag_kill", "started"), ("flag.kill", "ok"), ("command.flag_kill", "ok")]
 
 
-def test_kill_needs_a_reason(services: Services) -> None:
+def test_kill_needs_a_reason(services: FlagWorld) -> None:
     reply = run(services, "flag kill search")
     assert reply.outcome == "usage_error" and "--reason" in error_of(reply)
 
 
-def test_a_flag_without_a_service_publishes_no_event(services: Services) -> None:
+def test_a_flag_without_a_service_publishes_no_event(services: FlagWorld) -> None:
     run(services, "flag kill beta.banner --reason x")
     assert services.events.events == []  # type: ignore[attr-defined]
 
 
-def test_second_kill_sees_the_first_and_changes_nothing(services: Services) -> None:
+def test_second_kill_sees_the_first_and_changes_nothing(services: FlagWorld) -> None:
     run(services, "flag kill search --reason first", user="U0DEV")
     reply = run(services, "flag kill search --reason second", user="U0DEV2")
     assert isinstance(reply.message, FlagUnchanged) and reply.outcome == "unchanged"
@@ -128,20 +124,20 @@ def test_second_kill_sees_the_first_and_changes_nothing(services: Services) -> N
     assert len(services.flags.writes) == 1  # type: ignore[union-attr]
 
 
-def test_viewer_may_list_but_not_kill(services: Services) -> None:
+def test_viewer_may_list_but_not_kill(services: FlagWorld) -> None:
     assert run(services, "flag list", user="U0VIEWER").outcome == "ok"
     reply = run(services, "flag kill search --reason x", user="U0VIEWER")
     assert reply.outcome == "denied" and "*deployer*" in error_of(reply)
     assert ("command.flag_kill", "denied") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
-def test_unkill_in_an_environment_without_approvals_happens_at_once(services: Services) -> None:
+def test_unkill_in_an_environment_without_approvals_happens_at_once(services: FlagWorld) -> None:
     run(services, "flag kill search staging --reason x")
     reply = run(services, "flag unkill search staging")
     assert isinstance(reply.message, FlagChanged) and reply.message.change.after == on(100)
 
 
-def test_unkill_in_production_waits_for_two_approvers_then_runs_as_the_requester(services: Services) -> None:
+def test_unkill_in_production_waits_for_two_approvers_then_runs_as_the_requester(services: FlagWorld) -> None:
     run(services, "flag kill checkout.new-flow --reason boom")
     reply = run(services, "flag unkill checkout.new-flow --reason 'fix is out'")
     assert isinstance(reply.message, ApprovalAsked) and reply.outcome == "pending_approval"
@@ -157,11 +153,11 @@ def test_unkill_in_production_waits_for_two_approvers_then_runs_as_the_requester
     assert [e.kind for e in services.events.events] == ["flag.killed", "flag.unkilled"]  # type: ignore[attr-defined]
 
 
-def test_rejected_unkill_changes_nothing_and_is_audited(services: Services) -> None:
+def test_rejected_unkill_changes_nothing_and_is_audited(services: FlagWorld) -> None:
     run(services, "flag kill search --reason boom")
     run(services, "flag unkill search")
     (request,) = services.approvals.pending()
-    approvals.vote(Call(Actor("U0APPROVER1"), services), request.id, Decision.REJECT)
+    services.families.approvals.reject(Actor("U0APPROVER1"), request.id)
     assert services.flags.flags[("search", "production")].killed  # type: ignore[union-attr]
     assert ("flag.unkill", "rejected") in services.audit.outcomes()  # type: ignore[attr-defined]
 
@@ -171,7 +167,7 @@ def test_rejected_unkill_changes_nothing_and_is_audited(services: Services) -> N
     ("flag rollout checkout.new-flow 55", "55% is above the 50% ceiling in production"),
     ("flag on beta.banner", "a jump of 100 points"),
 ])
-def test_guarded_changes_wait_for_approval_and_say_why(services: Services, text: str, why: str) -> None:
+def test_guarded_changes_wait_for_approval_and_say_why(services: FlagWorld, text: str, why: str) -> None:
     before = dict(services.flags.flags)  # type: ignore[union-attr]
     reply = run(services, text)
     assert isinstance(reply.message, ApprovalAsked), reply.message
@@ -182,20 +178,20 @@ def test_guarded_changes_wait_for_approval_and_say_why(services: Services, text:
 
 
 @pytest.mark.parametrize("text", ["flag rollout search 35", "flag rollout checkout.new-flow 0", "flag rollout search 80 staging", "flag off search"])
-def test_small_steps_and_decreases_need_no_approval(services: Services, text: str) -> None:
+def test_small_steps_and_decreases_need_no_approval(services: FlagWorld, text: str) -> None:
     reply = run(services, text)
     assert isinstance(reply.message, FlagChanged), reply.message
     assert reply.visibility == "in_channel"
 
 
-def test_rollout_message_shows_current_to_new_and_who(services: Services) -> None:
+def test_rollout_message_shows_current_to_new_and_who(services: FlagWorld) -> None:
     reply = run(services, "flag rollout search 30 --reason 'step 2'")
     assert isinstance(reply.message, FlagChanged)
     change = reply.message.change
     assert (change.before.rollout, change.after.rollout, change.actor, change.reason) == (10, 30, "U0DEV", "step 2")  # type: ignore[union-attr]
 
 
-def test_approved_rollout_is_not_applied_when_the_flag_changed_meanwhile(services: Services) -> None:
+def test_approved_rollout_is_not_applied_when_the_flag_changed_meanwhile(services: FlagWorld) -> None:
     run(services, "flag rollout search 60")
     (request,) = services.approvals.pending()
     run(services, "flag rollout search 20")
@@ -206,7 +202,7 @@ def test_approved_rollout_is_not_applied_when_the_flag_changed_meanwhile(service
     assert ("flag.rollout", "conflict") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
-def test_a_change_made_outside_opsbot_between_read_and_write_is_seen_not_overwritten(services: Services, provider: FakeFlagProvider) -> None:
+def test_a_change_made_outside_opsbot_between_read_and_write_is_seen_not_overwritten(services: FlagWorld, provider: FakeFlagProvider) -> None:
     provider.interfere.append(lambda: provider.flags.__setitem__(("search", "production"), on(20)))
     reply = run(services, "flag rollout search 30")
     assert isinstance(reply.message, FlagChanged)
@@ -214,7 +210,7 @@ def test_a_change_made_outside_opsbot_between_read_and_write_is_seen_not_overwri
     assert provider.flags[("search", "production")] == on(30)
 
 
-def test_a_flag_that_keeps_changing_outside_is_left_alone_with_a_conflict(services: Services, provider: FakeFlagProvider) -> None:
+def test_a_flag_that_keeps_changing_outside_is_left_alone_with_a_conflict(services: FlagWorld, provider: FakeFlagProvider) -> None:
     for value in (21, 22, 23):
         provider.interfere.append(lambda v=value: provider.flags.__setitem__(("search", "production"), on(v)))
     reply = run(services, "flag rollout search 30")
@@ -222,7 +218,7 @@ def test_a_flag_that_keeps_changing_outside_is_left_alone_with_a_conflict(servic
     assert provider.writes == [] and services.flag_history.changes == []  # type: ignore[union-attr]
 
 
-def test_provider_down_means_a_clear_error_nothing_recorded_and_an_audit_row(services: Services, provider: FakeFlagProvider) -> None:
+def test_provider_down_means_a_clear_error_nothing_recorded_and_an_audit_row(services: FlagWorld, provider: FakeFlagProvider) -> None:
     provider.down = "connection refused"
     reply = run(services, "flag kill search --reason boom")
     assert reply.outcome == "unavailable"
@@ -232,7 +228,7 @@ def test_provider_down_means_a_clear_error_nothing_recorded_and_an_audit_row(ser
     assert ("command.flag_kill", "unavailable") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
-def test_concurrent_changes_are_serialized_and_the_later_sees_the_earlier(services: Services) -> None:
+def test_concurrent_changes_are_serialized_and_the_later_sees_the_earlier(services: FlagWorld) -> None:
     start = threading.Barrier(2)
 
     def change(pct: int) -> Any:
@@ -272,20 +268,19 @@ def test_a_flag_switched_on_in_the_provider_after_a_kill_is_no_longer_shown_kill
     assert isinstance(reply.message, FlagChanged) and reply.message.change.before == on(100)
 
 
-def test_undo_button_on_a_kill_is_an_unkill_under_the_same_rules(services: Services) -> None:
-    from bot.domain.flags import commands as flags
-
+def test_undo_button_on_a_kill_is_an_unkill_under_the_same_rules(services: FlagWorld) -> None:
+    flags = services.families.flags.commands
     run(services, "flag kill search staging --reason boom")
     kill = services.flag_history.changes[-1]  # type: ignore[union-attr]
     viewer = flags.undo_kill  # the viewer is refused before anything happens
     with pytest.raises(Exception, match="deployer"):
-        viewer(Call(Actor("U0VIEWER"), services), kill.id)
-    reply = flags.undo_kill(Call(Actor("U0DEV2"), services), kill.id)
+        viewer(Actor("U0VIEWER"), kill.id)
+    reply = flags.undo_kill(Actor("U0DEV2"), kill.id)
     assert isinstance(reply.message, FlagChanged) and reply.message.change.action == "unkill"
     assert "Undo of the kill by U0DEV" in reply.message.change.reason
 
 
-def test_list_and_show_give_state_per_environment_and_last_change(services: Services) -> None:
+def test_list_and_show_give_state_per_environment_and_last_change(services: FlagWorld) -> None:
     run(services, "flag kill search --reason boom")
     listing = run(services, "flag list sea").message
     (row,) = listing.rows  # type: ignore[attr-defined]
@@ -298,12 +293,11 @@ def test_list_and_show_give_state_per_environment_and_last_change(services: Serv
 
 
 def test_flags_not_configured_say_how_to_configure_them() -> None:
-    services = flag_services(make_config(), FakeFlagProvider({}))
-    services.flags = None
+    services = flag_services(make_config(), FlagsNotConfigured())
     assert "flags.provider" in error_of(run(services, "flag list"))
 
 
-def test_approval_request_is_closed_once_even_if_approved_twice(services: Services) -> None:
+def test_approval_request_is_closed_once_even_if_approved_twice(services: FlagWorld) -> None:
     run(services, "flag rollout search 60")
     (request,) = services.approvals.pending()
     approve(services, request.id, "U0APPROVER1", "U0APPROVER2")

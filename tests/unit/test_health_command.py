@@ -9,7 +9,9 @@ import pytest
 from bot.domain.health import service as health
 from bot.domain.shared.commands import Args
 from bot.domain.shared.errors import NotFound, UsageError
-from bot.domain.shared.ports import CheckOutcome, HealthReport
+from bot.domain.health.messages import Counts
+from bot.domain.health.model import CheckOutcome, HealthReport
+from bot.domain.shared.policy import Actor
 from tests.support import make_config
 from tests.unit.health_fakes import fake_world
 
@@ -23,7 +25,7 @@ NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 
 
 def scope(*words: str, flags: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]], list[str]]:
-    return health.targets(fake_world(CONFIG).call("U0DEV"), health.parse(Args(words, {}, flags)))
+    return fake_world(CONFIG).health.targets(health.parse(Args(words, {}, flags)))
 
 
 def test_no_arguments_means_the_default_service_everywhere_it_has_checks() -> None:
@@ -31,8 +33,8 @@ def test_no_arguments_means_the_default_service_everywhere_it_has_checks() -> No
 
 
 def test_no_arguments_and_no_default_service_means_all() -> None:
-    call = fake_world(make_config(services=CONFIG.model_dump()["services"], default_service=None)).call("U0DEV")
-    assert health.targets(call, health.parse(Args()))[0] == "all services"
+    service = fake_world(make_config(services=CONFIG.model_dump()["services"], default_service=None)).health
+    assert service.targets(health.parse(Args()))[0] == "all services"
 
 
 def test_all_with_an_environment_checks_every_service_there_and_names_the_unchecked() -> None:
@@ -59,10 +61,10 @@ def test_too_many_words_is_a_usage_error() -> None:
 
 
 def test_post_makes_the_answer_visible_in_the_channel() -> None:
-    call = fake_world(CONFIG).call("U0DEV")
-    reply = health.run(health.parse(Args(("api", "production"), {}, frozenset({"post"}))), call)
+    service, actor = fake_world(CONFIG).health, Actor("U0DEV")
+    reply = service.show(health.parse(Args(("api", "production"), {}, frozenset({"post"}))), actor)
     assert reply.visibility == "in_channel"
-    assert health.run(health.parse(Args(("api",))), call).visibility == "ephemeral"
+    assert service.show(health.parse(Args(("api",))), actor).visibility == "ephemeral"
 
 
 def report(i: int, status: str) -> HealthReport:
@@ -75,7 +77,7 @@ def test_a_big_fleet_shows_every_unhealthy_service_and_folds_the_healthy_ones() 
     message = health.overview("all services", reports, [], 2100, NOW)
     assert [g.title for g in message.groups] == [f"svc-{i:03d} · production" for i in (7, 57, 107, 157)]
     assert len(message.folded_healthy) == 196 and message.folded_unhealthy == []
-    assert message.counts == health.Counts(healthy=196, degraded=0, failed=4)
+    assert message.counts == Counts(healthy=196, degraded=0, failed=4)
 
 
 def test_more_unhealthy_services_than_fit_are_listed_by_name() -> None:

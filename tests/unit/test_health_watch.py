@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.domain.health import service as health
 from bot.domain.shared.errors import NotFound, NotPermitted
-from bot.domain.health.watches import HealthAlert, ensure_watches, tick
+from bot.domain.health.messages import HealthAlert
 from tests.support import make_config
 from tests.unit.health_fakes import World, fake_world
 
@@ -29,7 +28,7 @@ def world() -> World:
 def ticks(world: World, statuses: str) -> None:
     for letter in statuses:
         world.probe.status[("api", "production")] = {"h": "healthy", "d": "degraded", "f": "failed"}[letter]
-        tick(world.call(), TARGET)
+        world.watches.tick(world.actor(), TARGET)
         world.clock.advance(minutes=1)
 
 
@@ -78,25 +77,25 @@ def test_each_tick_first_schedules_the_next_one_interval_later_under_one_key(wor
 
 def test_a_watch_removed_from_the_config_ends_its_chain() -> None:
     world = fake_world(make_config(services={"api": {"environments": {"production": CHECKS}}}))
-    tick(world.call(), TARGET)
+    world.watches.tick(world.actor(), TARGET)
     assert world.jobs.scheduled == [] and world.probe.calls == []
 
 
 def test_a_tick_while_another_replica_holds_the_lease_checks_nothing(world: World) -> None:
     world.store.lease("api/production", 30)
-    tick(world.call(), TARGET)
+    world.watches.tick(world.actor(), TARGET)
     assert world.probe.calls == []
 
 
 def test_a_second_chain_ticking_right_after_the_first_is_skipped(world: World) -> None:
-    tick(world.call(), TARGET)
+    world.watches.tick(world.actor(), TARGET)
     world.clock.advance(seconds=5)
-    tick(world.call(), TARGET)
+    world.watches.tick(world.actor(), TARGET)
     assert len(world.probe.calls) == 1
 
 
 def test_ensure_starts_every_watch_and_its_own_supervisor(world: World) -> None:
-    ensure_watches(world.call(), {})
+    world.watches.ensure_watches(world.actor(), {})
     assert [key for *_, key in world.jobs.scheduled] == ["health-watch:api:production", "health:supervisor"]
 
 
@@ -112,7 +111,7 @@ def test_silence_holds_back_the_next_down_but_recovery_still_comes(world: World)
     ticks(world, "dd")
     alert_id = alerts(world)[0].alert_id
     assert alert_id is not None
-    reply = health.silence(world.call("U0DEV"), alert_id)
+    reply = world.health.silence(world.actor("U0DEV"), alert_id)
     assert reply.visibility == "in_channel"
     ticks(world, "fffff")
     assert len(alerts(world)) == 1  # DOWN while silenced: held back
@@ -123,7 +122,7 @@ def test_silence_holds_back_the_next_down_but_recovery_still_comes(world: World)
 
 def test_silence_expires_and_then_a_still_down_service_is_announced(world: World) -> None:
     ticks(world, "dd")
-    health.silence(world.call("U0DEV"), alerts(world)[0].alert_id or "")
+    world.health.silence(world.actor("U0DEV"), alerts(world)[0].alert_id or "")
     ticks(world, "fff")
     world.clock.advance(hours=1)
     ticks(world, "f")
@@ -133,17 +132,17 @@ def test_silence_expires_and_then_a_still_down_service_is_announced(world: World
 def test_silence_needs_the_deployer_role(world: World) -> None:
     ticks(world, "fff")
     with pytest.raises(NotPermitted, match="deployer"):
-        health.silence(world.call("U0VIEWER"), alerts(world)[0].alert_id or "")
+        world.health.silence(world.actor("U0VIEWER"), alerts(world)[0].alert_id or "")
     assert world.store.silences == {}
 
 
 def test_alert_context_gives_the_incident_what_it_needs(world: World) -> None:
     ticks(world, "fff")
-    context = health.alert_context(world.call("U0DEV"), alerts(world)[0].alert_id or "")
+    context = world.health.alert_context(alerts(world)[0].alert_id or "")
     assert {k: context[k] for k in ("service", "environment", "severity_hint")} == {"service": "api", "environment": "production", "severity_hint": "P0"}
     assert context["summary"] == "api production DOWN: /health/db timeout after 2000 ms (3 failures in 5 min)"
 
 
 def test_alert_context_of_an_unknown_alert_is_not_found(world: World) -> None:
     with pytest.raises(NotFound):
-        health.alert_context(world.call("U0DEV"), "nope")
+        world.health.alert_context("nope")

@@ -10,17 +10,15 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError
-from bot.domain.shared.context import Call
 from bot.domain.shared.errors import Unavailable, UsageError
-from bot.domain.incidents import declare, export, updates
+from bot.domain.incidents import export, updates
 from bot.domain.incidents.declare import DeclareIncident
 from bot.domain.incidents.messages import StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status, TimelineEntry
 from bot.domain.incidents.naming import VALID, channel_name, slug
-from bot.domain.incidents.reminders import due_after
 from bot.domain.shared.policy import Actor
 from tests.support import config_data, make_config
-from tests.unit.incident_fakes import FakeConversations, FakeIncidentStore, FakeJobs, fake_services
+from tests.unit.incident_fakes import FakeConversations, FakeJobs, incident_world
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
 DOMAIN = Path(__file__).resolve().parents[2] / "bot" / "domain" / "incidents"
@@ -74,39 +72,39 @@ def test_the_update_template_refuses_to_exist_without_impact_or_next_update() ->
 
 
 def test_the_reminder_is_due_at_the_sooner_of_the_promise_and_the_cadence() -> None:
-    call = Call(Actor("U0DEV"), fake_services())
+    reminders = incident_world()[1].reminders
     p1 = an_incident()
-    assert due_after(call, p1, NOW, NOW + timedelta(hours=3)) == NOW + timedelta(minutes=60)
-    assert due_after(call, p1, NOW, NOW + timedelta(minutes=10)) == NOW + timedelta(minutes=10)
-    assert due_after(call, an_incident(severity="P3"), NOW, None) is None
+    assert reminders.due_after(p1, NOW, NOW + timedelta(hours=3)) == NOW + timedelta(minutes=60)
+    assert reminders.due_after(p1, NOW, NOW + timedelta(minutes=10)) == NOW + timedelta(minutes=10)
+    assert reminders.due_after(an_incident(severity="P3"), NOW, None) is None
 
 
 def test_declare_tries_the_next_name_when_slack_says_it_is_taken() -> None:
-    services = fake_services()
-    slack = services.conversations
+    world, incidents, repository = incident_world()
+    slack = world.conversations
     assert isinstance(slack, FakeConversations)
     slack.taken |= {"inc-20261123-checkout-errors", "inc-20261123-checkout-errors-2"}
-    declare.declare(Call(Actor("U0DEV", "C0OPS"), services), DeclareIncident("p1", "Checkout errors"))
-    incident = services.incidents.get(1)  # type: ignore[union-attr]
+    incidents.declarations.declare(Actor("U0DEV", "C0OPS"), DeclareIncident("p1", "Checkout errors"))
+    incident = repository.get(1)
     assert incident is not None and incident.channel_name == "inc-20261123-checkout-errors-3" and incident.severity == "P1"
 
 
 def test_a_declaration_slack_cannot_take_leaves_no_incident_behind() -> None:
-    services = fake_services()
-    assert isinstance(services.conversations, FakeConversations)
-    services.conversations.fail_create = Unavailable("Slack", "ratelimited")
+    world, incidents, repository = incident_world()
+    assert isinstance(world.conversations, FakeConversations)
+    world.conversations.fail_create = Unavailable("Slack", "ratelimited")
     with pytest.raises(Unavailable):
-        declare.declare(Call(Actor("U0DEV", "C0OPS"), services), DeclareIncident("P1", "Checkout errors"))
-    assert isinstance(services.incidents, FakeIncidentStore) and services.incidents.incidents == {}
-    assert isinstance(services.jobs, FakeJobs) and services.jobs.scheduled == {}
+        incidents.declarations.declare(Actor("U0DEV", "C0OPS"), DeclareIncident("P1", "Checkout errors"))
+    assert repository.incidents == {}
+    assert isinstance(world.jobs, FakeJobs) and world.jobs.scheduled == {}
 
 
 def test_declare_schedules_the_reminder_and_each_escalation_step_that_names_someone() -> None:
-    services = fake_services(incidents={"escalation": [
+    world, incidents, _ = incident_world(incidents={"escalation": [
         {"after_minutes": 0, "notify": ["U0APPROVER3"]}, {"after_minutes": 15, "notify": []}, {"after_minutes": 30, "notify": ["U0ADMIN"]}]})
-    declare.declare(Call(Actor("U0DEV", "C0OPS"), services), DeclareIncident("P1", "Checkout errors"))
-    assert isinstance(services.jobs, FakeJobs)
-    assert {key: (at - NOW, name) for key, (at, name, _) in services.jobs.scheduled.items()} == {
+    incidents.declarations.declare(Actor("U0DEV", "C0OPS"), DeclareIncident("P1", "Checkout errors"))
+    assert isinstance(world.jobs, FakeJobs)
+    assert {key: (at - NOW, name) for key, (at, name, _) in world.jobs.scheduled.items()} == {
         "incident-remind:1:1": (timedelta(minutes=60), "incidents.remind"),
         "incident-escalate:1:0": (timedelta(0), "incidents.escalate"),
         "incident-escalate:1:2": (timedelta(minutes=30), "incidents.escalate"),

@@ -145,8 +145,8 @@ def test_over_fifty_blocks_become_forty_nine_and_a_note() -> None:
 def test_operators_can_override_a_template(tmp_path: Any) -> None:
     (tmp_path / "locks").mkdir()
     (tmp_path / "locks" / "held.yml.j2").write_text('text: "custom {{ lock.name }}"\nblocks: []\n')
-    from bot.domain.locks.service import LockHeldNotice
-    from bot.domain.shared.ports import LockInfo
+    from bot.domain.locks.messages import LockHeldNotice
+    from bot.domain.locks.ports import LockInfo
 
     lock = LockInfo("deploy/api/production", "U0DEV", "release", NOW, NOW + timedelta(hours=1), 3)
     assert Renderer(tmp_path).render(LockHeldNotice(lock, NOW))["text"] == "custom deploy/api/production"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from bot.config import CommandProvider
-from bot.domain.deploys.ports import DeployOrder, ProviderResult
+from bot.domain.deploys.model import DeployOrder, ProviderResult
 from bot.config.durations import format_duration
 
 TAIL_LINES = 20

@@ -18,7 +18,7 @@ import httpx
 
 from bot.adapters.deploy_providers.command import format_duration_s, placeholders, substitute
 from bot.config import GithubActionsProvider
-from bot.domain.deploys.ports import DeployOrder, ProviderResult
+from bot.domain.deploys.model import DeployOrder, ProviderResult
 
 API_VERSION = "2022-11-28"
 MAX_POLL_ERRORS = 5

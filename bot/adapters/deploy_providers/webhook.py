@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from bot.config import WebhookProvider
-from bot.domain.deploys.ports import DeployOrder, ProviderResult
+from bot.domain.deploys.model import DeployOrder, ProviderResult
 
 BODY_TAIL_CHARS = 1000
 MAX_BACKOFF_SECONDS = 60.0

@@ -22,7 +22,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from bot.adapters.sql.engine import normalize_url
 from bot.config import SqlFlagProvider as SqlFlagConfig
 from bot.domain.shared.errors import OpsError, Unavailable
-from bot.domain.flags.ports import FlagState
+from bot.domain.flags.model import FlagState
 
 NAMES_LIMIT = 5000
 DEMO_FLAGS = {

@@ -19,7 +19,7 @@ import httpx
 
 from bot.config import UnleashFlagProvider as UnleashConfig
 from bot.domain.shared.errors import OpsError, Unavailable
-from bot.domain.flags.ports import FlagState
+from bot.domain.flags.model import FlagState
 
 WHAT = "Unleash"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from bot.adapters.redis.store import _guard
+from bot.adapters.redis.connection import guard_redis
 
 WAIT_TTL_SECONDS = 24 * 3600  # nobody wants a "free now" message about yesterday's lock
 
@@ -38,10 +38,10 @@ class RedisLockWaiters:
     def _keys(self, name: str) -> list[str]:
         return [f"{self._prefix}lock-waiters:{name}", f"{self._prefix}lock-waiters-set:{name}"]
 
-    @_guard
+    @guard_redis
     def add(self, name: str, user: str) -> int:
         return int(self._add(keys=self._keys(name), args=[user, WAIT_TTL_SECONDS]))
 
-    @_guard
+    @guard_redis
     def take_all(self, name: str) -> list[str]:
         return [str(user) for user in self._take_all(keys=self._keys(name))]

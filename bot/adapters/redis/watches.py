@@ -14,8 +14,9 @@ from typing import Any
 
 import redis
 
-from bot.adapters.redis.store import _guard
-from bot.domain.shared.ports import Clock, Lease
+from bot.adapters.redis.connection import guard_redis
+from bot.domain.locks.ports import Lease
+from bot.domain.shared.ports import Clock
 
 # KEYS: lock, fence. ARGV: token, ttl_ms. Returns the new fence, or false when the lease is held.
 LEASE = """
@@ -49,33 +50,33 @@ class RedisWatchStore:
     def _key(self, kind: str, watch: str) -> str:
         return f"{self._prefix}{kind}:{watch}"
 
-    @_guard
+    @guard_redis
     def lease(self, watch: str, ttl_seconds: float) -> Lease | None:
         token = secrets.token_hex(16)
         fence = self._lease(keys=[self._key("lease", watch), self._key("fence", watch)], args=[token, int(ttl_seconds * 1000)])
         return Lease(watch, token, int(fence)) if fence else None
 
-    @_guard
+    @guard_redis
     def release(self, lease: Lease) -> None:
         self._release(keys=[self._key("lease", lease.name)], args=[lease.token])
 
-    @_guard
+    @guard_redis
     def load(self, watch: str) -> dict[str, Any] | None:
         raw = self._r.get(self._key("state", watch))
         return json.loads(raw) if raw else None
 
-    @_guard
+    @guard_redis
     def save(self, lease: Lease, data: dict[str, Any]) -> bool:
         keys = [self._key("lease", lease.name), self._key("state", lease.name)]
         return bool(self._save(keys=keys, args=[lease.token, json.dumps(data)]))
 
-    @_guard
+    @guard_redis
     def silence(self, watch: str, until: datetime, by: str) -> None:
         seconds = max(int((until - self._clock.now()).total_seconds()), 1)
         # Kept a day past its end so a late tick still sees it ended (and when), then cleaned up.
         self._r.set(self._key("silence", watch), json.dumps({"until": until.isoformat(), "by": by}), ex=seconds + 86400)
 
-    @_guard
+    @guard_redis
     def silence_of(self, watch: str) -> tuple[datetime, str] | None:
         raw = self._r.get(self._key("silence", watch))
         if not raw:

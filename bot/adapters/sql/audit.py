@@ -12,37 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bot.adapters.sql.engine import guard_db, metadata
+from bot.adapters.sql.engine import guard_db
+from bot.adapters.sql.tables import audit_head, audit_log
 from bot.domain.shared.ports import AuditEntry, AuditQuery, AuditRecord, Clock
 
 GENESIS = "0" * 64
 
-audit_log = sa.Table(
-    "audit_log",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("actor", sa.String(64), nullable=False, index=True),
-    sa.Column("action", sa.String(100), nullable=False),
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("target", sa.String(200), nullable=False),
-    sa.Column("service", sa.String(64), nullable=True, index=True),
-    sa.Column("environment", sa.String(64), nullable=True),
-    sa.Column("params", sa.Text, nullable=False),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("channel", sa.String(32), nullable=True),
-    sa.Column("request_id", sa.String(128), nullable=True),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False, unique=True),
-)
-audit_head = sa.Table(
-    "audit_head",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-)
 
 CONTENT = ("at", "actor", "action", "outcome", "target", "service", "environment", "params", "error", "channel", "request_id", "source")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,15 @@ metadata = sa.MetaData(
         "ck": "ck_%(table_name)s_%(constraint_name)s",
     }
 )
+
+
+def utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite returns naive values, which are UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else utc(moment)
 
 
 def normalize_url(url: str) -> str:

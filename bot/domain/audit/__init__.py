@@ -1,1 +1,1 @@
-"""bot/domain/audit."""
+"""Audit: `/ops audit`, recent entries of the tamper-evident audit log, filtered and paged (``service.py``)."""

@@ -6,17 +6,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+from bot.config import OpsConfig
+from bot.config.durations import parse_duration
 from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args, Subcommand, expect, user_id
-from bot.domain.shared.context import Call
-from bot.config.durations import parse_duration
 from bot.domain.shared.errors import Conflict, UsageError
-from bot.domain.shared.policy import Role
-from bot.domain.shared.ports import AuditQuery, AuditRecord, Reply
+from bot.domain.shared.family import Family
+from bot.domain.shared.policy import Actor, Policy, Role
+from bot.domain.shared.ports import AuditLog, AuditQuery, AuditRecord, Clock, EphemeralState, Reply
 
 PAGE_SIZE = 15
 PAGE_TTL_SECONDS = 30 * 60
 USAGE = "audit [service] [since=2h] [by=@user] [action=deploy]"
+
+
+@dataclass(frozen=True)
+class AuditDeps:
+    """What the audit family needs, built once by the wiring."""
+
+    config: OpsConfig
+    clock: Clock
+    audit: AuditLog
+    state: EphemeralState
+    policy: Policy
 
 
 @dataclass(frozen=True)
@@ -53,55 +65,62 @@ def parse(args: Args) -> ShowAudit:
     return ShowAudit(service, since, actor, action)
 
 
-def run(command: ShowAudit, call: Call) -> Reply:
-    service = catalog.service(call.config, command.service)[0] if command.service else None
-    since = call.services.clock.now() - timedelta(seconds=command.since_seconds) if command.since_seconds else None
-    query = AuditQuery(service=service, actor=command.actor, since=since, action_prefix=_action_prefix(command.action), limit=PAGE_SIZE)
-    return Reply(_page(call, query))
-
-
-def next_page(call: Call, page_id: str) -> Reply:
-    """The page after the one whose button carried ``page_id`` (an opaque id; the query lives server-side)."""
-    call.services.policy.require(call.actor, Role.VIEWER, "audit")
-    saved = call.services.state.get("audit-page", page_id)
-    if saved is None:
-        raise Conflict("That page has expired; run `/ops audit` again.")
-    since = datetime.fromisoformat(saved["since"]) if saved.get("since") else None
-    query = AuditQuery(
-        service=saved.get("service"), actor=saved.get("actor"), since=since,
-        action_prefix=saved.get("action_prefix"), before_seq=saved["before_seq"], limit=PAGE_SIZE,
-    )
-    return Reply(_page(call, query), replace_original=True)
-
-
 def _action_prefix(action: str | None) -> str | None:
     if action is None:
         return None
     return action if action.startswith(("command.", "click.", "job.")) or "." in action else f"command.{action}"
 
 
-def _page(call: Call, query: AuditQuery) -> AuditPage:
-    records = call.services.audit.query(AuditQuery(**{**query.__dict__, "limit": query.limit + 1}))
-    more_id = None
-    if len(records) > query.limit:
-        records = records[: query.limit]
-        saved = {
-            "service": query.service, "actor": query.actor, "action_prefix": query.action_prefix,
-            "since": query.since.isoformat() if query.since else None, "before_seq": records[-1].seq,
-        }
-        more_id = call.services.state.put("audit-page", saved, PAGE_TTL_SECONDS)
-    filters = ", ".join(
-        part for part in (
-            f"service {query.service}" if query.service else "",
-            f"since {query.since:%Y-%m-%d %H:%M} UTC" if query.since else "",
-            f"by {query.actor}" if query.actor else "",
-            f"action {query.action_prefix}" if query.action_prefix else "",
-        ) if part
-    )
-    return AuditPage(records, filters or "all entries", more_id, call.services.clock.now())
+class AuditCommands:
+    """`/ops audit` and its "Older" button."""
 
+    def __init__(self, deps: AuditDeps) -> None:
+        self._d = deps
 
-COMMANDS: list[Subcommand] = [
-    Subcommand(("audit",), "Recent audit entries: who did what, and how it ended", USAGE, Role.VIEWER, parse, run,
-               keys=frozenset({"since", "by", "action"})),
-]
+    def family(self) -> Family:
+        return Family("audit", commands=[
+            Subcommand(("audit",), "Recent audit entries: who did what, and how it ended", USAGE, Role.VIEWER, parse, self.show,
+                       keys=frozenset({"since", "by", "action"})),
+        ])
+
+    def show(self, command: ShowAudit, actor: Actor) -> Reply:
+        d = self._d
+        service = catalog.service(d.config, command.service)[0] if command.service else None
+        since = d.clock.now() - timedelta(seconds=command.since_seconds) if command.since_seconds else None
+        query = AuditQuery(service=service, actor=command.actor, since=since, action_prefix=_action_prefix(command.action), limit=PAGE_SIZE)
+        return Reply(self._page(query))
+
+    def next_page(self, actor: Actor, page_id: str) -> Reply:
+        """The page after the one whose button carried ``page_id`` (an opaque id; the query lives server-side)."""
+        d = self._d
+        d.policy.require(actor, Role.VIEWER, "audit")
+        saved = d.state.get("audit-page", page_id)
+        if saved is None:
+            raise Conflict("That page has expired; run `/ops audit` again.")
+        since = datetime.fromisoformat(saved["since"]) if saved.get("since") else None
+        query = AuditQuery(
+            service=saved.get("service"), actor=saved.get("actor"), since=since,
+            action_prefix=saved.get("action_prefix"), before_seq=saved["before_seq"], limit=PAGE_SIZE,
+        )
+        return Reply(self._page(query), replace_original=True)
+
+    def _page(self, query: AuditQuery) -> AuditPage:
+        d = self._d
+        records = d.audit.query(AuditQuery(**{**query.__dict__, "limit": query.limit + 1}))
+        more_id = None
+        if len(records) > query.limit:
+            records = records[: query.limit]
+            saved = {
+                "service": query.service, "actor": query.actor, "action_prefix": query.action_prefix,
+                "since": query.since.isoformat() if query.since else None, "before_seq": records[-1].seq,
+            }
+            more_id = d.state.put("audit-page", saved, PAGE_TTL_SECONDS)
+        filters = ", ".join(
+            part for part in (
+                f"service {query.service}" if query.service else "",
+                f"since {query.since:%Y-%m-%d %H:%M} UTC" if query.since else "",
+                f"by {query.actor}" if query.actor else "",
+                f"action {query.action_prefix}" if query.action_prefix else "",
+            ) if part
+        )
+        return AuditPage(records, filters or "all entries", more_id, d.clock.now())

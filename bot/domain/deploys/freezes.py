@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from bot.domain.shared import catalog
-
-from bot.domain.deploys import support as deploy_support
-from bot.domain.shared.commands import Args, Subcommand, expect
-from bot.domain.shared.context import Call
-from bot.domain.deploys.planning import FreezeNote
-from bot.domain.deploys.ports import Freeze
+from bot.config import OpsConfig
 from bot.config.durations import parse_duration
+from bot.domain.deploys import support
+from bot.domain.deploys.deps import DeployDeps
+from bot.domain.deploys.model import Freeze
+from bot.domain.deploys.planning import FreezeNote
+from bot.domain.shared import catalog
+from bot.domain.shared.commands import Args, expect
 from bot.domain.shared.errors import Conflict, NotFound, UsageError
-from bot.domain.shared.policy import Role
+from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import AuditEntry, Reply
 
 MAX_FREEZE = timedelta(days=30)
@@ -67,17 +67,17 @@ class FreezeList:
     now: datetime
 
 
-def target_of(call: Call, name: str) -> tuple[str, str]:
+def target_of(config: OpsConfig, name: str) -> tuple[str, str]:
     """``("environment", name)`` or ``("service", name)``."""
     key = name.lower()
-    is_env, is_service = key in call.config.environments, key in call.config.services
+    is_env, is_service = key in config.environments, key in config.services
     if is_env and is_service:
         raise UsageError(f"`{name}` is both an environment and a service; rename one in the config to freeze it.")
     if is_env:
         return "environment", key
     if is_service:
         return "service", key
-    raise NotFound("environment or service", name, catalog.suggest(name, [*call.config.environments, *call.config.services]))
+    raise NotFound("environment or service", name, catalog.suggest(name, [*config.environments, *config.services]))
 
 
 def parse_freeze(args: Args) -> SetFreeze:
@@ -92,55 +92,9 @@ def parse_freeze(args: Args) -> SetFreeze:
     return SetFreeze(target, seconds, reason)
 
 
-def run_freeze(command: SetFreeze, call: Call) -> Reply:
-    scope, target = target_of(call, command.target)
-    now = call.services.clock.now()
-    freeze = deploy_support.store(call).add_freeze(scope, target, command.reason, call.actor.user_id, now,
-                                                   now + timedelta(seconds=command.seconds))
-    _audit(call, "freeze.set", scope, target, reason=command.reason, until=freeze.ends_at.isoformat())
-    deploy_support.announce(call, FreezeSet(freeze))
-    return Reply(FreezeSet(freeze), outcome="frozen")
-
-
 def parse_unfreeze(args: Args) -> LiftFreeze:
     (target,) = expect(args, UNFREEZE_USAGE, required=1)
     return LiftFreeze(target)
-
-
-def run_unfreeze(command: LiftFreeze, call: Call) -> Reply:
-    scope, target = target_of(call, command.target)
-    now = call.services.clock.now()
-    lifted = deploy_support.store(call).lift_freezes(scope, target, now)
-    windows = [note for note in _windows_now(call, now) if note.target == target]
-    if not lifted:
-        hint = " Its configured freeze window cannot be lifted from Slack; use `--hotfix` or edit the config." if windows else ""
-        raise Conflict(f"`{target}` has no freeze set with `/ops freeze`.{hint}")
-    _audit(call, "freeze.lifted", scope, target, count=lifted)
-    message = FreezeLifted(target, call.actor.user_id, windows)
-    deploy_support.announce(call, message)
-    return Reply(message, outcome="unfrozen")
-
-
-def run_list(command: ListFreezes, call: Call) -> Reply:
-    now = call.services.clock.now()
-    notes = _windows_now(call, now) + [FreezeNote(f.target, f.ends_at, f.reason, f.created_by)
-                                       for f in deploy_support.store(call).active_freezes(now)]
-    windows = [f"{env}: {window.text}" for env, policy in call.config.environments.items() for window in policy.freeze_windows]
-    return Reply(FreezeList(notes, windows, now))
-
-
-def _windows_now(call: Call, now: datetime) -> list[FreezeNote]:
-    return [FreezeNote(env, window.ends_after(now), f"freeze window {window.text}")
-            for env, policy in call.config.environments.items() for window in policy.freeze_windows if window.contains(now)]
-
-
-def _audit(call: Call, action: str, scope: str, target: str, **params: object) -> None:
-    actor = call.actor
-    call.services.audit.record(AuditEntry(
-        actor=actor.user_id, action=action, outcome="ok", target=target, params={"scope": scope, **params},
-        channel=actor.channel_id, request_id=actor.request_id, source=actor.source,
-        service=target if scope == "service" else None, environment=target if scope == "environment" else None,
-    ))
 
 
 def parse_list(args: Args) -> ListFreezes:
@@ -148,10 +102,56 @@ def parse_list(args: Args) -> ListFreezes:
     return ListFreezes()
 
 
-COMMANDS: list[Subcommand] = [
-    Subcommand(("freeze",), "Refuse deploys to an environment or service for a while", FREEZE_USAGE, Role.APPROVER,
-               parse_freeze, run_freeze, options=frozenset({"reason"}), mutates=True),
-    Subcommand(("unfreeze",), "Lift the freezes set with /ops freeze", UNFREEZE_USAGE, Role.APPROVER,
-               parse_unfreeze, run_unfreeze, mutates=True),
-    Subcommand(("freezes",), "Freezes in effect now, and the configured windows", "freezes", Role.VIEWER, parse_list, run_list),
-]
+def windows_now(config: OpsConfig, now: datetime) -> list[FreezeNote]:
+    return [FreezeNote(env, window.ends_after(now), f"freeze window {window.text}")
+            for env, policy in config.environments.items() for window in policy.freeze_windows if window.contains(now)]
+
+
+class DeployFreezes:
+    """Ad-hoc freezes: setting, lifting and listing them."""
+
+    def __init__(self, deps: DeployDeps) -> None:
+        self._d = deps
+
+    def freeze(self, command: SetFreeze, actor: Actor) -> Reply:
+        d = self._d
+        scope, target = target_of(d.config, command.target)
+        now = d.clock.now()
+        with d.uow() as uow:
+            freeze = uow.deploys.add_freeze(scope, target, command.reason, actor.user_id, now, now + timedelta(seconds=command.seconds))
+            uow.commit()
+        self._audit(actor, "freeze.set", scope, target, reason=command.reason, until=freeze.ends_at.isoformat())
+        support.announce(d, FreezeSet(freeze))
+        return Reply(FreezeSet(freeze), outcome="frozen")
+
+    def unfreeze(self, command: LiftFreeze, actor: Actor) -> Reply:
+        d = self._d
+        scope, target = target_of(d.config, command.target)
+        now = d.clock.now()
+        with d.uow() as uow:
+            lifted = uow.deploys.lift_freezes(scope, target, now)
+            uow.commit()
+        windows = [note for note in windows_now(d.config, now) if note.target == target]
+        if not lifted:
+            hint = " Its configured freeze window cannot be lifted from Slack; use `--hotfix` or edit the config." if windows else ""
+            raise Conflict(f"`{target}` has no freeze set with `/ops freeze`.{hint}")
+        self._audit(actor, "freeze.lifted", scope, target, count=lifted)
+        message = FreezeLifted(target, actor.user_id, windows)
+        support.announce(d, message)
+        return Reply(message, outcome="unfrozen")
+
+    def list(self, command: ListFreezes, actor: Actor) -> Reply:
+        d = self._d
+        now = d.clock.now()
+        with d.uow() as uow:
+            active = uow.deploys.active_freezes(now)
+        notes = windows_now(d.config, now) + [FreezeNote(f.target, f.ends_at, f.reason, f.created_by) for f in active]
+        windows = [f"{env}: {window.text}" for env, policy in d.config.environments.items() for window in policy.freeze_windows]
+        return Reply(FreezeList(notes, windows, now))
+
+    def _audit(self, actor: Actor, action: str, scope: str, target: str, **params: object) -> None:
+        self._d.audit.record(AuditEntry(
+            actor=actor.user_id, action=action, outcome="ok", target=target, params={"scope": scope, **params},
+            channel=actor.channel_id, request_id=actor.request_id, source=actor.source,
+            service=target if scope == "service" else None, environment=target if scope == "environment" else None,
+        ))

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import ClassVar
 
 from bot.domain.deploys.planning import FreezeNote, Plan
-from bot.domain.deploys.ports import Deploy
-from bot.domain.shared.ports import LockInfo
+from bot.domain.deploys.model import Deploy
+from bot.domain.locks.ports import LockInfo
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.config import Service
+from bot.domain.deploys.deps import DeployDeps
+from bot.domain.deploys.model import Deploy, DeployKind, DeployOrder
 from bot.domain.shared import catalog
-from bot.domain.deploys import support as deploy_support
-from bot.domain.shared.context import Call
-from bot.domain.deploys.ports import DeployKind, DeployOrder
 from bot.domain.shared.errors import OpsError, UsageError
+from bot.domain.shared.policy import Actor
 
 VERSION_HINTS = {
     "semver": "a semver tag like v1.2.3",
@@ -60,15 +60,15 @@ class Plan:
         return f"Deploy {self.version} of {self.service} to {self.environment}"
 
 
-def resolve(call: Call, service: str | None, environment: str | None) -> tuple[str, Service, str]:
+def resolve(d: DeployDeps, service: str | None, environment: str | None) -> tuple[str, Service, str]:
     """The service (or the default one) and the environment (or its only one), both checked."""
-    name, spec = catalog.service(call.config, service)
+    name, spec = catalog.service(d.config, service)
     if environment is None:
         if len(spec.environments) != 1:
             choices = " or ".join(f"`to {env}`" for env in spec.environments)
             raise UsageError(f"Say where to deploy `{name}`: {choices}.")
         return name, spec, next(iter(spec.environments))
-    return name, spec, catalog.environment(call.config, name, environment)
+    return name, spec, catalog.environment(d.config, name, environment)
 
 
 def check_version(name: str, spec: Service, version: str) -> str:
@@ -78,14 +78,16 @@ def check_version(name: str, spec: Service, version: str) -> str:
     return version
 
 
-def freezes_now(call: Call, service: str, environment: str) -> list[FreezeNote]:
+def freezes_now(d: DeployDeps, service: str, environment: str) -> list[FreezeNote]:
     """The configured freeze windows and ad-hoc freezes that apply to this service and environment now."""
-    now = call.services.clock.now()
+    now = d.clock.now()
     notes = [
         FreezeNote(environment, window.ends_after(now), f"freeze window {window.text}")
-        for window in call.config.environments[environment].freeze_windows if window.contains(now)
+        for window in d.config.environments[environment].freeze_windows if window.contains(now)
     ]
-    for freeze in deploy_support.store(call).active_freezes(now):
+    with d.uow() as uow:
+        active = uow.deploys.active_freezes(now)
+    for freeze in active:
         if (freeze.scope, freeze.target) in {("environment", environment), ("service", service)}:
             notes.append(FreezeNote(freeze.target, freeze.ends_at, freeze.reason, freeze.created_by))
     return notes
@@ -102,27 +104,33 @@ def change_link(spec: Service, service: str, environment: str, version: str, pre
     return url
 
 
-def describe_provider(call: Call, spec: Service, service: str, order: DeployOrder) -> str:
+def describe_provider(d: DeployDeps, spec: Service, service: str, order: DeployOrder) -> str:
     if spec.deploy is None:
         raise OpsError(f"`{service}` has no deploy provider configured (`services.{service}.deploy`); nothing can run it.")
-    return deploy_support.providers(call).for_spec(spec.deploy).describe(order)
+    return d.providers.for_spec(spec.deploy).describe(order)
 
 
-def build(call: Call, *, kind: DeployKind, service: str, spec: Service, environment: str, version: str, reason: str,
-          hotfix: bool, rollback_of: str | None = None) -> Plan:
+def last_ran(d: DeployDeps, service: str, environment: str) -> Deploy | None:
+    """The latest deploy or rollback that reached the provider and recorded a result."""
+    with d.uow() as uow:
+        return uow.deploys.last_ran(service, environment)
+
+
+def build(d: DeployDeps, actor: Actor, *, kind: DeployKind, service: str, spec: Service, environment: str, version: str,
+          reason: str, hotfix: bool, rollback_of: str | None = None) -> Plan:
     """Every check but the lock; ``hotfix`` only takes effect when a freeze applies."""
-    policy = call.config.environments[environment]
-    current = deploy_support.store(call).last_ran(service, environment)
+    policy = d.config.environments[environment]
+    current = last_ran(d, service, environment)
     previous = current.version if current else None
-    order = DeployOrder("(new)", kind, service, environment, version, call.actor.user_id, reason, previous)
-    freezes = freezes_now(call, service, environment)
+    order = DeployOrder("(new)", kind, service, environment, version, actor.user_id, reason, previous)
+    freezes = freezes_now(d, service, environment)
     required = policy.approvals
     if kind is DeployKind.ROLLBACK and policy.rollback_approvals is not None:
         required = policy.rollback_approvals
     return Plan(
         kind=kind, service=service, environment=environment, version=version, reason=reason, required=required,
         timeout_minutes=policy.approval_timeout_minutes, lock_name=catalog.lock_name(service, environment),
-        provider=describe_provider(call, spec, service, order), previous_version=previous,
+        provider=describe_provider(d, spec, service, order), previous_version=previous,
         hotfix=hotfix and bool(freezes) and kind is DeployKind.DEPLOY, freezes=freezes,
         link=change_link(spec, service, environment, version, previous), rollback_of=rollback_of,
     )

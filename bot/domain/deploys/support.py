@@ -1,4 +1,4 @@
-"""What deploys, rollbacks and their job share: the store, audit rows, service events, announcements."""
+"""What deploys, rollbacks and their job share: reading and moving deploy rows, audit rows, events, announcements."""
 
 from __future__ import annotations
 
@@ -6,24 +6,33 @@ import logging
 import secrets
 from typing import Any
 
-from bot.domain.shared.context import Call
-from bot.domain.deploys.ports import Deploy, DeployKind, DeployProviders, DeployStore
-from bot.domain.shared.errors import OpsError, Unavailable
-from bot.domain.shared.ports import AuditEntry, Message, MessageRef, ServiceEvent
+from bot.domain.deploys.deps import DeployDeps
+from bot.domain.deploys.model import Deploy, DeployKind, DeployState
+from bot.domain.shared.audit import entry, record_quietly
+from bot.domain.shared.errors import OpsError
+from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import Message, MessageRef, ServiceEvent
 
 log = logging.getLogger("opsbot.deploys")
 
 
-def store(call: Call) -> DeployStore:
-    if call.services.deploys is None:
-        raise OpsError("Deploys are not set up on this bot (no deploy store is wired).")
-    return call.services.deploys
+def get(d: DeployDeps, deploy_id: str) -> Deploy | None:
+    with d.uow() as uow:
+        return uow.deploys.get(deploy_id)
 
 
-def providers(call: Call) -> DeployProviders:
-    if call.services.deploy_providers is None:
-        raise OpsError("Deploys are not set up on this bot (no deploy providers are wired).")
-    return call.services.deploy_providers
+def transition(d: DeployDeps, deploy_id: str, allowed: frozenset[DeployState], to: DeployState, **changes: Any) -> Deploy | None:
+    """Move the deploy to ``to`` (with ``changes``) only if its state is in ``allowed``: the deploy after, or None."""
+    with d.uow() as uow:
+        moved = uow.deploys.transition(deploy_id, allowed, to, **changes)
+        uow.commit()
+    return moved
+
+
+def update(d: DeployDeps, deploy_id: str, **changes: Any) -> None:
+    with d.uow() as uow:
+        uow.deploys.update(deploy_id, **changes)
+        uow.commit()
 
 
 def new_id(kind: DeployKind) -> str:
@@ -31,35 +40,29 @@ def new_id(kind: DeployKind) -> str:
     return ("r-" if kind is DeployKind.ROLLBACK else "d-") + secrets.token_hex(4)
 
 
-def audit(call: Call, action: str, deploy: Deploy, outcome: str = "ok", error: str | None = None, **params: Any) -> None:
+def audit(d: DeployDeps, actor: Actor, action: str, deploy: Deploy, outcome: str = "ok", error: str | None = None, **params: Any) -> None:
     """One audit row about ``deploy``; a lost audit log is logged, never raised (the step already happened)."""
-    actor = call.actor
-    entry = AuditEntry(
-        actor=actor.user_id, action=action, outcome=outcome, target=f"{deploy.service}/{deploy.environment}",
+    record_quietly(d.audit, entry(
+        actor, action, outcome, target=f"{deploy.service}/{deploy.environment}",
         params={"deploy": deploy.id, "kind": deploy.kind.value, "version": deploy.version, **params}, error=error,
-        channel=actor.channel_id, request_id=actor.request_id, source=actor.source,
         service=deploy.service, environment=deploy.environment,
-    )
-    try:
-        call.services.audit.record(entry)
-    except Unavailable as exc:
-        log.error("audit log unavailable (%s); entry: %s", exc.detail or exc.what, entry)
+    ))
 
 
-def announce(call: Call, message: Message) -> MessageRef | None:
+def announce(d: DeployDeps, message: Message) -> MessageRef | None:
     """Post to the deployments channel; a Slack outage must not stop a deploy that is under way."""
     try:
-        return call.services.notifier.post(call.config.channels.deployments, message)
+        return d.notifier.post(d.config.channels.deployments, message)
     except OpsError as exc:
         log.error("could not announce %s: %s", message.template, exc.message)
         return None
 
 
-def publish(call: Call, deploy: Deploy, kind: str, summary: str) -> None:
+def publish(d: DeployDeps, deploy: Deploy, kind: str, summary: str) -> None:
     """Tell listeners (open incidents of the service) what happened; their failures are theirs."""
-    event = ServiceEvent(deploy.service, deploy.environment, kind, summary, deploy.requester, call.services.clock.now())
+    event = ServiceEvent(deploy.service, deploy.environment, kind, summary, deploy.requester, d.clock.now())
     try:
-        call.services.events.publish(event)
+        d.events.publish(event)
     except Exception:  # a listener's bug must not fail a deploy
         log.exception("service event listener failed for %s", kind)
 

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.domain.shared.context import Call
+from bot.config import OpsConfig
 from bot.config.durations import format_duration
+from bot.domain.health.model import HealthReport
+from bot.domain.health.ports import HealthProbe
 from bot.domain.shared.errors import OpsError
-from bot.domain.shared.ports import HealthReport
+from bot.domain.shared.ports import Clock
 
 
 @dataclass(frozen=True)
@@ -45,18 +47,18 @@ def judge(report: HealthReport, version: str, expects_version: bool) -> str | No
     return None
 
 
-def watch(call: Call, service: str, environment: str, version: str, *,
+def watch(config: OpsConfig, clock: Clock, health: HealthProbe, service: str, environment: str, version: str, *,
           sleep: Callable[[float], None] = time.sleep) -> Verdict:
-    """Check repeatedly until the window ends or a check fails; always at least once."""
-    settings = call.config.deploys
-    target = call.config.services[service].environments[environment]
+    """Check repeatedly until the window ends or a check fails; always at least once.
+
+    The window is ``deploys.watch_seconds`` with a check every ``deploys.check_every_seconds`` (the
+    runbook's "watch for five minutes" after a deploy).
+    """
+    settings = config.deploys
+    target = config.services[service].environments[environment]
     expects_version = target.version_url is not None
     if not target.health and not expects_version:
         return Verdict(True, "no health checks or version endpoint are configured, so it was not verified", verified=False)
-    health = call.services.health
-    if health is None:
-        return Verdict(True, "health checks are configured but no health engine is wired, so it was not verified", verified=False)
-    clock = call.services.clock
     deadline = clock.now() + timedelta(seconds=settings.watch_seconds)
     rounds = 1 + math.ceil(settings.watch_seconds / settings.check_every_seconds)  # a bound even if the clock stands still
     degraded: set[str] = set()

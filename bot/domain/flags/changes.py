@@ -1,8 +1,8 @@
 """How a flag change happens: read, decide, compare-and-set, record; and when one needs approval.
 
-Every change runs inside ``FlagHistory.record_change``, which holds a lock on this flag in this
-environment in opsbot's database, so concurrent opsbot users are serialized and the later one
-decides on the state the earlier one left. The provider write itself is a compare-and-set, so a
+Every change runs in one unit of work that first locks this flag in this environment in opsbot's
+database (``lock_head``), so concurrent opsbot users are serialized and the later one decides on
+the state the earlier one left. The provider write itself is a compare-and-set, so a
 change made outside opsbot between our read and our write is detected: we read again and decide
 again (a few times), and never overwrite what we did not see.
 """
@@ -17,11 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.config import OpsConfig, SqlFlagProvider, UnleashFlagProvider
+from bot.domain.flags.deps import FlagDeps
+from bot.domain.flags.model import FlagChange, FlagState
+from bot.domain.flags.ports import FlagProvider
 from bot.domain.shared import catalog
-from bot.domain.shared.context import Call
+from bot.domain.shared.audit import entry, record_quietly
 from bot.domain.shared.errors import Conflict, NotFound, OpsError, Unavailable, UsageError
-from bot.domain.flags.ports import FlagChange, FlagHistory, FlagProvider, FlagState
-from bot.domain.shared.ports import AuditEntry
+from bot.domain.shared.policy import Actor
 
 log = logging.getLogger("opsbot.flags")
 CAS_ATTEMPTS = 3
@@ -52,14 +54,6 @@ class NeedsApproval(Exception):
     def __init__(self, before: FlagState, after: FlagState, reasons: list[str], required: int) -> None:
         super().__init__("; ".join(reasons))
         self.before, self.after, self.reasons, self.required = before, after, reasons, required
-
-
-def ports(call: Call) -> tuple[FlagProvider, FlagHistory]:
-    """The flag provider and opsbot's flag history, or a clear error when flags are not configured."""
-    provider, history = call.services.flags, call.services.flag_history
-    if provider is None or history is None:
-        raise OpsError("Flags are not configured here: set `flags.provider` in the ops config (see docs/flags.md).")
-    return provider, history
 
 
 def flag_environments(config: OpsConfig) -> list[str]:
@@ -122,43 +116,44 @@ def unknown_flag(provider: FlagProvider, name: str, env: str) -> UnknownFlag:
     return UnknownFlag(name, env, close)
 
 
-def current(call: Call, name: str, env: str) -> tuple[FlagState, FlagChange | None]:
-    """The flag's state in ``env`` now, and opsbot's last change to it."""
-    provider, history = ports(call)
-    raw = provider.state(name, env)
-    if raw is None:
-        raise unknown_flag(provider, name, env)
-    last = history.latest(provider.kind, [name]).get((name, env))
-    return effective(raw, last, provider.kill_switch), last
-
-
 def apply_change(
-    call: Call, *, name: str, env: str, action: str, decide: Decide, reason: str, actor: str,
+    d: FlagDeps, *, name: str, env: str, action: str, decide: Decide, reason: str, actor: str,
     approved_by: tuple[str, ...] = (),
 ) -> FlagChange:
     """Decide on the current state and write it with compare-and-set; raises NoChange, NeedsApproval or a typed error."""
-    provider, history = ports(call)
-
-    def attempt(last: FlagChange | None) -> FlagChange:
-        for _ in range(CAS_ATTEMPTS):
-            raw = provider.state(name, env)
-            if raw is None:
-                raise unknown_flag(provider, name, env)
-            before = effective(raw, last, provider.kill_switch)
-            after = decide(before, last)
-            if after == before:
-                raise NoChange(before, last, "nothing to change")
-            if provider.compare_and_set(name, env, raw, provider_view(after, provider.kill_switch)):
-                return FlagChange(
-                    id=secrets.token_hex(8), provider=provider.kind, flag=name, environment=env, action=action,
-                    actor=actor, reason=reason, before=before, after=after, at=call.services.clock.now(),
-                    approved_by=approved_by,
-                )
-        raise Conflict(f"`{name}` in `{env}` kept changing outside opsbot while we tried to change it; nothing was changed. Try again.")
-
-    change = history.record_change(provider.kind, name, env, attempt)
-    assert change is not None  # attempt never returns None
+    provider = d.provider
+    with d.uow() as uow:
+        last = uow.flag_history.lock_head(provider.kind, name, env)
+        change = _attempt(d, last, name=name, env=env, action=action, decide=decide, reason=reason, actor=actor,
+                          approved_by=approved_by)
+        try:
+            uow.flag_history.add(change)
+            uow.commit()
+        except Exception as exc:
+            # The provider already has the change: say so rather than "nothing was changed".
+            why = exc.detail if isinstance(exc, Unavailable) and exc.detail else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise OpsError(f"The change to `{name}` in `{env}` was made, but opsbot's database could not record it ({why[:120]}).") from None
     return change
+
+
+def _attempt(d: FlagDeps, last: FlagChange | None, *, name: str, env: str, action: str, decide: Decide, reason: str, actor: str,
+             approved_by: tuple[str, ...]) -> FlagChange:
+    """Read, decide, compare-and-set; again (a few times) when the flag changed outside opsbot in between."""
+    provider = d.provider
+    for _ in range(CAS_ATTEMPTS):
+        raw = provider.state(name, env)
+        if raw is None:
+            raise unknown_flag(provider, name, env)
+        before = effective(raw, last, provider.kill_switch)
+        after = decide(before, last)
+        if after == before:
+            raise NoChange(before, last, "nothing to change")
+        if provider.compare_and_set(name, env, raw, provider_view(after, provider.kill_switch)):
+            return FlagChange(
+                id=secrets.token_hex(8), provider=provider.kind, flag=name, environment=env, action=action,
+                actor=actor, reason=reason, before=before, after=after, at=d.clock.now(), approved_by=approved_by,
+            )
+    raise Conflict(f"`{name}` in `{env}` kept changing outside opsbot while we tried to change it; nothing was changed. Try again.")
 
 
 def approvals_for(config: OpsConfig, env: str) -> int:
@@ -189,17 +184,11 @@ def rollout_guard(config: OpsConfig, env: str, before: FlagState, after: FlagSta
     return reasons
 
 
-def audit(call: Call, action: str, outcome: str, *, flag: str, env: str, params: dict[str, Any], error: str | None = None) -> None:
+def audit(d: FlagDeps, actor: Actor, action: str, outcome: str, *, flag: str, env: str, params: dict[str, Any],
+          error: str | None = None) -> None:
     """An explicit audit row for a flag change, with old → new; a lost audit log is logged, not raised."""
-    entry = AuditEntry(
-        actor=call.actor.user_id, action=f"flag.{action}", outcome=outcome, target=f"{flag}/{env}",
-        params={"flag": flag, **params}, error=error, channel=call.actor.channel_id, request_id=call.actor.request_id,
-        source=call.actor.source, service=service_of(call.config, flag), environment=env,
-    )
-    try:
-        call.services.audit.record(entry)
-    except Unavailable as exc:
-        log.error("audit log unavailable (%s); entry: %s", exc.detail or exc.what, entry)
+    record_quietly(d.audit, entry(actor, f"flag.{action}", outcome, target=f"{flag}/{env}", params={"flag": flag, **params},
+                                  error=error, service=service_of(d.config, flag), environment=env))
 
 
 def change_params(change: FlagChange) -> dict[str, Any]:

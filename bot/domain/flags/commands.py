@@ -12,10 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain.flags import actions as flag_actions
-from bot.domain.shared.commands import Args, Subcommand, expect
-from bot.domain.shared.context import Call
-from bot.domain.shared.errors import Conflict, NotFound, UsageError
+from bot.domain.flags.actions import FlagActions
 from bot.domain.flags.changes import (
     NeedsApproval,
     NoChange,
@@ -23,14 +20,17 @@ from bot.domain.flags.changes import (
     effective,
     environment,
     flag_environments,
-    ports,
     rollout_guard,
     service_of,
     unknown_flag,
 )
+from bot.domain.flags.deps import FlagDeps
 from bot.domain.flags.messages import EnvironmentState, FlagDetail, FlagList, FlagRow, StateIn
-from bot.domain.flags.ports import FlagChange, FlagState
-from bot.domain.shared.policy import Role
+from bot.domain.flags.model import FlagChange, FlagState
+from bot.domain.shared.commands import Args, Subcommand, expect
+from bot.domain.shared.errors import Conflict, NotFound, UsageError
+from bot.domain.shared.family import Family
+from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
 
 FLAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,99}$")
@@ -149,133 +149,142 @@ def parse_rollout(args: Args) -> RolloutFlag:
     return RolloutFlag(flag_name(name, ROLLOUT_USAGE), percent(pct), env[0] if env else None, args.options.get("reason", "").strip())
 
 
-def run_list(command: ListFlags, call: Call) -> Reply:
-    provider, history = ports(call)
-    envs = flag_environments(call.config)
-    found = provider.list_flags(envs, command.contains, LIST_LIMIT + 1)
-    names = sorted(found)[:LIST_LIMIT]
-    latest = history.latest(provider.kind, names)
-    rows = []
-    for name in names:
-        states = [StateIn(env, _shown(found[name].get(env), latest.get((name, env)), provider.kill_switch)) for env in envs]
-        changes = [c for (flag, _), c in latest.items() if flag == name]
-        rows.append(FlagRow(name, service_of(call.config, name), states, max(changes, key=lambda c: c.at, default=None)))
-    return Reply(FlagList(rows, command.contains, len(found) > LIST_LIMIT, provider.kind, call.services.clock.now()))
-
-
 def _shown(raw: FlagState | None, last: FlagChange | None, native_kill: bool) -> FlagState | None:
     return None if raw is None else effective(raw, last, native_kill)
 
 
-def run_show(command: ShowFlag, call: Call) -> Reply:
-    provider, history = ports(call)
-    envs = flag_environments(call.config)
-    name = command.name
-    latest = history.latest(provider.kind, [name])
-    rows = []
-    for env in envs:
-        last = latest.get((name, env))
-        rows.append(EnvironmentState(env, _shown(provider.state(name, env), last, provider.kill_switch), last, _rules(call, env)))
-    if all(row.state is None for row in rows):
-        raise unknown_flag(provider, name, envs[0]) if envs else NotFound("flag", name)
-    recent = history.recent(provider.kind, name)
-    return Reply(FlagDetail(name, service_of(call.config, name), provider.kind, rows, recent, call.services.clock.now()))
+class FlagCommands:
+    """`/ops flag list|show|on|off|kill|unkill|rollout` and the Undo button of a kill alert."""
+
+    def __init__(self, deps: FlagDeps, actions: FlagActions) -> None:
+        self._d = deps
+        self._actions = actions
+
+    def family(self) -> Family:
+        return Family("flags", commands=[
+            Subcommand(("flag", "list"), "Flags and their state per environment, with the last change", LIST_USAGE, Role.VIEWER,
+                       parse_list, self.list),
+            Subcommand(("flag", "show"), "One flag: state per environment, guardrails, recent changes", SHOW_USAGE, Role.VIEWER,
+                       parse_show, self.show),
+            _change("on", "Turn a flag on (needs approval when it raises exposure a lot)", ON_USAGE, parse_switch(True), self.switch),
+            _change("off", "Turn a flag off", OFF_USAGE, parse_switch(False), self.switch),
+            _change("kill", "Kill a flag now, no approval; announced in the alerts channel", KILL_USAGE, parse_kill, self.kill),
+            _change("unkill", "Lift a kill (needs approval where the environment requires it)", UNKILL_USAGE, parse_unkill, self.unkill),
+            _change("rollout", "Set the rollout percentage; big jumps and ceilings need approval", ROLLOUT_USAGE, parse_rollout,
+                    self.rollout),
+        ])
+
+    def list(self, command: ListFlags, actor: Actor) -> Reply:
+        d = self._d
+        provider = d.provider
+        envs = flag_environments(d.config)
+        found = provider.list_flags(envs, command.contains, LIST_LIMIT + 1)
+        names = sorted(found)[:LIST_LIMIT]
+        with d.uow() as uow:
+            latest = uow.flag_history.latest(provider.kind, names)
+        rows = []
+        for name in names:
+            states = [StateIn(env, _shown(found[name].get(env), latest.get((name, env)), provider.kill_switch)) for env in envs]
+            changes = [c for (flag, _), c in latest.items() if flag == name]
+            rows.append(FlagRow(name, service_of(d.config, name), states, max(changes, key=lambda c: c.at, default=None)))
+        return Reply(FlagList(rows, command.contains, len(found) > LIST_LIMIT, provider.kind, d.clock.now()))
+
+    def show(self, command: ShowFlag, actor: Actor) -> Reply:
+        d = self._d
+        provider = d.provider
+        envs = flag_environments(d.config)
+        name = command.name
+        with d.uow() as uow:
+            latest = uow.flag_history.latest(provider.kind, [name])
+        rows = []
+        for env in envs:
+            last = latest.get((name, env))
+            rows.append(EnvironmentState(env, _shown(provider.state(name, env), last, provider.kill_switch), last, self._rules(env)))
+        if all(row.state is None for row in rows):
+            raise unknown_flag(provider, name, envs[0]) if envs else NotFound("flag", name)
+        with d.uow() as uow:
+            recent = uow.flag_history.recent(provider.kind, name)
+        return Reply(FlagDetail(name, service_of(d.config, name), provider.kind, rows, recent, d.clock.now()))
+
+    def _rules(self, env: str) -> str:
+        config = self._d.config
+        flags, approvals = config.flags, approvals_for(config, env)
+        parts = [f"unkill needs {approvals} approval(s)" if approvals else "unkill needs no approval"]
+        parts.append(f"raising exposure by more than {flags.rollout_max_step} points needs approval")
+        if env in flags.rollout_ceiling:
+            parts.append(f"above {flags.rollout_ceiling[env]}% needs approval")
+        return " · ".join(parts)
+
+    def switch(self, command: SwitchFlag, actor: Actor) -> Reply:
+        env = environment(self._d.config, command.environment)
+        word = "on" if command.on else "off"
+
+        def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+            if before.enabled == command.on:
+                raise NoChange(before, last, f"it is already {word}")
+            after = before.with_(enabled=command.on)
+            self._guard(env, before, after)
+            return after
+
+        return self._actions.perform(actor, name=command.name, env=env, action=word, decide=decide, reason=command.reason)
+
+    def kill(self, command: KillFlag, actor: Actor) -> Reply:
+        env = environment(self._d.config, command.environment)
+
+        def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+            if before.killed:
+                raise NoChange(before, last, "it is already killed")
+            return before.with_(killed=True)
+
+        return self._actions.perform(actor, name=command.name, env=env, action="kill", decide=decide, reason=command.reason)
+
+    def unkill(self, command: UnkillFlag, actor: Actor) -> Reply:
+        env = environment(self._d.config, command.environment)
+        required = approvals_for(self._d.config, env)
+
+        def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+            if not before.killed:
+                raise NoChange(before, last, "it is not killed")
+            after = before.with_(killed=False)
+            if required:
+                raise NeedsApproval(before, after, [f"lifting a kill in {env} takes {required} approver(s)"], required)
+            return after
+
+        return self._actions.perform(actor, name=command.name, env=env, action="unkill", decide=decide, reason=command.reason)
+
+    def rollout(self, command: RolloutFlag, actor: Actor) -> Reply:
+        env = environment(self._d.config, command.environment)
+
+        def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+            if before.rollout is None:
+                raise Conflict(f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; "
+                               "change it in the provider itself.")
+            if before.rollout == command.percent:
+                raise NoChange(before, last, f"its rollout already is {command.percent}%")
+            after = before.with_(rollout=command.percent)
+            self._guard(env, before, after)
+            return after
+
+        return self._actions.perform(actor, name=command.name, env=env, action="rollout", decide=decide, reason=command.reason)
+
+    def _guard(self, env: str, before: FlagState, after: FlagState) -> None:
+        reasons = rollout_guard(self._d.config, env, before, after)
+        if reasons:
+            raise NeedsApproval(before, after, reasons, max(1, approvals_for(self._d.config, env)))
+
+    def undo_kill(self, actor: Actor, change_id: str) -> Reply:
+        """The Undo button on a kill alert: an unkill of that flag in that environment, under the same rules."""
+        d = self._d
+        d.policy.require(actor, Role.DEPLOYER, "flag unkill")
+        kind = d.provider.kind  # "flags are not configured" comes first
+        with d.uow() as uow:
+            kill = uow.flag_history.get(change_id)
+        if kill is None or kill.action != "kill" or kill.provider != kind:
+            raise NotFound("flag kill", change_id[:20])
+        reason = f"Undo of the kill by {kill.actor} at {kill.at:%H:%M} UTC"
+        return self.unkill(UnkillFlag(kill.flag, kill.environment, reason), actor)
 
 
-def _rules(call: Call, env: str) -> str:
-    flags, approvals = call.config.flags, approvals_for(call.config, env)
-    parts = [f"unkill needs {approvals} approval(s)" if approvals else "unkill needs no approval"]
-    parts.append(f"raising exposure by more than {flags.rollout_max_step} points needs approval")
-    if env in flags.rollout_ceiling:
-        parts.append(f"above {flags.rollout_ceiling[env]}% needs approval")
-    return " · ".join(parts)
-
-
-def run_switch(command: SwitchFlag, call: Call) -> Reply:
-    env = environment(call.config, command.environment)
-    word = "on" if command.on else "off"
-
-    def decide(before: FlagState, last: FlagChange | None) -> FlagState:
-        if before.enabled == command.on:
-            raise NoChange(before, last, f"it is already {word}")
-        after = before.with_(enabled=command.on)
-        _guard(call, env, before, after)
-        return after
-
-    return flag_actions.perform(call, name=command.name, env=env, action=word, decide=decide, reason=command.reason)
-
-
-def run_kill(command: KillFlag, call: Call) -> Reply:
-    env = environment(call.config, command.environment)
-
-    def decide(before: FlagState, last: FlagChange | None) -> FlagState:
-        if before.killed:
-            raise NoChange(before, last, "it is already killed")
-        return before.with_(killed=True)
-
-    return flag_actions.perform(call, name=command.name, env=env, action="kill", decide=decide, reason=command.reason)
-
-
-def run_unkill(command: UnkillFlag, call: Call) -> Reply:
-    env = environment(call.config, command.environment)
-    required = approvals_for(call.config, env)
-
-    def decide(before: FlagState, last: FlagChange | None) -> FlagState:
-        if not before.killed:
-            raise NoChange(before, last, "it is not killed")
-        after = before.with_(killed=False)
-        if required:
-            raise NeedsApproval(before, after, [f"lifting a kill in {env} takes {required} approver(s)"], required)
-        return after
-
-    return flag_actions.perform(call, name=command.name, env=env, action="unkill", decide=decide, reason=command.reason)
-
-
-def run_rollout(command: RolloutFlag, call: Call) -> Reply:
-    env = environment(call.config, command.environment)
-
-    def decide(before: FlagState, last: FlagChange | None) -> FlagState:
-        if before.rollout is None:
-            raise Conflict(f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; "
-                           "change it in the provider itself.")
-        if before.rollout == command.percent:
-            raise NoChange(before, last, f"its rollout already is {command.percent}%")
-        after = before.with_(rollout=command.percent)
-        _guard(call, env, before, after)
-        return after
-
-    return flag_actions.perform(call, name=command.name, env=env, action="rollout", decide=decide, reason=command.reason)
-
-
-def _guard(call: Call, env: str, before: FlagState, after: FlagState) -> None:
-    reasons = rollout_guard(call.config, env, before, after)
-    if reasons:
-        raise NeedsApproval(before, after, reasons, max(1, approvals_for(call.config, env)))
-
-
-def undo_kill(call: Call, change_id: str) -> Reply:
-    """The Undo button on a kill alert: an unkill of that flag in that environment, under the same rules."""
-    call.services.policy.require(call.actor, Role.DEPLOYER, "flag unkill")
-    provider, history = ports(call)
-    kill = history.get(change_id)
-    if kill is None or kill.action != "kill" or kill.provider != provider.kind:
-        raise NotFound("flag kill", change_id[:20])
-    reason = f"Undo of the kill by {kill.actor} at {kill.at:%H:%M} UTC"
-    return run_unkill(UnkillFlag(kill.flag, kill.environment, reason), call)
-
-
-def _change(word: str, summary: str, usage: str, parse: Callable[[Args], Any], run: Callable[[Any, Call], Reply]) -> Subcommand[Any]:
+def _change(word: str, summary: str, usage: str, parse: Callable[[Args], Any], run: Callable[[Any, Actor], Reply]) -> Subcommand[Any]:
     """A subcommand that changes a flag: any deployer may ask; the dispatcher audits the intent first."""
     return Subcommand(("flag", word), summary, usage, Role.DEPLOYER, parse, run, options=frozenset({"reason"}), mutates=True)
-
-
-APPROVAL_KINDS = flag_actions.APPROVAL_KINDS
-COMMANDS: list[Subcommand[Any]] = [
-    Subcommand(("flag", "list"), "Flags and their state per environment, with the last change", LIST_USAGE, Role.VIEWER, parse_list, run_list),
-    Subcommand(("flag", "show"), "One flag: state per environment, guardrails, recent changes", SHOW_USAGE, Role.VIEWER, parse_show, run_show),
-    _change("on", "Turn a flag on (needs approval when it raises exposure a lot)", ON_USAGE, parse_switch(True), run_switch),
-    _change("off", "Turn a flag off", OFF_USAGE, parse_switch(False), run_switch),
-    _change("kill", "Kill a flag now, no approval; announced in the alerts channel", KILL_USAGE, parse_kill, run_kill),
-    _change("unkill", "Lift a kill (needs approval where the environment requires it)", UNKILL_USAGE, parse_unkill, run_unkill),
-    _change("rollout", "Set the rollout percentage; big jumps and ceilings need approval", ROLLOUT_USAGE, parse_rollout, run_rollout),
-]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from bot.domain.flags.ports import FlagChange, FlagState
+from bot.domain.flags.model import FlagChange, FlagState
 
 
 @dataclass(frozen=True)

@@ -1,81 +1,20 @@
-"""Feature flags: the state of a flag, the record of a change, and the two ports behind them.
+"""The flags family's ports: where the flags live, and opsbot's own record of the changes it made.
 
 A ``FlagProvider`` is where applications read their flags (the team's SQL table, Unleash).
-``FlagHistory`` is opsbot's own record of every change it made: who, when, why, old → new. It
-also serializes opsbot's changes to one flag in one environment, so two people changing it at
-once never lose an update: the later one reads the state the earlier one left.
+The flag history is opsbot's own record of every change it made: who, when, why, old → new. Its
+head row per flag and environment, locked for the whole read-decide-write (``lock_head``),
+serializes opsbot's changes to one flag in one environment, so two people changing it at once
+never lose an update: the later one reads the state the earlier one left.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
-VERBS = {"on": "turned on", "off": "turned off", "kill": "killed", "unkill": "unkilled", "rollout": "changed the rollout of"}
-
-
-@dataclass(frozen=True)
-class FlagState:
-    """One flag in one environment. ``rollout`` is None when targeting is not a plain percentage."""
-
-    enabled: bool
-    killed: bool = False
-    rollout: int | None = 100
-
-    @property
-    def exposure(self) -> int:
-        """Percent of traffic that sees the feature; custom targeting counts as everyone (the cautious reading)."""
-        if not self.enabled or self.killed:
-            return 0
-        return 100 if self.rollout is None else self.rollout
-
-    @property
-    def percent(self) -> str:
-        return "custom targeting" if self.rollout is None else f"{self.rollout}%"
-
-    @property
-    def label(self) -> str:
-        """``on · 30%``, ``off (rollout 30%)``, ``KILLED (underneath: on · 30%)``."""
-        if self.enabled:
-            base = f"on · {self.percent}"
-        else:
-            base = "off (custom targeting)" if self.rollout is None else f"off (rollout {self.rollout}%)"
-        return f"KILLED (underneath: {base})" if self.killed else base
-
-    @property
-    def icon(self) -> str:
-        return "🛑" if self.killed else ("🟢" if self.enabled else "⚪")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "killed": self.killed, "rollout": self.rollout}
-
-    def with_(self, **changes: Any) -> "FlagState":
-        return replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class FlagChange:
-    """One change opsbot made to a flag in an environment."""
-
-    id: str
-    provider: str
-    flag: str
-    environment: str
-    action: str
-    actor: str
-    reason: str
-    before: FlagState | None
-    after: FlagState
-    at: datetime
-    approved_by: tuple[str, ...] = ()
-    message_channel: str | None = None
-    message_ts: str | None = None
-
-    @property
-    def verb(self) -> str:
-        return VERBS.get(self.action, self.action)
+from bot.domain.flags.model import FlagChange, FlagState
+from bot.domain.shared.errors import OpsError
+from bot.domain.shared.ports import UnitOfWork
 
 
 class FlagProvider(Protocol):
@@ -106,14 +45,41 @@ class FlagProvider(Protocol):
         ...
 
 
-Apply = Callable[[FlagChange | None], FlagChange | None]
+class FlagsNotConfigured:
+    """The provider when ``flags.provider`` is not set: every use says how to configure one."""
+
+    kill_switch = False
+
+    @property
+    def kind(self) -> str:
+        raise self._error()
+
+    @staticmethod
+    def _error() -> OpsError:
+        return OpsError("Flags are not configured here: set `flags.provider` in the ops config (see docs/flags.md).")
+
+    def state(self, name: str, environment: str) -> FlagState | None:
+        raise self._error()
+
+    def names(self, environment: str) -> list[str]:
+        raise self._error()
+
+    def list_flags(self, environments: list[str], contains: str | None, limit: int) -> dict[str, dict[str, FlagState]]:
+        raise self._error()
+
+    def compare_and_set(self, name: str, environment: str, expected: FlagState, new: FlagState) -> bool:
+        raise self._error()
 
 
-class FlagHistory(Protocol):
-    """opsbot's record of flag changes (its own database, not the provider's)."""
+class FlagHistoryRepository(Protocol):
+    """opsbot's record of flag changes (its own database, not the provider's), inside one unit of work."""
 
-    def record_change(self, provider: str, flag: str, environment: str, apply: Apply) -> FlagChange | None:
-        """Under a lock on this flag in this environment: run ``apply(last change)``; store what it returns."""
+    def lock_head(self, provider: str, flag: str, environment: str) -> FlagChange | None:
+        """Lock this flag in this environment until the unit of work ends; the last change recorded for it."""
+        ...
+
+    def add(self, change: FlagChange) -> None:
+        """Record ``change`` as the newest of its flag and environment."""
         ...
 
     def latest(self, provider: str, flags: Iterable[str]) -> dict[tuple[str, str], FlagChange]:
@@ -130,3 +96,7 @@ class FlagHistory(Protocol):
         """Remember where a change was announced, so the announcement can be updated later."""
         ...
 
+
+class FlagsUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def flag_history(self) -> FlagHistoryRepository: ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.config import HealthCheck
-from bot.domain.shared.ports import CheckOutcome
+from bot.domain.health.model import CheckOutcome
 
 Status = Literal["healthy", "degraded", "failed"]
 RANK: dict[str, int] = {"healthy": 0, "degraded": 1, "failed": 2}

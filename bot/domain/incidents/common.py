@@ -4,90 +4,114 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.config import Severity
-from bot.domain.shared.context import Call
-from bot.domain.shared.errors import NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Declaration, Summary
-from bot.domain.incidents.model import Conversations, Incident, IncidentStore, Kind, TimelineEntry
-from bot.domain.shared.policy import Role
+from bot.domain.incidents.model import Incident, Kind, TimelineEntry
+from bot.domain.shared.errors import NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import MessageRef
 
 log = logging.getLogger("opsbot.incidents")
 REF = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.I)
 
 
-def store(call: Call) -> IncidentStore:
-    if call.services.incidents is None:
-        raise OpsError("Incidents are not set up in this deployment (no incident store is wired).")
-    return call.services.incidents
+def get(d: IncidentDeps, incident_id: int) -> Incident | None:
+    with d.uow() as uow:
+        return uow.incidents.get(incident_id)
 
 
-def slack(call: Call) -> Conversations:
-    if call.services.conversations is None:
-        raise OpsError("Incidents are not set up in this deployment (no Slack conversations adapter is wired).")
-    return call.services.conversations
+def open_incidents(d: IncidentDeps) -> list[Incident]:
+    """Open incidents, oldest first."""
+    with d.uow() as uow:
+        return uow.incidents.open_incidents()
 
 
-def here(call: Call) -> Incident:
+def timeline(d: IncidentDeps, incident_id: int) -> list[TimelineEntry]:
+    with d.uow() as uow:
+        return uow.incidents.timeline(incident_id)
+
+
+def change(d: IncidentDeps, incident_id: int, rule: Callable[[Incident], Incident]) -> tuple[Incident, Incident]:
+    """Load the incident under a row lock, let ``rule`` decide its next state, save and commit; (before, after).
+
+    ``rule`` may raise (Conflict, UsageError …): nothing is saved then. Changes to one incident take turns.
+    """
+    with d.uow() as uow:
+        before = uow.incidents.get_for_update(incident_id)
+        if before is None:
+            raise NotFound("incident", str(incident_id))
+        after = rule(before)
+        if after != before:
+            uow.incidents.save(after)
+        uow.commit()
+    return before, after
+
+
+def here(d: IncidentDeps, actor: Actor) -> Incident:
     """The incident whose channel the command was typed in."""
-    channel = call.actor.channel_id or ""
-    incident = store(call).by_channel(channel) if channel else None
+    channel = actor.channel_id or ""
+    incident = None
+    if channel:
+        with d.uow() as uow:
+            incident = uow.incidents.by_channel(channel)
     if incident is None:
-        open_ones = store(call).open_incidents()
+        open_ones = open_incidents(d)
         hint = " Open incidents: " + ", ".join(f"`{i.ref}` #{i.channel_name}" for i in open_ones[:5]) + "." if open_ones else ""
         raise UsageError(f"This is not an incident channel: run this in the incident's own channel.{hint}")
     return incident
 
 
-def by_ref(call: Call, text: str) -> Incident:
+def by_ref(d: IncidentDeps, text: str) -> Incident:
     """``12``, ``#12``, ``INC-12`` or the channel name."""
     match = REF.match(text.strip())
     found = None
     if match:
-        found = store(call).get(int(match.group(1)))
+        found = get(d, int(match.group(1)))
     else:
-        found = next((i for i in store(call).open_incidents() if i.channel_name == text.strip().lstrip("#")), None)
+        found = next((i for i in open_incidents(d) if i.channel_name == text.strip().lstrip("#")), None)
     if found is None:
         raise NotFound("incident", text[:40])
     return found
 
 
-def severity(call: Call, name: str) -> tuple[str, Severity]:
-    found = call.config.incidents.severity(name)
+def severity(d: IncidentDeps, name: str) -> tuple[str, Severity]:
+    found = d.config.incidents.severity(name)
     if found is None:
-        known = ", ".join(f"`{s}`" for s in call.config.incidents.severities)
+        known = ", ".join(f"`{s}`" for s in d.config.incidents.severities)
         raise UsageError(f"Severity `{name[:20]}` is not configured; use one of {known}.")
     return found
 
 
-def cadence(call: Call, incident: Incident) -> timedelta | None:
+def cadence(d: IncidentDeps, incident: Incident) -> timedelta | None:
     """How often the incident's severity wants an update (None: no reminders)."""
-    found = call.config.incidents.severity(incident.severity)
+    found = d.config.incidents.severity(incident.severity)
     minutes = found[1].update_every_minutes if found else None
     return timedelta(minutes=minutes) if minutes else None
 
 
-def in_incident(call: Call, incident: Incident, user: str) -> bool:
+def in_incident(d: IncidentDeps, incident: Incident, user: str) -> bool:
     """Whether ``user`` is part of the incident: a role holder, invited responder, or a member of its channel."""
     if user in incident.participants or user in {incident.commander, incident.comms, incident.scribe}:
         return True
     try:
-        return user in slack(call).members(incident.channel_id)
+        return user in d.conversations.members(incident.channel_id)
     except OpsError:
         log.warning("could not read the members of %s", incident.channel_id)
         return False
 
 
-def require_participant(call: Call, incident: Incident, action: str) -> None:
-    if not in_incident(call, incident, call.actor.user_id):
+def require_participant(d: IncidentDeps, actor: Actor, incident: Incident, action: str) -> None:
+    if not in_incident(d, incident, actor.user_id):
         raise NotPermitted("incident participant", action, f"join #{incident.channel_name} or ask the commander to add you")
 
 
-def require_commander(call: Call, incident: Incident, action: str) -> None:
+def require_commander(d: IncidentDeps, actor: Actor, incident: Incident, action: str) -> None:
     """The commander, or an admin (someone must be able to act when the commander is away)."""
-    if call.actor.user_id != incident.commander and not call.services.policy.has(call.actor.user_id, Role.ADMIN):
+    if actor.user_id != incident.commander and not d.policy.has(actor.user_id, Role.ADMIN):
         raise NotPermitted("incident commander", action, f"the commander of {incident.ref} or an admin")
 
 
@@ -96,14 +120,14 @@ def require_open(incident: Incident) -> None:
         raise UsageError(f"{incident.ref} was resolved at {incident.resolved_at:%H:%M} UTC; declare a new incident if it is back.")
 
 
-def people(call: Call, principals: list[str]) -> tuple[list[str], list[str]]:
+def people(d: IncidentDeps, principals: list[str]) -> tuple[list[str], list[str]]:
     """User IDs for users and user groups; and the groups that could not be read."""
     users: list[str] = []
     unreadable: list[str] = []
     for principal in principals:
         if principal.startswith("S"):
             try:
-                users.extend(sorted(call.services.groups.members(principal)))
+                users.extend(sorted(d.groups.members(principal)))
             except OpsError:
                 unreadable.append(principal)
         else:
@@ -111,34 +135,33 @@ def people(call: Call, principals: list[str]) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(users)), unreadable
 
 
-def record(call: Call, incident: Incident, kind: Kind, text: str, *, actor: str | None = None,
+def record(d: IncidentDeps, actor: Actor, incident: Incident, kind: Kind, text: str, *, by: str | None = None,
            link: str | None = None, key: str | None = None, data: dict[str, str] | None = None, at: datetime | None = None) -> bool:
-    """Append to the incident's timeline (now, unless ``at``); False when ``key`` was already recorded."""
-    entry = TimelineEntry(incident.id, at or call.services.clock.now(), kind, actor or call.actor.user_id, text, link, key, data or {})
-    return store(call).append(entry)
+    """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already recorded."""
+    entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {})
+    with d.uow() as uow:
+        added = uow.incidents.append(entry)
+        uow.commit()
+    return added
 
 
-def refresh(call: Call, incident: Incident) -> list[str]:
+def refresh(d: IncidentDeps, incident: Incident) -> list[str]:
     """Edit the pinned status message and the incidents-channel summary in place; what failed, as warnings."""
-    now = call.services.clock.now()
+    now = d.clock.now()
     warnings = []
-    notifier = call.services.notifier
     if incident.channel_id and incident.status_ts:
         try:
-            notifier.update(MessageRef(incident.channel_id, incident.status_ts), Declaration(incident, _minutes(cadence(call, incident)), now))
+            d.notifier.update(MessageRef(incident.channel_id, incident.status_ts), Declaration(incident, cadence_minutes(d, incident), now))
         except OpsError as exc:
             warnings.append(f"the pinned status message could not be updated ({exc.message})")
     if incident.summary_channel and incident.summary_ts:
         try:
-            notifier.update(MessageRef(incident.summary_channel, incident.summary_ts), Summary(incident, now))
+            d.notifier.update(MessageRef(incident.summary_channel, incident.summary_ts), Summary(incident, now))
         except OpsError as exc:
             warnings.append(f"the summary in the incidents channel could not be updated ({exc.message})")
     return warnings
 
 
-def _minutes(value: timedelta | None) -> int | None:
+def cadence_minutes(d: IncidentDeps, incident: Incident) -> int | None:
+    value = cadence(d, incident)
     return int(value.total_seconds() // 60) if value else None
-
-
-def cadence_minutes(call: Call, incident: Incident) -> int | None:
-    return _minutes(cadence(call, incident))

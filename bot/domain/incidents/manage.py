@@ -5,16 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from bot.domain.shared import catalog
-from bot.domain.shared.commands import Args, expect, no_args, user_id
-from bot.domain.shared.context import Call
-from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
-from bot.domain.incidents import freezes
-from bot.domain.incidents.common import here, record, refresh, require_commander, require_open, require_participant, slack, store
+from bot.domain.incidents.common import (
+    change,
+    get,
+    here,
+    open_incidents,
+    record,
+    refresh,
+    require_commander,
+    require_open,
+    require_participant,
+)
+from bot.domain.incidents.deps import IncidentDeps
+from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.incidents.messages import Frozen, IncidentList, Note
 from bot.domain.incidents.model import FrozenLock, Incident, IncidentRole, Kind
-from bot.domain.incidents.reminders import stop_escalation
-from bot.domain.shared.policy import Role
+from bot.domain.incidents.reminders import Reminders
+from bot.domain.shared import catalog
+from bot.domain.shared.commands import Args, expect, no_args, user_id
+from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
 
 ROLE_USAGE = "incident role <commander|comms|scribe> @user"
@@ -53,57 +63,9 @@ def parse_role(args: Args) -> AssignRole:
     return AssignRole(IncidentRole(role.lower()), user)
 
 
-def run_role(command: AssignRole, call: Call) -> Reply:
-    incident = here(call)
-    require_open(incident)
-    require_commander(call, incident, "incident role")
-    before, after = store(call).change(incident.id, lambda i: i.with_role(command.role, command.user).with_participants(command.user))
-    details = []
-    try:
-        refused = slack(call).invite(after.channel_id, [command.user])
-        details += [f"{user} could not be invited ({reason})" for user, reason in refused.items()]
-    except OpsError as exc:
-        details.append(f"could not invite them ({exc.message})")
-    previous = before.holder(command.role)
-    record(call, after, Kind.ROLE, f"{command.role.value}: @{command.user}" + (f" (was @{previous})" if previous else ""))
-    details += refresh(call, after)
-    return Reply(Note("🎖️", command.user, f"is now the incident {command.role.value}.", by=call.actor.user_id, details=details),
-                 visibility="in_channel")
-
-
 def parse_ack(args: Args) -> Acknowledge:
     no_args(args)
     return Acknowledge()
-
-
-def run_ack(command: Acknowledge, call: Call) -> Reply:
-    return acknowledge(call, here(call))
-
-
-def ack_click(call: Call, incident_id: str) -> Reply:
-    """The escalation message's Acknowledge button (it carried only the incident id)."""
-    incident = store(call).get(int(incident_id)) if incident_id.isdigit() else None
-    if incident is None:
-        raise NotFound("incident", incident_id[:20])
-    return acknowledge(call, incident, replace_original=True)
-
-
-def acknowledge(call: Call, incident: Incident, *, replace_original: bool = False) -> Reply:
-    require_open(incident)
-    require_participant(call, incident, "incident ack")
-    now, actor = call.services.clock.now(), call.actor.user_id
-
-    def ack(current: Incident) -> Incident:
-        if current.acknowledged_at is not None:
-            raise Conflict(f"{current.ref} was already acknowledged by @{current.acknowledged_by} at {current.acknowledged_at:%H:%M} UTC.")
-        return replace(current, acknowledged_at=now, acknowledged_by=actor).with_participants(actor)
-
-    _, after = store(call).change(incident.id, ack)
-    stop_escalation(call, after)
-    record(call, after, Kind.ACK, "acknowledged; escalation stopped")
-    details = refresh(call, after)
-    return Reply(Note("👀", actor, "acknowledged the incident; no further escalation.", details=details),
-                 visibility="in_channel", replace_original=replace_original)
 
 
 def parse_list(args: Args) -> ListIncidents:
@@ -111,47 +73,101 @@ def parse_list(args: Args) -> ListIncidents:
     return ListIncidents()
 
 
-def run_list(command: ListIncidents, call: Call) -> Reply:
-    return Reply(IncidentList(store(call).open_incidents(), call.services.clock.now()))
-
-
 def parse_freeze(args: Args) -> FreezeDeploys:
     return FreezeDeploys(tuple(env.lower() for env in args.positional))
 
 
-def run_freeze(command: FreezeDeploys, call: Call) -> Reply:
-    incident = here(call)
-    require_open(incident)
-    actor = call.actor.user_id
-    if actor != incident.commander and not call.services.policy.has(actor, Role.DEPLOYER):
-        raise NotPermitted("deployer", "incident freeze", f"or be the commander of {incident.ref}")
-    if not incident.services:
-        raise UsageError(f"{incident.ref} names no service, so there is nothing to freeze; declare incidents with --service.")
-    targets = [(service, env) for service in incident.services for env in call.config.services[service].environments
-               if not command.environments or env in command.environments]
-    for env in command.environments:
-        if not any(e == env for _, e in targets):
-            raise NotFound("environment", env, catalog.suggest(env, {e for s in incident.services for e in call.config.services[s].environments}))
-    # A freeze lock an admin broke since (`/ops unlock`) or that ran out is no longer a freeze: take it again.
-    frozen_names = {lock.name for lock in incident.frozen if freezes.holds(call, lock)}
-    taken: list[FrozenLock] = []
-    already, held = [], []
-    for service, env in targets:
-        name = catalog.lock_name(service, env)
-        if name in frozen_names:
-            already.append(name)
-            continue
-        lock = freezes.take(call, incident, name, actor)
-        if lock is None:
-            holder = call.services.locks.holder(name)
-            held.append(f"{name} (held by @{holder.holder}: {holder.purpose})" if holder else name)
-        else:
-            taken.append(lock)
-    if taken:
-        retaken = {lock.name for lock in taken}
-        _, incident = store(call).change(
-            incident.id, lambda i: replace(i, frozen=tuple(f for f in i.frozen if f.name not in retaken) + tuple(taken)))
-        record(call, incident, Kind.FREEZE, "deploys frozen: " + ", ".join(lock.name for lock in taken))
-    until = call.services.clock.now() + timedelta(hours=call.config.incidents.freeze_hours)
-    outcome = "ok" if not held else "partial"
-    return Reply(Frozen(incident, [lock.name for lock in taken], already, held, until), visibility="in_channel", outcome=outcome)
+class Management:
+    """Incident roles, acknowledging, the open list, and freezing deploys of the incident's services."""
+
+    def __init__(self, deps: IncidentDeps, reminders: Reminders, freezes: IncidentFreezes) -> None:
+        self._d = deps
+        self._reminders = reminders
+        self._freezes = freezes
+
+    def role(self, command: AssignRole, actor: Actor) -> Reply:
+        d = self._d
+        incident = here(d, actor)
+        require_open(incident)
+        require_commander(d, actor, incident, "incident role")
+        before, after = change(d, incident.id, lambda i: i.with_role(command.role, command.user).with_participants(command.user))
+        details = []
+        try:
+            refused = d.conversations.invite(after.channel_id, [command.user])
+            details += [f"{user} could not be invited ({reason})" for user, reason in refused.items()]
+        except OpsError as exc:
+            details.append(f"could not invite them ({exc.message})")
+        previous = before.holder(command.role)
+        record(d, actor, after, Kind.ROLE, f"{command.role.value}: @{command.user}" + (f" (was @{previous})" if previous else ""))
+        details += refresh(d, after)
+        return Reply(Note("🎖️", command.user, f"is now the incident {command.role.value}.", by=actor.user_id, details=details),
+                     visibility="in_channel")
+
+    def ack(self, command: Acknowledge, actor: Actor) -> Reply:
+        return self.acknowledge(actor, here(self._d, actor))
+
+    def ack_click(self, actor: Actor, incident_id: str) -> Reply:
+        """The escalation message's Acknowledge button (it carried only the incident id)."""
+        incident = get(self._d, int(incident_id)) if incident_id.isdigit() else None
+        if incident is None:
+            raise NotFound("incident", incident_id[:20])
+        return self.acknowledge(actor, incident, replace_original=True)
+
+    def acknowledge(self, actor: Actor, incident: Incident, *, replace_original: bool = False) -> Reply:
+        d = self._d
+        require_open(incident)
+        require_participant(d, actor, incident, "incident ack")
+        now, user = d.clock.now(), actor.user_id
+
+        def ack(current: Incident) -> Incident:
+            if current.acknowledged_at is not None:
+                raise Conflict(f"{current.ref} was already acknowledged by @{current.acknowledged_by} at {current.acknowledged_at:%H:%M} UTC.")
+            return replace(current, acknowledged_at=now, acknowledged_by=user).with_participants(user)
+
+        _, after = change(d, incident.id, ack)
+        self._reminders.stop_escalation(after)
+        record(d, actor, after, Kind.ACK, "acknowledged; escalation stopped")
+        details = refresh(d, after)
+        return Reply(Note("👀", user, "acknowledged the incident; no further escalation.", details=details),
+                     visibility="in_channel", replace_original=replace_original)
+
+    def list(self, command: ListIncidents, actor: Actor) -> Reply:
+        return Reply(IncidentList(open_incidents(self._d), self._d.clock.now()))
+
+    def freeze(self, command: FreezeDeploys, actor: Actor) -> Reply:
+        d = self._d
+        incident = here(d, actor)
+        require_open(incident)
+        user = actor.user_id
+        if user != incident.commander and not d.policy.has(user, Role.DEPLOYER):
+            raise NotPermitted("deployer", "incident freeze", f"or be the commander of {incident.ref}")
+        if not incident.services:
+            raise UsageError(f"{incident.ref} names no service, so there is nothing to freeze; declare incidents with --service.")
+        services = d.config.services
+        targets = [(service, env) for service in incident.services for env in services[service].environments
+                   if not command.environments or env in command.environments]
+        for env in command.environments:
+            if not any(e == env for _, e in targets):
+                raise NotFound("environment", env, catalog.suggest(env, {e for s in incident.services for e in services[s].environments}))
+        # A freeze lock an admin broke since (`/ops unlock`) or that ran out is no longer a freeze: take it again.
+        frozen_names = {lock.name for lock in incident.frozen if self._freezes.holds(lock)}
+        taken: list[FrozenLock] = []
+        already, held = [], []
+        for service, env in targets:
+            name = catalog.lock_name(service, env)
+            if name in frozen_names:
+                already.append(name)
+                continue
+            lock = self._freezes.take(incident, name, user)
+            if lock is None:
+                holder = d.locks.holder(name)
+                held.append(f"{name} (held by @{holder.holder}: {holder.purpose})" if holder else name)
+            else:
+                taken.append(lock)
+        if taken:
+            retaken = {lock.name for lock in taken}
+            _, incident = change(d, incident.id, lambda i: replace(i, frozen=tuple(f for f in i.frozen if f.name not in retaken) + tuple(taken)))
+            record(d, actor, incident, Kind.FREEZE, "deploys frozen: " + ", ".join(lock.name for lock in taken))
+        until = d.clock.now() + timedelta(hours=d.config.incidents.freeze_hours)
+        outcome = "ok" if not held else "partial"
+        return Reply(Frozen(incident, [lock.name for lock in taken], already, held, until), visibility="in_channel", outcome=outcome)

@@ -1,15 +1,13 @@
-"""Incidents as the domain sees them, and the two ports they need: a store and Slack's conversations."""
+"""Incidents as the domain sees them: their state, roles, timeline entries and the deploy locks they freeze."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from bot.domain.shared.errors import OpsError
-from bot.domain.shared.ports import Lease, Message
+from bot.domain.locks.ports import Lease
 
 
 class Status(StrEnum):
@@ -150,69 +148,3 @@ class ChatMessage:
     ts: str
     user: str
     text: str
-
-
-class NameTaken(OpsError):
-    """Slack already has a channel with that name."""
-
-
-class IncidentStore(Protocol):
-    def create(self, incident: Incident) -> Incident:
-        """Store a new incident; returns it with its id."""
-        ...
-
-    def discard(self, incident_id: int) -> None:
-        """Forget an incident whose declaration failed half-way (nothing else refers to it yet)."""
-        ...
-
-    def get(self, incident_id: int) -> Incident | None: ...
-
-    def by_channel(self, channel_id: str) -> Incident | None: ...
-
-    def open_incidents(self) -> list[Incident]:
-        """Open incidents, oldest first."""
-        ...
-
-    def change(self, incident_id: int, change: Callable[[Incident], Incident]) -> tuple[Incident, Incident]:
-        """Under a lock on the incident's row: apply ``change``; returns (before, after)."""
-        ...
-
-    def append(self, entry: TimelineEntry) -> bool:
-        """Add ``entry``; False when an entry with the same key is already there."""
-        ...
-
-    def timeline(self, incident_id: int) -> list[TimelineEntry]:
-        """Every entry, oldest first."""
-        ...
-
-
-class Conversations(Protocol):
-    """What incidents ask of Slack beyond posting: channels, members, pins, reading messages, modals."""
-
-    def create_channel(self, name: str) -> ChannelRef:
-        """A new public channel; NameTaken when the name is in use."""
-        ...
-
-    def invite(self, channel: str, users: list[str]) -> dict[str, str]:
-        """Invite ``users``; returns the ones Slack refused, with its reason."""
-        ...
-
-    def members(self, channel: str) -> frozenset[str]: ...
-
-    def pin(self, channel: str, ts: str) -> None: ...
-
-    def unpin(self, channel: str, ts: str) -> None: ...
-
-    def message(self, channel: str, ts: str) -> ChatMessage | None:
-        """The message at ``ts`` (in a thread or not), or None when Slack has no such message."""
-        ...
-
-    def permalink(self, channel: str, ts: str) -> str | None: ...
-
-    def open_form(self, trigger_id: str, form: Message) -> None:
-        """Open ``form`` as a modal for whoever's action produced ``trigger_id``."""
-        ...
-
-    def tell(self, channel: str, user: str, message: Message) -> None:
-        """An ephemeral message for ``user`` in ``channel`` (a DM when that is impossible)."""
-        ...

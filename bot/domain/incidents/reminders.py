@@ -12,12 +12,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.shared.context import Call
-from bot.domain.shared.errors import Conflict, NotFound, OpsError
-from bot.domain.incidents.common import cadence, log, people, record, require_open, require_participant, slack, store
+from bot.domain.incidents.common import cadence, change, get, log, people, record, require_open, require_participant
+from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Escalation, Note, Reminder
 from bot.domain.incidents.model import Incident, Kind
+from bot.domain.shared.errors import Conflict, NotFound, OpsError
+from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
+
+REMIND_JOB = "incidents.remind"
+ESCALATE_JOB = "incidents.escalate"
 
 
 def reminder_key(incident_id: int, seq: int) -> str:
@@ -28,117 +32,119 @@ def escalation_key(incident_id: int, level: int) -> str:
     return f"incident-escalate:{incident_id}:{level}"
 
 
-def due_after(call: Call, incident: Incident, now: datetime, promised: datetime | None) -> datetime | None:
-    """When the next update is overdue: the promised time or the severity's cadence, whichever is sooner."""
-    every = cadence(call, incident)
-    candidates = [t for t in (promised, now + every if every else None) if t is not None]
-    return min(candidates) if candidates else None
+class Reminders:
+    """Arming, firing and snoozing update reminders; scheduling, firing and stopping escalation."""
 
+    def __init__(self, deps: IncidentDeps) -> None:
+        self._d = deps
 
-def arm(call: Call, incident: Incident, due: datetime | None) -> None:
-    """Schedule the reminder for the incident's current ``reminder_seq``."""
-    if due is None or not incident.is_open:
-        return
-    payload = {"incident": incident.id, "seq": incident.reminder_seq, "due": due.isoformat()}
-    call.services.jobs.schedule(due, "incidents.remind", payload, key=reminder_key(incident.id, incident.reminder_seq))
+    def due_after(self, incident: Incident, now: datetime, promised: datetime | None) -> datetime | None:
+        """When the next update is overdue: the promised time or the severity's cadence, whichever is sooner."""
+        every = cadence(self._d, incident)
+        candidates = [t for t in (promised, now + every if every else None) if t is not None]
+        return min(candidates) if candidates else None
 
+    def arm(self, incident: Incident, due: datetime | None) -> None:
+        """Schedule the reminder for the incident's current ``reminder_seq``."""
+        if due is None or not incident.is_open:
+            return
+        payload = {"incident": incident.id, "seq": incident.reminder_seq, "due": due.isoformat()}
+        self._d.jobs.schedule(due, REMIND_JOB, payload, key=reminder_key(incident.id, incident.reminder_seq))
 
-def disarm(call: Call, incident: Incident) -> None:
-    call.services.jobs.cancel(reminder_key(incident.id, incident.reminder_seq))
+    def disarm(self, incident: Incident) -> None:
+        self._d.jobs.cancel(reminder_key(incident.id, incident.reminder_seq))
 
+    def remind(self, actor: Actor, payload: dict[str, Any]) -> None:
+        """The job: if this reminder is still the current one and has not fired, remind the commander."""
+        d, seq = self._d, int(payload["seq"])
 
-def remind(call: Call, payload: dict[str, Any]) -> None:
-    """The job: if this reminder is still the current one and has not fired, remind the commander."""
-    seq = int(payload["seq"])
+        def claim(current: Incident) -> Incident:
+            if not current.is_open or current.reminder_seq != seq or current.reminded_seq >= seq:
+                raise Conflict("stale")
+            return replace(current, reminded_seq=seq)
 
-    def claim(current: Incident) -> Incident:
-        if not current.is_open or current.reminder_seq != seq or current.reminded_seq >= seq:
-            raise Conflict("stale")
-        return replace(current, reminded_seq=seq)
-
-    try:
-        _, incident = store(call).change(int(payload["incident"]), claim)
-    except (Conflict, NotFound):
-        return  # updated, snoozed, resolved, or already reminded: nothing to say
-    now = call.services.clock.now()
-    due = datetime.fromisoformat(payload["due"]) if payload.get("due") else now
-    reminder_id = f"{incident.id}.{seq}"
-    call.services.notifier.post(incident.channel_id, Reminder(incident, due, now, reminder_id, call.config.incidents.snooze_minutes))
-    record(call, incident, Kind.REMINDER, f"update overdue since {due:%H:%M} UTC; commander reminded", actor="opsbot")
-
-
-def snooze(call: Call, reminder_id: str) -> Reply:
-    """The Snooze button: the current reminder moves ``snooze_minutes`` later; the button carried only ``id.seq``."""
-    incident_id, _, seq_text = reminder_id.partition(".")
-    if not incident_id.isdigit() or not seq_text.isdigit():
-        raise NotFound("reminder", reminder_id[:20])
-    found = store(call).get(int(incident_id))
-    if found is None:
-        raise NotFound("incident", incident_id)
-    require_open(found)
-    require_participant(call, found, "incident snooze")
-    minutes = call.config.incidents.snooze_minutes
-
-    def bump(current: Incident) -> Incident:
-        if current.reminder_seq != int(seq_text):
-            raise Conflict("This reminder is out of date: an update was posted or it was snoozed already.")
-        return replace(current, reminder_seq=current.reminder_seq + 1)
-
-    before, after = store(call).change(found.id, bump)
-    disarm(call, before)
-    until = call.services.clock.now() + timedelta(minutes=minutes)
-    arm(call, after, until)
-    record(call, after, Kind.SNOOZE, f"reminder snoozed until {until:%H:%M} UTC")
-    # The reminder itself turns into the note, for everyone in the channel.
-    note = Note("😴", call.actor.user_id, f"snoozed the update reminder for {minutes} min (until {until:%H:%M} UTC).")
-    return Reply(note, visibility="in_channel", replace_original=True)
-
-
-def schedule_escalation(call: Call, incident: Incident) -> None:
-    """One job per configured step that names someone; the first may be due at once."""
-    found = call.config.incidents.severity(incident.severity)
-    if found is None:
-        return
-    for level, step in enumerate(call.config.incidents.escalation_for(found[1])):
-        if step.notify:
-            at = incident.declared_at + timedelta(minutes=step.after_minutes)
-            call.services.jobs.schedule(at, "incidents.escalate", {"incident": incident.id, "level": level},
-                                        key=escalation_key(incident.id, level))
-
-
-def stop_escalation(call: Call, incident: Incident) -> None:
-    found = call.config.incidents.severity(incident.severity)
-    steps = call.config.incidents.escalation_for(found[1]) if found else []
-    for level in range(max(len(steps), incident.escalation_level + 1)):
-        call.services.jobs.cancel(escalation_key(incident.id, level))
-
-
-def escalate(call: Call, payload: dict[str, Any]) -> None:
-    """The job: page this level unless the incident was acknowledged or resolved (or this level already fired)."""
-    level = int(payload["level"])
-    first = store(call).get(int(payload["incident"]))
-    found = call.config.incidents.severity(first.severity) if first else None
-    steps = call.config.incidents.escalation_for(found[1]) if found else []
-    if first is None or level >= len(steps) or not steps[level].notify:
-        return
-    step = steps[level]
-
-    def claim(current: Incident) -> Incident:
-        if not current.is_open or current.acknowledged_at is not None or current.escalation_level > level:
-            raise Conflict("skipped")
-        return replace(current, escalation_level=level + 1)
-
-    try:
-        _, incident = store(call).change(first.id, claim)
-    except Conflict:
-        return
-    users, _ = people(call, step.notify)
-    if users:
         try:
-            slack(call).invite(incident.channel_id, users)
-        except OpsError:  # the mention below still reaches them
-            log.warning("could not invite escalation level %s to %s", level + 1, incident.channel_id)
-        store(call).change(incident.id, lambda current: current.with_participants(*users))
-    label = step.label or f"level {level + 1}"
-    call.services.notifier.post(incident.channel_id, Escalation(incident, level + 1, label, step.notify, call.services.clock.now()))
-    record(call, incident, Kind.ESCALATION, f"escalated to {label}: " + ", ".join(step.notify), actor="opsbot")
+            _, incident = change(d, int(payload["incident"]), claim)
+        except (Conflict, NotFound):
+            return  # updated, snoozed, resolved, or already reminded: nothing to say
+        now = d.clock.now()
+        due = datetime.fromisoformat(payload["due"]) if payload.get("due") else now
+        reminder_id = f"{incident.id}.{seq}"
+        d.notifier.post(incident.channel_id, Reminder(incident, due, now, reminder_id, d.config.incidents.snooze_minutes))
+        record(d, actor, incident, Kind.REMINDER, f"update overdue since {due:%H:%M} UTC; commander reminded", by="opsbot")
+
+    def snooze(self, actor: Actor, reminder_id: str) -> Reply:
+        """The Snooze button: the current reminder moves ``snooze_minutes`` later; the button carried only ``id.seq``."""
+        d = self._d
+        incident_id, _, seq_text = reminder_id.partition(".")
+        if not incident_id.isdigit() or not seq_text.isdigit():
+            raise NotFound("reminder", reminder_id[:20])
+        found = get(d, int(incident_id))
+        if found is None:
+            raise NotFound("incident", incident_id)
+        require_open(found)
+        require_participant(d, actor, found, "incident snooze")
+        minutes = d.config.incidents.snooze_minutes
+
+        def bump(current: Incident) -> Incident:
+            if current.reminder_seq != int(seq_text):
+                raise Conflict("This reminder is out of date: an update was posted or it was snoozed already.")
+            return replace(current, reminder_seq=current.reminder_seq + 1)
+
+        before, after = change(d, found.id, bump)
+        self.disarm(before)
+        until = d.clock.now() + timedelta(minutes=minutes)
+        self.arm(after, until)
+        record(d, actor, after, Kind.SNOOZE, f"reminder snoozed until {until:%H:%M} UTC")
+        # The reminder itself turns into the note, for everyone in the channel.
+        note = Note("😴", actor.user_id, f"snoozed the update reminder for {minutes} min (until {until:%H:%M} UTC).")
+        return Reply(note, visibility="in_channel", replace_original=True)
+
+    def schedule_escalation(self, incident: Incident) -> None:
+        """One job per configured step that names someone; the first may be due at once."""
+        config = self._d.config.incidents
+        found = config.severity(incident.severity)
+        if found is None:
+            return
+        for level, step in enumerate(config.escalation_for(found[1])):
+            if step.notify:
+                at = incident.declared_at + timedelta(minutes=step.after_minutes)
+                self._d.jobs.schedule(at, ESCALATE_JOB, {"incident": incident.id, "level": level},
+                                      key=escalation_key(incident.id, level))
+
+    def stop_escalation(self, incident: Incident) -> None:
+        config = self._d.config.incidents
+        found = config.severity(incident.severity)
+        steps = config.escalation_for(found[1]) if found else []
+        for level in range(max(len(steps), incident.escalation_level + 1)):
+            self._d.jobs.cancel(escalation_key(incident.id, level))
+
+    def escalate(self, actor: Actor, payload: dict[str, Any]) -> None:
+        """The job: page this level unless the incident was acknowledged or resolved (or this level already fired)."""
+        d, level = self._d, int(payload["level"])
+        first = get(d, int(payload["incident"]))
+        found = d.config.incidents.severity(first.severity) if first else None
+        steps = d.config.incidents.escalation_for(found[1]) if found else []
+        if first is None or level >= len(steps) or not steps[level].notify:
+            return
+        step = steps[level]
+
+        def claim(current: Incident) -> Incident:
+            if not current.is_open or current.acknowledged_at is not None or current.escalation_level > level:
+                raise Conflict("skipped")
+            return replace(current, escalation_level=level + 1)
+
+        try:
+            _, incident = change(d, first.id, claim)
+        except Conflict:
+            return
+        users, _ = people(d, step.notify)
+        if users:
+            try:
+                d.conversations.invite(incident.channel_id, users)
+            except OpsError:  # the mention below still reaches them
+                log.warning("could not invite escalation level %s to %s", level + 1, incident.channel_id)
+            change(d, incident.id, lambda current: current.with_participants(*users))
+        label = step.label or f"level {level + 1}"
+        d.notifier.post(incident.channel_id, Escalation(incident, level + 1, label, step.notify, d.clock.now()))
+        record(d, actor, incident, Kind.ESCALATION, f"escalated to {label}: " + ", ".join(step.notify), by="opsbot")

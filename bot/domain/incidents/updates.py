@@ -6,16 +6,17 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.domain.shared.commands import Args
-from bot.domain.shared.context import Call
 from bot.config.durations import format_duration, parse_duration
-from bot.domain.shared.errors import NotFound, UsageError
-from bot.domain.incidents import resolve
-from bot.domain.incidents.common import cadence, here, record, refresh, require_open, require_participant, slack, store
+from bot.domain.incidents.common import cadence, change, get, here, record, refresh, require_open, require_participant
+from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Choice, StatusUpdate, UpdateForm
 from bot.domain.incidents.model import Incident, Kind, Status
-from bot.domain.incidents.reminders import arm, disarm, due_after
+from bot.domain.incidents.reminders import Reminders
+from bot.domain.incidents.resolve import Resolutions
+from bot.domain.shared.commands import Args
+from bot.domain.shared.errors import NotFound, UsageError
 from bot.domain.shared.messages import Notice
+from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
 
 USAGE = 'incident update <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m]'
@@ -89,83 +90,99 @@ def form_errors(values: dict[str, str]) -> dict[str, str]:
     return errors
 
 
-def run(command: PostUpdate, call: Call) -> Reply:
-    incident = here(call)
-    require_open(incident)
-    require_participant(call, incident, "incident update")
-    if command.status is None:
-        return open_form(call, incident)
-    if command.status == Status.RESOLVED:
-        return resolve.resolve(call, incident, command.current_status)
-    impact = incident.impact if command.impact is None else command.impact.strip()
-    if not impact:
-        raise UsageError('The update template needs Impact: add --impact "who is affected, and how" (nothing was posted).', f"/ops {USAGE}")
-    now = call.services.clock.now()
-    if command.next_update:
-        try:
-            promised = parse_next(command.next_update, now)
-        except ValueError as exc:
-            raise UsageError(str(exc) + ".", f"/ops {USAGE}") from None
-    else:
-        every = cadence(call, incident)
-        if every is None:
-            raise UsageError(f"The update template needs Next update: add --next 1h ({incident.severity} has no update cadence; nothing was posted).",
-                             f"/ops {USAGE}")
-        promised = now + every
-    return post(call, incident, Status(command.status), impact, command.what_happened.strip(), command.current_status, promised)
+class Updates:
+    """Posting the runbook's status update, from the command, the form, or a reminder's button."""
 
+    def __init__(self, deps: IncidentDeps, reminders: Reminders, resolutions: Resolutions) -> None:
+        self._d = deps
+        self._reminders = reminders
+        self._resolutions = resolutions
 
-def open_form(call: Call, incident: Incident) -> Reply:
-    if not call.actor.request_id:
-        raise UsageError("The form can only open from Slack; give the status and text instead.", f"/ops {USAGE}")
-    every = cadence(call, incident)
-    statuses = [Choice(s.value, s.value.capitalize()) for s in Status]
-    slack(call).open_form(call.actor.request_id, UpdateForm(incident, statuses, format_duration(every).replace(" ", "") if every else ""))
-    return Reply(Notice(f"The update form for {incident.ref} is open.", icon="📝"))
+    def form_errors(self, values: dict[str, str]) -> dict[str, str]:
+        return form_errors(values)
 
+    def run(self, command: PostUpdate, actor: Actor) -> Reply:
+        d = self._d
+        incident = here(d, actor)
+        require_open(incident)
+        require_participant(d, actor, incident, "incident update")
+        if command.status is None:
+            return self.open_form(actor, incident)
+        if command.status == Status.RESOLVED:
+            return self._resolutions.resolve(actor, incident, command.current_status)
+        impact = incident.impact if command.impact is None else command.impact.strip()
+        if not impact:
+            raise UsageError('The update template needs Impact: add --impact "who is affected, and how" (nothing was posted).', f"/ops {USAGE}")
+        now = d.clock.now()
+        if command.next_update:
+            try:
+                promised = parse_next(command.next_update, now)
+            except ValueError as exc:
+                raise UsageError(str(exc) + ".", f"/ops {USAGE}") from None
+        else:
+            every = cadence(d, incident)
+            if every is None:
+                raise UsageError(f"The update template needs Next update: add --next 1h ({incident.severity} has no update cadence; nothing was posted).",
+                                 f"/ops {USAGE}")
+            promised = now + every
+        return self.post(actor, incident, Status(command.status), impact, command.what_happened.strip(), command.current_status, promised)
 
-def open_form_for(call: Call, incident_id: str) -> Reply:
-    """The reminder's "Post update" button (it carried only the incident id)."""
-    incident = store(call).get(int(incident_id)) if incident_id.isdigit() else None
-    if incident is None:
-        raise NotFound("incident", incident_id[:20])
-    require_open(incident)
-    require_participant(call, incident, "incident update")
-    return open_form(call, incident)
+    def open_form(self, actor: Actor, incident: Incident) -> Reply:
+        if not actor.request_id:
+            raise UsageError("The form can only open from Slack; give the status and text instead.", f"/ops {USAGE}")
+        every = cadence(self._d, incident)
+        statuses = [Choice(s.value, s.value.capitalize()) for s in Status]
+        self._d.conversations.open_form(actor.request_id, UpdateForm(incident, statuses, format_duration(every).replace(" ", "") if every else ""))
+        return Reply(Notice(f"The update form for {incident.ref} is open.", icon="📝"))
 
+    def open_form_for(self, actor: Actor, incident_id: str) -> Reply:
+        """The reminder's "Post update" button (it carried only the incident id)."""
+        incident = get(self._d, int(incident_id)) if incident_id.isdigit() else None
+        if incident is None:
+            raise NotFound("incident", incident_id[:20])
+        require_open(incident)
+        require_participant(self._d, actor, incident, "incident update")
+        return self.open_form(actor, incident)
 
-def submit_form(call: Call, incident_id: int, values: dict[str, str]) -> Reply:
-    incident = store(call).get(incident_id)
-    if incident is None:
-        raise NotFound("incident", str(incident_id))
-    require_open(incident)
-    require_participant(call, incident, "incident update")
-    errors = form_errors(values)
-    if errors:
-        raise UsageError(next(iter(errors.values())))
-    if values["status"] == Status.RESOLVED:
-        return resolve.resolve(call, incident, values["current_status"].strip())
-    now = call.services.clock.now()
-    return post(call, incident, Status(values["status"]), values["impact"].strip(), values.get("what_happened", "").strip(),
-                values["current_status"].strip(), parse_next(values["next_update"], now))
+    def channel_of(self, incident_id: str) -> str | None:
+        """The channel of the incident a submitted update form names (a form has no channel of its own)."""
+        incident = get(self._d, int(incident_id)) if incident_id.isdigit() else None
+        return incident.channel_id if incident else None
 
+    def submit_form(self, actor: Actor, incident_id: int, values: dict[str, str]) -> Reply:
+        d = self._d
+        incident = get(d, incident_id)
+        if incident is None:
+            raise NotFound("incident", str(incident_id))
+        require_open(incident)
+        require_participant(d, actor, incident, "incident update")
+        errors = form_errors(values)
+        if errors:
+            raise UsageError(next(iter(errors.values())))
+        if values["status"] == Status.RESOLVED:
+            return self._resolutions.resolve(actor, incident, values["current_status"].strip())
+        now = d.clock.now()
+        return self.post(actor, incident, Status(values["status"]), values["impact"].strip(), values.get("what_happened", "").strip(),
+                         values["current_status"].strip(), parse_next(values["next_update"], now))
 
-def post(call: Call, incident: Incident, status: Status, impact: str, what_happened: str, current: str, promised: datetime) -> Reply:
-    """Post the update first (if Slack refuses, nothing is recorded), then record it and re-arm the reminder."""
-    now, actor = call.services.clock.now(), call.actor.user_id
-    message = StatusUpdate(incident, status, impact, incident.declared_at, now, what_happened, current, promised, actor)
-    call.services.notifier.post(incident.channel_id, message)
+    def post(self, actor: Actor, incident: Incident, status: Status, impact: str, what_happened: str, current: str,
+             promised: datetime) -> Reply:
+        """Post the update first (if Slack refuses, nothing is recorded), then record it and re-arm the reminder."""
+        d = self._d
+        now, user = d.clock.now(), actor.user_id
+        message = StatusUpdate(incident, status, impact, incident.declared_at, now, what_happened, current, promised, user)
+        d.notifier.post(incident.channel_id, message)
 
-    def apply(current: Incident) -> Incident:
-        require_open(current)  # resolved while this update was being posted
-        return replace(current, status=status, impact=impact, last_update_at=now, next_update_at=promised,
-                       reminder_seq=current.reminder_seq + 1).with_participants(actor)
+        def apply(latest: Incident) -> Incident:
+            require_open(latest)  # resolved while this update was being posted
+            return replace(latest, status=status, impact=impact, last_update_at=now, next_update_at=promised,
+                           reminder_seq=latest.reminder_seq + 1).with_participants(user)
 
-    before, after = store(call).change(incident.id, apply)
-    disarm(call, before)
-    due = due_after(call, after, now, promised)
-    arm(call, after, due)
-    record(call, after, Kind.UPDATE, f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else ""))
-    warnings = refresh(call, after)
-    when = f"; the next update is due by {due:%H:%M} UTC" if due else ""
-    return Reply(Notice(f"Update posted in #{after.channel_name}{when}.", details=warnings))
+        before, after = change(d, incident.id, apply)
+        self._reminders.disarm(before)
+        due = self._reminders.due_after(after, now, promised)
+        self._reminders.arm(after, due)
+        record(d, actor, after, Kind.UPDATE, f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else ""))
+        warnings = refresh(d, after)
+        when = f"; the next update is due by {due:%H:%M} UTC" if due else ""
+        return Reply(Notice(f"Update posted in #{after.channel_name}{when}.", details=warnings))

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from datetime import timedelta
+from typing import Any
 
-from bot.domain.shared import catalog
-
-from bot.domain.locks import waiting as deploy_locks
-from bot.domain.shared.commands import Args, Subcommand, expect, no_args
-from bot.domain.shared.context import Call
-from bot.domain.dispatch import JobSpec
 from bot.config.durations import parse_duration
+from bot.domain.locks.deps import LockDeps
+from bot.domain.locks.messages import HoldEnded, LockBroken, LockList, LockTaken
+from bot.domain.locks.waiting import DeployLocks
+from bot.domain.shared import catalog
+from bot.domain.shared.commands import Args, Subcommand, expect, no_args
 from bot.domain.shared.errors import Conflict, OpsError, UsageError
-from bot.domain.shared.policy import Role
-from bot.domain.shared.ports import LockInfo, Reply
+from bot.domain.shared.family import Family, JobSpec
+from bot.domain.shared.policy import Actor, Role
+from bot.domain.shared.ports import Reply
 
 MAX_MANUAL_LOCK = timedelta(days=7)
+LOCK_USAGE = 'lock <service> <env> [for=1h] --reason "…"'
+UNLOCK_USAGE = 'unlock <service> <env> --reason "…"'
+HOLD_ENDED_JOB = "locks.hold_ended"
 
 
 @dataclass(frozen=True)
@@ -40,50 +43,6 @@ class ForceUnlock:
     reason: str
 
 
-@dataclass(frozen=True)
-class LockList:
-    template: ClassVar[str] = "locks/list"
-    locks: list[LockInfo]
-    now: datetime
-
-
-@dataclass(frozen=True)
-class LockTaken:
-    template: ClassVar[str] = "locks/taken"
-    lock: LockInfo
-    reason: str
-
-
-@dataclass(frozen=True)
-class LockHeldNotice:
-    """Someone else holds the lock: who, for what, since when."""
-
-    template: ClassVar[str] = "locks/held"
-    lock: LockInfo
-    now: datetime
-
-
-@dataclass(frozen=True)
-class LockBroken:
-    """Told to the admin, and to the holder by DM."""
-
-    template: ClassVar[str] = "locks/broken"
-    lock: LockInfo
-    by: str
-    reason: str
-    holder_told: bool = True
-
-
-@dataclass(frozen=True)
-class HoldEnded:
-    """Posted in the deployments channel when a lock taken by hand runs out."""
-
-    template: ClassVar[str] = "locks/hold_ended"
-    name: str
-    holder: str
-    reason: str
-
-
 def _reason(args: Args, usage: str) -> str:
     reason = args.options.get("reason", "").strip()
     if not reason:
@@ -96,14 +55,6 @@ def parse_list(args: Args) -> ListLocks:
     return ListLocks()
 
 
-def run_list(command: ListLocks, call: Call) -> Reply:
-    return Reply(LockList(call.services.locks.held(), call.services.clock.now()))
-
-
-LOCK_USAGE = 'lock <service> <env> [for=1h] --reason "…"'
-UNLOCK_USAGE = 'unlock <service> <env> --reason "…"'
-
-
 def parse_take(args: Args) -> TakeLock:
     service, env = expect(args, LOCK_USAGE, required=2)
     try:
@@ -113,67 +64,79 @@ def parse_take(args: Args) -> TakeLock:
     return TakeLock(service, env, _reason(args, LOCK_USAGE), int(duration.total_seconds()))
 
 
-def run_take(command: TakeLock, call: Call) -> Reply:
-    service, env = _target(call, command.service, command.environment)
-    locks = call.services.locks
-    name = catalog.lock_name(service, env)
-    lease = locks.acquire(name, holder=call.actor.user_id, purpose=f"held by hand: {command.reason}", ttl_seconds=command.duration_seconds)
-    if lease is None:  # the same answer a deploy gets: who holds it, for what, and "Notify me when free"
-        return deploy_locks.refusal(call, name, f"hold on {name}")
-    info = locks.holder(name)
-    if info is None:
-        raise OpsError("The lock expired immediately; check the duration.")
-    payload = {"name": name, "fence": lease.fence, "holder": call.actor.user_id, "reason": command.reason}
-    call.services.jobs.schedule(info.expires_at, "locks.hold_ended", payload, key=_hold_key(name, lease.fence))
-    return Reply(LockTaken(info, command.reason), visibility="in_channel")
-
-
-def _hold_key(name: str, fence: int) -> str:
-    return f"lock-hold:{name}:{fence}"
-
-
-def hold_ended(call: Call, payload: dict[str, Any]) -> None:
-    """A hand-taken lock's time is up: say so, unless someone took the lock again since."""
-    current = call.services.locks.holder(payload["name"])
-    if current is not None and current.fence == payload["fence"]:
-        return  # still held by the same hold (clock skew): the lock's own TTL will end it
-    call.services.notifier.post(call.config.channels.deployments, HoldEnded(payload["name"], payload["holder"], payload["reason"]))
-    if current is None:
-        deploy_locks.notify_waiters(call, payload["name"], f"the hold by {payload['holder']} ended")
-
-
 def parse_unlock(args: Args) -> ForceUnlock:
     service, env = expect(args, UNLOCK_USAGE, required=2)
     return ForceUnlock(service, env, _reason(args, UNLOCK_USAGE))
 
 
-def run_unlock(command: ForceUnlock, call: Call) -> Reply:
-    service, env = _target(call, command.service, command.environment)
-    released = call.services.locks.force_release(catalog.lock_name(service, env))
-    if released is None:
-        raise Conflict(f"No lock is held on `{service}` in `{env}`.")
-    call.services.jobs.cancel(_hold_key(released.name, released.fence))
-    # A deploy that held it can no longer record its result (fencing); those waiting may go ahead.
-    deploy_locks.notify_waiters(call, released.name, f"it was force-released by an admin: {command.reason}")
-    told = True
-    if released.holder != call.actor.user_id:
-        try:
-            call.services.notifier.dm(released.holder, LockBroken(released, call.actor.user_id, command.reason))
-        except OpsError:
-            told = False
-    return Reply(LockBroken(released, call.actor.user_id, command.reason, holder_told=told), visibility="in_channel")
+def hold_key(name: str, fence: int) -> str:
+    """The job key of the "hold ended" announcement of one hold."""
+    return f"lock-hold:{name}:{fence}"
 
 
-def _target(call: Call, service: str, env: str) -> tuple[str, str]:
-    name, _ = catalog.service(call.config, service)
-    return name, catalog.environment(call.config, name, env)
+class LockCommands:
+    """The lock subcommands and the job that announces the end of a hold taken by hand."""
 
+    def __init__(self, deps: LockDeps, deploy_locks: DeployLocks) -> None:
+        self._d = deps
+        self._deploy_locks = deploy_locks
 
-JOBS = [JobSpec("locks.hold_ended", hold_ended)]
-COMMANDS: list[Subcommand] = [
-    Subcommand(("locks",), "List held deploy locks: who, what, since when, until when", "locks", Role.VIEWER, parse_list, run_list),
-    Subcommand(("lock",), "Hold a service's deploys in an environment for a while", LOCK_USAGE, Role.DEPLOYER, parse_take, run_take,
-               options=frozenset({"reason"}), keys=frozenset({"for"}), mutates=True),
-    Subcommand(("unlock",), "Break a deploy lock; the holder is told", UNLOCK_USAGE, Role.ADMIN, parse_unlock, run_unlock,
-               options=frozenset({"reason"}), mutates=True),
-]
+    def family(self) -> Family:
+        return Family(
+            "locks",
+            commands=[
+                Subcommand(("locks",), "List held deploy locks: who, what, since when, until when", "locks", Role.VIEWER,
+                           parse_list, self.list),
+                Subcommand(("lock",), "Hold a service's deploys in an environment for a while", LOCK_USAGE, Role.DEPLOYER,
+                           parse_take, self.take, options=frozenset({"reason"}), keys=frozenset({"for"}), mutates=True),
+                Subcommand(("unlock",), "Break a deploy lock; the holder is told", UNLOCK_USAGE, Role.ADMIN, parse_unlock,
+                           self.unlock, options=frozenset({"reason"}), mutates=True),
+            ],
+            jobs=[JobSpec(HOLD_ENDED_JOB, self.hold_ended)],
+        )
+
+    def list(self, command: ListLocks, actor: Actor) -> Reply:
+        return Reply(LockList(self._d.locks.held(), self._d.clock.now()))
+
+    def take(self, command: TakeLock, actor: Actor) -> Reply:
+        service, env = self._target(command.service, command.environment)
+        locks = self._d.locks
+        name = catalog.lock_name(service, env)
+        lease = locks.acquire(name, holder=actor.user_id, purpose=f"held by hand: {command.reason}", ttl_seconds=command.duration_seconds)
+        if lease is None:  # the same answer a deploy gets: who holds it, for what, and "Notify me when free"
+            return self._deploy_locks.refusal(name, f"hold on {name}")
+        info = locks.holder(name)
+        if info is None:
+            raise OpsError("The lock expired immediately; check the duration.")
+        payload = {"name": name, "fence": lease.fence, "holder": actor.user_id, "reason": command.reason}
+        self._d.jobs.schedule(info.expires_at, HOLD_ENDED_JOB, payload, key=hold_key(name, lease.fence))
+        return Reply(LockTaken(info, command.reason), visibility="in_channel")
+
+    def hold_ended(self, actor: Actor, payload: dict[str, Any]) -> None:
+        """A hand-taken lock's time is up: say so, unless someone took the lock again since."""
+        current = self._d.locks.holder(payload["name"])
+        if current is not None and current.fence == payload["fence"]:
+            return  # still held by the same hold (clock skew): the lock's own TTL will end it
+        self._d.notifier.post(self._d.config.channels.deployments, HoldEnded(payload["name"], payload["holder"], payload["reason"]))
+        if current is None:
+            self._deploy_locks.notify_waiters(payload["name"], f"the hold by {payload['holder']} ended")
+
+    def unlock(self, command: ForceUnlock, actor: Actor) -> Reply:
+        service, env = self._target(command.service, command.environment)
+        released = self._d.locks.force_release(catalog.lock_name(service, env))
+        if released is None:
+            raise Conflict(f"No lock is held on `{service}` in `{env}`.")
+        self._d.jobs.cancel(hold_key(released.name, released.fence))
+        # A deploy that held it can no longer record its result (fencing); those waiting may go ahead.
+        self._deploy_locks.notify_waiters(released.name, f"it was force-released by an admin: {command.reason}")
+        told = True
+        if released.holder != actor.user_id:
+            try:
+                self._d.notifier.dm(released.holder, LockBroken(released, actor.user_id, command.reason))
+            except OpsError:
+                told = False
+        return Reply(LockBroken(released, actor.user_id, command.reason, holder_told=told), visibility="in_channel")
+
+    def _target(self, service: str, env: str) -> tuple[str, str]:
+        name, _ = catalog.service(self._d.config, service)
+        return name, catalog.environment(self._d.config, name, env)

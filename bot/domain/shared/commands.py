@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from bot.domain.shared.errors import UsageError
-from bot.domain.shared.policy import Role
+from bot.domain.shared.policy import Actor, Role
+from bot.domain.shared.ports import Reply
 
 MAX_TEXT_CHARS = 4000
 DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"'})
@@ -51,14 +52,14 @@ class Args:
 
 @dataclass(frozen=True)
 class Subcommand(Generic[C]):
-    """One `/ops` subcommand: its words, who may run it, how to parse and run it."""
+    """One `/ops` subcommand: its words, who may run it, how to parse it into a command ``C`` and run it as an actor."""
 
     words: tuple[str, ...]
     summary: str
     usage: str
     role: Role
     parse: Callable[[Args], C]
-    run: Callable[[C, Any], Any]
+    run: Callable[[C, Actor], Reply]
     options: frozenset[str] = frozenset()
     flags: frozenset[str] = frozenset()
     keys: frozenset[str] = frozenset()

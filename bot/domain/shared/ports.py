@@ -1,10 +1,14 @@
-"""The ports the domain talks to, and the value objects that cross them."""
+"""The ports every family talks to, and the value objects that cross them.
+
+Family-specific ports live in each family's ``ports.py`` (``bot/domain/<family>/ports.py``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 
 class Clock(Protocol):
@@ -43,53 +47,6 @@ class Reply:
     visibility: Literal["ephemeral", "in_channel"] = "ephemeral"
     replace_original: bool = False
     outcome: str = "ok"
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    """A held lock as anyone may see it (never its owner token)."""
-
-    name: str
-    holder: str
-    purpose: str
-    since: datetime
-    expires_at: datetime
-    fence: int
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Proof of holding a lock: only the holder has the token; the fence orders holders."""
-
-    name: str
-    token: str
-    fence: int
-
-
-class LockStore(Protocol):
-    def acquire(self, name: str, *, holder: str, purpose: str, ttl_seconds: float) -> Lease | None:
-        """Take the lock if free; None when someone holds it."""
-        ...
-
-    def release(self, lease: Lease) -> bool:
-        """Release if ``lease`` still holds the lock; False for a stale holder."""
-        ...
-
-    def extend(self, lease: Lease, ttl_seconds: float) -> bool:
-        """Renew the TTL if ``lease`` still holds the lock."""
-        ...
-
-    def is_current(self, lease: Lease) -> bool:
-        """Whether ``lease`` is still the holder (the fencing check before recording a result)."""
-        ...
-
-    def holder(self, name: str) -> LockInfo | None: ...
-
-    def held(self) -> list[LockInfo]: ...
-
-    def force_release(self, name: str) -> LockInfo | None:
-        """Release whoever holds ``name``; returns who that was."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -167,7 +124,7 @@ class EphemeralState(Protocol):
 class Jobs(Protocol):
     """Background work that outlives the request that started it, run by `opsbot worker`.
 
-    ``name`` picks a job registered by a family (``bot.domain.registry.jobs()``); ``payload`` is
+    ``name`` picks a job a family declared (``Family.jobs``); ``payload`` is
     JSON-safe data. A ``key`` makes the job idempotent: while one with that key is pending, another
     submit or schedule with the same key does nothing.
     """
@@ -177,67 +134,6 @@ class Jobs(Protocol):
     def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str | None = None) -> None: ...
 
     def cancel(self, key: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One health check's verdict: ``healthy``, ``degraded`` (slow) or ``failed``, with the reason."""
-
-    name: str
-    url: str
-    status: Literal["healthy", "degraded", "failed"]
-    latency_ms: float | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    """Every check of one service in one environment, and the version it reports (if configured)."""
-
-    service: str
-    environment: str
-    status: Literal["healthy", "degraded", "failed"]
-    checks: list[CheckOutcome] = field(default_factory=list)
-    version: str | None = None
-    version_error: str | None = None
-
-
-class HealthProbe(Protocol):
-    """Runs a service's configured health checks (and its version endpoint) concurrently."""
-
-    def check(self, service: str, environment: str) -> HealthReport: ...
-
-
-@runtime_checkable
-class HealthFanout(Protocol):
-    """A probe that can check many services at once under one concurrency cap (`/ops health all`)."""
-
-    def check_many(self, targets: list[tuple[str, str]]) -> list[HealthReport]: ...
-
-
-class WatchStore(Protocol):
-    """Health watch state shared by every replica. Only the holder of a watch's lease may write it,
-    so a replica whose lease ran out cannot overwrite (or announce over) a newer one."""
-
-    def lease(self, watch: str, ttl_seconds: float) -> Lease | None:
-        """Take the watch's lease if nobody holds it; None when another replica is ticking it."""
-        ...
-
-    def release(self, lease: Lease) -> None: ...
-
-    def load(self, watch: str) -> dict[str, Any] | None: ...
-
-    def save(self, lease: Lease, data: dict[str, Any]) -> bool:
-        """Store ``data`` only if ``lease`` still holds the watch; False otherwise."""
-        ...
-
-    def silence(self, watch: str, until: datetime, by: str) -> None:
-        """Mute the watch's bad news until ``until``."""
-        ...
-
-    def silence_of(self, watch: str) -> tuple[datetime, str] | None:
-        """(until, by) of the watch's silence, if one was set and has not been cleaned up."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -263,3 +159,18 @@ class NoServiceEvents:
 
     def publish(self, event: ServiceEvent) -> None:
         return None
+
+
+class UnitOfWork(Protocol):
+    """One database transaction: what a family loads, decides and changes is committed together, or not at all.
+
+    Used as a context manager; leaving the block without ``commit()`` (or by an exception) rolls back.
+    Each family's ``ports.py`` names the repositories it reads through it (``uow.approvals`` …).
+    Raises ``Unavailable`` when the database cannot be reached.
+    """
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None: ...
+
+    def commit(self) -> None: ...

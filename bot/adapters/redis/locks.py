@@ -1,20 +1,15 @@
-"""Redis adapters: deploy locks (SET NX PX, compare-and-set in Lua, fencing) and short-lived state."""
+"""Deploy locks in Redis: SET NX PX with an owner token, compare-and-set release and renewal in Lua, a fencing counter."""
 
 from __future__ import annotations
 
-import functools
-import json
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
 import redis
 
-from bot.domain.shared.errors import Unavailable
-from bot.domain.shared.ports import Clock, Lease, LockInfo
-
-T = TypeVar("T")
+from bot.adapters.redis.connection import guard_redis
+from bot.domain.locks.ports import Lease, LockInfo
+from bot.domain.shared.ports import Clock
 
 # KEYS: lock, meta, fence, index. ARGV: token, ttl_ms, holder, purpose, since, name.
 ACQUIRE = """
@@ -52,28 +47,6 @@ return meta
 """
 
 
-def _guard(fn: Callable[..., T]) -> Callable[..., T]:
-    """Turn a lost Redis into a typed Unavailable the user can read."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise Unavailable("Redis", type(exc).__name__) from None
-        except redis.ResponseError as exc:
-            if "LOADING" in str(exc) or "READONLY" in str(exc):
-                raise Unavailable("Redis", str(exc).split()[0]) from None
-            raise
-
-    return wrapper
-
-
-def connect(url: str) -> redis.Redis:
-    """A client with short timeouts: a stuck Redis must fail a command, not hang it."""
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
-
-
 class RedisLockStore:
     """Locks whose holders can prove they still hold them, and whose order is fenced."""
 
@@ -90,7 +63,7 @@ class RedisLockStore:
         p = self._prefix
         return f"{p}lock:{name}", f"{p}lock-meta:{name}", f"{p}lock-fence:{name}", f"{p}locks"
 
-    @_guard
+    @guard_redis
     def acquire(self, name: str, *, holder: str, purpose: str, ttl_seconds: float) -> Lease | None:
         lock, meta, fence_key, index = self._keys(name)
         token = secrets.token_hex(16)
@@ -98,31 +71,31 @@ class RedisLockStore:
         fence = self._acquire(keys=[lock, meta, fence_key, index], args=[token, int(ttl_seconds * 1000), holder, purpose, since, name])
         return Lease(name, token, int(fence)) if fence else None
 
-    @_guard
+    @guard_redis
     def release(self, lease: Lease) -> bool:
         lock, meta, _, index = self._keys(lease.name)
         return bool(self._release(keys=[lock, meta, index], args=[lease.token, lease.name]))
 
-    @_guard
+    @guard_redis
     def extend(self, lease: Lease, ttl_seconds: float) -> bool:
         lock, meta, _, _ = self._keys(lease.name)
         return bool(self._extend(keys=[lock, meta], args=[lease.token, int(ttl_seconds * 1000)]))
 
-    @_guard
+    @guard_redis
     def is_current(self, lease: Lease) -> bool:
         lock, meta, _, _ = self._keys(lease.name)
         with self._r.pipeline(transaction=True) as pipe:
             token, fence = pipe.get(lock).hget(meta, "fence").execute()
         return token == lease.token and fence is not None and int(fence) == lease.fence
 
-    @_guard
+    @guard_redis
     def holder(self, name: str) -> LockInfo | None:
         lock, meta, _, _ = self._keys(name)
         with self._r.pipeline(transaction=True) as pipe:
             fields, pttl = pipe.hgetall(meta).pttl(lock).execute()
         return self._info(name, fields, pttl)
 
-    @_guard
+    @guard_redis
     def held(self) -> list[LockInfo]:
         index = self._keys("")[3]
         names = sorted(self._r.smembers(index))
@@ -141,7 +114,7 @@ class RedisLockStore:
             self._r.srem(index, *stale)
         return infos  # type: ignore[return-value]
 
-    @_guard
+    @guard_redis
     def force_release(self, name: str) -> LockInfo | None:
         lock, meta, _, index = self._keys(name)
         reply = self._force(keys=[lock, meta, index], args=[name])
@@ -161,24 +134,3 @@ class RedisLockStore:
             expires_at=self._clock.now() + timedelta(milliseconds=pttl),
             fence=int(fields.get("fence", 0)),
         )
-
-
-class RedisState:
-    """Short-lived JSON values behind random ids, for button payloads that must stay opaque."""
-
-    def __init__(self, client: redis.Redis, prefix: str = "opsbot:") -> None:
-        self._r = client
-        self._prefix = prefix
-
-    @_guard
-    def put(self, kind: str, data: dict[str, Any], ttl_seconds: int) -> str:
-        key = secrets.token_urlsafe(12)
-        self._r.set(f"{self._prefix}state:{kind}:{key}", json.dumps(data), ex=ttl_seconds)
-        return key
-
-    @_guard
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        if not key or len(key) > 64:
-            return None
-        raw = self._r.get(f"{self._prefix}state:{kind}:{key}")
-        return json.loads(raw) if raw else None

@@ -1,0 +1,22 @@
+"""What the approvals family needs, built once by the wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from bot.config import OpsConfig
+from bot.domain.approvals.ports import ApprovalOutcome, ApprovalsUnitOfWork
+from bot.domain.shared.policy import Policy
+from bot.domain.shared.ports import Clock, Jobs, Notifier
+
+
+@dataclass(frozen=True)
+class ApprovalDeps:
+    config: OpsConfig
+    clock: Clock
+    uow: Callable[[], ApprovalsUnitOfWork]
+    notifier: Notifier
+    jobs: Jobs
+    policy: Policy
+    outcomes: Mapping[str, ApprovalOutcome]  # by request kind: "deploy", "rollback", "flag_unkill", "flag_rollout"

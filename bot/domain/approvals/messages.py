@@ -1,0 +1,31 @@
+"""What the approvals family says: the request as posted (updated on every vote), and the receipt for the voter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from bot.domain.approvals.model import ApprovalRequest, Decision, Vote
+
+
+@dataclass(frozen=True)
+class ApprovalMessage:
+    """The request as posted in the channel, updated in place on every vote."""
+
+    template: ClassVar[str] = "approvals/request"
+    request: ApprovalRequest
+    votes: list[Vote]
+    approvals: int
+    now: datetime
+
+
+@dataclass(frozen=True)
+class VoteReceipt:
+    """Told to the clicker alone."""
+
+    template: ClassVar[str] = "approvals/receipt"
+    request: ApprovalRequest
+    decision: Decision
+    approvals: int
+    self_approval: bool = False

@@ -1,0 +1,37 @@
+"""What the deploys family needs, built once by the wiring.
+
+Approvals are not among them: ``DeployOutcomes`` (what happens once a request is decided) is built
+first and handed to the approvals family; the request side (``DeployRequests``) receives the
+``ApprovalService`` next to these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.config import OpsConfig
+from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
+from bot.domain.health.ports import HealthProbe
+from bot.domain.incidents.freezes import IncidentFreezes
+from bot.domain.locks.ports import LockStore
+from bot.domain.locks.waiting import DeployLocks
+from bot.domain.shared.policy import Policy
+from bot.domain.shared.ports import AuditLog, Clock, Jobs, Notifier, ServiceEvents
+
+
+@dataclass(frozen=True)
+class DeployDeps:
+    config: OpsConfig
+    clock: Clock
+    uow: Callable[[], DeploysUnitOfWork]
+    providers: DeployProviders
+    locks: LockStore
+    deploy_locks: DeployLocks
+    incident_freezes: IncidentFreezes  # a rollback may take over an open incident's deploy freeze
+    health: HealthProbe  # verification after the provider
+    notifier: Notifier
+    events: ServiceEvents  # open incidents of the service hear about deploys and rollbacks
+    jobs: Jobs
+    policy: Policy
+    audit: AuditLog

@@ -1,0 +1,109 @@
+"""Deploys as the domain sees them: the deploy record and its states, ad-hoc freezes, what a provider is asked and answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from bot.domain.locks.ports import Lease
+
+
+class DeployKind(StrEnum):
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+
+
+class DeployState(StrEnum):
+    REQUESTED = "requested"  # waiting for approvals; holds the lock
+    APPROVED = "approved"  # queued for the worker; holds the lock
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"  # withdrawn by the requester, or the request could not be opened
+    RUNNING = "running"  # provider, then verification
+    SUCCEEDED = "succeeded"  # provider succeeded and verification passed
+    FAILED = "failed"  # provider failed, timed out, or verification failed
+    ROLLED_BACK = "rolled_back"  # was current, then a rollback away from it succeeded
+    LOCK_LOST = "lock_lost"  # its lock was broken or ran out before it could record a result
+
+
+HOLDS_LOCK = frozenset({DeployState.REQUESTED, DeployState.APPROVED, DeployState.RUNNING})
+RAN = frozenset({DeployState.SUCCEEDED, DeployState.FAILED, DeployState.ROLLED_BACK})
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """One deploy or rollback request, from request to result."""
+
+    id: str
+    kind: DeployKind
+    service: str
+    environment: str
+    version: str
+    requester: str
+    reason: str
+    state: DeployState
+    requested_at: datetime
+    previous_version: str | None = None
+    hotfix: bool = False
+    approval_id: str | None = None
+    approvers: list[str] = field(default_factory=list)
+    lock_name: str = ""
+    lock_token: str | None = None
+    lock_fence: int | None = None
+    approved_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    detail: str | None = None
+    output_tail: str | None = None
+    rollback_of: str | None = None
+    rolled_back_by: str | None = None
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lock lease this deploy holds (or held)."""
+        if self.lock_token is None or self.lock_fence is None:
+            return None
+        return Lease(self.lock_name, self.lock_token, self.lock_fence)
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.kind is DeployKind.ROLLBACK
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """An ad-hoc freeze set with `/ops freeze`: no deploys to ``target`` until ``ends_at``."""
+
+    id: int
+    scope: Literal["environment", "service"]
+    target: str
+    reason: str
+    created_by: str
+    created_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True)
+class DeployOrder:
+    """What a provider is asked to deploy. ``deploy_id`` doubles as the idempotency key."""
+
+    deploy_id: str
+    kind: DeployKind
+    service: str
+    environment: str
+    version: str
+    requester: str
+    reason: str
+    previous_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    """How a provider call ended; ``summary`` is one line, ``output_tail`` the end of its output."""
+
+    ok: bool
+    summary: str
+    output_tail: str = ""
+    link: str | None = None
