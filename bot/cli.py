@@ -82,7 +82,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
     _ready_database(settings, migrate=False)
     _setup_logging(settings)
     services = build_services(settings, config=config, allow_embedded_redis=args.embedded_redis)
-    SocketModeHandler(create_app(settings, services, mode="socket"), app_token).start()
+    SocketModeHandler(create_app(settings, services, mode="socket"), app_token).start()  # type: ignore[no-untyped-call]
     return 0
 
 

@@ -24,7 +24,7 @@ class EscalationStep(Strict):
 
 class Severity(Strict):
     update_every_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
-    responders: Principals
+    responders: Principals = Field(default_factory=list)
     # None: follow incidents.escalation; an empty list turns escalation off for this severity.
     escalation: list[EscalationStep] | None = None
 

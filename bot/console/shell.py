@@ -11,7 +11,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -143,7 +143,8 @@ class ConsoleSession:
         return self.dispatch_response(body, content_type).status
 
     def dispatch_response(self, body: str, content_type: str = "application/x-www-form-urlencoded") -> BoltResponse:
-        request = BoltRequest(body=body, headers=payloads.sign(self.secret, body, content_type=content_type), context={"opsbot_console": True})
+        headers: dict[str, str | Sequence[str]] = dict(payloads.sign(self.secret, body, content_type=content_type))
+        request = BoltRequest(body=body, headers=headers, context={"opsbot_console": True})
         return self.app.dispatch(request)
 
     def submit(self, fields: dict[str, str]) -> list[str]:

@@ -80,7 +80,7 @@ class SlackEmulator(WebApiMethods):
     def base_url(self) -> str:
         assert self._server, "start() the emulator first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     @property
     def api_url(self) -> str:

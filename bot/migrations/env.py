@@ -19,7 +19,9 @@ def run(conn) -> None:  # type: ignore[no-untyped-def]
 if connection is not None:
     run(connection)
 else:
-    engine = create_db_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "alembic_config() sets sqlalchemy.url"
+    engine = create_db_engine(url)
     with engine.connect() as conn:
         run(conn)
         conn.commit()

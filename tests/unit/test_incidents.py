@@ -140,11 +140,3 @@ def test_incident_config_errors_name_their_keys() -> None:
         assert any(error.startswith(expected) for error in caught.value.errors), caught.value.errors
     assert make_config(incidents={"severities": {"P1": {"update_every_minutes": 1}}}).incidents.severity("p1") is not None
     assert config_data()["channels"]["incidents"] == "C0INCIDENTS"
-
-
-def test_the_incidents_domain_imports_no_transport_or_storage_library() -> None:
-    forbidden = {"slack_bolt", "slack_sdk", "jinja2", "httpx", "redis", "sqlalchemy", "rq"}
-    for path in DOMAIN.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not {n.split(".")[0] for n in names} & forbidden, (path.name, names)

@@ -85,34 +85,43 @@ class RedisLockStore:
     def is_current(self, lease: Lease) -> bool:
         lock, meta, _, _ = self._keys(lease.name)
         with self._r.pipeline(transaction=True) as pipe:
-            token, fence = pipe.get(lock).hget(meta, "fence").execute()
+            pipe.get(lock)
+            pipe.hget(meta, "fence")
+            token, fence = pipe.execute()
         return token == lease.token and fence is not None and int(fence) == lease.fence
 
     @guard_redis
     def holder(self, name: str) -> LockInfo | None:
         lock, meta, _, _ = self._keys(name)
         with self._r.pipeline(transaction=True) as pipe:
-            fields, pttl = pipe.hgetall(meta).pttl(lock).execute()
+            pipe.hgetall(meta)
+            pipe.pttl(lock)
+            fields, pttl = pipe.execute()
         return self._info(name, fields, pttl)
 
     @guard_redis
     def held(self) -> list[LockInfo]:
         index = self._keys("")[3]
-        names = sorted(self._r.smembers(index))
+        names: list[str] = sorted(self._r.smembers(index))  # type: ignore[arg-type]  # decode_responses: str members
         if not names:
             return []
         with self._r.pipeline(transaction=False) as pipe:
             for name in names:
                 lock, meta, _, _ = self._keys(name)
-                pipe.hgetall(meta).pttl(lock)
+                pipe.hgetall(meta)
+                pipe.pttl(lock)
             replies = pipe.execute()
-        infos, stale = [], []
+        infos: list[LockInfo] = []
+        stale: list[str] = []
         for i, name in enumerate(names):
             info = self._info(name, replies[2 * i], replies[2 * i + 1])
-            (infos if info else stale).append(info or name)
+            if info is None:
+                stale.append(name)
+            else:
+                infos.append(info)
         if stale:
             self._r.srem(index, *stale)
-        return infos  # type: ignore[return-value]
+        return infos
 
     @guard_redis
     def force_release(self, name: str) -> LockInfo | None:

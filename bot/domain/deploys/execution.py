@@ -19,8 +19,7 @@ from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import DeployFailed, DeployStarted, DeploySucceeded, LockLost, RolledBack
 from bot.domain.deploys.model import Deploy, DeployOrder, DeployState, ProviderResult
 from bot.domain.deploys.ports import DeployProvider
-from bot.domain.locks.ports import Lease, LockStore
-from bot.domain.locks.service import MAX_MANUAL_LOCK
+from bot.domain.locks.ports import MAX_MANUAL_LOCK, Lease, LockStore
 from bot.domain.shared.errors import OpsError
 from bot.domain.shared.policy import Actor
 

@@ -9,8 +9,10 @@ do distributed locking", 2016).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
+
+MAX_MANUAL_LOCK = timedelta(days=7)  # the longest hold by hand (`/ops lock … for=`), and the hold after a rollback
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from bot.config.durations import parse_duration
 from bot.domain.locks.deps import LockDeps
 from bot.domain.locks.messages import HoldEnded, LockBroken, LockList, LockTaken
+from bot.domain.locks.ports import MAX_MANUAL_LOCK
 from bot.domain.locks.waiting import DeployLocks
 from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args, Subcommand, expect, no_args
@@ -17,7 +17,6 @@ from bot.domain.shared.family import Family, JobSpec
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
 
-MAX_MANUAL_LOCK = timedelta(days=7)
 LOCK_USAGE = 'lock <service> <env> [for=1h] --reason "…"'
 UNLOCK_USAGE = 'unlock <service> <env> --reason "…"'
 HOLD_ENDED_JOB = "locks.hold_ended"

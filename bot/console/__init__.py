@@ -1,0 +1,1 @@
+"""`opsbot console`: the bot without Slack, through an emulated workspace (``shell.py``), and the emulator itself."""
