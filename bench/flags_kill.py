@@ -18,11 +18,11 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.adapters.sql.engine import upgrade  # noqa: E402
-from bot.domain.shared.policy import Actor  # noqa: E402
-from tests.conftest import DEFAULT_PG_URL, DEFAULT_REDIS_URL, _admin, _with_database  # noqa: E402
-from tests.flagkit import AppSees, UnleashAdmin, create_flag_table  # noqa: E402
-from tests.support import Bot, make_config, start_emulator  # noqa: E402
+from bot.adapters.sql.engine import upgrade
+from bot.domain.shared.policy import Actor
+from tests.conftest import DEFAULT_PG_URL, DEFAULT_REDIS_URL, _admin, _with_database
+from tests.flagkit import AppSees, UnleashAdmin, create_flag_table
+from tests.support import Bot, make_config, start_emulator
 
 UNLEASH = "http://127.0.0.1:4247"
 
@@ -66,11 +66,11 @@ def run(rounds: int, opsbot_db: str, app_db: str, admin: UnleashAdmin, flag: str
         bot = Bot(emulator=emulator, db_url=opsbot_db, redis_client=client, prefix=f"bench:{secrets.token_hex(3)}:", config=config)
         kills, unkills, domain = [], [], []
         for _ in range(rounds):
-            kills.append(timed(lambda: bot.command(f"flag kill {name} --reason bench")))
-            unkills.append(timed(lambda: bot.command(f"flag unkill {name}")))
+            kills.append(timed(lambda b=bot, n=name: b.command(f"flag kill {n} --reason bench")))
+            unkills.append(timed(lambda b=bot, n=name: b.command(f"flag unkill {n}")))
         dispatcher = bot.services.dispatcher
         for _ in range(rounds):
-            domain.append(timed(lambda: dispatcher.run_text(f"flag kill {name} --reason bench", Actor("U0DEV"))))
+            domain.append(timed(lambda d=dispatcher, n=name: d.run_text(f"flag kill {n} --reason bench", Actor("U0DEV"))))
             dispatcher.run_text(f"flag unkill {name}", Actor("U0DEV"))
         figures(f"{label}: /ops flag kill, signed request → reply seen", kills)
         figures(f"{label}: /ops flag unkill (staging, no approval) → reply", unkills)

@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bot.adapters.sql.engine import upgrade
 from bot.adapters.http_health import HttpHealthProbe
+from bot.adapters.sql.engine import upgrade
 from bot.config import OpsConfig, parse_config
 from bot.domain.shared.policy import Actor
 from bot.settings import Settings
@@ -37,7 +37,7 @@ def start_fleet(latency_ms: int, silent: int, stopping: threading.Event) -> Flee
     """``/svc/N/health`` answers healthy after ``latency_ms``; endpoint ``silent`` never answers."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             number = int(self.path.split("/")[2])
             if number == silent:
                 stopping.wait(600)

@@ -39,7 +39,7 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
     shared = SharedOperations(runtime)
 
     @app.middleware
-    def provide_operations(context: Any, next: Any) -> Any:  # noqa: A002 - Bolt's name for the chain
+    def provide_operations(context: Any, next: Any) -> Any:
         context["ops"] = shared
         return next()
 

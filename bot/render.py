@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -80,18 +80,18 @@ def code(value: Any) -> str:
 def clock(moment: datetime | None) -> str:
     if moment is None:
         return "—"
-    return moment.astimezone(timezone.utc).strftime("%H:%M UTC")
+    return moment.astimezone(UTC).strftime("%H:%M UTC")
 
 
 def hm(moment: datetime | None) -> str:
     """``14:02`` (UTC), for lines that already say their times are UTC."""
-    return "—" if moment is None else moment.astimezone(timezone.utc).strftime("%H:%M")
+    return "—" if moment is None else moment.astimezone(UTC).strftime("%H:%M")
 
 
 def stamp(moment: datetime | None) -> str:
     if moment is None:
         return "—"
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def ago(moment: datetime | None, now: datetime) -> str:

@@ -152,8 +152,9 @@ def _fit_blocks(blocks: list[dict[str, Any]], maximum: int) -> list[dict[str, An
     blocks = [b for b in blocks if isinstance(b, dict)]
     if len(blocks) > maximum:
         hidden = len(blocks) - (maximum - 1)
-        blocks = blocks[: maximum - 1] + [
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"… {hidden} more not shown (Slack's limit is {maximum} blocks)"}]}
+        blocks = [
+            *blocks[: maximum - 1],
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"… {hidden} more not shown (Slack's limit is {maximum} blocks)"}]},
         ]
     for block in blocks:
         _fit_block(block)

@@ -32,7 +32,7 @@ def readiness(services: Runtime) -> dict[str, str]:
         checks["database"] = "ok"
     except Unavailable as exc:
         checks["database"] = f"unreachable: {exc.detail}"
-    except Exception as exc:  # noqa: BLE001 - same: report, do not crash the probe
+    except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     return checks
 

@@ -56,9 +56,21 @@ from bot.domain.locks.ports import LockStore, LockWaiters
 from bot.domain.locks.service import LockCommands
 from bot.domain.locks.waiting import DeployLocks
 from bot.domain.shared.policy import Actor, Policy
-from bot.domain.shared.ports import AuditLog, Clock, EphemeralState, GroupDirectory, Jobs, Message, Notifier, Reply, ServiceEvents, SystemClock
+from bot.domain.shared.ports import (
+    AuditLog,
+    Clock,
+    EphemeralState,
+    GroupDirectory,
+    Jobs,
+    Message,
+    Notifier,
+    Reply,
+    ServiceEvents,
+    SystemClock,
+)
 from bot.render import Renderer
 from bot.settings import MissingSetting, Settings
+
 
 @dataclass(frozen=True)
 class Adapters:

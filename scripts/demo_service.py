@@ -27,7 +27,7 @@ def main() -> None:
     last_request = [time.monotonic()]
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             last_request[0] = time.monotonic()
             if self.path == "/ping":
                 return self._send(200, b"opsbot-demo-service", "text/plain")

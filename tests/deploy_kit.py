@@ -35,7 +35,7 @@ WEBHOOK_SECRET_ENV = "OPSBOT_TEST_WEBHOOK_SECRET"
 class _Server:
     """A ThreadingHTTPServer on 127.0.0.1, port 0, answering through ``self.answer``."""
 
-    def start(self) -> "_Server":
+    def start(self) -> _Server:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,7 +53,7 @@ class _Server:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_HEAD = _reply  # noqa: N815 - http.server's names
+            do_GET = do_POST = do_HEAD = _reply
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -86,7 +86,7 @@ class FakeAudit:
         if self.down:
             raise Unavailable("The database", "connection refused")
         self.entries.append(entry)
-        return AuditRecord(len(self.entries), self.clock.now(), entry, "0" * 64, "%064x" % len(self.entries))
+        return AuditRecord(len(self.entries), self.clock.now(), entry, "0" * 64, f"{len(self.entries):064x}")
 
     def query(self, query: AuditQuery) -> list[AuditRecord]:
         return [AuditRecord(i + 1, self.clock.now(), e, "", "") for i, e in enumerate(self.entries)][::-1][: query.limit]

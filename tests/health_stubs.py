@@ -50,7 +50,7 @@ class StubServer:
                     with stub._guard:
                         stub.in_flight -= 1
 
-            do_GET = do_POST = do_HEAD = _serve  # noqa: N815 - http.server's names
+            do_GET = do_POST = do_HEAD = _serve
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -197,7 +197,7 @@ def self_signed_tls(directory: Path) -> ssl.SSLContext:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opsbot test")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))

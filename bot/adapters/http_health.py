@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 
 from bot.config import HealthCheck, OpsConfig, ServiceEnvironment
-from bot.domain.shared.errors import NotFound
 from bot.domain.health.judge import Observation, judge, overall, version_of
 from bot.domain.health.model import HealthReport
+from bot.domain.shared.errors import NotFound
 
 USER_AGENT = "opsbot-health/1"
 # httpcore's trace events, in the order a request goes through them, and what a person calls that step.

@@ -44,7 +44,7 @@ class OpsConfig(Strict):
         return value
 
     @model_validator(mode="after")
-    def _references(self) -> "OpsConfig":
+    def _references(self) -> OpsConfig:
         problems = []
         for service_name, service in self.services.items():
             for env in service.environments:

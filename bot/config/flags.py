@@ -28,7 +28,7 @@ class FlagDatabase(Strict):
     url: str | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "FlagDatabase":
+    def _one_source(self) -> FlagDatabase:
         if (self.url_env is None) == (self.url is None):
             raise ValueError("give exactly one of url_env (the name of an environment variable holding the URL) or url")
         if self.url is not None and urlsplit(self.url).password:

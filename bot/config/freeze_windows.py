@@ -47,7 +47,7 @@ class FreezeWindow:
     tz: str
 
     @classmethod
-    def parse(cls, text: str) -> "FreezeWindow":
+    def parse(cls, text: str) -> FreezeWindow:
         match = WINDOW.match(text.strip().upper() if text else "")
         if not match:
             raise ValueError(f"{text!r} is not a freeze window like 'SUN 02:00-04:00 UTC' or 'MON-FRI 18:00-08:00 Europe/Paris'")

@@ -121,7 +121,7 @@ class Service(Strict):
         try:
             re.compile(VERSION_PATTERNS.get(value, value))
         except re.error as exc:
-            raise ValueError(f"not a known pattern name ({', '.join(VERSION_PATTERNS)}) nor a valid regex: {exc}")
+            raise ValueError(f"not a known pattern name ({', '.join(VERSION_PATTERNS)}) nor a valid regex: {exc}") from None
         return value
 
     def version_regex(self) -> re.Pattern[str]:

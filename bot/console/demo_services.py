@@ -35,7 +35,7 @@ class DemoServices:
         stopping = self.stopping = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 query = dict(parse_qsl(urlsplit(self.path).query))
                 if query.pop("hang", None):
                     stopping.wait(120)
@@ -49,7 +49,7 @@ class DemoServices:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_HEAD = do_POST = do_GET  # noqa: N815
+            do_HEAD = do_POST = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -156,10 +156,10 @@ class ConsoleSession:
         response = self.dispatch_response(body)
         answer = json.loads(response.body) if response.body else {}
         if answer.get("response_action") == "errors":
-            return ["✗ The form says:"] + [f"  {field}: {message}" for field, message in answer.get("errors", {}).items()]
+            return ["✗ The form says:", *(f"  {field}: {message}" for field, message in answer.get("errors", {}).items())]
         self.form, self.form_fields = None, {}
         self.settle()
-        return ["(form submitted)"] + self.new_output()
+        return ["(form submitted)", *self.new_output()]
 
     def say(self, text: str) -> list[str]:
         posted = self.emulator.user_says(self.channel, self.user, text)
@@ -174,7 +174,7 @@ class ConsoleSession:
                  "item": {"type": "message", "channel": self.channel, "ts": mine[-1].ts}, "event_ts": f"{time.time():.6f}"}
         self.dispatch(payloads.event_callback(event, event_id="Ev" + secrets.token_hex(5).upper()), content_type="application/json")
         self.settle()
-        return [f"(@{self.name(self.user)} reacted :{reaction}: to “{mine[-1].text[:60]}”)"] + self.new_output()
+        return [f"(@{self.name(self.user)} reacted :{reaction}: to “{mine[-1].text[:60]}”)", *self.new_output()]
 
     def command(self, text: str) -> int:
         body = payloads.slash_command(
@@ -197,10 +197,9 @@ class ConsoleSession:
         """Wait for the work a line started (listeners, background jobs) to finish."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(wait(max(deadline - time.monotonic(), 0.01)) for wait in self.waiters):
-                # A finished job can start more work; settle only when a full pass finds nothing.
-                if all(wait(0.01) for wait in self.waiters):
-                    return
+            # A finished job can start more work; settle only when a full pass finds nothing.
+            if all(wait(max(deadline - time.monotonic(), 0.01)) for wait in self.waiters) and all(wait(0.01) for wait in self.waiters):
+                return
 
     # ----- showing -----
     def _number(self, message: Posted, element: dict[str, Any]) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from bot.console.mrkdwn import plain
 from bot.console.slack_emulator import Posted
 
+
 def _indent(text: str, prefix: str = "  ") -> str:
     return "\n".join(prefix + line for line in text.splitlines() or [""])
 

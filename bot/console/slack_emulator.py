@@ -44,13 +44,13 @@ class SlackEmulator(WebApiMethods):
         self._clock = time.time()
 
     # ----- lifecycle -----
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> "SlackEmulator":
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> SlackEmulator:
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8") if length else ""
                 status, headers, body = emulator.handle(self.path, dict(self.headers.items()), raw)

@@ -36,7 +36,7 @@ class WebApiMethods:
         return f"{self._clock:.6f}"
 
     def _channel_for(self, channel: str) -> Channel | None:
-        if channel.startswith(("U", "W")) and channel in self.users or channel.startswith(("U", "W")) and not self.users:
+        if (channel.startswith(("U", "W")) and channel in self.users) or (channel.startswith(("U", "W")) and not self.users):
             dm_id = "D" + channel[1:]
             return self.channels.get(dm_id) or self.add_channel_unlocked(dm_id, f"dm-{channel.lower()}", [channel])
         return self.channels.get(channel)

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import redis
 
+from bot.adapters.local_jobs import InProcessJobs
 from bot.adapters.redis.connection import connect
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
 from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.ports import SystemClock
-from bot.adapters.local_jobs import InProcessJobs
 from tests.deploy_kit import (  # noqa: F401 - fixtures
     RecordedEvents,
     ServiceDouble,

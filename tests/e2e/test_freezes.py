@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from tests.e2e.test_deploy_faults import make_app
 from tests.e2e.test_deploys import approval_for, posted
 from tests.support import Bot, FrozenClock
 
-SUNDAY_0230 = datetime(2026, 11, 29, 2, 30, tzinfo=timezone.utc)  # inside production's "SUN 02:00-04:00 UTC"
+SUNDAY_0230 = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)  # inside production's "SUN 02:00-04:00 UTC"
 
 
 @pytest.fixture

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis
 
-from bot.console.slack_emulator import SlackEmulator
 from bot.adapters.local_jobs import InProcessJobs
+from bot.console.slack_emulator import SlackEmulator
 from tests.e2e.incident_helpers import BotFactory, declare, last_view, posts
 from tests.support import Bot, FrozenClock, make_config
 
@@ -26,7 +26,7 @@ ESCALATION = {
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock(datetime.now(timezone.utc).replace(microsecond=0))
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +13,17 @@ from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.domain.health.watches import ALERT_KIND
 from bot.domain.incidents.naming import VALID
 from bot.domain.shared.ports import ServiceEvent
-from tests.e2e.incident_helpers import BotFactory, channel_of, declare, incident_channels, last_view, outcomes, posts, react, submit
+from tests.e2e.incident_helpers import (
+    BotFactory,
+    channel_of,
+    declare,
+    incident_channels,
+    last_view,
+    outcomes,
+    posts,
+    react,
+    submit,
+)
 from tests.support import Bot, make_config
 
 
@@ -30,7 +40,7 @@ def bot_with(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, re
 
 def test_declare_opens_a_channel_pins_the_declaration_and_posts_a_summary(opsbot: Bot) -> None:
     channel = declare(opsbot, 'P1 Checkout errors --service api --impact "5% of checkouts fail"', user="U0DEV")
-    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    today = datetime.now(UTC).strftime("%Y%m%d")
     assert channel.name == f"inc-{today}-checkout-errors"
     assert "U0DEV" in channel.members
     declaration = opsbot.emulator.in_channel(channel.id)[0]
@@ -68,7 +78,7 @@ def test_a_severity_that_is_not_configured_is_refused_and_nothing_is_created(ops
 
 
 def test_a_taken_channel_name_gets_a_suffix(opsbot: Bot) -> None:
-    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    today = datetime.now(UTC).strftime("%Y%m%d")
     opsbot.emulator.fail("conversations.create", "name_taken")  # the first name, as Slack answers it
     opsbot.emulator.add_channel("C0OLD", f"inc-{today}-checkout-errors-2")  # the second, really taken
     channel = declare(opsbot)
@@ -280,7 +290,7 @@ def test_service_events_land_in_the_open_incidents_of_that_service(opsbot: Bot) 
     api = declare(opsbot, "P1 Checkout errors --service api")
     web = declare(opsbot, "P2 Slow pages --service web")
     event = ServiceEvent("api", "production", "rollback.done", "Rolled back api to v1.4.1 (was v1.4.2)", "U0DEV2",
-                         datetime.now(timezone.utc), "https://ci.example.com/runs/7")
+                         datetime.now(UTC), "https://ci.example.com/runs/7")
     opsbot.services.incidents.events.publish(event)
     opsbot.services.incidents.events.publish(event)  # published twice: posted once
     posted = posts(opsbot, api.id, "rollback.done")
@@ -289,7 +299,7 @@ def test_service_events_land_in_the_open_incidents_of_that_service(opsbot: Bot) 
     assert posts(opsbot, web.id, "rollback.done") == []
     assert "Service event* · @U0DEV2 · rollback.done · api/production" in opsbot.command("incident timeline", channel=api.id).seen()
     opsbot.command("incident resolve", channel=api.id)
-    opsbot.services.incidents.events.publish(ServiceEvent("api", "production", "deploy.succeeded", "v1.4.3", "U0DEV", datetime.now(timezone.utc)))
+    opsbot.services.incidents.events.publish(ServiceEvent("api", "production", "deploy.succeeded", "v1.4.3", "U0DEV", datetime.now(UTC)))
     assert posts(opsbot, api.id, "deploy.succeeded") == []
 
 

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from bot.config import OpsConfig
+from bot.console.slack_emulator import SlackEmulator
 from tests.deploy_kit import (  # noqa: F401 - fixtures
     RecordedEvents,
     ServiceDouble,
@@ -17,7 +18,6 @@ from tests.deploy_kit import (  # noqa: F401 - fixtures
     state_dir,
 )
 from tests.e2e.test_deploys import approval_for, posted
-from bot.console.slack_emulator import SlackEmulator
 from tests.support import Bot
 
 

@@ -99,7 +99,7 @@ def test_audit_shows_recent_entries_and_pages_through_an_opaque_id(opsbot: Bot) 
         opsbot.command("locks", user="U0DEV")
     first = opsbot.command("audit by=@U0DEV", user="U0VIEWER")
     assert first.seen().count("command.locks") == 15
-    assert [b["value"] for b in first.buttons()][0].isascii() and "U0DEV" not in first.buttons()[0]["value"]
+    assert next(b["value"] for b in first.buttons()).isascii() and "U0DEV" not in first.buttons()[0]["value"]
     second = opsbot.click(first, "Older entries", "U0VIEWER")
     assert second[-1]["replace_original"] is True
     assert second[-1]["text"].count("command.locks") == 2

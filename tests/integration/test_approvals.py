@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.config import OpsConfig
+from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Vote
 from bot.domain.shared.policy import Actor
 from tests.support import Bot, FrozenClock, eventually

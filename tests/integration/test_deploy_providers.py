@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -164,7 +164,7 @@ class FakeGithub(_Server):
             if self.dispatch_status:
                 return self.dispatch_status, {"message": "Workflow does not have 'workflow_dispatch' trigger"}
             self.dispatches.append(json.loads(body))
-            self.run_created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.run_created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if self.details and json.loads(body).get("return_run_details"):
                 return 200, {"workflow_run_id": 4242, "run_url": f"{self.base_url}/repos/example/api/actions/runs/4242",
                              "html_url": "https://github.com/example/api/actions/runs/4242"}

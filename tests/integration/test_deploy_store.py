@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import redis
 
@@ -13,7 +13,7 @@ from bot.adapters.sql.engine import create_db_engine
 from bot.domain.deploys.model import Deploy, DeployKind, DeployState
 from tests.support import autocommit
 
-T0 = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
 def a_deploy(deploy_id: str, version: str, state: DeployState, minutes: int, **changes: object) -> Deploy:

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from bot.adapters.flag_providers.sql import SqlFlagProvider
 from bot.config import SqlFlagProvider as SqlFlagConfig
-from bot.domain.shared.errors import OpsError, Unavailable
 from bot.domain.flags.model import FlagState
+from bot.domain.shared.errors import OpsError, Unavailable
 from tests.flagkit import create_flag_table, flag_row
 
 ROWS = {

@@ -8,10 +8,19 @@ from typing import Any
 import pytest
 
 from bot.adapters.http_health import HttpHealthProbe
-from bot.domain.shared.errors import NotFound
 from bot.domain.health.model import CheckOutcome, HealthReport
+from bot.domain.shared.errors import NotFound
 from tests.health_stubs import (
-    closed_port, hang, huge, json_reply, redirect, self_signed_tls, serving, silent_listener, text_reply, trickle,
+    closed_port,
+    hang,
+    huge,
+    json_reply,
+    redirect,
+    self_signed_tls,
+    serving,
+    silent_listener,
+    text_reply,
+    trickle,
 )
 from tests.support import make_config
 

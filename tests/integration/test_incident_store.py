@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-
-from collections.abc import Callable
-from typing import Any
-
 from sqlalchemy.engine import Engine
 
 from bot.adapters.sql.engine import create_db_engine, metadata
@@ -46,7 +44,7 @@ class SqlIncidentStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.reads, name)
 
-NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
 def new_incident(**changes: object) -> Incident:

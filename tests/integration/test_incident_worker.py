@@ -5,16 +5,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 from rq import Worker
 
+from bot.adapters.redis.jobs import JOB_FUNCTION, RqJobs
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
-from bot.adapters.redis.jobs import JOB_FUNCTION, RqJobs
 from tests.e2e.incident_helpers import declare, posts
 from tests.support import Bot, eventually
 
@@ -69,14 +69,14 @@ def test_a_reminder_due_while_the_workers_are_down_fires_once_late_when_they_res
     with workers(app, tmp_path, 1):  # a worker is up when the update is posted …
         app.command('incident update identified "Bad config" --next 5s', channel=channel.id)
         due = app.reads.incidents.by_channel(channel.id).next_update_at  # type: ignore[union-attr]
-    assert due is not None and datetime.now(timezone.utc) < due  # … and stopped before the reminder is due
-    time.sleep(max((due - datetime.now(timezone.utc)).total_seconds(), 0) + 1)  # the due time passes with no worker
+    assert due is not None and datetime.now(UTC) < due  # … and stopped before the reminder is due
+    time.sleep(max((due - datetime.now(UTC)).total_seconds(), 0) + 1)  # the due time passes with no worker
     assert reminders(app, channel.id) == []
     with workers(app, tmp_path, 2):  # two replicas come back at once
         app.emulator.wait_for(lambda: reminders(app, channel.id), timeout=30)
         eventually(lambda: idle(app), timeout=10)
     assert len(reminders(app, channel.id)) == 1
-    fired = [m for m in app.emulator.in_channel(channel.id) if "was due at" in m.seen()][0]
+    fired = next(m for m in app.emulator.in_channel(channel.id) if "was due at" in m.seen())
     assert float(fired.ts) > due.timestamp() + 1  # late, not lost
 
 
@@ -84,7 +84,7 @@ def test_the_same_reminder_run_twice_posts_once(app: Bot, tmp_path: Path) -> Non
     channel = declare(app, 'P1 Checkout errors --impact "5% of checkouts fail"')
     incident = app.reads.incidents.by_channel(channel.id)
     assert incident is not None
-    payload = {"incident": incident.id, "seq": incident.reminder_seq, "due": datetime.now(timezone.utc).isoformat()}
+    payload = {"incident": incident.id, "seq": incident.reminder_seq, "due": datetime.now(UTC).isoformat()}
     for _ in range(3):  # as if a job were delivered again, or enqueued past its key
         rq(app).queue.enqueue(JOB_FUNCTION, "incidents.remind", payload, None)
     with workers(app, tmp_path, 2):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,8 +10,8 @@ import redis
 from rq import Queue
 
 from bot.config import OpsConfig
-from bot.jobs import execute
 from bot.console.slack_emulator import SlackEmulator
+from bot.jobs import execute
 from tests.support import Bot
 
 
@@ -54,7 +54,7 @@ def test_a_job_queued_by_an_earlier_version_still_runs(
     app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url)
     payload = {"name": "deploy/api/staging", "fence": 41, "holder": "U0DEV", "reason": "queued before the upgrade"}
     queue = Queue(f"{redis_prefix}jobs", connection=redis.Redis.from_url(redis_url))
-    queue.enqueue_at(datetime.now(timezone.utc), "bot.jobs.execute", "locks.hold_ended", payload, "lock-hold:deploy/api/staging:41",
+    queue.enqueue_at(datetime.now(UTC), "bot.jobs.execute", "locks.hold_ended", payload, "lock-hold:deploy/api/staging:41",
                      job_id="k-" + "0" * 40, result_ttl=3600)
     with app.worker(tmp_path):
         ended = emulator.wait_for(lambda: [m for m in emulator.in_channel("C0DEPLOYS") if "has ended" in m.seen()], timeout=20)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.domain.shared.commands import Args, Subcommand, match, split_args, tokenize, user_id
@@ -56,7 +58,7 @@ def test_longest_subcommand_prefix_wins() -> None:
 
 
 def test_unknown_subcommand_suggests_close_names() -> None:
-    with pytest.raises(UsageError, match="Unknown subcommand `lcoks`. Did you mean `locks`"):
+    with pytest.raises(UsageError, match=re.escape("Unknown subcommand `lcoks`. Did you mean `locks`")):
         match(SPECS, ["lcoks"])
 
 
@@ -75,7 +77,7 @@ def test_options_flags_and_keys_are_sorted_out() -> None:
 
 def test_unknown_option_is_named_with_the_known_ones() -> None:
     s = spec(("deploy",), options=frozenset({"reason"}), flags=frozenset({"hotfix"}))
-    with pytest.raises(UsageError, match="`deploy` has no option `--force`. Known: --hotfix, --reason"):
+    with pytest.raises(UsageError, match=re.escape("`deploy` has no option `--force`. Known: --hotfix, --reason")):
         split_args(s, ["--force"])
 
 

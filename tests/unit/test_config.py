@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,5 +67,5 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_how_to_fix_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="copy opsbot.example.yml"):
+    with pytest.raises(ConfigError, match=re.escape("copy opsbot.example.yml")):
         load_config(tmp_path / "nope.yml")

@@ -7,16 +7,14 @@ from typing import Any
 
 import pytest
 
-from bot.config import parse_config
+from bot.config import OpsConfig, parse_config
 from bot.domain.deploys import requests as deploys
-from bot.domain.deploys import rollbacks
-from bot.domain.deploys import verification
-from bot.domain.shared.commands import Args, Subcommand, split_args
-from bot.domain.deploys.planning import change_link
-from bot.domain.shared.errors import UsageError
+from bot.domain.deploys import rollbacks, verification
 from bot.domain.deploys.execution import Heartbeat
+from bot.domain.deploys.planning import change_link
 from bot.domain.health.model import CheckOutcome, HealthReport
-from bot.config import OpsConfig
+from bot.domain.shared.commands import Args, Subcommand, split_args
+from bot.domain.shared.errors import UsageError
 from tests.fakes import FakeLocks, fake_world
 from tests.support import FrozenClock, config_data, make_config
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from bot.domain.approvals.model import ApprovalState
-from bot.domain.flags.ports import FlagsNotConfigured
 from bot.domain.flags.messages import (
     ApprovalAsked,
     ApprovedChangeFailed,
@@ -18,6 +17,7 @@ from bot.domain.flags.messages import (
     KillAnnouncement,
 )
 from bot.domain.flags.model import FlagState
+from bot.domain.flags.ports import FlagsNotConfigured
 from bot.domain.shared.messages import ErrorNotice
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
@@ -148,7 +148,7 @@ def test_unkill_in_production_waits_for_two_approvers_then_runs_as_the_requester
     assert services.flags.flags[("checkout.new-flow", "production")] == on(30)  # type: ignore[union-attr]
     unkill = services.flag_history.changes[-1]  # type: ignore[union-attr]
     assert (unkill.action, unkill.actor, unkill.approved_by) == ("unkill", "U0DEV", ("U0APPROVER1", "U0APPROVER2"))
-    ref, updated = services.notifier.updates[-1]  # type: ignore[attr-defined]
+    _, updated = services.notifier.updates[-1]  # type: ignore[attr-defined]
     assert isinstance(updated, KillAnnouncement) and updated.undone == unkill
     assert [e.kind for e in services.events.events] == ["flag.killed", "flag.unkilled"]  # type: ignore[attr-defined]
 

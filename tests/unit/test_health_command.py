@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.domain.health import service as health
-from bot.domain.shared.commands import Args
-from bot.domain.shared.errors import NotFound, UsageError
 from bot.domain.health.messages import Counts
 from bot.domain.health.model import CheckOutcome, HealthReport
+from bot.domain.shared.commands import Args
+from bot.domain.shared.errors import NotFound, UsageError
 from bot.domain.shared.policy import Actor
 from tests.support import make_config
 from tests.unit.health_fakes import fake_world
@@ -21,7 +22,7 @@ CONFIG = make_config(services={
     "web": {"environments": {"staging": {}, "production": CHECKS}},
     "worker": {"environments": {"staging": CHECKS}},
 })
-NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
 def scope(*words: str, flags: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]], list[str]]:
@@ -46,7 +47,7 @@ def test_an_environment_alone_means_all_services_in_it() -> None:
 
 
 def test_an_unknown_service_suggests_the_closest_names() -> None:
-    with pytest.raises(NotFound, match="Unknown service `wbe`. Did you mean `web`?"):
+    with pytest.raises(NotFound, match=re.escape("Unknown service `wbe`. Did you mean `web`?")):
         scope("wbe")
 
 

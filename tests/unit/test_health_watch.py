@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.domain.shared.errors import NotFound, NotPermitted
 from bot.domain.health.messages import HealthAlert
+from bot.domain.shared.errors import NotFound, NotPermitted
 from tests.support import make_config
 from tests.unit.health_fakes import World, fake_world
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime, timezone
-
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.incidents.model import Incident, Status
@@ -14,7 +12,7 @@ from bot.domain.shared.policy import Actor
 from tests.fakes import FakeLocks
 from tests.unit.incident_fakes import FakeIncidentRepository, incident_world
 
-NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 LOCK = "deploy/api/production"
 
 

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import ast
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.config import ConfigError
-from bot.domain.shared.errors import Unavailable, UsageError
 from bot.domain.incidents import export, updates
 from bot.domain.incidents.declare import DeclareIncident
 from bot.domain.incidents.messages import StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status, TimelineEntry
 from bot.domain.incidents.naming import VALID, channel_name, slug
+from bot.domain.shared.errors import Unavailable, UsageError
 from bot.domain.shared.policy import Actor
 from tests.support import config_data, make_config
 from tests.unit.incident_fakes import FakeConversations, FakeJobs, incident_world
 
-NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 DOMAIN = Path(__file__).resolve().parents[2] / "bot" / "domain" / "incidents"
 
 

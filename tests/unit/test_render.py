@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 import types
 import typing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from bot.render import Renderer, escape_mrkdwn, link, mention
 from bot.slack_limits import MARKER, cut, fit_message
 
 HOSTILE = '<!channel> <@U0EVIL> <https://evil.example|click me> & "quoted" \\ \n- type: injected\n  text: x 💥'
-NOW = datetime(2026, 11, 23, 14, 2, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 14, 2, tzinfo=UTC)
 
 
 def message_classes() -> list[type]:

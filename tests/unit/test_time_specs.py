@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.config.durations import format_duration, parse_duration
 from bot.config.freeze_windows import FreezeWindow
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_sunday_window_contains_sunday_night_only() -> None:

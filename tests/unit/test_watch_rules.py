@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bot.domain.health.rules import Level, Rules, WatchState, observe, pending_announcement
 
 RULES = Rules(failures=3, window=timedelta(minutes=5), slow_checks=3, recover_checks=2)
-START = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
 def run(statuses: str, every: timedelta = timedelta(minutes=1), state: WatchState | None = None) -> tuple[WatchState, list[tuple[Level, Level]]]:

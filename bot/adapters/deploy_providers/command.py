@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from bot.config import CommandProvider
-from bot.domain.deploys.model import DeployOrder, ProviderResult
 from bot.config.durations import format_duration
+from bot.domain.deploys.model import DeployOrder, ProviderResult
 
 TAIL_LINES = 20
 TAIL_CHARS = 2500

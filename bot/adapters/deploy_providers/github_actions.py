@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -65,7 +65,7 @@ class GithubActionsDeploy:
         return f"/repos/{self._spec.repo}/actions"
 
     def _dispatch(self, client: httpx.Client, order: DeployOrder, deadline: float) -> int:
-        since = datetime.now(timezone.utc) - CLOCK_SKEW
+        since = datetime.now(UTC) - CLOCK_SKEW
         workflow = quote(self._spec.workflow, safe="")
         response = client.post(f"{self._repo_path()}/workflows/{workflow}/dispatches",
                                json={"ref": self._spec.ref, "inputs": self.inputs(order), "return_run_details": True})

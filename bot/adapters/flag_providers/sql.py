@@ -21,8 +21,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from bot.adapters.sql.engine import normalize_url
 from bot.config import SqlFlagProvider as SqlFlagConfig
-from bot.domain.shared.errors import OpsError, Unavailable
 from bot.domain.flags.model import FlagState
+from bot.domain.shared.errors import OpsError, Unavailable
 
 NAMES_LIMIT = 5000
 DEMO_FLAGS = {

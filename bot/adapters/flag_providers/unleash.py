@@ -18,8 +18,8 @@ from urllib.parse import quote
 import httpx
 
 from bot.config import UnleashFlagProvider as UnleashConfig
-from bot.domain.shared.errors import OpsError, Unavailable
 from bot.domain.flags.model import FlagState
+from bot.domain.shared.errors import OpsError, Unavailable
 
 WHAT = "Unleash"
 

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -57,9 +57,9 @@ class RqJobs:
             raise Unavailable("Redis", f"queueing {name}: {type(exc).__name__}") from None
 
     def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str | None = None) -> None:
-        delay = max(int((at - datetime.now(timezone.utc)).total_seconds()), 0)
+        delay = max(int((at - datetime.now(UTC)).total_seconds()), 0)
         # RQ keeps whole seconds and would run a job up to a second early: round up instead.
-        at = datetime.fromtimestamp(math.ceil(at.timestamp()), tz=timezone.utc)
+        at = datetime.fromtimestamp(math.ceil(at.timestamp()), tz=UTC)
         try:
             if self._claim(key, delay + KEY_TTL_SECONDS):
                 self.queue.enqueue_at(at, JOB_FUNCTION, name, payload, key, job_id=self._job_id(key), result_ttl=3600, failure_ttl=7 * 86400,

@@ -129,7 +129,7 @@ class RedisLockStore:
         reply = self._force(keys=[lock, meta, index], args=[name])
         if not reply:
             return None
-        fields = dict(zip(reply[::2], reply[1::2]))
+        fields = dict(zip(reply[::2], reply[1::2], strict=True))
         return self._info(name, fields, int(fields.pop("pttl")))
 
     def _info(self, name: str, fields: dict[str, str], pttl: int) -> LockInfo | None:

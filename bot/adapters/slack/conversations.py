@@ -14,9 +14,9 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.shared.errors import OpsError, Unavailable
 from bot.domain.incidents.model import ChannelRef, ChatMessage
 from bot.domain.incidents.ports import NameTaken
+from bot.domain.shared.errors import OpsError, Unavailable
 from bot.domain.shared.ports import Message
 from bot.render import Renderer
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,8 +24,8 @@ CONTENT = ("at", "actor", "action", "outcome", "target", "service", "environment
 
 def utc_text(moment: datetime) -> str:
     """The one text form of a time that goes into a hash (naive values from SQLite are UTC)."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    return aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def content_hash(row: dict[str, Any]) -> str:
@@ -99,7 +99,7 @@ class SqlAuditLog:
 
     def _content(self, entry: AuditEntry) -> dict[str, Any]:
         return {
-            "at": self._clock.now().astimezone(timezone.utc),
+            "at": self._clock.now().astimezone(UTC),
             "actor": _clip(entry.actor, 64),
             "action": _clip(entry.action, 100),
             "outcome": _clip(entry.outcome, 32),
@@ -143,7 +143,7 @@ class SqlAuditLog:
             last = chunk[-1]["seq"]
 
     @guard_db
-    def verify(self) -> "Verification":
+    def verify(self) -> Verification:
         """Walk the chain; name the first row that breaks it."""
         expected_seq, previous, count = 1, GENESIS, 0
         for row in self.rows():
@@ -171,7 +171,7 @@ class Verification:
 
 
 def _record(row: dict[str, Any]) -> AuditRecord:
-    at = row["at"] if row["at"].tzinfo else row["at"].replace(tzinfo=timezone.utc)
+    at = row["at"] if row["at"].tzinfo else row["at"].replace(tzinfo=UTC)
     entry = AuditEntry(
         actor=row["actor"], action=row["action"], outcome=row["outcome"], target=row["target"],
         params=json.loads(row["params"]), error=row["error"], channel=row["channel"],

@@ -13,7 +13,6 @@ from bot.adapters.sql.engine import guard_db, utc, utc_or_none
 from bot.adapters.sql.tables import deploy_freezes, deploys
 from bot.domain.deploys.model import HOLDS_LOCK, RAN, Deploy, DeployKind, DeployState, Freeze
 
-
 TIMES = ("requested_at", "approved_at", "started_at", "finished_at")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +35,7 @@ metadata = sa.MetaData(
 
 def utc(moment: datetime) -> datetime:
     """A stored time as an aware UTC datetime (SQLite returns naive values, which are UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def utc_or_none(moment: datetime | None) -> datetime | None:

@@ -19,7 +19,6 @@ from bot.adapters.sql.tables import flag_changes, flag_heads
 from bot.domain.flags.model import FlagChange, FlagState
 
 
-
 def _change(row: Any) -> FlagChange:
     before = None
     if row.before_enabled is not None:

@@ -14,7 +14,6 @@ from bot.adapters.sql.engine import guard_db, utc, utc_or_none
 from bot.adapters.sql.tables import incident_timeline, incidents
 from bot.domain.incidents.model import FrozenLock, Incident, Kind, Status, TimelineEntry
 
-
 JSON_COLUMNS = {"services", "participants", "frozen"}
 
 
@@ -31,7 +30,8 @@ def _incident(row: Any) -> Incident:
 
 
 def _row(incident: Incident) -> dict[str, Any]:
-    values = {name: getattr(incident, name) for name in incidents.c.keys() if name != "id"}
+    names = [column.name for column in incidents.columns if column.name != "id"]
+    values = {name: getattr(incident, name) for name in names}
     values["status"] = incident.status.value
     values["services"] = json.dumps(list(incident.services))
     values["participants"] = json.dumps(list(incident.participants))

@@ -6,7 +6,6 @@ import sqlalchemy as sa
 
 from bot.adapters.sql.engine import metadata
 
-
 # The audit log: append-only, hash-chained (its triggers are in the migrations).
 audit_log = sa.Table(
     "audit_log",

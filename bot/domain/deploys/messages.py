@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from bot.domain.deploys.planning import FreezeNote, Plan
 from bot.domain.deploys.model import Deploy
+from bot.domain.deploys.planning import FreezeNote, Plan
 from bot.domain.locks.ports import LockInfo
 
 

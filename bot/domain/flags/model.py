@@ -44,7 +44,7 @@ class FlagState:
     def as_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "killed": self.killed, "rollout": self.rollout}
 
-    def with_(self, **changes: Any) -> "FlagState":
+    def with_(self, **changes: Any) -> FlagState:
         return replace(self, **changes)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bot.config.durations import format_duration
 from bot.domain.incidents.model import Incident, TimelineEntry
@@ -16,11 +16,11 @@ KIND_LABELS = {
 
 
 def _utc(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
 def _stamp(moment: datetime | None) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
 
 
 def _line(text: str) -> str:
@@ -49,7 +49,7 @@ def timeline_markdown(entries: list[TimelineEntry]) -> str:
     lines = []
     for e in entries:
         link = f" ([message]({e.link}))" if e.link else ""
-        lines.append(f"- **{e.at.astimezone(timezone.utc):%H:%M}** · {KIND_LABELS.get(e.kind.value, e.kind.value)} · @{e.actor} · {_line(e.text)}{link}")
+        lines.append(f"- **{e.at.astimezone(UTC):%H:%M}** · {KIND_LABELS.get(e.kind.value, e.kind.value)} · @{e.actor} · {_line(e.text)}{link}")
     return "\n".join(lines) or "- (no entries)"
 
 
@@ -62,7 +62,7 @@ def postmortem(incident: Incident, entries: list[TimelineEntry], now: datetime) 
     services = ", ".join(incident.services) or "—"
     roles = ", ".join(f"{name} @{user}" for name, user in (("commander", incident.commander), ("comms", incident.comms), ("scribe", incident.scribe)) if user)
     service_events = [e for e in entries if e.kind.value == "service_event"]
-    changes = "\n".join(f"- {e.at.astimezone(timezone.utc):%H:%M} {_line(e.text)}" for e in service_events) or "- none recorded"
+    changes = "\n".join(f"- {e.at.astimezone(UTC):%H:%M} {_line(e.text)}" for e in service_events) or "- none recorded"
     return "\n".join([
         f"# Post-mortem (draft): {incident.ref} {_line(incident.headline)}",
         "",

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from bot.domain.shared.errors import UsageError
 from bot.domain.incidents.model import Incident, Status, TimelineEntry
+from bot.domain.shared.errors import UsageError
 from bot.domain.shared.ports import ServiceEvent
 
 EXPORT_CHUNK = 2000

@@ -110,12 +110,12 @@ class Incident:
     def holder(self, role: IncidentRole) -> str | None:
         return {IncidentRole.COMMANDER: self.commander, IncidentRole.COMMS: self.comms, IncidentRole.SCRIBE: self.scribe}[role]
 
-    def with_role(self, role: IncidentRole, user: str) -> "Incident":
+    def with_role(self, role: IncidentRole, user: str) -> Incident:
         if role is IncidentRole.COMMANDER:
             return replace(self, commander=user)
         return replace(self, comms=user) if role is IncidentRole.COMMS else replace(self, scribe=user)
 
-    def with_participants(self, *users: str) -> "Incident":
+    def with_participants(self, *users: str) -> Incident:
         added = tuple(u for u in dict.fromkeys(users) if u and u not in self.participants)
         return replace(self, participants=self.participants + added) if added else self
 
