@@ -39,7 +39,7 @@ from bot.adapters.sql.engine import normalize_url, upgrade  # noqa: E402
 from bot.console import payloads  # noqa: E402
 from bot.console.slack_emulator import SlackEmulator  # noqa: E402
 
-MINIMAL_APP = '''
+MINIMAL_APP = """
 import os
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -55,7 +55,7 @@ def create():
         respond(text="ok", response_type="ephemeral")
 
     return SlackRequestHandler(app)
-'''
+"""
 
 
 def free_port() -> int:
@@ -120,8 +120,13 @@ class Connection:
 def signed_request(host: str, secret: str, text: str, response_url: str) -> bytes:
     body = payloads.slash_command(text, user_id="U0ADMIN", channel_id="C0BENCH", response_url=response_url)
     headers = payloads.sign(secret, body)
-    lines = ["POST /slack/events HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body.encode())}", "Connection: keep-alive",
-             *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        "POST /slack/events HTTP/1.1",
+        f"Host: {host}",
+        f"Content-Length: {len(body.encode())}",
+        "Connection: keep-alive",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
 
@@ -131,8 +136,10 @@ async def fire(base: str, secret: str, emulator_url: str, rate: int, duration: f
     host, port = base.removeprefix("http://").split(":")
     total = int(rate * duration)
     keys = [f"R{secrets.token_hex(6)}" for _ in range(total)]
-    requests = [signed_request(f"{host}:{port}", secret, "help" if i % 2 == 0 else "locks", f"{emulator_url}/response/{keys[i]}")
-                for i in range(total)]
+    requests = [
+        signed_request(f"{host}:{port}", secret, "help" if i % 2 == 0 else "locks", f"{emulator_url}/response/{keys[i]}")
+        for i in range(total)
+    ]
     idle: list[Connection] = []
     results: list[tuple[str, float, float, int]] = []
 
@@ -169,7 +176,9 @@ def main() -> None:
     parser.add_argument("--rates", default="50,200", help="requests per second, comma-separated")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per rate")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for both servers")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
@@ -190,21 +199,60 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="opsbot-bench-"))
     (work / "minimal_app.py").write_text(MINIMAL_APP)
-    env = {**os.environ, "SLACK_BOT_TOKEN": token, "SLACK_SIGNING_SECRET": secret, "SLACK_API_URL": emulator_url + "/api/",
-           "DATABASE_URL": db_url, "REDIS_URL": args.redis_url, "OPSBOT_CONFIG": str(ROOT / "opsbot.example.yml"),
-           "OPSBOT_REDIS_PREFIX": f"opsbot-bench:{secrets.token_hex(3)}:", "WEB_CONCURRENCY": str(args.workers), "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": token,
+        "SLACK_SIGNING_SECRET": secret,
+        "SLACK_API_URL": emulator_url + "/api/",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": args.redis_url,
+        "OPSBOT_CONFIG": str(ROOT / "opsbot.example.yml"),
+        "OPSBOT_REDIS_PREFIX": f"opsbot-bench:{secrets.token_hex(3)}:",
+        "WEB_CONCURRENCY": str(args.workers),
+        "LOG_LEVEL": "WARNING",
+    }
     servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     try:
         port = free_port()
         log = work / "opsbot.log"
-        servers["opsbot serve"] = (f"http://127.0.0.1:{port}", subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT))
+        servers["opsbot serve"] = (
+            f"http://127.0.0.1:{port}",
+            subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+                env=env,
+                cwd=ROOT,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            ),
+        )
         wait_healthy(f"http://127.0.0.1:{port}/healthz", servers["opsbot serve"][1], log)
         port = free_port()
         log = work / "minimal.log"
-        servers["minimal Bolt app"] = (f"http://127.0.0.1:{port}", subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread", "--threads", "8", "-b", f"127.0.0.1:{port}",
-             "--log-level", "warning", "minimal_app:create()"], env=env, cwd=work, stdout=log.open("wb"), stderr=subprocess.STDOUT))
+        servers["minimal Bolt app"] = (
+            f"http://127.0.0.1:{port}",
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    str(args.workers),
+                    "-k",
+                    "gthread",
+                    "--threads",
+                    "8",
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "--log-level",
+                    "warning",
+                    "minimal_app:create()",
+                ],
+                env=env,
+                cwd=work,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            ),
+        )
         wait_healthy(f"http://127.0.0.1:{port}/", servers["minimal Bolt app"][1], log)
 
         runs: list[tuple[str, int, list[tuple[str, float, float, int]]]] = []
@@ -223,8 +271,10 @@ def main() -> None:
         with sa.create_engine(normalize_url(args.pg_url), isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
 
-    print(f"\nack latency and reply latency, {args.duration:g} s per rate, {args.workers} gunicorn workers (gthread, 8 threads), "
-          f"{os.cpu_count()} CPUs; Slack's ack deadline is 3000 ms\n")
+    print(
+        f"\nack latency and reply latency, {args.duration:g} s per rate, {args.workers} gunicorn workers (gthread, 8 threads), "
+        f"{os.cpu_count()} CPUs; Slack's ack deadline is 3000 ms\n"
+    )
     header = f"{'target':<18} {'rate':>6} {'sent':>6} {'acked':>6} {'ack p50':>9} {'ack p99':>9} {'reply p50':>10} {'reply p99':>10} {'replies':>8}"
     print(header)
     print("-" * len(header))
@@ -232,8 +282,10 @@ def main() -> None:
         ok = [r for r in results if r[3] == 200]
         acks = [r[2] * 1000 for r in ok]
         replies = [(arrivals[key] - sent) * 1000 for key, sent, _, status in ok if key in arrivals]
-        print(f"{name:<18} {rate:>4}/s {len(results):>6} {len(ok):>6} {pct(acks, .5):>7.1f}ms {pct(acks, .99):>7.1f}ms "
-              f"{pct(replies, .5):>8.1f}ms {pct(replies, .99):>8.1f}ms {len(replies):>8}")
+        print(
+            f"{name:<18} {rate:>4}/s {len(results):>6} {len(ok):>6} {pct(acks, 0.5):>7.1f}ms {pct(acks, 0.99):>7.1f}ms "
+            f"{pct(replies, 0.5):>8.1f}ms {pct(replies, 0.99):>8.1f}ms {len(replies):>8}"
+        )
     print("\nack = HTTP response to Slack's POST; reply = the message reaching the (emulated) response URL.")
     if any(statistics.mean([r[2] for r in res] or [0]) > 3 for _, _, res in runs):
         print("note: some acks exceeded Slack's 3 s deadline on this machine")

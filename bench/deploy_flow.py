@@ -75,40 +75,57 @@ def main() -> None:
     prefix = f"opsbot-bench:{secrets.token_hex(4)}:"
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
     bot = Bot(emulator=emulator, db_url=url, redis_client=client, prefix=prefix, config=config)
-    timings: dict[str, list[float]] = {"request (/ops deploy → reply)": [], "approve click → receipt": [],
-                                       "last approval → 🚀 announced": [], "🚀 → ✅ (program + 1 check)": []}
+    timings: dict[str, list[float]] = {
+        "request (/ops deploy → reply)": [],
+        "approve click → receipt": [],
+        "last approval → 🚀 announced": [],
+        "🚀 → ✅ (program + 1 check)": [],
+    }
     try:
         for i in range(args.rounds):
             version = f"v1.0.{i}"
             started = time.perf_counter()
             bot.command(f"deploy {version} to production", user="U0DEV")
             timings["request (/ops deploy → reply)"].append((time.perf_counter() - started) * 1000)
-            request = emulator.wait_for(lambda v=version: next((m for m in emulator.in_channel("C0DEPLOYS")
-                                                                if f"Approval needed: Deploy {v} " in m.seen()), None))
+            request = emulator.wait_for(
+                lambda v=version: next(
+                    (m for m in emulator.in_channel("C0DEPLOYS") if f"Approval needed: Deploy {v} " in m.seen()), None
+                )
+            )
             clicked = time.perf_counter()
             bot.click(request, "Approve", "U0APPROVER1")
             timings["approve click → receipt"].append((time.perf_counter() - clicked) * 1000)
             last = time.perf_counter()
             bot.click(request, "Approve", "U0APPROVER2")
-            emulator.wait_for(lambda v=version: any(f"Starting deployment of {v} " in m.seen() for m in emulator.in_channel("C0DEPLOYS")), 30)
+            emulator.wait_for(
+                lambda v=version: any(f"Starting deployment of {v} " in m.seen() for m in emulator.in_channel("C0DEPLOYS")), 30
+            )
             announced = time.perf_counter()
             timings["last approval → 🚀 announced"].append((announced - last) * 1000)
-            emulator.wait_for(lambda v=version: any(f"Deployment of {v} to production completed" in m.seen()
-                                          for m in emulator.in_channel("C0DEPLOYS")), 30)
+            emulator.wait_for(
+                lambda v=version: any(
+                    f"Deployment of {v} to production completed" in m.seen() for m in emulator.in_channel("C0DEPLOYS")
+                ),
+                30,
+            )
             timings["🚀 → ✅ (program + 1 check)"].append((time.perf_counter() - announced) * 1000)
         for name, values in timings.items():
             print(figures(name, values))
 
         bot.command("deploy v2.0.0 to production", user="U0DEV")
-        request = copy.deepcopy(emulator.wait_for(lambda: next((m for m in emulator.in_channel("C0DEPLOYS")
-                                                                if "Approval needed: Deploy v2.0.0 " in m.seen()), None)))
+        request = copy.deepcopy(
+            emulator.wait_for(
+                lambda: next((m for m in emulator.in_channel("C0DEPLOYS") if "Approval needed: Deploy v2.0.0 " in m.seen()), None)
+            )
+        )
         voters = ["U0APPROVER1", "U0APPROVER2", "U0APPROVER3", "U0ADMIN"] * 5
         raced = time.perf_counter()
         with ThreadPoolExecutor(max_workers=20) as pool:
             list(pool.map(lambda user: bot.click(request, "Approve", user), voters))
         wall = (time.perf_counter() - raced) * 1000
-        emulator.wait_for(lambda: any("Deployment of v2.0.0 to production completed" in m.seen()
-                                      for m in emulator.in_channel("C0DEPLOYS")), 30)
+        emulator.wait_for(
+            lambda: any("Deployment of v2.0.0 to production completed" in m.seen() for m in emulator.in_channel("C0DEPLOYS")), 30
+        )
         bot.services.local_worker.wait_idle()  # type: ignore[attr-defined]
         runs = sum(1 for line in deployed_log(state) if " v2.0.0 " in line)
         print(f"20 concurrent Approve clicks ({args.database}): all answered in {wall:.0f} ms; deploys run: {runs}")

@@ -63,7 +63,9 @@ def run(rounds: int, opsbot_db: str, app_db: str, admin: UnleashAdmin, flag: str
     for label, provider, name in (("sql (PostgreSQL app database)", sql, "checkout.new-flow"), ("unleash", unleash, flag)):
         config = make_config(flags={**base, "provider": provider, "default_environment": "staging"})
         emulator = start_emulator(config)
-        bot = Bot(emulator=emulator, db_url=opsbot_db, redis_client=client, prefix=f"bench:{secrets.token_hex(3)}:", config=config)
+        bot = Bot(
+            emulator=emulator, db_url=opsbot_db, redis_client=client, prefix=f"bench:{secrets.token_hex(3)}:", config=config
+        )
         kills, unkills, domain = [], [], []
         for _ in range(rounds):
             kills.append(timed(lambda b=bot, n=name: b.command(f"flag kill {n} --reason bench")))

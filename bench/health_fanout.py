@@ -61,16 +61,21 @@ def start_fleet(latency_ms: int, silent: int, stopping: threading.Event) -> Flee
 def fleet_config(port: int, endpoints: int, timeout_ms: int, concurrency: int) -> OpsConfig:
     check = {"expect_json": {"status": "healthy"}, "timeout_ms": timeout_ms, "warn_ms": 500, "critical_ms": timeout_ms}
     services = {
-        f"svc-{i:03d}": {"environments": {"production": {"health": [{**check, "url": f"http://127.0.0.1:{port}/svc/{i}/health"}]}}}
+        f"svc-{i:03d}": {
+            "environments": {"production": {"health": [{**check, "url": f"http://127.0.0.1:{port}/svc/{i}/health"}]}}
+        }
         for i in range(endpoints)
     }
-    return parse_config({
-        "channels": {"deployments": "C0DEPLOYS", "incidents": "C0INCIDENTS", "alerts": "C0ALERTS"},
-        "roles": {"admin": ["U0ADMIN"], "approver": [], "deployer": [], "viewer": ["*"]},
-        "environments": {"production": {}},
-        "services": services,
-        "health": {"concurrency": concurrency},
-    }, "bench")
+    return parse_config(
+        {
+            "channels": {"deployments": "C0DEPLOYS", "incidents": "C0INCIDENTS", "alerts": "C0ALERTS"},
+            "roles": {"admin": ["U0ADMIN"], "approver": [], "deployer": [], "viewer": ["*"]},
+            "environments": {"production": {}},
+            "services": services,
+            "health": {"concurrency": concurrency},
+        },
+        "bench",
+    )
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -104,8 +109,14 @@ def main() -> None:
         wall, reply = timed(lambda: services.dispatcher.run_text("health all", actor))
         blocks = len(services.renderer.render(reply.message)["blocks"])
         counts = reply.message.counts
-        rows.append(("/ops health all (dispatcher, fan-out)", args.cap, wall,
-                     f"{counts.healthy} healthy, {counts.failed} failed; {blocks} blocks"))
+        rows.append(
+            (
+                "/ops health all (dispatcher, fan-out)",
+                args.cap,
+                wall,
+                f"{counts.healthy} healthy, {counts.failed} failed; {blocks} blocks",
+            )
+        )
         services.local_worker.close()  # type: ignore[attr-defined]
 
     for cap in sorted({50, args.endpoints}):
@@ -121,8 +132,10 @@ def main() -> None:
 
     stopping.set()
     server.shutdown()
-    print(f"{args.endpoints} endpoints on one local server, endpoint {silent} never answers; healthy ones answer in "
-          f"{args.latency_ms} ms; per-check timeout {args.timeout_ms} ms\n")
+    print(
+        f"{args.endpoints} endpoints on one local server, endpoint {silent} never answers; healthy ones answer in "
+        f"{args.latency_ms} ms; per-check timeout {args.timeout_ms} ms\n"
+    )
     print(f"| {'run':<42} | {'cap':>4} | {'wall s':>7} | {'÷ timeout':>9} | result")
     print(f"|{'-' * 44}|{'-' * 6}|{'-' * 9}|{'-' * 11}|{'-' * 40}")
     for name, cap, wall, note in rows:

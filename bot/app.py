@@ -50,7 +50,10 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
         log.error("unhandled error (ref %s) for %s", reference, body.get("type") or body.get("command"), exc_info=error)
         if respond is not None:
             try:
-                respond(text=f"💥 Something went wrong on our side; it has been logged (ref `{reference}`).", response_type="ephemeral")
+                respond(
+                    text=f"💥 Something went wrong on our side; it has been logged (ref `{reference}`).",
+                    response_type="ephemeral",
+                )
             except Exception:  # the response_url may be gone too; the log has the details
                 log.warning("could not tell the user about ref %s", reference)
         return BoltResponse(status=200, body="")

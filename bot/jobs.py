@@ -13,5 +13,7 @@ from typing import Any
 
 def execute(name: str, payload: dict[str, Any], key: str | None = None) -> None:
     """Refuse to run outside `opsbot worker`; raises RuntimeError naming the job."""
-    raise RuntimeError(f"the opsbot job {name!r} must run on `opsbot worker`, which builds opsbot's dependencies; "
-                       "a plain `rq worker` cannot run it")
+    raise RuntimeError(
+        f"the opsbot job {name!r} must run on `opsbot worker`, which builds opsbot's dependencies; "
+        "a plain `rq worker` cannot run it"
+    )

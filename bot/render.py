@@ -142,8 +142,16 @@ class Renderer:
             autoescape=False,
         )
         self.env.filters.update(
-            mention=mention, channel=channel, link=link, code=code, clock=clock, hm=hm, stamp=stamp,
-            ago=ago, until=until, seconds=seconds,
+            mention=mention,
+            channel=channel,
+            link=link,
+            code=code,
+            clock=clock,
+            hm=hm,
+            stamp=stamp,
+            ago=ago,
+            until=until,
+            seconds=seconds,
         )
 
     def render_template(self, name: str, context: dict[str, Any]) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def _fit_block(block: dict[str, Any]) -> None:
         fields = block.get("fields")
         if fields:
             if len(fields) > SECTION_FIELDS_MAX_ITEMS:
-                del fields[SECTION_FIELDS_MAX_ITEMS - 1:]
+                del fields[SECTION_FIELDS_MAX_ITEMS - 1 :]
                 fields.append({"type": "mrkdwn", "text": "… more not shown"})
             for field in fields:
                 _fit_text_object(field, SECTION_FIELD_TEXT_MAX)
@@ -154,7 +154,10 @@ def _fit_blocks(blocks: list[dict[str, Any]], maximum: int) -> list[dict[str, An
         hidden = len(blocks) - (maximum - 1)
         blocks = [
             *blocks[: maximum - 1],
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"… {hidden} more not shown (Slack's limit is {maximum} blocks)"}]},
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"… {hidden} more not shown (Slack's limit is {maximum} blocks)"}],
+            },
         ]
     for block in blocks:
         _fit_block(block)

@@ -118,37 +118,98 @@ def build_families(a: Adapters) -> Families:
     """Each family with a dataclass of exactly what it needs, in the order their dependencies allow."""
     config, clock = a.config, a.clock
     policy = Policy(config.roles.model_dump(), a.groups)
-    lock_deps = LockDeps(config=config, clock=clock, locks=a.locks, waiters=a.lock_waiters, notifier=a.notifier, state=a.state,
-                         jobs=a.jobs, policy=policy)
+    lock_deps = LockDeps(
+        config=config,
+        clock=clock,
+        locks=a.locks,
+        waiters=a.lock_waiters,
+        notifier=a.notifier,
+        state=a.state,
+        jobs=a.jobs,
+        policy=policy,
+    )
     deploy_locks = DeployLocks(lock_deps)
     lock_commands = LockCommands(lock_deps, deploy_locks)
-    health_deps = HealthDeps(config=config, clock=clock, probe=a.health, watches=a.watches, notifier=a.notifier, jobs=a.jobs,
-                             state=a.state, policy=policy, audit=a.audit)
+    health_deps = HealthDeps(
+        config=config,
+        clock=clock,
+        probe=a.health,
+        watches=a.watches,
+        notifier=a.notifier,
+        jobs=a.jobs,
+        state=a.state,
+        policy=policy,
+        audit=a.audit,
+    )
     health = HealthService(health_deps, HealthWatches(health_deps))
-    incidents = Incidents(IncidentDeps(config=config, clock=clock, uow=a.uow, conversations=a.conversations, notifier=a.notifier,
-                                       groups=a.groups, jobs=a.jobs, policy=policy, locks=a.locks, deploy_locks=deploy_locks,
-                                       health=health))
+    incidents = Incidents(
+        IncidentDeps(
+            config=config,
+            clock=clock,
+            uow=a.uow,
+            conversations=a.conversations,
+            notifier=a.notifier,
+            groups=a.groups,
+            jobs=a.jobs,
+            policy=policy,
+            locks=a.locks,
+            deploy_locks=deploy_locks,
+            health=health,
+        )
+    )
     events = a.events if a.events is not None else incidents.events
-    deploy_deps = DeployDeps(config=config, clock=clock, uow=a.uow, providers=a.deploy_providers, locks=a.locks,
-                             deploy_locks=deploy_locks, incident_freezes=incidents.freezes, health=a.health, notifier=a.notifier,
-                             events=events, jobs=a.jobs, policy=policy, audit=a.audit)
-    flag_deps = FlagDeps(config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy,
-                         audit=a.audit)
+    deploy_deps = DeployDeps(
+        config=config,
+        clock=clock,
+        uow=a.uow,
+        providers=a.deploy_providers,
+        locks=a.locks,
+        deploy_locks=deploy_locks,
+        incident_freezes=incidents.freezes,
+        health=a.health,
+        notifier=a.notifier,
+        events=events,
+        jobs=a.jobs,
+        policy=policy,
+        audit=a.audit,
+    )
+    flag_deps = FlagDeps(
+        config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy, audit=a.audit
+    )
     deploy_outcomes = Deploys.outcomes_for(deploy_deps)
     flag_outcomes = Flags.outcomes_for(flag_deps)
-    outcomes: dict[str, ApprovalOutcome] = {"deploy": deploy_outcomes, "rollback": deploy_outcomes,
-                                            "flag_unkill": flag_outcomes, "flag_rollout": flag_outcomes, **a.approval_outcomes}
-    approvals = ApprovalService(ApprovalDeps(config=config, clock=clock, uow=a.uow, notifier=a.notifier, jobs=a.jobs, policy=policy,
-                                             outcomes=outcomes))
+    outcomes: dict[str, ApprovalOutcome] = {
+        "deploy": deploy_outcomes,
+        "rollback": deploy_outcomes,
+        "flag_unkill": flag_outcomes,
+        "flag_rollout": flag_outcomes,
+        **a.approval_outcomes,
+    }
+    approvals = ApprovalService(
+        ApprovalDeps(config=config, clock=clock, uow=a.uow, notifier=a.notifier, jobs=a.jobs, policy=policy, outcomes=outcomes)
+    )
     deploys = Deploys(deploy_deps, approvals, deploy_outcomes)
     flags = Flags(flag_deps, approvals, flag_outcomes)
     audit_commands = AuditCommands(AuditDeps(config=config, clock=clock, audit=a.audit, state=a.state, policy=policy))
     # The order here is the order of `/ops help`.
-    declared = [lock_commands.family(), audit_commands.family(), approvals.family(), health.family(), deploys.family(),
-                flags.family(), incidents.family()]
+    declared = [
+        lock_commands.family(),
+        audit_commands.family(),
+        approvals.family(),
+        health.family(),
+        deploys.family(),
+        flags.family(),
+        incidents.family(),
+    ]
     return Families(
-        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared), lock_commands=lock_commands,
-        deploy_locks=deploy_locks, approvals=approvals, health=health, incidents=incidents, deploys=deploys, flags=flags,
+        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared),
+        lock_commands=lock_commands,
+        deploy_locks=deploy_locks,
+        approvals=approvals,
+        health=health,
+        incidents=incidents,
+        deploys=deploys,
+        flags=flags,
         audit_commands=audit_commands,
     )
 
@@ -245,8 +306,11 @@ def redis_client(settings: Settings, *, allow_embedded: bool) -> redis.Redis:
 def job_queue(settings: Settings, r: redis.Redis, clock: Clock) -> RqJobs | InProcessJobs:
     """RQ on the shared Redis; in-process threads when Redis is embedded (console, single process)."""
     if settings.redis_url and not isinstance(r, embedded_redis_type()):
-        return RqJobs(redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2), settings.opsbot_queue,
-                      settings.opsbot_redis_prefix)
+        return RqJobs(
+            redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
+            settings.opsbot_queue,
+            settings.opsbot_redis_prefix,
+        )
     return InProcessJobs(clock)
 
 
@@ -303,5 +367,12 @@ def build_services(
     families = build_families(adapters)
     jobs = adapters.jobs
     local_worker = InProcessWorker(jobs, families.dispatcher.run_job) if isinstance(jobs, InProcessJobs) else None
-    return Runtime(adapters=adapters, families=families, engine=engine, redis=r, web_client=web_client, renderer=renderer,
-                   local_worker=local_worker)
+    return Runtime(
+        adapters=adapters,
+        families=families,
+        engine=engine,
+        redis=r,
+        web_client=web_client,
+        renderer=renderer,
+        local_worker=local_worker,
+    )

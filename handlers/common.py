@@ -73,7 +73,9 @@ def operations(context: Any) -> Operations:
 
 
 def actor_from_command(command: dict[str, Any], source: str = "slack") -> Actor:
-    return Actor(user_id=command["user_id"], channel_id=command.get("channel_id"), source=source, request_id=command.get("trigger_id"))
+    return Actor(
+        user_id=command["user_id"], channel_id=command.get("channel_id"), source=source, request_id=command.get("trigger_id")
+    )
 
 
 def actor_from_action(body: dict[str, Any], source: str = "slack") -> Actor:
@@ -106,7 +108,9 @@ def button_value(body: dict[str, Any]) -> str:
     return str(actions[0].get("value") or "")[:200]
 
 
-def answer_click(body: dict[str, Any], respond: Any, context: Any, action: str, run: Callable[[Actor, str], Reply], param: str) -> None:
+def answer_click(
+    body: dict[str, Any], respond: Any, context: Any, action: str, run: Callable[[Actor, str], Reply], param: str
+) -> None:
     """Run a button's domain call ``run(clicker, value)`` through the dispatcher (checked, audited) and reply to the clicker."""
     ops = operations(context)
     value = button_value(body)

@@ -20,11 +20,15 @@ class DeployAction(StrEnum):
 
 
 def notify_when_free(body: dict[str, Any], respond: Any, context: Any) -> None:
-    answer_click(body, respond, context, f"click.{DeployAction.NOTIFY_WHEN_FREE}", operations(context).deploy_locks.wait_for, "wait")
+    answer_click(
+        body, respond, context, f"click.{DeployAction.NOTIFY_WHEN_FREE}", operations(context).deploy_locks.wait_for, "wait"
+    )
 
 
 def roll_back(body: dict[str, Any], respond: Any, context: Any) -> None:
-    answer_click(body, respond, context, f"click.{DeployAction.ROLLBACK}", operations(context).deploys.rollbacks.from_button, "deploy")
+    answer_click(
+        body, respond, context, f"click.{DeployAction.ROLLBACK}", operations(context).deploys.rollbacks.from_button, "deploy"
+    )
 
 
 def register(app: App) -> None:

@@ -45,7 +45,9 @@ def form_values(view: dict[str, Any]) -> dict[str, str]:
 
 
 def _submitter(body: dict[str, Any], channel: str | None, context: Any) -> Actor:
-    return Actor(user_id=body["user"]["id"], channel_id=channel or None, source=source_of(context), request_id=body.get("trigger_id"))
+    return Actor(
+        user_id=body["user"]["id"], channel_id=channel or None, source=source_of(context), request_id=body.get("trigger_id")
+    )
 
 
 def _tell(ops: Operations, actor: Actor, reply: Reply) -> None:
@@ -57,21 +59,37 @@ def _tell(ops: Operations, actor: Actor, reply: Reply) -> None:
 
 
 def post_update(body: dict[str, Any], respond: Any, context: Any) -> None:
-    answer_click(body, respond, context, f"click.{IncidentAction.POST_UPDATE}", operations(context).incidents.updates.open_form_for,
-                 "value")
+    answer_click(
+        body,
+        respond,
+        context,
+        f"click.{IncidentAction.POST_UPDATE}",
+        operations(context).incidents.updates.open_form_for,
+        "value",
+    )
 
 
 def snooze(body: dict[str, Any], respond: Any, context: Any) -> None:
-    answer_click(body, respond, context, f"click.{IncidentAction.SNOOZE}", operations(context).incidents.reminders.snooze, "value")
+    answer_click(
+        body, respond, context, f"click.{IncidentAction.SNOOZE}", operations(context).incidents.reminders.snooze, "value"
+    )
 
 
 def acknowledge(body: dict[str, Any], respond: Any, context: Any) -> None:
-    answer_click(body, respond, context, f"click.{IncidentAction.ACK}", operations(context).incidents.management.ack_click, "value")
+    answer_click(
+        body, respond, context, f"click.{IncidentAction.ACK}", operations(context).incidents.management.ack_click, "value"
+    )
 
 
 def declare_from_alert(body: dict[str, Any], respond: Any, context: Any) -> None:
-    answer_click(body, respond, context, f"click.{IncidentAction.DECLARE_FROM_ALERT}",
-                 operations(context).incidents.declarations.open_form_from_alert, "value")
+    answer_click(
+        body,
+        respond,
+        context,
+        f"click.{IncidentAction.DECLARE_FROM_ALERT}",
+        operations(context).incidents.declarations.open_form_from_alert,
+        "value",
+    )
 
 
 def ack_declare_form(ack: Ack, view: dict[str, Any], context: Any) -> None:
@@ -87,8 +105,13 @@ def handle_declare_submission(body: dict[str, Any], view: dict[str, Any], contex
     if declarations.form_errors(values):
         return  # refused in the ack; Slack kept the form open
     actor = _submitter(body, view.get("private_metadata"), context)
-    reply = ops.dispatcher.perform(actor, "modal.incident_declare", declarations.submit_form, values,
-                                   params={"severity": values.get("severity"), "service": values.get("service") or None})
+    reply = ops.dispatcher.perform(
+        actor,
+        "modal.incident_declare",
+        declarations.submit_form,
+        values,
+        params={"severity": values.get("severity"), "service": values.get("service") or None},
+    )
     _tell(ops, actor, reply)
 
 
@@ -106,8 +129,14 @@ def handle_update_submission(body: dict[str, Any], view: dict[str, Any], context
         return  # refused in the ack; Slack kept the form open
     incident_id = str(view.get("private_metadata") or "")
     actor = _submitter(body, updates.channel_of(incident_id), context)
-    reply = ops.dispatcher.perform(actor, "modal.incident_update", updates.submit_form, int(incident_id or 0), values,
-                                   params={"incident": incident_id, "status": values.get("status")})
+    reply = ops.dispatcher.perform(
+        actor,
+        "modal.incident_update",
+        updates.submit_form,
+        int(incident_id or 0),
+        values,
+        params={"incident": incident_id, "status": values.get("status")},
+    )
     _tell(ops, actor, reply)
 
 
@@ -119,9 +148,17 @@ def handle_reaction(event: dict[str, Any], body: dict[str, Any], context: Any) -
     if not ops.incidents.timelines.is_timeline_reaction(reaction) or item.get("type") != "message":
         return
     channel, ts = str(item.get("channel") or ""), str(item.get("ts") or "")
-    actor = Actor(user_id=str(event.get("user") or ""), channel_id=channel, source=source_of(context), request_id=body.get("event_id"))
-    ops.dispatcher.perform(actor, "event.reaction_added", ops.incidents.timelines.add_marked_message, channel, ts,
-                           params={"channel": channel, "ts": ts, "event_id": body.get("event_id")})
+    actor = Actor(
+        user_id=str(event.get("user") or ""), channel_id=channel, source=source_of(context), request_id=body.get("event_id")
+    )
+    ops.dispatcher.perform(
+        actor,
+        "event.reaction_added",
+        ops.incidents.timelines.add_marked_message,
+        channel,
+        ts,
+        params={"channel": channel, "ts": ts, "event_id": body.get("event_id")},
+    )
 
 
 def register(app: App) -> None:

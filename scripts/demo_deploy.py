@@ -35,8 +35,13 @@ def answering() -> bool:
 def ensure_service() -> bool:
     if answering():
         return True
-    subprocess.Popen([sys.executable, str(HERE / "demo_service.py"), str(PORT), str(STATE)], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    subprocess.Popen(
+        [sys.executable, str(HERE / "demo_service.py"), str(PORT), str(STATE)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if answering():

@@ -110,8 +110,12 @@ class WebhookReceiver(_Server):
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         headers = {k.lower(): v for k, v in headers.items()}
-        expected = "sha256=" + hmac.new(self.secret.encode(), headers.get("x-opsbot-timestamp", "").encode() + b"." + body,
-                                        hashlib.sha256).hexdigest()
+        expected = (
+            "sha256="
+            + hmac.new(
+                self.secret.encode(), headers.get("x-opsbot-timestamp", "").encode() + b"." + body, hashlib.sha256
+            ).hexdigest()
+        )
         with self._lock:
             self.attempts.append({"headers": headers, "body": json.loads(body or b"{}")})
             if not hmac.compare_digest(expected, headers.get("x-opsbot-signature", "")):
@@ -139,28 +143,51 @@ class RecordedEvents:
         return [e.kind for e in self.events]
 
 
-def deploy_config_data(state_dir: Path, services_url: str, *, command_args: tuple[str, ...] = (), webhook_url: str | None = None,
-                       watch: float = 0.3, every: float = 0.1, production: dict[str, Any] | None = None) -> dict[str, Any]:
+def deploy_config_data(
+    state_dir: Path,
+    services_url: str,
+    *,
+    command_args: tuple[str, ...] = (),
+    webhook_url: str | None = None,
+    watch: float = 0.3,
+    every: float = 0.1,
+    production: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The test config, with `api` deployed by the local program and `web` by the local webhook."""
     data = config_data()
     data["deploys"] = {"watch_seconds": watch, "check_every_seconds": every, "lock_ttl_seconds": 30}
     data["environments"]["production"].update(production or {})
 
     def checks(service: str) -> dict[str, Any]:
-        return {env: {"health": [{"url": f"{services_url}/{service}/{env}/health", "name": "http"}],
-                      "version_url": f"{services_url}/{service}/{env}/version"} for env in ("staging", "production")}
+        return {
+            env: {
+                "health": [{"url": f"{services_url}/{service}/{env}/health", "name": "http"}],
+                "version_url": f"{services_url}/{service}/{env}/version",
+            }
+            for env in ("staging", "production")
+        }
 
     data["services"]["api"] = {
         "environments": checks("api"),
         "change_url": "https://github.com/example/api/compare/{previous}...{version}",
-        "deploy": {"type": "command", "timeout_seconds": 20,
-                   "argv": [sys.executable, str(PROGRAM), str(state_dir), "{service}", "{environment}", "{version}", *command_args]},
+        "deploy": {
+            "type": "command",
+            "timeout_seconds": 20,
+            "argv": [sys.executable, str(PROGRAM), str(state_dir), "{service}", "{environment}", "{version}", *command_args],
+        },
     }
     if webhook_url:
         data["services"]["web"] = {
-            "environments": checks("web"), "version_pattern": "git_sha",
-            "deploy": {"type": "webhook", "url": webhook_url, "secret_env": WEBHOOK_SECRET_ENV, "retries": 2,
-                       "backoff_seconds": 0.05, "timeout_seconds": 5},
+            "environments": checks("web"),
+            "version_pattern": "git_sha",
+            "deploy": {
+                "type": "webhook",
+                "url": webhook_url,
+                "secret_env": WEBHOOK_SECRET_ENV,
+                "retries": 2,
+                "backoff_seconds": 0.05,
+                "timeout_seconds": 5,
+            },
         }
     return data
 

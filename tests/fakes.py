@@ -54,7 +54,10 @@ class FakeLocks:
         if not self.is_current(lease):
             return False
         info, token = self.held_locks[lease.name]
-        self.held_locks[lease.name] = (LockInfo(**{**info.__dict__, "expires_at": self.clock.now() + timedelta(seconds=ttl_seconds)}), token)
+        self.held_locks[lease.name] = (
+            LockInfo(**{**info.__dict__, "expires_at": self.clock.now() + timedelta(seconds=ttl_seconds)}),
+            token,
+        )
         return True
 
     def is_current(self, lease: Lease) -> bool:
@@ -264,16 +267,26 @@ class World:
         return getattr(self.adapters, name)
 
 
-def fake_world(config: OpsConfig | None = None, clock: FrozenClock | None = None, *, db: FakeDatabase | None = None,
-               **overrides: Any) -> World:
+def fake_world(
+    config: OpsConfig | None = None, clock: FrozenClock | None = None, *, db: FakeDatabase | None = None, **overrides: Any
+) -> World:
     """Families on fakes: any adapter can be replaced by keyword (``health=FakeProbe()``, ``flags=provider`` …)."""
     clock = clock or FrozenClock()
     db = db or FakeDatabase()
     parts: dict[str, Any] = {
-        "jobs": FakeJobs(), "locks": FakeLocks(clock), "lock_waiters": FakeLockWaiters(), "audit": FakeAudit(clock),
-        "groups": FakeGroups(), "notifier": FakeNotifier(), "state": FakeState(), "conversations": Unused("conversations"),
-        "deploy_providers": Unused("deploy_providers"), "health": Unused("health"), "watches": Unused("watches"),
-        "flags": FlagsNotConfigured(), "events": FakeEvents(),
+        "jobs": FakeJobs(),
+        "locks": FakeLocks(clock),
+        "lock_waiters": FakeLockWaiters(),
+        "audit": FakeAudit(clock),
+        "groups": FakeGroups(),
+        "notifier": FakeNotifier(),
+        "state": FakeState(),
+        "conversations": Unused("conversations"),
+        "deploy_providers": Unused("deploy_providers"),
+        "health": Unused("health"),
+        "watches": Unused("watches"),
+        "flags": FlagsNotConfigured(),
+        "events": FakeEvents(),
     }
     parts.update(overrides)
     adapters = Adapters(config=config or make_config(), clock=clock, uow=db.uow, **parts)

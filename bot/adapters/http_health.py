@@ -46,7 +46,9 @@ class Progress:
 class HttpHealthProbe:
     """``HealthProbe`` and ``HealthFanout`` on httpx + asyncio; one event loop per call, on the caller's thread."""
 
-    def __init__(self, config: OpsConfig, environ: Mapping[str, str] | None = None, *, verify: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, config: OpsConfig, environ: Mapping[str, str] | None = None, *, verify: ssl.SSLContext | None = None
+    ) -> None:
         self._config = config
         self._environ = os.environ if environ is None else environ
         self._verify = verify
@@ -75,7 +77,10 @@ class HttpHealthProbe:
             self._verify = httpx.create_ssl_context()
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
         async with httpx.AsyncClient(
-            follow_redirects=True, max_redirects=settings.max_redirects, limits=limits, verify=self._verify,
+            follow_redirects=True,
+            max_redirects=settings.max_redirects,
+            limits=limits,
+            verify=self._verify,
             headers={"User-Agent": USER_AGENT},
         ) as client:
             fetcher = Fetcher(client, gate, settings.max_body_kb * 1024, settings.max_redirects)
@@ -139,8 +144,9 @@ class Fetcher:
             except Exception as exc:  # every other failure is a failed check with a reason, never an error
                 return Observation(latency_ms=elapsed(), error=transport_reason(exc, url))
 
-    async def _request(self, method: str, url: str, headers: dict[str, str], timeout_ms: int, progress: Progress,
-                       elapsed: Callable[[], float]) -> Observation:
+    async def _request(
+        self, method: str, url: str, headers: dict[str, str], timeout_ms: int, progress: Progress, elapsed: Callable[[], float]
+    ) -> Observation:
         async def trace(event: str, info: dict[str, Any]) -> None:
             for step, phase in PHASES:
                 if step in event and event.endswith(".started"):
@@ -154,8 +160,11 @@ class Fetcher:
         finally:
             await response.aclose()
         return Observation(
-            latency_ms=elapsed(), status_code=response.status_code, body=body,
-            content_type=response.headers.get("content-type", ""), truncated_at=self._cap if truncated else None,
+            latency_ms=elapsed(),
+            status_code=response.status_code,
+            body=body,
+            content_type=response.headers.get("content-type", ""),
+            truncated_at=self._cap if truncated else None,
         )
 
     async def _read(self, response: httpx.Response, progress: Progress) -> tuple[bytes, bool]:

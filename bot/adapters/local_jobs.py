@@ -90,7 +90,9 @@ class InProcessJobs:
     def scheduled(self) -> list[tuple[datetime, str, dict[str, Any]]]:
         """Jobs waiting for their time, soonest first: (due, name, payload)."""
         with self.changed:
-            return [(at, name, payload) for at, _, name, payload, _ in sorted(self._scheduled, key=lambda item: (item[0], item[1]))]
+            return [
+                (at, name, payload) for at, _, name, payload, _ in sorted(self._scheduled, key=lambda item: (item[0], item[1]))
+            ]
 
 
 class InProcessWorker:

@@ -49,7 +49,9 @@ class OpsConfig(Strict):
         for service_name, service in self.services.items():
             for env in service.environments:
                 if env not in self.environments:
-                    problems.append(f"services.{service_name}.environments.{env}: unknown environment (known: {', '.join(self.environments) or 'none'})")
+                    problems.append(
+                        f"services.{service_name}.environments.{env}: unknown environment (known: {', '.join(self.environments) or 'none'})"
+                    )
         if self.default_service is not None and self.default_service not in self.services:
             problems.append(f"default_service: unknown service {self.default_service!r}")
         problems.extend(self.flags.problems(self.environments, self.services))
@@ -61,7 +63,6 @@ class OpsConfig(Strict):
     def watched(self) -> dict[tuple[str, str], Watch]:
         """Every watched (service, environment) and the watch that covers it."""
         return {target: watch for target, watch, _ in _watch_targets(self) if target is not None}
-
 
 
 class ConfigError(Exception):

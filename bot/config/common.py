@@ -28,7 +28,7 @@ class Strict(BaseModel):
 def _principals(values: list[str]) -> list[str]:
     for value in values:
         if not PRINCIPAL.match(value):
-            raise ValueError(f"{value!r} is not a Slack user ID (U…/W…), user-group ID (S…) or \"*\"")
+            raise ValueError(f'{value!r} is not a Slack user ID (U…/W…), user-group ID (S…) or "*"')
     return values
 
 
@@ -88,4 +88,3 @@ class Environment(Strict):
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-

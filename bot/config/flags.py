@@ -77,6 +77,7 @@ class Flags(Strict):
         if isinstance(self.provider, UnleashFlagProvider):
             named += [("flags.provider.environments", env) for env in self.provider.environments]
         found = [f"{path}: unknown environment {env!r} (known: {known})" for path, env in named if env not in environments]
-        found += [f"flags.services.{pattern}: unknown service {svc!r}" for pattern, svc in self.services.items() if svc not in services]
+        found += [
+            f"flags.services.{pattern}: unknown service {svc!r}" for pattern, svc in self.services.items() if svc not in services
+        ]
         return found
-

@@ -51,7 +51,7 @@ class FreezeWindow:
         match = WINDOW.match(text.strip().upper() if text else "")
         if not match:
             raise ValueError(f"{text!r} is not a freeze window like 'SUN 02:00-04:00 UTC' or 'MON-FRI 18:00-08:00 Europe/Paris'")
-        tz = (text.strip().split()[-1] if match["tz"] else "UTC")
+        tz = text.strip().split()[-1] if match["tz"] else "UTC"
         tz = "UTC" if tz.upper() == "UTC" else tz
         try:
             ZoneInfo(tz)

@@ -62,7 +62,6 @@ class HealthSettings(Strict):
     watches: list[Watch] = Field(default_factory=list)
 
 
-
 def _watch_targets(config: OpsConfig) -> list[tuple[tuple[str, str] | None, Watch, str]]:
     """(target, watch, problem) for each target a watch names; target is None when it names a problem."""
     found: list[tuple[tuple[str, str] | None, Watch, str]] = []
@@ -100,4 +99,3 @@ def watch_problems(config: OpsConfig) -> list[str]:
         else:
             seen[target] = where
     return list(dict.fromkeys(problems))
-

@@ -80,4 +80,3 @@ class Incidents(Strict):
 
     def escalation_for(self, severity: Severity) -> list[EscalationStep]:
         return self.escalation if severity.escalation is None else severity.escalation
-

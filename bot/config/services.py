@@ -60,7 +60,7 @@ class HealthCheck(Strict):
         if self.name:
             return self.name
         rest = self.url.split("://", 1)[1]
-        path = rest[rest.find("/"):] if "/" in rest else "/"
+        path = rest[rest.find("/") :] if "/" in rest else "/"
         return path.split("?", 1)[0] or "/"
 
 
@@ -135,4 +135,3 @@ class Deploys(Strict):
     check_every_seconds: float = Field(default=30, gt=0, le=3600)
     lock_ttl_seconds: float = Field(default=600, ge=3, le=24 * 3600)
     history_size: int = Field(default=10, ge=1, le=25)
-

@@ -55,7 +55,9 @@ class DemoServices:
                 pass
 
         self.server = DemoServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="console-demo-services", daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="console-demo-services", daemon=True
+        ).start()
 
     @property
     def origin(self) -> str:

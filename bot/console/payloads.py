@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 
-def sign(secret: str, body: str, timestamp: int | None = None, content_type: str = "application/x-www-form-urlencoded") -> dict[str, str]:
+def sign(
+    secret: str, body: str, timestamp: int | None = None, content_type: str = "application/x-www-form-urlencoded"
+) -> dict[str, str]:
     """Headers Slack would send: ``v0=HMAC_SHA256(secret, "v0:{ts}:{body}")``."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
@@ -34,20 +36,22 @@ def slash_command(
     channel_name: str = "",
 ) -> str:
     """A slash-command body, form-encoded as Slack posts it."""
-    return urlencode({
-        "token": "unused-verification-token",
-        "team_id": team_id,
-        "team_domain": "local",
-        "channel_id": channel_id,
-        "channel_name": channel_name or channel_id.lower(),
-        "user_id": user_id,
-        "user_name": user_name or user_id.lower(),
-        "command": command,
-        "text": text,
-        "api_app_id": "A0OPSBOT",
-        "response_url": response_url,
-        "trigger_id": trigger_id,
-    })
+    return urlencode(
+        {
+            "token": "unused-verification-token",
+            "team_id": team_id,
+            "team_domain": "local",
+            "channel_id": channel_id,
+            "channel_name": channel_name or channel_id.lower(),
+            "user_id": user_id,
+            "user_name": user_name or user_id.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0OPSBOT",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+    )
 
 
 def block_action(
@@ -73,14 +77,16 @@ def block_action(
         "team": {"id": team_id, "domain": "local"},
         "channel": {"id": channel_id, "name": channel_id.lower()},
         "response_url": response_url,
-        "actions": [{
-            "action_id": action["action_id"],
-            "block_id": action.get("block_id", ""),
-            "text": action.get("text", {"type": "plain_text", "text": ""}),
-            "value": action.get("value", ""),
-            "type": "button",
-            "action_ts": f"{time.time():.6f}",
-        }],
+        "actions": [
+            {
+                "action_id": action["action_id"],
+                "block_id": action.get("block_id", ""),
+                "text": action.get("text", {"type": "plain_text", "text": ""}),
+                "value": action.get("value", ""),
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
     }
     if message is not None:
         payload["message"] = message
@@ -112,7 +118,11 @@ def view_state(view: dict[str, Any], fields: dict[str, str]) -> dict[str, dict[s
         block_id, action_id = block["block_id"], element["action_id"]
         if element["type"] == "static_select":
             chosen = fields.get(block_id)
-            option = next((o for o in element.get("options", []) if o["value"] == chosen), None) if chosen else element.get("initial_option")
+            option = (
+                next((o for o in element.get("options", []) if o["value"] == chosen), None)
+                if chosen
+                else element.get("initial_option")
+            )
             values[block_id] = {action_id: {"type": "static_select", "selected_option": option}}
         else:
             values[block_id] = {action_id: {"type": element["type"], "value": fields.get(block_id, element.get("initial_value"))}}
@@ -121,13 +131,15 @@ def view_state(view: dict[str, Any], fields: dict[str, str]) -> dict[str, dict[s
 
 def event_callback(event: dict[str, Any], *, event_id: str, team_id: str = "T0LOCAL") -> str:
     """An Events API body (JSON)."""
-    return json.dumps({
-        "token": "unused-verification-token",
-        "team_id": team_id,
-        "api_app_id": "A0OPSBOT",
-        "event": event,
-        "type": "event_callback",
-        "event_id": event_id,
-        "event_time": int(time.time()),
-        "authorizations": [{"team_id": team_id, "user_id": "U0OPSBOT", "is_bot": True, "is_enterprise_install": False}],
-    })
+    return json.dumps(
+        {
+            "token": "unused-verification-token",
+            "team_id": team_id,
+            "api_app_id": "A0OPSBOT",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": team_id, "user_id": "U0OPSBOT", "is_bot": True, "is_enterprise_install": False}],
+        }
+    )

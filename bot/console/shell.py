@@ -92,10 +92,13 @@ class ConsoleSession:
     def __init__(self, settings: Settings, services_factory: Callable[[Settings], Runtime], user: str = "U0DEPLOYER") -> None:
         self.emulator = SlackEmulator(token="xoxb-console-" + secrets.token_hex(4)).start()
         self.secret = secrets.token_hex(16)
-        self.settings = settings.model_copy(update={
-            "slack_bot_token": SecretStr(self.emulator.token), "slack_signing_secret": SecretStr(self.secret),
-            "slack_api_url": self.emulator.api_url,
-        })
+        self.settings = settings.model_copy(
+            update={
+                "slack_bot_token": SecretStr(self.emulator.token),
+                "slack_signing_secret": SecretStr(self.secret),
+                "slack_api_url": self.emulator.api_url,
+            }
+        )
         self.services = services_factory(self.settings)
         self._seed_workspace()
         self.executor = TrackingExecutor()
@@ -152,7 +155,9 @@ class ConsoleSession:
         if self.form is None:
             return ["No form is open."]
         self.form_fields.update(fields)
-        body = payloads.view_submission(user_id=self.user, view=self.form, values=payloads.view_state(self.form, self.form_fields))
+        body = payloads.view_submission(
+            user_id=self.user, view=self.form, values=payloads.view_state(self.form, self.form_fields)
+        )
         response = self.dispatch_response(body)
         answer = json.loads(response.body) if response.body else {}
         if answer.get("response_action") == "errors":
@@ -170,26 +175,44 @@ class ConsoleSession:
         mine = [m for m in self.emulator.in_channel(self.channel) if m.user == self.user]
         if not mine:
             return ["Say something here first (`say …`), then react to it."]
-        event = {"type": "reaction_added", "user": self.user, "reaction": reaction, "item_user": self.user,
-                 "item": {"type": "message", "channel": self.channel, "ts": mine[-1].ts}, "event_ts": f"{time.time():.6f}"}
-        self.dispatch(payloads.event_callback(event, event_id="Ev" + secrets.token_hex(5).upper()), content_type="application/json")
+        event = {
+            "type": "reaction_added",
+            "user": self.user,
+            "reaction": reaction,
+            "item_user": self.user,
+            "item": {"type": "message", "channel": self.channel, "ts": mine[-1].ts},
+            "event_ts": f"{time.time():.6f}",
+        }
+        self.dispatch(
+            payloads.event_callback(event, event_id="Ev" + secrets.token_hex(5).upper()), content_type="application/json"
+        )
         self.settle()
         return [f"(@{self.name(self.user)} reacted :{reaction}: to “{mine[-1].text[:60]}”)", *self.new_output()]
 
     def command(self, text: str) -> int:
         body = payloads.slash_command(
-            text, user_id=self.user, channel_id=self.channel, user_name=self.name(self.user),
-            response_url=self.emulator.response_url(self.channel, self.user), trigger_id=self.emulator.trigger_id(),
+            text,
+            user_id=self.user,
+            channel_id=self.channel,
+            user_name=self.name(self.user),
+            response_url=self.emulator.response_url(self.channel, self.user),
+            trigger_id=self.emulator.trigger_id(),
         )
         return self.dispatch(body)
 
     def press(self, button: Button) -> int:
         message = button.message
         body = payloads.block_action(
-            user_id=self.user, channel_id=message.channel, message_ts=message.ts, action=button.element,
+            user_id=self.user,
+            channel_id=message.channel,
+            message_ts=message.ts,
+            action=button.element,
             response_url=self.emulator.response_url(message.channel, self.user, message.ts),
-            trigger_id=self.emulator.trigger_id(), is_ephemeral=message.ephemeral_to is not None,
-            message=None if message.ephemeral_to else {"type": "message", "ts": message.ts, "text": message.text, "blocks": message.blocks},
+            trigger_id=self.emulator.trigger_id(),
+            is_ephemeral=message.ephemeral_to is not None,
+            message=None
+            if message.ephemeral_to
+            else {"type": "message", "ts": message.ts, "text": message.text, "blocks": message.blocks},
         )
         return self.dispatch(body)
 
@@ -198,7 +221,9 @@ class ConsoleSession:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             # A finished job can start more work; settle only when a full pass finds nothing.
-            if all(wait(max(deadline - time.monotonic(), 0.01)) for wait in self.waiters) and all(wait(0.01) for wait in self.waiters):
+            if all(wait(max(deadline - time.monotonic(), 0.01)) for wait in self.waiters) and all(
+                wait(0.01) for wait in self.waiters
+            ):
                 return
 
     # ----- showing -----
@@ -209,7 +234,11 @@ class ConsoleSession:
         return n
 
     def _title(self, message: Posted) -> str:
-        where = f"#{self.name(message.channel)}" if not message.channel.startswith("D") else f"DM to @{self.name('U' + message.channel[1:])}"
+        where = (
+            f"#{self.name(message.channel)}"
+            if not message.channel.startswith("D")
+            else f"DM to @{self.name('U' + message.channel[1:])}"
+        )
         if message.ephemeral_to:
             return f"{where} · only visible to @{self.name(message.ephemeral_to)} (ephemeral)"
         return where + (" · updated" if message.edits else "")
@@ -247,7 +276,7 @@ class ConsoleSession:
             return []
         word, _, rest = line.partition(" ")
         if line.startswith("/ops"):
-            status = self.command(line[len("/ops"):].strip())
+            status = self.command(line[len("/ops") :].strip())
             self.settle()
             return ([] if status == 200 else [f"(Slack would have shown an error: HTTP {status})"]) + self.new_output()
         if word == "press":
@@ -258,7 +287,9 @@ class ConsoleSession:
             self.settle()
             return self.new_output()
         if word == "as":
-            uid = user_id(rest.strip()) or next((u for u, n in DEMO_USERS.items() if n.split()[0] == rest.strip().lstrip("@")), None)
+            uid = user_id(rest.strip()) or next(
+                (u for u, n in DEMO_USERS.items() if n.split()[0] == rest.strip().lstrip("@")), None
+            )
             if uid is None:
                 return [f"Unknown user {rest.strip()!r}; try `users`."]
             self.user = uid
@@ -277,7 +308,8 @@ class ConsoleSession:
             target = rest.strip().lstrip("#")
             channels = list(self.emulator.channels.values())
             match = next((c for c in channels if target in (c.id, c.name)), None) or next(
-                (c for c in reversed(channels) if target and c.name.startswith(target)), None)
+                (c for c in reversed(channels) if target and c.name.startswith(target)), None
+            )
             if match is None:
                 return [f"Unknown channel {target!r}."]
             self.channel = match.id
@@ -310,7 +342,10 @@ class ConsoleSession:
 
 def run(session: ConsoleSession, lines: Iterable[str] | None, out: TextIO = sys.stdout, interactive: bool = False) -> int:
     """Run ``lines`` (or read a prompt) and print every message the bot would post."""
-    print(f"opsbot console · acting as @{session.name(session.user)} ({session.user}) in #{session.name(session.channel)} · `help` for console commands", file=out)
+    print(
+        f"opsbot console · acting as @{session.name(session.user)} ({session.user}) in #{session.name(session.channel)} · `help` for console commands",
+        file=out,
+    )
     if lines is not None:
         for line in lines:
             print(f"\n» {line}", file=out)
@@ -333,4 +368,3 @@ def run(session: ConsoleSession, lines: Iterable[str] | None, out: TextIO = sys.
 def split_script(commands: list[str]) -> list[str]:
     """``-c`` values may hold several lines separated by newlines."""
     return [line for command in commands for line in command.splitlines() if line.strip()]
-

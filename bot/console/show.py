@@ -18,7 +18,7 @@ def _input(block: dict[str, Any]) -> str:
     element = block.get("element") or {}
     current = element.get("initial_value") or (element.get("initial_option") or {}).get("value") or ""
     choices = [o.get("value", "") for o in element.get("options", [])]
-    line = f"│ {block.get('label', {}).get('text', '')}: {block.get('block_id', '')}=\"{current}\""
+    line = f'│ {block.get("label", {}).get("text", "")}: {block.get("block_id", "")}="{current}"'
     line += " (optional)" if block.get("optional") else ""
     return line + (f"  · one of: {', '.join(choices)}" if choices else "")
 
@@ -39,14 +39,17 @@ def show(message: Posted, number: Callable[[Posted, dict[str, Any]], int], names
                 lines.append(_indent(plain(field["text"], names), "│   "))
             accessory = block.get("accessory") or {}
             if accessory.get("type") == "button":
-                lines.append(f"│   [{number(message, {**accessory, 'block_id': block.get('block_id', '')})}] {accessory['text']['text']}")
+                lines.append(
+                    f"│   [{number(message, {**accessory, 'block_id': block.get('block_id', '')})}] {accessory['text']['text']}"
+                )
         elif kind == "context":
             texts = [plain(e.get("text", ""), names) for e in block.get("elements", []) if "text" in e]
             lines.append(_indent(" · ".join(texts), "│   ┆ "))
         elif kind == "actions":
             buttons = [
                 f"[{number(message, {**e, 'block_id': block.get('block_id', '')})}] {e['text']['text']}"
-                for e in block.get("elements", []) if e.get("type") == "button"
+                for e in block.get("elements", [])
+                if e.get("type") == "button"
             ]
             lines.append("│ " + "   ".join(buttons))
         elif kind == "divider":

@@ -158,8 +158,10 @@ class SlackEmulator(WebApiMethods):
                     return result
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"condition not met within {timeout}s; {len(self.messages)} messages, last calls: "
-                                       f"{[c.method for c in self.calls[-5:]]}")
+                    raise TimeoutError(
+                        f"condition not met within {timeout}s; {len(self.messages)} messages, last calls: "
+                        f"{[c.method for c in self.calls[-5:]]}"
+                    )
                 self._lock.wait(min(remaining, 0.05))
 
     # ----- HTTP -----
@@ -168,7 +170,7 @@ class SlackEmulator(WebApiMethods):
             return self._handle_response_url(path.rsplit("/", 1)[-1], raw)
         if not path.startswith("/api/"):
             return 404, {"Content-Type": "text/plain"}, "not found"
-        method = path[len("/api/"):].split("?")[0]
+        method = path[len("/api/") :].split("?")[0]
         args = self._parse_args(headers, raw)
         with self._lock:
             status, extra_headers, response = self._api(method, headers, args)
@@ -222,10 +224,23 @@ class SlackEmulator(WebApiMethods):
             if payload.get("delete_original") and original:
                 original.deleted = True
             elif payload.get("replace_original") and original:
-                original.text, original.blocks, original.edits = str(payload.get("text") or ""), list(payload.get("blocks") or []), original.edits + 1
+                original.text, original.blocks, original.edits = (
+                    str(payload.get("text") or ""),
+                    list(payload.get("blocks") or []),
+                    original.edits + 1,
+                )
             else:
                 in_channel = payload.get("response_type") == "in_channel"
-                self._store(Posted(target.channel, self._ts(), str(payload.get("text") or ""), list(payload.get("blocks") or []),
-                                   ephemeral_to=None if in_channel else target.user, via="response_url", response_key=key))
+                self._store(
+                    Posted(
+                        target.channel,
+                        self._ts(),
+                        str(payload.get("text") or ""),
+                        list(payload.get("blocks") or []),
+                        ephemeral_to=None if in_channel else target.user,
+                        via="response_url",
+                        response_key=key,
+                    )
+                )
             self._lock.notify_all()
         return 200, {"Content-Type": "text/plain"}, "ok"

@@ -62,8 +62,16 @@ class WebApiMethods:
 
     # ----- Web API methods -----
     def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://local.slack.invalid/", "team": "local", "user": "opsbot",
-                "team_id": self.team_id, "user_id": self.bot_user, "bot_id": "B0OPSBOT", "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://local.slack.invalid/",
+            "team": "local",
+            "user": "opsbot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user,
+            "bot_id": "B0OPSBOT",
+            "is_enterprise_install": False,
+        }
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_for(str(args.get("channel", "")))
@@ -78,7 +86,9 @@ class WebApiMethods:
         if len(text) > MESSAGE_TEXT_MAX:
             text = text[:MESSAGE_TEXT_MAX]
             response["warning"] = "message_truncated"
-        posted = self._store(Posted(channel.id, self._ts(), text, list(args.get("blocks") or []), thread_ts=args.get("thread_ts")))
+        posted = self._store(
+            Posted(channel.id, self._ts(), text, list(args.get("blocks") or []), thread_ts=args.get("thread_ts"))
+        )
         response.update(channel=channel.id, ts=posted.ts, message={"text": text, "ts": posted.ts, "blocks": posted.blocks})
         return response
 
@@ -91,7 +101,9 @@ class WebApiMethods:
         user = str(args.get("user", ""))
         if user not in channel.members and channel.members != {self.bot_user}:
             return {"ok": False, "error": "user_not_in_channel"}
-        posted = self._store(Posted(channel.id, self._ts(), str(args.get("text") or ""), list(args.get("blocks") or []), ephemeral_to=user))
+        posted = self._store(
+            Posted(channel.id, self._ts(), str(args.get("text") or ""), list(args.get("blocks") or []), ephemeral_to=user)
+        )
         return {"ok": True, "message_ts": posted.ts}
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +112,11 @@ class WebApiMethods:
             return {"ok": False, "error": "message_not_found"}
         if (problem := self._content_errors(args)) is not None:
             return problem
-        message.text, message.blocks, message.edits = str(args.get("text") or ""), list(args.get("blocks") or []), message.edits + 1
+        message.text, message.blocks, message.edits = (
+            str(args.get("text") or ""),
+            list(args.get("blocks") or []),
+            message.edits + 1,
+        )
         return {"ok": True, "channel": message.channel, "ts": message.ts, "text": message.text}
 
     def _m_chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +129,11 @@ class WebApiMethods:
     def _m_chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
         if str(args.get("channel")) not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
-        return {"ok": True, "channel": args["channel"], "permalink": f"https://local.slack.invalid/archives/{args['channel']}/p{str(args.get('message_ts', '')).replace('.', '')}"}
+        return {
+            "ok": True,
+            "channel": args["channel"],
+            "permalink": f"https://local.slack.invalid/archives/{args['channel']}/p{str(args.get('message_ts', '')).replace('.', '')}",
+        }
 
     def _m_conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
         name = str(args.get("name") or "")
@@ -229,7 +249,9 @@ class WebApiMethods:
 
     def _history_json(self, message: Posted) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text}
-        body.update({"user": message.user} if message.user else {"bot_id": "B0OPSBOT", "user": self.bot_user, "blocks": message.blocks})
+        body.update(
+            {"user": message.user} if message.user else {"bot_id": "B0OPSBOT", "user": self.bot_user, "blocks": message.blocks}
+        )
         if message.thread_ts:
             body["thread_ts"] = message.thread_ts
         return body
@@ -251,8 +273,12 @@ class WebApiMethods:
         # History holds top-level messages (thread replies live in conversations.replies), newest first.
         found = [m for m in self._readable(channel.id) if (not m.thread_ts or m.thread_ts == m.ts) and within(float(m.ts))]
         found.sort(key=lambda m: float(m.ts), reverse=True)
-        return {"ok": True, "messages": [self._history_json(m) for m in found[:limit]], "has_more": len(found) > limit,
-                "response_metadata": {"next_cursor": ""}}
+        return {
+            "ok": True,
+            "messages": [self._history_json(m) for m in found[:limit]],
+            "has_more": len(found) > limit,
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self.channels.get(str(args.get("channel", "")))
@@ -264,8 +290,12 @@ class WebApiMethods:
             return {"ok": False, "error": "thread_not_found"}
         root = message.thread_ts or message.ts
         thread = sorted((m for m in readable if m.ts == root or m.thread_ts == root), key=lambda m: float(m.ts))
-        return {"ok": True, "messages": [self._history_json(m) for m in thread[: int(args.get("limit") or 1000)]], "has_more": False,
-                "response_metadata": {"next_cursor": ""}}
+        return {
+            "ok": True,
+            "messages": [self._history_json(m) for m in thread[: int(args.get("limit") or 1000)]],
+            "has_more": False,
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def _m_reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
         if str(args.get("channel", "")) not in self.channels:
@@ -273,5 +303,12 @@ class WebApiMethods:
         return {"ok": True}
 
     def _channel_json(self, channel: Channel) -> dict[str, Any]:
-        return {"id": channel.id, "name": channel.name, "is_channel": True, "is_private": channel.is_private,
-                "is_archived": channel.archived, "topic": {"value": channel.topic}, "num_members": len(channel.members)}
+        return {
+            "id": channel.id,
+            "name": channel.name,
+            "is_channel": True,
+            "is_private": channel.is_private,
+            "is_archived": channel.archived,
+            "topic": {"value": channel.topic},
+            "num_members": len(channel.members),
+        }

@@ -85,7 +85,9 @@ class Dispatcher:
             params = audit_params(state["command"]) if "command" in state else {"text": text[:500]}
             return action, params
 
-        return self._guarded(actor, parse_and_run, describe, usage=lambda: state["spec"].usage_line() if "spec" in state else None)
+        return self._guarded(
+            actor, parse_and_run, describe, usage=lambda: state["spec"].usage_line() if "spec" in state else None
+        )
 
     def perform(
         self,
@@ -140,13 +142,23 @@ class Dispatcher:
             reference = secrets.token_hex(4)
             log.exception("unexpected error (ref %s)", reference)
             outcome, error = "error", f"{type(exc).__name__} (ref {reference})"
-            reply = Reply(ErrorNotice("error", "Something went wrong on our side; it has been logged.", reference=reference), outcome=outcome)
+            reply = Reply(
+                ErrorNotice("error", "Something went wrong on our side; it has been logged.", reference=reference),
+                outcome=outcome,
+            )
         action, params = describe()
         self._audit(actor, action, params, outcome, error, target)
         return reply
 
     def _audit(
-        self, actor: Actor, action: str, params: dict[str, Any], outcome: str, error: str | None, target: str, strict: bool = False
+        self,
+        actor: Actor,
+        action: str,
+        params: dict[str, Any],
+        outcome: str,
+        error: str | None,
+        target: str,
+        strict: bool = False,
     ) -> None:
         service = params.get("service") if isinstance(params.get("service"), str) else None
         environment = params.get("environment") if isinstance(params.get("environment"), str) else None
@@ -187,4 +199,3 @@ class Dispatcher:
         entries = [HelpEntry(s.usage_line(), s.summary, s.role.value) for s in allowed]
         roles = sorted(r.value for r in policy.roles_of(actor.user_id))
         return Reply(HelpMessage(entries, roles, hidden=len(self.subcommands) - len(allowed)))
-

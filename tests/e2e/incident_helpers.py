@@ -27,7 +27,9 @@ def only_incident_channel(bot: Bot) -> Channel:
     return channels[0]
 
 
-def declare(bot: Bot, text: str = 'P1 Checkout errors --service api --impact "5% of checkouts fail"', user: str = "U0DEV") -> Channel:
+def declare(
+    bot: Bot, text: str = 'P1 Checkout errors --service api --impact "5% of checkouts fail"', user: str = "U0DEV"
+) -> Channel:
     reply = bot.command(f"incident declare {text}", user=user)
     assert "Declared" in reply.seen(), reply.seen()
     return bot.emulator.channels[channel_of(reply)]
@@ -57,10 +59,17 @@ def submit(bot: Bot, view: dict[str, Any], user: str, **fields: str) -> dict[str
     return json.loads(response.body) if response.body else {}
 
 
-def react(bot: Bot, channel: str, ts: str, user: str, reaction: str = "pushpin", event_id: str | None = None,
-          retry: int | None = None) -> BoltResponse:
-    event = {"type": "reaction_added", "user": user, "reaction": reaction, "item_user": user,
-             "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts}
+def react(
+    bot: Bot, channel: str, ts: str, user: str, reaction: str = "pushpin", event_id: str | None = None, retry: int | None = None
+) -> BoltResponse:
+    event = {
+        "type": "reaction_added",
+        "user": user,
+        "reaction": reaction,
+        "item_user": user,
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "event_ts": ts,
+    }
     body = payloads.event_callback(event, event_id=event_id or "Ev" + secrets.token_hex(5).upper())
     headers = payloads.sign(bot.secret, body, content_type="application/json")
     if retry is not None:

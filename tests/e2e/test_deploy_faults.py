@@ -32,8 +32,12 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
     return deploy_config(state_dir, services_double.base_url, command_args=("--wait-for", str(state_dir / "go")))
 
 
-def make_app(emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, prefix: str, config: OpsConfig, **kw: object) -> Bot:
-    return Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=prefix, config=config, events=RecordedEvents(), **kw)
+def make_app(
+    emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, prefix: str, config: OpsConfig, **kw: object
+) -> Bot:
+    return Bot(
+        emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=prefix, config=config, events=RecordedEvents(), **kw
+    )
 
 
 @pytest.fixture
@@ -42,7 +46,8 @@ def app(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_p
 
 
 def test_redis_unreachable_refuses_the_deploy_clearly_triggers_nothing_and_is_audited(
-        emulator: SlackEmulator, pg_url: str, redis_prefix: str, config: OpsConfig, state_dir: Path) -> None:
+    emulator: SlackEmulator, pg_url: str, redis_prefix: str, config: OpsConfig, state_dir: Path
+) -> None:
     app = make_app(emulator, pg_url, connect("redis://127.0.0.1:1/0"), redis_prefix, config)
     reply = app.command("deploy v1.2.3 to production")
     assert "Redis is unreachable right now; nothing was changed." in reply.seen()
@@ -79,7 +84,10 @@ def test_a_rollback_that_loses_its_lock_is_published_as_a_failed_rollback(app: B
     posted(app, "lost its deploy lock while it ran")
     events = app.services.adapters.events.events  # type: ignore[attr-defined]
     eventually(lambda: events[-1].kind != "rollback.started")  # published right after the announcement
-    assert (events[-1].kind, events[-1].summary) == ("rollback.failed", "rollback of api to v2.0.0 in staging lost its lock while it ran")
+    assert (events[-1].kind, events[-1].summary) == (
+        "rollback.failed",
+        "rollback of api to v2.0.0 in staging lost its lock while it ran",
+    )
 
 
 def test_a_new_deploy_after_a_force_unlock_wins_and_the_old_one_cannot_record(app: Bot, state_dir: Path) -> None:
@@ -94,11 +102,24 @@ def test_a_new_deploy_after_a_force_unlock_wins_and_the_old_one_cannot_record(ap
 
 
 def test_the_provider_timing_out_fails_the_deploy_and_releases_the_lock(
-        emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str,
-        state_dir: Path, services_double: ServiceDouble) -> None:
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+) -> None:
     config = deploy_config(state_dir, services_double.base_url, command_args=("--sleep", "30"))
-    config = config.model_copy(update={"services": {**config.services, "api": config.services["api"].model_copy(
-        update={"deploy": config.services["api"].deploy.model_copy(update={"timeout_seconds": 1})})}})  # type: ignore[union-attr]
+    config = config.model_copy(
+        update={
+            "services": {
+                **config.services,
+                "api": config.services["api"].model_copy(
+                    update={"deploy": config.services["api"].deploy.model_copy(update={"timeout_seconds": 1})}
+                ),
+            }
+        }
+    )  # type: ignore[union-attr]
     app = make_app(emulator, pg_url, redis_client, redis_prefix, config)
     app.command("deploy v2.0.0 to staging")
     failed = posted(app, "❌ Deployment of v2.0.0 to staging failed", timeout=20)
@@ -108,7 +129,8 @@ def test_the_provider_timing_out_fails_the_deploy_and_releases_the_lock(
 
 
 def test_an_expired_request_releases_the_lock_and_later_clicks_are_refused(
-        emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> None:
+    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig
+) -> None:
     clock = FrozenClock()
     app = make_app(emulator, pg_url, redis_client, redis_prefix, config, clock=clock)
     app.command("deploy v1.2.3 to production", user="U0DEV")
@@ -155,10 +177,19 @@ def test_a_running_deploy_cannot_be_cancelled(app: Bot, state_dir: Path) -> None
 
 
 def test_a_deploy_runs_on_a_real_opsbot_worker_through_rq(
-        emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str,
-        state_dir: Path, services_double: ServiceDouble, tmp_path: Path) -> None:
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    tmp_path: Path,
+) -> None:
     config = deploy_config(state_dir, services_double.base_url)
-    app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url)
+    app = Bot(
+        emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url
+    )
     reply = app.command("deploy v3.0.0 to staging")
     assert "queued" in reply.seen()
     assert deployed_log(state_dir) == []  # nothing runs in the request: the worker has not started yet
@@ -191,7 +222,8 @@ class QueueDown(InProcessJobs):
 
 
 def test_an_approved_deploy_that_cannot_be_queued_fails_visibly_and_frees_the_lock(
-        emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path) -> None:
+    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path
+) -> None:
     app = make_app(emulator, pg_url, redis_client, redis_prefix, config, jobs=QueueDown(SystemClock()))
     app.command("deploy v1.2.3 to production", user="U0DEV")
     request = approval_for(app, "Deploy v1.2.3 of api to production")

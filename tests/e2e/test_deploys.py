@@ -34,12 +34,16 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 @pytest.fixture
 def app(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> Bot:
-    return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, events=RecordedEvents())
+    return Bot(
+        emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, events=RecordedEvents()
+    )
 
 
 def posted(app: Bot, text: str, timeout: float = 10.0) -> Posted:
     """The newest message in the deployments channel that contains ``text``."""
-    return app.emulator.wait_for(lambda: next((m for m in reversed(app.emulator.in_channel(DEPLOYS)) if text in m.seen()), None), timeout)
+    return app.emulator.wait_for(
+        lambda: next((m for m in reversed(app.emulator.in_channel(DEPLOYS)) if text in m.seen()), None), timeout
+    )
 
 
 def approval_for(app: Bot, title: str) -> Posted:
@@ -70,8 +74,14 @@ def test_production_deploy_needs_two_other_approvers_then_runs_verifies_and_anno
     assert "v1.2.3" in history and "succeeded" in history and "approved by @U0APPROVER2, @U0APPROVER3" in history
     assert app.services.adapters.events.kinds() == ["deploy.started", "deploy.succeeded"]  # type: ignore[attr-defined]
     actions = [(action, outcome) for _, action, outcome in app.audit_actions()]
-    for expected in [("deploy.requested", "ok"), ("deploy.approved", "ok"), ("deploy.provider_call", "started"),
-                     ("deploy.provider_result", "ok"), ("deploy.verification", "ok"), ("deploy.succeeded", "ok")]:
+    for expected in [
+        ("deploy.requested", "ok"),
+        ("deploy.approved", "ok"),
+        ("deploy.provider_call", "started"),
+        ("deploy.provider_result", "ok"),
+        ("deploy.verification", "ok"),
+        ("deploy.succeeded", "ok"),
+    ]:
         assert expected in actions
 
 
@@ -92,15 +102,18 @@ def test_the_deploy_program_does_not_see_opsbots_own_secrets(app: Bot, monkeypat
     assert done is not None
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("deploy v1.2.3 nope to production", "Unknown service `nope`"),
-    ("deploy v1.2.3 api to prod", "Did you mean `production`?"),
-    ("deploy v1.2.3 worker to production", "`worker` does not run in `production`"),
-    ("deploy 1.2 api to production", "`1.2` is not a valid version of `api`: it must be a semver tag like v1.2.3"),
-    ("deploy v1.2.3 web to production", "is not a valid version of `web`: it must be a git SHA"),
-    ("deploy v1.2.3 api", "Say where to deploy `api`: `to staging` or `to production`"),
-    ("deploy v1.2.3 --hotfix to production", "A hotfix needs a reason"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("deploy v1.2.3 nope to production", "Unknown service `nope`"),
+        ("deploy v1.2.3 api to prod", "Did you mean `production`?"),
+        ("deploy v1.2.3 worker to production", "`worker` does not run in `production`"),
+        ("deploy 1.2 api to production", "`1.2` is not a valid version of `api`: it must be a semver tag like v1.2.3"),
+        ("deploy v1.2.3 web to production", "is not a valid version of `web`: it must be a git SHA"),
+        ("deploy v1.2.3 api", "Say where to deploy `api`: `to staging` or `to production`"),
+        ("deploy v1.2.3 --hotfix to production", "A hotfix needs a reason"),
+    ],
+)
 def test_bad_deploy_requests_get_a_specific_answer_and_change_nothing(app: Bot, text: str, expected: str) -> None:
     reply = app.command(text)
     assert expected in reply.seen() and reply.ephemeral_to == "U0DEV"
@@ -135,7 +148,8 @@ def test_a_non_approver_click_is_refused_and_the_request_stays_open(app: Bot) ->
 
 
 def test_twenty_concurrent_approve_clicks_deploy_exactly_once(
-        emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path) -> None:
+    emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path
+) -> None:
     app = Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=redis_prefix, config=config)
     app.command("deploy v1.2.3 to production")
     request = copy.deepcopy(approval_for(app, "Deploy v1.2.3 of api to production"))
@@ -159,9 +173,15 @@ def test_a_second_deploy_of_the_same_target_is_told_who_holds_the_lock_and_may_w
     assert app.click(refused, "Notify me when free", "U0DEV2")[-1]["text"].endswith("You are number 1 in line.")
     deploy_id = app.reads.deploys.history("api", "production", 1)[0].id  # type: ignore[union-attr]
     app.command(f"cancel {deploy_id}", user="U0DEV")
-    dms = app.emulator.wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
-        [m for m in app.emulator.visible() if m.channel in {"D0DEV2", "D0APPROVER1"}]))
-    assert [m.channel for m in sorted(dms, key=lambda m: m.seq)] == ["D0DEV2", "D0APPROVER1"]  # in the order they asked, once each
+    dms = app.emulator.wait_for(
+        lambda: (lambda d: d if len(d) == 2 else None)(
+            [m for m in app.emulator.visible() if m.channel in {"D0DEV2", "D0APPROVER1"}]
+        )
+    )
+    assert [m.channel for m in sorted(dms, key=lambda m: m.seq)] == [
+        "D0DEV2",
+        "D0APPROVER1",
+    ]  # in the order they asked, once each
     assert f"*deploy/api/production* is free: deploy of v1.2.3 ({deploy_id}) was cancelled" in dms[0].seen()
     assert ("U0DEV2", "deploy.lock_refused", "conflict") in app.audit_actions()
 

@@ -48,7 +48,6 @@ def test_a_deploy_refused_by_an_incident_freeze_can_wait_for_its_resolution(app:
     assert "*deploy/api/staging* is free: INC-1 was resolved" in dm[0].seen()
 
 
-
 def test_a_rollback_approved_during_an_incident_is_in_its_channel_timeline_and_post_mortem(app: Bot, state_dir: Path) -> None:
     deploy_to_production(app, "v1.2.2")
     deploy_to_production(app, "v1.2.3")  # before the incident: not on its timeline
@@ -73,15 +72,26 @@ def test_a_rollback_approved_during_an_incident_is_in_its_channel_timeline_and_p
     draft = app.command("incident postmortem 1", user="U0VIEWER").seen()
     timeline_part = draft.split("## Timeline (UTC)", 1)[1].split("## Deploys, rollbacks and flag changes", 1)[0]
     changes = draft.split("## Deploys, rollbacks and flag changes during the incident", 1)[1].split("## Root cause", 1)[0]
-    assert "Service event · @U0DEV · rollback.done · api/production · rollback of api to v1.2.2 in production succeeded" in timeline_part
+    assert (
+        "Service event · @U0DEV · rollback.done · api/production · rollback of api to v1.2.2 in production succeeded"
+        in timeline_part
+    )
     assert "rollback.started" in changes and "rollback.done" in changes and "deploy.succeeded" not in changes
     assert "## Summary\n\nRolled back to v1.2.2" in draft
 
 
 def test_a_rollback_run_by_a_real_worker_reaches_the_incident_from_the_worker_process(
-        emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str,
-        config: OpsConfig, tmp_path: Path) -> None:
-    app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url)
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    config: OpsConfig,
+    tmp_path: Path,
+) -> None:
+    app = Bot(
+        emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url
+    )
     with app.worker(tmp_path):
         for version in ("v2.0.0", "v2.1.0"):
             app.command(f"deploy {version} to staging")

@@ -23,7 +23,9 @@ DEMO = [
 ]
 
 
-def test_the_console_demo_runs_on_local_sqlite_flag_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_console_demo_runs_on_local_sqlite_flag_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPSBOT_CONFIG", str(REPO / "opsbot.example.yml"))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'opsbot.db'}")

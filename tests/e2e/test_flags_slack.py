@@ -16,8 +16,12 @@ from bot.console.slack_emulator import Posted, SlackEmulator
 from tests.flagkit import AppSees, FaultProxy, UnleashAdmin, create_flag_table, flag_row
 from tests.support import Bot, eventually, make_config
 
-FLAGS = {"default_environment": "production", "rollout_max_step": 25, "rollout_ceiling": {"production": 50},
-         "services": {"checkout.*": "api", "t-*": "api"}}
+FLAGS = {
+    "default_environment": "production",
+    "rollout_max_step": 25,
+    "rollout_ceiling": {"production": 50},
+    "services": {"checkout.*": "api", "t-*": "api"},
+}
 MakeBot = Callable[[OpsConfig], Bot]
 
 
@@ -42,11 +46,15 @@ def sql_bot(make_bot: MakeBot, app_db_url: str, tmp_path: Path) -> Bot:
 
 
 def alert(bot: Bot, flag: str) -> Posted:
-    return bot.emulator.wait_for(lambda: next((m for m in bot.emulator.in_channel("C0ALERTS") if "FLAG KILLED" in m.seen() and flag in m.seen()), None))
+    return bot.emulator.wait_for(
+        lambda: next((m for m in bot.emulator.in_channel("C0ALERTS") if "FLAG KILLED" in m.seen() and flag in m.seen()), None)
+    )
 
 
 def request_in(bot: Bot, channel: str, words: str) -> Posted:
-    return bot.emulator.wait_for(lambda: next((m for m in bot.emulator.in_channel(channel) if "Approval needed" in m.seen() and words in m.seen()), None))
+    return bot.emulator.wait_for(
+        lambda: next((m for m in bot.emulator.in_channel(channel) if "Approval needed" in m.seen() and words in m.seen()), None)
+    )
 
 
 def test_a_kill_from_slack_is_what_the_application_sees_through_the_unleash_client(make_bot: MakeBot, unleash_url: str) -> None:

@@ -30,7 +30,8 @@ def config(app_db: str) -> OpsConfig:
 
 
 def test_a_kill_of_a_flag_of_the_incident_service_lands_in_its_channel_and_timeline_besides_the_alerts_channel(
-        opsbot: Bot, app_db: str) -> None:
+    opsbot: Bot, app_db: str
+) -> None:
     channel = declare(opsbot)  # P1 for api
 
     reply = opsbot.command('flag kill checkout.new-flow --reason "payment errors since 14:00"', user="U0DEV2")
@@ -40,7 +41,10 @@ def test_a_kill_of_a_flag_of_the_incident_service_lands_in_its_channel_and_timel
     assert "*Reason:* payment errors since 14:00" in loud.seen()
     killed = eventually(lambda: posts(opsbot, channel.id, "flag.killed"))
     assert len(killed) == 1 and killed[0].buttons() == []  # Undo stays on the alert, where approvals are asked
-    assert "🚩 *flag.killed* · api/production · Flag checkout.new-flow killed in production: payment errors since 14:00" in killed[0].seen()
+    assert (
+        "🚩 *flag.killed* · api/production · Flag checkout.new-flow killed in production: payment errors since 14:00"
+        in killed[0].seen()
+    )
     assert "by @U0DEV2" in killed[0].seen()
     timeline = opsbot.command("incident timeline", channel=channel.id).seen()
     assert "*Service event* · @U0DEV2 · flag.killed · api/production · Flag checkout.new-flow killed in production" in timeline
@@ -67,6 +71,7 @@ def test_kills_of_flags_of_other_services_or_of_none_stay_out_of_the_incident(op
     opsbot.command('flag kill checkout.new-flow --reason "payment errors"')  # events are published before the reply: a marker
     eventually(lambda: posts(opsbot, channel.id, "flag.killed"))
     assert [m.seen().splitlines()[0] for m in posts(opsbot, channel.id, "flag.")] == [
-        "🚩 flag.killed · api: Flag checkout.new-flow killed in production: payment errors"]
+        "🚩 flag.killed · api: Flag checkout.new-flow killed in production: payment errors"
+    ]
     timeline = opsbot.command("incident timeline", channel=channel.id).seen()
     assert "search.semantic" not in timeline and "billing.v2" not in timeline

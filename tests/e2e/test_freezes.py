@@ -29,7 +29,9 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def app(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, clock: FrozenClock) -> Bot:
+def app(
+    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, clock: FrozenClock
+) -> Bot:
     return make_app(emulator, pg_url, redis_client, redis_prefix, config, clock=clock)
 
 
@@ -64,10 +66,10 @@ def test_a_service_freeze_applies_in_every_environment(app: Bot) -> None:
 
 
 def test_bad_freeze_requests_are_refused(app: Bot) -> None:
-    assert "Unknown environment or service `prod`" in app.command('freeze prod 1h --reason x', user="U0ADMIN").seen()
-    assert "is not a duration" in app.command('freeze production soon --reason x', user="U0ADMIN").seen()
+    assert "Unknown environment or service `prod`" in app.command("freeze prod 1h --reason x", user="U0ADMIN").seen()
+    assert "is not a duration" in app.command("freeze production soon --reason x", user="U0ADMIN").seen()
     assert "Say why" in app.command("freeze production 1h", user="U0ADMIN").seen()
-    assert "longer than the maximum" in app.command('freeze production 60d --reason x', user="U0ADMIN").seen()
+    assert "longer than the maximum" in app.command("freeze production 60d --reason x", user="U0ADMIN").seen()
     assert "has no freeze set with `/ops freeze`" in app.command("unfreeze production", user="U0ADMIN").seen()
 
 

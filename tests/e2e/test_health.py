@@ -24,14 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def server() -> Iterator[StubServer]:
-    with serving({
-        "/health": json_reply({"status": "healthy"}),
-        "/health/db": json_reply({"database": "connected"}, delay=0.4),
-        "/health/redis": json_reply({"redis": "disconnected"}, status=503),
-        "/version": json_reply({"version": "1.4.2"}),
-        "/hang": hang,
-        "/html": text_reply("<html>Bad gateway</html>"),
-    }) as running:
+    with serving(
+        {
+            "/health": json_reply({"status": "healthy"}),
+            "/health/db": json_reply({"database": "connected"}, delay=0.4),
+            "/health/redis": json_reply({"redis": "disconnected"}, status=503),
+            "/version": json_reply({"version": "1.4.2"}),
+            "/hang": hang,
+            "/html": text_reply("<html>Bad gateway</html>"),
+        }
+    ) as running:
         yield running
 
 
@@ -45,15 +47,19 @@ def config(server: StubServer) -> OpsConfig:
         ],
         "version_url": server.url("/version"),
     }
-    faulty = {"health": [
-        {"url": f"http://127.0.0.1:{closed_port()}/health", "name": "refused"},
-        {"url": "http://health.nowhere.invalid/health", "name": "dns"},
-        {"url": server.url("/hang"), "name": "hang", "timeout_ms": 800},
-        {"url": server.url("/html"), "name": "html", "expect_json": {"status": "healthy"}},
-    ]}
+    faulty = {
+        "health": [
+            {"url": f"http://127.0.0.1:{closed_port()}/health", "name": "refused"},
+            {"url": "http://health.nowhere.invalid/health", "name": "dns"},
+            {"url": server.url("/hang"), "name": "hang", "timeout_ms": 800},
+            {"url": server.url("/html"), "name": "html", "expect_json": {"status": "healthy"}},
+        ]
+    }
     return make_config(
-        services={"api": {"environments": {"staging": {}, "production": production}},
-                  "web": {"environments": {"staging": faulty}}},
+        services={
+            "api": {"environments": {"staging": {}, "production": production}},
+            "web": {"environments": {"staging": faulty}},
+        },
         health={"watches": [{"services": ["api"], "environments": ["production"], "failures": 2, "interval": "1m"}]},
     )
 
@@ -95,7 +101,11 @@ def test_a_service_without_checks_says_so(opsbot: Bot) -> None:
 
 
 def test_a_fleet_of_150_services_fits_one_message_with_the_failing_ones_in_full(
-    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, server: StubServer,
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    server: StubServer,
 ) -> None:
     def checks(i: int) -> dict[str, object]:
         path = "/health/redis" if i % 30 == 0 else "/health"
@@ -115,8 +125,15 @@ def test_a_fleet_of_150_services_fits_one_message_with_the_failing_ones_in_full(
 @pytest.fixture
 def watched_bot(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> Bot:
     # Ticks are driven by hand here: the queue only records the successors they schedule.
-    return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config,
-               clock=FrozenClock(), jobs=FakeJobs())
+    return Bot(
+        emulator=emulator,
+        db_url=pg_url,
+        redis_client=redis_client,
+        prefix=redis_prefix,
+        config=config,
+        clock=FrozenClock(),
+        jobs=FakeJobs(),
+    )
 
 
 def down_alert(bot: Bot) -> Posted:
@@ -145,7 +162,9 @@ def test_declare_incident_on_a_real_down_alert_declares_a_p0_for_the_service_fro
     fields = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
     assert fields["severity"]["initial_option"]["value"] == "P0" and fields["service"]["initial_option"]["value"] == "api"
     assert submit(watched_bot, view, "U0DEV") == {}
-    declared = watched_bot.emulator.wait_for(lambda: [m for m in watched_bot.emulator.ephemerals("U0DEV") if "Declared" in m.seen()])
+    declared = watched_bot.emulator.wait_for(
+        lambda: [m for m in watched_bot.emulator.ephemerals("U0DEV") if "Declared" in m.seen()]
+    )
     assert "Declared *INC-1* (P0)" in declared[0].seen()
     [channel] = incident_channels(watched_bot)
     declaration = posts(watched_bot, channel.id, "🚨 INCIDENT")[0].seen()
@@ -175,8 +194,14 @@ def test_watches_list_shows_each_watch_level_and_reason(watched_bot: Bot) -> Non
 def test_the_console_demo_shows_healthy_slow_and_failing_checks(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "DATABASE_URL", "REDIS_URL"))}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'console.db'}", OPSBOT_CONFIG=str(ROOT / "opsbot.example.yml"))
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "console", "-c", "/ops health api staging"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "console", "-c", "/ops health api staging"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "✅ `/health`" in out

@@ -53,8 +53,9 @@ def served(opsbot: Bot, tmp_path: Path, redis_url: str) -> Iterator[str]:
         yield base
 
 
-def post_command(opsbot: Bot, base: str, text: str, user: str = "U0DEV", secret: str | None = None,
-                 timestamp: int | None = None) -> tuple[httpx.Response, str]:
+def post_command(
+    opsbot: Bot, base: str, text: str, user: str = "U0DEV", secret: str | None = None, timestamp: int | None = None
+) -> tuple[httpx.Response, str]:
     url = opsbot.emulator.response_url("C0OPS", user)
     body = payloads.slash_command(text, user_id=user, channel_id="C0OPS", response_url=url)
     headers = payloads.sign(secret or opsbot.secret, body, timestamp=timestamp)

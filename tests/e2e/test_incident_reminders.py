@@ -30,9 +30,18 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def bot_with(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, clock: FrozenClock) -> BotFactory:
+def bot_with(
+    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, clock: FrozenClock
+) -> BotFactory:
     def make(**changes: Any) -> Bot:
-        return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=make_config(**changes), clock=clock)
+        return Bot(
+            emulator=emulator,
+            db_url=pg_url,
+            redis_client=redis_client,
+            prefix=redis_prefix,
+            config=make_config(**changes),
+            clock=clock,
+        )
 
     return make
 
@@ -109,4 +118,6 @@ def test_escalation_climbs_until_acknowledged_then_skips_the_rest(bot_with: BotF
     assert posts(bot, channel.id, "Escalation 3") == []
     assert [name for _, name, _ in jobs_of(bot).scheduled() if name == "incidents.escalate"] == []
     timeline = bot.command("incident timeline", channel=channel.id).seen()
-    assert "escalated to on-call" in timeline and "escalated to team lead" in timeline and "Acknowledged* · @U0APPROVER1" in timeline
+    assert (
+        "escalated to on-call" in timeline and "escalated to team lead" in timeline and "Acknowledged* · @U0APPROVER1" in timeline
+    )

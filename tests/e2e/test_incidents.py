@@ -33,7 +33,14 @@ def bot_with(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, re
 
     def make(**changes: Any) -> Bot:
         overrides = {k: changes.pop(k) for k in ("clock",) if k in changes}
-        return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=make_config(**changes), **overrides)
+        return Bot(
+            emulator=emulator,
+            db_url=pg_url,
+            redis_client=redis_client,
+            prefix=redis_prefix,
+            config=make_config(**changes),
+            **overrides,
+        )
 
     return make
 
@@ -110,7 +117,9 @@ def test_an_invite_answered_with_channel_not_found_is_reported_but_the_incident_
 
 def test_two_updates_edit_the_status_message_and_fill_the_timeline(opsbot: Bot) -> None:
     channel = declare(opsbot)
-    first = opsbot.command('incident update identified "Bad config in v1.4.2" --what "A flag flipped" --next 30m', channel=channel.id)
+    first = opsbot.command(
+        'incident update identified "Bad config in v1.4.2" --what "A flag flipped" --next 30m', channel=channel.id
+    )
     assert "Update posted" in first.seen() and "next update is due by" in first.seen()
     opsbot.command('incident update monitoring "Rolled back; errors falling" --impact "1% of checkouts fail"', channel=channel.id)
     updates = posts(opsbot, channel.id, "Incident Update")
@@ -139,7 +148,9 @@ def test_an_update_from_someone_not_in_the_incident_is_refused(opsbot: Bot) -> N
     assert "needs the *incident participant* role" in reply.seen()
     assert posts(opsbot, channel.id, "Incident Update") == []
     opsbot.command("incident role scribe <@U0APPROVER3>", channel=channel.id)
-    assert "Update posted" in opsbot.command('incident update identified "It is DNS"', user="U0APPROVER3", channel=channel.id).seen()
+    assert (
+        "Update posted" in opsbot.command('incident update identified "It is DNS"', user="U0APPROVER3", channel=channel.id).seen()
+    )
 
 
 def test_incident_commands_outside_an_incident_channel_say_where_to_run_them(opsbot: Bot) -> None:
@@ -169,9 +180,16 @@ def test_the_update_form_names_the_missing_field_and_posts_once_complete(opsbot:
     assert set(answer["errors"]) == {"impact", "next_update"}
     assert answer["errors"]["impact"].startswith("Impact is required")
     assert posts(opsbot, channel.id, "Incident Update") == []
-    answer = submit(opsbot, view, "U0DEV", status="identified", current_status="Bad config", impact="Checkouts fail", next_update="soon")
+    answer = submit(
+        opsbot, view, "U0DEV", status="identified", current_status="Bad config", impact="Checkouts fail", next_update="soon"
+    )
     assert answer["errors"] == {"next_update": "soon is not a time like 30m, 1h or 14:30 (UTC)."}
-    assert submit(opsbot, view, "U0DEV", status="identified", current_status="Bad config", impact="Checkouts fail", next_update="45m") == {}
+    assert (
+        submit(
+            opsbot, view, "U0DEV", status="identified", current_status="Bad config", impact="Checkouts fail", next_update="45m"
+        )
+        == {}
+    )
     update = opsbot.emulator.wait_for(lambda: posts(opsbot, channel.id, "Incident Update"))[0].seen()
     assert "Checkouts fail" in update and "Bad config" in update
     told = opsbot.emulator.wait_for(lambda: [m for m in opsbot.emulator.ephemerals("U0DEV") if "Update posted" in m.seen()])
@@ -182,7 +200,9 @@ def test_the_declare_form_declares_with_what_was_typed(opsbot: Bot) -> None:
     assert "The declare form is open." in opsbot.command("incident declare").seen()
     view = last_view(opsbot)
     assert submit(opsbot, view, "U0DEV", severity="", title="  ") == {
-        "response_action": "errors", "errors": {"severity": "Pick a severity.", "title": "A title is required: one line saying what is broken."}}
+        "response_action": "errors",
+        "errors": {"severity": "Pick a severity.", "title": "A title is required: one line saying what is broken."},
+    }
     assert submit(opsbot, view, "U0DEV", severity="P2", title="Search is slow", service="web", impact="Search takes 10s") == {}
     declared = opsbot.emulator.wait_for(lambda: [m for m in opsbot.emulator.ephemerals("U0DEV") if "Declared" in m.seen()])
     assert declared[0].channel == "C0OPS" and "web - Search is slow" in declared[0].seen()
@@ -195,10 +215,19 @@ def test_an_unknown_or_expired_alert_is_a_clear_answer(opsbot: Bot) -> None:
 
 def test_the_alert_button_opens_the_declare_form_filled_from_the_alert(opsbot: Bot) -> None:
     # The alert as the health watch stores it; the button carries only its opaque id.
-    alert_id = opsbot.services.adapters.state.put(ALERT_KIND, {
-        "service": "api", "environment": "production", "summary": "api production DOWN: /health failing (3 failures in 5 min)",
-        "severity_hint": "P1", "level": "down", "at": "2026-11-23T14:00:00+00:00", "checks": [],
-    }, ttl_seconds=3600)
+    alert_id = opsbot.services.adapters.state.put(
+        ALERT_KIND,
+        {
+            "service": "api",
+            "environment": "production",
+            "summary": "api production DOWN: /health failing (3 failures in 5 min)",
+            "severity_hint": "P1",
+            "level": "down",
+            "at": "2026-11-23T14:00:00+00:00",
+            "checks": [],
+        },
+        ttl_seconds=3600,
+    )
     answer = opsbot.click(_alert(alert_id), "Declare incident", user="U0DEV")
     assert "The declare form is open." in answer[0]["text"]
     view = last_view(opsbot)
@@ -222,7 +251,12 @@ def test_roles_ack_and_list(opsbot: Bot) -> None:
     assert "@U0DEV2 acknowledged the incident" in acked.seen()
     assert "already acknowledged by @U0DEV2" in opsbot.command("incident ack", channel=channel.id).seen()
     listing = opsbot.command("incident list", user="U0VIEWER").seen()
-    assert "INC-1 · P1" in listing and "commander @U0DEV2" in listing and "last update none yet" in listing and "acknowledged" in listing
+    assert (
+        "INC-1 · P1" in listing
+        and "commander @U0DEV2" in listing
+        and "last update none yet" in listing
+        and "acknowledged" in listing
+    )
 
 
 def test_freeze_holds_the_deploy_locks_until_resolved(opsbot: Bot) -> None:
@@ -252,7 +286,15 @@ def test_resolve_posts_the_final_update_unpins_and_writes_the_postmortem(opsbot:
     assert "RESOLVED: api - Checkout errors" in opsbot.emulator.in_channel(channel.id)[0].seen()
     assert "Resolved after" in opsbot.emulator.in_channel("C0INCIDENTS")[-1].seen()
     draft = opsbot.command("incident postmortem INC-1", user="U0VIEWER").seen()
-    for heading in ("# Post-mortem (draft): INC-1", "## Summary", "Config reverted", "## Impact", "## Timeline (UTC)", "## Root cause", "## Action items"):
+    for heading in (
+        "# Post-mortem (draft): INC-1",
+        "## Summary",
+        "Config reverted",
+        "## Impact",
+        "## Timeline (UTC)",
+        "## Root cause",
+        "## Action items",
+    ):
         assert heading in draft
     assert re.search(r"\*\*\d\d:\d\d\*\* · Update · @U0DEV · identified: Bad config", draft)
     assert "was resolved at" in opsbot.command("incident resolve", channel=channel.id).seen()
@@ -280,7 +322,10 @@ def test_a_message_marked_with_the_reaction_joins_the_timeline_once(opsbot: Bot)
     incident = opsbot.reads.incidents.by_channel(channel.id)
     assert incident is not None
     notes = [e for e in opsbot.reads.incidents.timeline(incident.id) if e.kind.value == "note"]
-    assert [(n.actor, n.text) for n in notes] == [("U0DEV", "Rolled back to v1.4.1 <!here>"), ("U0DEV2", "Error rate back to 0.1%")]
+    assert [(n.actor, n.text) for n in notes] == [
+        ("U0DEV", "Rolled back to v1.4.1 <!here>"),
+        ("U0DEV2", "Error rate back to 0.1%"),
+    ]
     assert notes[0].link and notes[0].link.startswith("https://")
     timeline = opsbot.command("incident timeline", channel=channel.id)
     assert "Rolled back to v1.4.1 &lt;!here&gt;" in timeline.all_text()
@@ -289,17 +334,28 @@ def test_a_message_marked_with_the_reaction_joins_the_timeline_once(opsbot: Bot)
 def test_service_events_land_in_the_open_incidents_of_that_service(opsbot: Bot) -> None:
     api = declare(opsbot, "P1 Checkout errors --service api")
     web = declare(opsbot, "P2 Slow pages --service web")
-    event = ServiceEvent("api", "production", "rollback.done", "Rolled back api to v1.4.1 (was v1.4.2)", "U0DEV2",
-                         datetime.now(UTC), "https://ci.example.com/runs/7")
+    event = ServiceEvent(
+        "api",
+        "production",
+        "rollback.done",
+        "Rolled back api to v1.4.1 (was v1.4.2)",
+        "U0DEV2",
+        datetime.now(UTC),
+        "https://ci.example.com/runs/7",
+    )
     opsbot.services.incidents.events.publish(event)
     opsbot.services.incidents.events.publish(event)  # published twice: posted once
     posted = posts(opsbot, api.id, "rollback.done")
     assert len(posted) == 1 and "api/production · Rolled back api to v1.4.1 (was v1.4.2)" in posted[0].seen()
     assert "details (https://ci.example.com/runs/7)" in posted[0].seen()
     assert posts(opsbot, web.id, "rollback.done") == []
-    assert "Service event* · @U0DEV2 · rollback.done · api/production" in opsbot.command("incident timeline", channel=api.id).seen()
+    assert (
+        "Service event* · @U0DEV2 · rollback.done · api/production" in opsbot.command("incident timeline", channel=api.id).seen()
+    )
     opsbot.command("incident resolve", channel=api.id)
-    opsbot.services.incidents.events.publish(ServiceEvent("api", "production", "deploy.succeeded", "v1.4.3", "U0DEV", datetime.now(UTC)))
+    opsbot.services.incidents.events.publish(
+        ServiceEvent("api", "production", "deploy.succeeded", "v1.4.3", "U0DEV", datetime.now(UTC))
+    )
     assert posts(opsbot, api.id, "deploy.succeeded") == []
 
 
@@ -309,11 +365,18 @@ def test_timeline_exports_as_json_and_markdown(opsbot: Bot) -> None:
     as_json = opsbot.command("incident timeline 1 format=json", user="U0VIEWER").seen()
     assert '"id": "INC-1"' in as_json and '"kind": "update"' in as_json and '"text": "identified: Bad <config>"' in as_json
     as_markdown = opsbot.command("incident timeline INC-1 format=markdown", user="U0VIEWER").seen()
-    assert "# INC-1 timeline: api - Checkout errors" in as_markdown and "· Update · @U0DEV · identified: Bad <config>" in as_markdown
+    assert (
+        "# INC-1 timeline: api - Checkout errors" in as_markdown and "· Update · @U0DEV · identified: Bad <config>" in as_markdown
+    )
     assert "`format=` takes json or markdown." in opsbot.command("incident timeline 1 format=pdf").seen()
 
 
 def _alert(alert_id: str = "alert-1") -> Posted:
     """A health alert as the health checks post it: its button carries only the alert id."""
-    button = {"type": "button", "action_id": "incident_declare_from_alert", "text": {"type": "plain_text", "text": "Declare incident"}, "value": alert_id}
+    button = {
+        "type": "button",
+        "action_id": "incident_declare_from_alert",
+        "text": {"type": "plain_text", "text": "Declare incident"},
+        "value": alert_id,
+    }
     return Posted("C0ALERTS", "1700000000.000100", "api is failing", [{"type": "actions", "elements": [button]}])

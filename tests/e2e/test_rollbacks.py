@@ -28,7 +28,9 @@ def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
 
 @pytest.fixture
 def app(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> Bot:
-    return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, events=RecordedEvents())
+    return Bot(
+        emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, events=RecordedEvents()
+    )
 
 
 def deploy_to_production(app: Bot, version: str, expect: str = "completed") -> None:
@@ -41,7 +43,8 @@ def deploy_to_production(app: Bot, version: str, expect: str = "completed") -> N
 
 
 def test_failed_verification_offers_a_rollback_button_that_goes_back_to_the_last_good_version(
-        app: Bot, services_double: ServiceDouble, state_dir: Path) -> None:
+    app: Bot, services_double: ServiceDouble, state_dir: Path
+) -> None:
     deploy_to_production(app, "v1.2.2")
     services_double.unhealthy.add("api/production")
     deploy_to_production(app, "v1.2.3", expect="failed verification")

@@ -21,8 +21,11 @@ from bot.config import OpsConfig
 from bot.console import payloads
 from tests.support import SHARED_SLACK, Bot, make_config
 
-pytestmark = pytest.mark.skipif(not SHARED_SLACK.is_dir(), reason=f"Slack's reference payloads are not here ({SHARED_SLACK}); "
-                                "they ship with the team's shared folder, not with the repository")
+pytestmark = pytest.mark.skipif(
+    not SHARED_SLACK.is_dir(),
+    reason=f"Slack's reference payloads are not here ({SHARED_SLACK}); "
+    "they ship with the team's shared folder, not with the repository",
+)
 
 
 def load(name: str) -> dict[str, Any]:
@@ -37,7 +40,9 @@ def config() -> OpsConfig:
 
 def test_our_signer_matches_slacks_known_answer() -> None:
     vector = load("slash_command_signed_known_answer.json")
-    headers = payloads.sign(vector["signing_secret"], vector["raw_body"], timestamp=int(vector["headers"]["X-Slack-Request-Timestamp"]))
+    headers = payloads.sign(
+        vector["signing_secret"], vector["raw_body"], timestamp=int(vector["headers"]["X-Slack-Request-Timestamp"])
+    )
     assert headers["x-slack-signature"] == vector["headers"]["X-Slack-Signature"]
     pinned = SignatureVerifier(vector["signing_secret"], clock=type("Pinned", (), {"now": lambda self: 1531420618.0})())
     assert pinned.is_valid_request(vector["raw_body"], vector["headers"])
@@ -45,8 +50,9 @@ def test_our_signer_matches_slacks_known_answer() -> None:
 
 def test_slacks_2018_signed_request_is_too_old_for_the_app(opsbot: Bot) -> None:
     vector = load("slash_command_signed_known_answer.json")
-    response = opsbot.dispatch(vector["raw_body"], {k.lower(): v for k, v in vector["headers"].items()} |
-                               {"content-type": vector["content_type"]})
+    response = opsbot.dispatch(
+        vector["raw_body"], {k.lower(): v for k, v in vector["headers"].items()} | {"content-type": vector["content_type"]}
+    )
     assert response.status == 401
 
 
@@ -63,7 +69,11 @@ def test_a_real_slash_command_body_replayed_as_ops_help(opsbot: Bot) -> None:
 def test_real_block_actions_replayed_against_our_button(opsbot: Bot, sample: str) -> None:
     payload = load(sample)["payload"]
     url = opsbot.emulator.response_url(payload["channel"]["id"], payload["user"]["id"], payload["container"]["message_ts"])
-    payload = {**payload, "response_url": url, "actions": [{**payload["actions"][0], "action_id": "audit_older", "value": "stale-page"}]}
+    payload = {
+        **payload,
+        "response_url": url,
+        "actions": [{**payload["actions"][0], "action_id": "audit_older", "value": "stale-page"}],
+    }
     assert opsbot.dispatch(urlencode({"payload": json.dumps(payload)})).status == 200
     replies = opsbot.emulator.wait_for(lambda: opsbot.emulator.responses(url))
     assert "That page has expired" in replies[-1].args["text"]

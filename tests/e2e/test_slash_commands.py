@@ -33,29 +33,36 @@ def test_forged_signature_is_refused_and_nothing_is_recorded(opsbot: Bot) -> Non
 
 
 def test_missing_signature_is_refused(opsbot: Bot) -> None:
-    body = payloads.slash_command("locks", user_id="U0DEV", channel_id="C0OPS", response_url=opsbot.emulator.response_url("C0OPS", "U0DEV"))
+    body = payloads.slash_command(
+        "locks", user_id="U0DEV", channel_id="C0OPS", response_url=opsbot.emulator.response_url("C0OPS", "U0DEV")
+    )
     assert opsbot.dispatch(body, {"content-type": "application/x-www-form-urlencoded"}).status == 401
     assert opsbot.audit_actions() == []
 
 
 def test_signature_older_than_five_minutes_is_refused(opsbot: Bot) -> None:
-    body = payloads.slash_command("locks", user_id="U0DEV", channel_id="C0OPS", response_url=opsbot.emulator.response_url("C0OPS", "U0DEV"))
+    body = payloads.slash_command(
+        "locks", user_id="U0DEV", channel_id="C0OPS", response_url=opsbot.emulator.response_url("C0OPS", "U0DEV")
+    )
     stale = payloads.sign(opsbot.secret, body, timestamp=int(time.time()) - 301)
     assert opsbot.dispatch(body, stale).status == 401
     assert opsbot.audit_actions() == []
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("frobnicate", "Unknown subcommand `frobnicate`"),
-    ("lcoks", "Did you mean `locks`"),
-    ('lock api production --reason "unbalanced', "quotes must come in pairs"),
-    ("lock " + "x" * 40_000, "the limit is 4,000"),
-    ("lock api production", 'Say why with `--reason "…"`'),
-    ("lock api qa --reason x", "Unknown environment `qa`"),
-    ("lock apii production --reason x", "Did you mean `api`"),
-    ("lock worker production --reason x", "`worker` does not run in `production`"),
-    ("audit since=yesterday", "`yesterday` is not a duration"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("frobnicate", "Unknown subcommand `frobnicate`"),
+        ("lcoks", "Did you mean `locks`"),
+        ('lock api production --reason "unbalanced', "quotes must come in pairs"),
+        ("lock " + "x" * 40_000, "the limit is 4,000"),
+        ("lock api production", 'Say why with `--reason "…"`'),
+        ("lock api qa --reason x", "Unknown environment `qa`"),
+        ("lock apii production --reason x", "Did you mean `api`"),
+        ("lock worker production --reason x", "`worker` does not run in `production`"),
+        ("audit since=yesterday", "`yesterday` is not a duration"),
+    ],
+)
 def test_bad_input_gets_a_short_specific_ephemeral_answer(opsbot: Bot, text: str, expected: str) -> None:
     reply = opsbot.command(text, user="U0DEV")
     assert reply.ephemeral_to == "U0DEV"

@@ -28,11 +28,22 @@ def run_demo(script: str, tmp_path: Path, timeout: float = 180) -> str:
     config = tmp_path / "deploys-demo.yml"
     config.write_text((ROOT / "scripts" / "deploys-demo.yml").read_text().replace("127.0.0.1:18765", f"127.0.0.1:{port}"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "REDIS_URL", "DATABASE_URL"))}
-    env.update(OPSBOT_CONFIG=str(config), DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}",
-               DEMO_SERVICE_PORT=str(port), DEMO_STATE_DIR=str(state))
+    env.update(
+        OPSBOT_CONFIG=str(config),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}",
+        DEMO_SERVICE_PORT=str(port),
+        DEMO_STATE_DIR=str(state),
+    )
     try:
-        result = subprocess.run([sys.executable, "-m", "bot.cli", "console"], input=(ROOT / "scripts" / script).read_text(),
-                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "console"],
+            input=(ROOT / "scripts" / script).read_text(),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     finally:
         pid_file = state / "service.pid"
         if pid_file.exists():

@@ -42,15 +42,38 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def app(emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig,
-        recorder: Recorder, clock: FrozenClock) -> Bot:
-    return Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=redis_prefix, config=config,
-               approval_outcomes={"test": recorder}, clock=clock)
+def app(
+    emulator: SlackEmulator,
+    db_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    config: OpsConfig,
+    recorder: Recorder,
+    clock: FrozenClock,
+) -> Bot:
+    return Bot(
+        emulator=emulator,
+        db_url=db_url,
+        redis_client=redis_client,
+        prefix=redis_prefix,
+        config=config,
+        approval_outcomes={"test": recorder},
+        clock=clock,
+    )
 
 
 def open_request(app: Bot, requester: str = "U0DEV", required: int = 2, **kwargs: object) -> tuple[ApprovalRequest, Posted]:
-    request = app.services.approvals.request(Actor(requester), kind="test", title="Deploy v1.2.3 of api to production", reason="release",
-                                         required=required, timeout_minutes=30, service="api", environment="production", **kwargs)
+    request = app.services.approvals.request(
+        Actor(requester),
+        kind="test",
+        title="Deploy v1.2.3 of api to production",
+        reason="release",
+        required=required,
+        timeout_minutes=30,
+        service="api",
+        environment="production",
+        **kwargs,
+    )
     message = app.emulator.find(request.message_ts)
     assert message is not None and message.channel == "C0DEPLOYS"
     return request, message

@@ -39,8 +39,16 @@ def audit_log(db_url: str, clock: FrozenClock) -> SqlAuditLog:
 
 
 def entry(actor: str = "U0DEV", action: str = "command.lock", service: str | None = "api", **kw: object) -> AuditEntry:
-    return AuditEntry(actor=actor, action=action, outcome="ok", target="api/production", service=service, environment="production",
-                      params={"reason": "d\u00e9ploiement 🚀", "n": 1}, **kw)  # type: ignore[arg-type]
+    return AuditEntry(
+        actor=actor,
+        action=action,
+        outcome="ok",
+        target="api/production",
+        service=service,
+        environment="production",
+        params={"reason": "d\u00e9ploiement 🚀", "n": 1},
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def tamper(db_url: str, statement: str) -> None:
@@ -131,7 +139,10 @@ def test_export_and_verify_from_the_command_line(audit_log: SqlAuditLog, db_url:
     audit_log.record(entry())
     audit_log.record(entry(actor="U0ADMIN"))
     env = {"DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=60)  # noqa: E731
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+
     lines = run("audit", "export", "--format", "jsonl").stdout.splitlines()
     assert [json.loads(line)["actor"] for line in lines] == ["U0DEV", "U0ADMIN"]
     csv_out = run("audit", "export", "--format", "csv").stdout.splitlines()

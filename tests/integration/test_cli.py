@@ -14,10 +14,18 @@ from tests.support import config_data
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def opsbot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def opsbot(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "REDIS_URL", "DATABASE_URL"))}
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env={**base, **(env or {})}, cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env={**base, **(env or {})},
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def write_config(tmp_path: Path, data: object) -> Path:
@@ -53,8 +61,15 @@ def test_an_invalid_config_is_listed_with_paths_and_the_server_does_not_start(tm
     assert checked.returncode == 1
     assert "channels.deployments: 'deploys' is not a Slack channel ID" in checked.stderr
     assert "environments.production.aprovals: Extra inputs are not permitted" in checked.stderr
-    served = opsbot("serve", env={"SLACK_BOT_TOKEN": "x", "SLACK_SIGNING_SECRET": "s", "REDIS_URL": "redis://127.0.0.1:6379/0",
-                                  "OPSBOT_CONFIG": str(config)})
+    served = opsbot(
+        "serve",
+        env={
+            "SLACK_BOT_TOKEN": "x",
+            "SLACK_SIGNING_SECRET": "s",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "OPSBOT_CONFIG": str(config),
+        },
+    )
     assert served.returncode == 1 and "Traceback" not in served.stderr
 
 
@@ -65,8 +80,16 @@ def test_check_config_accepts_the_example() -> None:
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     config = write_config(tmp_path, config_data())
-    result = opsbot("serve", env={"SLACK_BOT_TOKEN": "x", "SLACK_SIGNING_SECRET": "s", "REDIS_URL": "redis://127.0.0.1:6379/0",
-                                  "OPSBOT_CONFIG": str(config), "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"})
+    result = opsbot(
+        "serve",
+        env={
+            "SLACK_BOT_TOKEN": "x",
+            "SLACK_SIGNING_SECRET": "s",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "OPSBOT_CONFIG": str(config),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db",
+        },
+    )
     assert result.returncode == 2 and "run `opsbot db upgrade` first" in result.stderr
 
 
@@ -78,8 +101,20 @@ def test_db_upgrade_is_repeatable(tmp_path: Path) -> None:
 
 
 def test_console_runs_on_a_fresh_machine_with_no_environment(tmp_path: Path) -> None:
-    result = opsbot("console", "-c", "/ops help", "-c", "/ops locks", "-c", "/ops lock api production --reason demo",
-                    "-c", "as @U0ADMIN", "-c", "/ops audit", cwd=tmp_path)
+    result = opsbot(
+        "console",
+        "-c",
+        "/ops help",
+        "-c",
+        "/ops locks",
+        "-c",
+        "/ops lock api production --reason demo",
+        "-c",
+        "as @U0ADMIN",
+        "-c",
+        "/ops audit",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "only visible to @dave (ephemeral)" in out and "OPSBOT HELP" in out
@@ -93,8 +128,15 @@ def test_console_runs_on_a_fresh_machine_with_no_environment(tmp_path: Path) -> 
 def test_console_reads_a_script_from_stdin(tmp_path: Path) -> None:
     script = "/ops lock api staging --reason 'stdin demo'\n/ops locks\nwhoami\n"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "REDIS_URL", "DATABASE_URL"))}
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "console"], input=script, env=base, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "console"],
+        input=script,
+        env=base,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr
     assert "» /ops locks" in result.stdout and "held by hand: stdin demo" in result.stdout
     assert "@dave U0DEPLOYER in #ops-console" in result.stdout

@@ -31,9 +31,12 @@ def command(argv: list[str], timeout: int = 10) -> CommandDeploy:
 
 # ----- command -----
 
+
 def test_command_substitutes_placeholders_per_argument_and_never_uses_a_shell() -> None:
     program = "import sys, json; print(json.dumps(sys.argv[1:]))"
-    result = command([sys.executable, "-c", program, "{service}", "--to={environment}", "{version}; rm -rf / $(id)"]).deploy(ORDER)
+    result = command([sys.executable, "-c", program, "{service}", "--to={environment}", "{version}; rm -rf / $(id)"]).deploy(
+        ORDER
+    )
     assert result.ok and result.summary.endswith("exited with status 0")
     assert json.loads(result.output_tail) == ["api", "--to=production", "v1.2.3; rm -rf / $(id)"]
 
@@ -48,10 +51,12 @@ def test_command_exiting_non_zero_fails_with_its_status_and_output_tail() -> Non
 
 def test_command_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
-    program = ("import subprocess, sys, time\n"
-               f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-               f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-               "print('started', flush=True)\ntime.sleep(60)")
+    program = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "print('started', flush=True)\ntime.sleep(60)"
+    )
     result = command([sys.executable, "-c", program], timeout=1).deploy(ORDER)
     assert not result.ok and "timed out after 1s and was stopped" in result.summary and "started" in result.output_tail
     child = int(pid_file.read_text())
@@ -81,6 +86,7 @@ def test_command_describes_what_it_would_run() -> None:
 
 # ----- webhook -----
 
+
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[WebhookReceiver]:
     server = WebhookReceiver(SECRET, tmp_path)
@@ -90,7 +96,9 @@ def receiver(tmp_path: Path) -> Iterator[WebhookReceiver]:
 
 
 def webhook(url: str, retries: int = 2, environ: dict[str, str] | None = None) -> WebhookDeploy:
-    spec = WebhookProvider(type="webhook", url=url, secret_env="HOOK_SECRET", retries=retries, backoff_seconds=0.01, timeout_seconds=2)
+    spec = WebhookProvider(
+        type="webhook", url=url, secret_env="HOOK_SECRET", retries=retries, backoff_seconds=0.01, timeout_seconds=2
+    )
     return WebhookDeploy(spec, environ if environ is not None else {"HOOK_SECRET": SECRET})
 
 
@@ -100,8 +108,16 @@ def test_webhook_posts_signed_json_with_an_idempotency_key(receiver: WebhookRece
     assert receiver.bad_signatures == 0 and len(receiver.attempts) == 1
     attempt = receiver.attempts[0]
     assert attempt["headers"]["idempotency-key"] == "d-1a2b3c4d"
-    assert attempt["body"] == {"deploy_id": "d-1a2b3c4d", "kind": "deploy", "service": "api", "environment": "production",
-                               "version": "v1.2.3", "previous_version": "v1.2.2", "requester": "U0DEV", "reason": "release"}
+    assert attempt["body"] == {
+        "deploy_id": "d-1a2b3c4d",
+        "kind": "deploy",
+        "service": "api",
+        "environment": "production",
+        "version": "v1.2.3",
+        "previous_version": "v1.2.2",
+        "requester": "U0DEV",
+        "reason": "release",
+    }
 
 
 def test_webhook_signed_with_the_wrong_secret_is_refused_by_the_receiver(receiver: WebhookReceiver) -> None:
@@ -147,6 +163,7 @@ def test_webhook_without_its_secret_does_not_send_anything(receiver: WebhookRece
 
 # ----- GitHub Actions -----
 
+
 class FakeGithub(_Server):
     """The GitHub REST endpoints the provider uses, with runs that finish after a few polls."""
 
@@ -166,8 +183,11 @@ class FakeGithub(_Server):
             self.dispatches.append(json.loads(body))
             self.run_created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if self.details and json.loads(body).get("return_run_details"):
-                return 200, {"workflow_run_id": 4242, "run_url": f"{self.base_url}/repos/example/api/actions/runs/4242",
-                             "html_url": "https://github.com/example/api/actions/runs/4242"}
+                return 200, {
+                    "workflow_run_id": 4242,
+                    "run_url": f"{self.base_url}/repos/example/api/actions/runs/4242",
+                    "html_url": "https://github.com/example/api/actions/runs/4242",
+                }
             return 204, {}
         if route == "/repos/example/api/actions/workflows/deploy.yml/runs":
             runs = [{"id": 4242, "created_at": self.run_created}] if self.run_created else []
@@ -175,15 +195,27 @@ class FakeGithub(_Server):
         if route == "/repos/example/api/actions/runs/4242":
             self.seen_polls += 1
             done = self.seen_polls > self.polls
-            return 200, {"id": 4242, "run_number": 17, "status": "completed" if done else "in_progress",
-                         "conclusion": self.conclusion if done else None, "html_url": "https://github.com/example/api/actions/runs/4242"}
+            return 200, {
+                "id": 4242,
+                "run_number": 17,
+                "status": "completed" if done else "in_progress",
+                "conclusion": self.conclusion if done else None,
+                "html_url": "https://github.com/example/api/actions/runs/4242",
+            }
         return 404, {"message": "Not Found"}
 
 
 def github(server: FakeGithub, token: str | None = "ghp_test", timeout: int = 10) -> GithubActionsDeploy:
-    spec = GithubActionsProvider(type="github_actions", repo="example/api", workflow="deploy.yml", ref="main",
-                                 api_url=server.base_url, inputs={"version": "{version}", "environment": "{environment}"},
-                                 poll_seconds=0.01, timeout_seconds=timeout)
+    spec = GithubActionsProvider(
+        type="github_actions",
+        repo="example/api",
+        workflow="deploy.yml",
+        ref="main",
+        api_url=server.base_url,
+        inputs={"version": "{version}", "environment": "{environment}"},
+        poll_seconds=0.01,
+        timeout_seconds=timeout,
+    )
     return GithubActionsDeploy(spec, {"GITHUB_TOKEN": token} if token else {})
 
 
@@ -199,8 +231,9 @@ def test_github_dispatches_the_workflow_with_inputs_and_follows_the_run_to_succe
     result = github(fake_github).deploy(ORDER)
     assert result.ok and result.summary == "workflow run #17 completed: success"
     assert result.link == "https://github.com/example/api/actions/runs/4242"
-    assert fake_github.dispatches == [{"ref": "main", "inputs": {"version": "v1.2.3", "environment": "production"},
-                                       "return_run_details": True}]
+    assert fake_github.dispatches == [
+        {"ref": "main", "inputs": {"version": "v1.2.3", "environment": "production"}, "return_run_details": True}
+    ]
     assert fake_github.auth == {"Bearer ghp_test"} and fake_github.seen_polls == 3
 
 

@@ -17,10 +17,22 @@ T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
 def a_deploy(deploy_id: str, version: str, state: DeployState, minutes: int, **changes: object) -> Deploy:
-    base = Deploy(id=deploy_id, kind=DeployKind.DEPLOY, service="api", environment="production", version=version,
-                  requester="U0DEV", reason="r", state=state, requested_at=T0 + timedelta(minutes=minutes),
-                  started_at=T0 + timedelta(minutes=minutes, seconds=30), lock_name="deploy/api/production",
-                  lock_token="t" + deploy_id, lock_fence=minutes + 1, approvers=["U0APPROVER1"])
+    base = Deploy(
+        id=deploy_id,
+        kind=DeployKind.DEPLOY,
+        service="api",
+        environment="production",
+        version=version,
+        requester="U0DEV",
+        reason="r",
+        state=state,
+        requested_at=T0 + timedelta(minutes=minutes),
+        started_at=T0 + timedelta(minutes=minutes, seconds=30),
+        lock_name="deploy/api/production",
+        lock_token="t" + deploy_id,
+        lock_fence=minutes + 1,
+        approvers=["U0APPROVER1"],
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -36,8 +48,12 @@ def test_only_one_of_many_concurrent_transitions_wins(db_url: str) -> None:
     store = autocommit(create_db_engine(db_url), "deploys")
     store.create(a_deploy("d-00000001", "v1.2.3", DeployState.APPROVED, 0))
     with ThreadPoolExecutor(max_workers=10) as pool:
-        results = list(pool.map(lambda _: store.transition("d-00000001", frozenset({DeployState.APPROVED}), DeployState.RUNNING,
-                                                           started_at=T0), range(10)))
+        results = list(
+            pool.map(
+                lambda _: store.transition("d-00000001", frozenset({DeployState.APPROVED}), DeployState.RUNNING, started_at=T0),
+                range(10),
+            )
+        )
     assert sum(r is not None for r in results) == 1
     assert store.get("d-00000001").state is DeployState.RUNNING  # type: ignore[union-attr]
 

@@ -41,9 +41,19 @@ class History:
 
 def change(last: FlagChange | None, flag: str = "search", env: str = "production", actor: str = "U0DEV") -> FlagChange:
     before = last.after if last else FlagState(True, False, 10)
-    return FlagChange(id=secrets.token_hex(8), provider="sql", flag=flag, environment=env, action="rollout", actor=actor,
-                      reason="r", before=before, after=before.with_(rollout=(before.rollout or 0) + 10),
-                      at=datetime(2026, 11, 23, 14, 0, tzinfo=UTC), approved_by=("U0APPROVER1",))
+    return FlagChange(
+        id=secrets.token_hex(8),
+        provider="sql",
+        flag=flag,
+        environment=env,
+        action="rollout",
+        actor=actor,
+        reason="r",
+        before=before,
+        after=before.with_(rollout=(before.rollout or 0) + 10),
+        at=datetime(2026, 11, 23, 14, 0, tzinfo=UTC),
+        approved_by=("U0APPROVER1",),
+    )
 
 
 def test_changes_are_recorded_with_old_new_who_and_read_back(db_url: str) -> None:

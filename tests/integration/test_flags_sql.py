@@ -23,7 +23,9 @@ ROWS = {
 
 
 def provider_for(url: str, **settings: object) -> SqlFlagProvider:
-    config = SqlFlagConfig.model_validate({"type": "sql", "databases": {"production": {"url": url}}, "timeout_seconds": 1, **settings})
+    config = SqlFlagConfig.model_validate(
+        {"type": "sql", "databases": {"production": {"url": url}}, "timeout_seconds": 1, **settings}
+    )
     return SqlFlagProvider(config)
 
 
@@ -74,8 +76,11 @@ def test_names_with_sql_and_shell_syntax_are_only_ever_parameters(app_db_url: st
 def test_table_and_column_names_come_from_the_config(app_db_url: str) -> None:
     ddl = "CREATE TABLE toggles (flag_key VARCHAR(100) PRIMARY KEY, is_on BOOLEAN NOT NULL, killed BOOLEAN NOT NULL, pct INTEGER)"
     create_flag_table(app_db_url, {"checkout": (True, False, 5)}, ddl=ddl, table="toggles")
-    flags = provider_for(app_db_url, table="toggles",
-                         columns={"name": "flag_key", "enabled": "is_on", "kill_switch": "killed", "rollout_percentage": "pct"})
+    flags = provider_for(
+        app_db_url,
+        table="toggles",
+        columns={"name": "flag_key", "enabled": "is_on", "kill_switch": "killed", "rollout_percentage": "pct"},
+    )
     assert flags.compare_and_set("checkout", "production", FlagState(True, False, 5), FlagState(True, False, 15))
     engine = sa.create_engine(app_db_url)
     with engine.connect() as conn:
@@ -92,7 +97,9 @@ def test_url_from_an_environment_variable_that_is_not_set_is_reported_by_name() 
 def test_url_from_an_environment_variable(app_db_url: str) -> None:
     create_flag_table(app_db_url, ROWS)
     config = SqlFlagConfig.model_validate({"type": "sql", "databases": {"production": {"url_env": "APP_DB"}}})
-    assert SqlFlagProvider(config, environ={"APP_DB": app_db_url}).state("payments.3ds", "production") == FlagState(False, False, 0)
+    assert SqlFlagProvider(config, environ={"APP_DB": app_db_url}).state("payments.3ds", "production") == FlagState(
+        False, False, 0
+    )
 
 
 def test_unreachable_postgresql_is_unavailable() -> None:
@@ -147,6 +154,8 @@ def test_demo_seeding_creates_and_fills_the_table_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     flags = provider_for(url, seed_demo_flags=True)
     assert "checkout.new-flow" in flags.names("production")
-    flags.compare_and_set("checkout.new-flow", "production", flags.state("checkout.new-flow", "production"), FlagState(True, True, 30))  # type: ignore[arg-type]
+    flags.compare_and_set(
+        "checkout.new-flow", "production", flags.state("checkout.new-flow", "production"), FlagState(True, True, 30)
+    )  # type: ignore[arg-type]
     again = provider_for(url, seed_demo_flags=True)
     assert again.state("checkout.new-flow", "production") == FlagState(True, True, 30)

@@ -83,8 +83,9 @@ def test_rollout_on_a_flag_without_strategies_adds_one_flexible_rollout(unleash_
 
 def test_custom_strategies_read_as_no_single_percentage(unleash_url: str, admin: UnleashAdmin) -> None:
     name = admin.create(production=True, rollout=50)
-    admin.http.post(f"{admin.base}/{name}/environments/production/strategies",
-                    json={"name": "default", "parameters": {}, "constraints": []}).raise_for_status()
+    admin.http.post(
+        f"{admin.base}/{name}/environments/production/strategies", json={"name": "default", "parameters": {}, "constraints": []}
+    ).raise_for_status()
     assert unleash(unleash_url).state(name, "production") == FlagState(True, False, None)
 
 
@@ -122,9 +123,13 @@ def test_a_write_whose_answer_is_lost_is_confirmed_by_reading_again(admin: Unlea
 def test_a_lost_answer_and_a_lost_server_is_reported_as_unknown(admin: UnleashAdmin, proxy: FaultProxy) -> None:
     name = admin.create(production=True)
     proxy.fail("POST", f"{name}/environments/production/off", delay=2)
-    proxy.fail("GET", f"{name}/environments/production", skip=1, delay=2)  # the read before the write answers; the one after hangs
+    proxy.fail(
+        "GET", f"{name}/environments/production", skip=1, delay=2
+    )  # the read before the write answers; the one after hangs
     with pytest.raises(OpsError, match="may or may not have happened"):
-        unleash(proxy.url, timeout=0.5).compare_and_set(name, "production", FlagState(True, False, 100), FlagState(False, False, 100))
+        unleash(proxy.url, timeout=0.5).compare_and_set(
+            name, "production", FlagState(True, False, 100), FlagState(False, False, 100)
+        )
 
 
 def test_an_unreachable_unleash_is_unavailable() -> None:

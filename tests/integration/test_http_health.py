@@ -27,8 +27,9 @@ from tests.support import make_config
 HEALTHY = json_reply({"status": "healthy"})
 
 
-def probe(checks: list[dict[str, Any]], environ: dict[str, str] | None = None, version_url: str | None = None,
-          **settings: Any) -> HealthReport:
+def probe(
+    checks: list[dict[str, Any]], environ: dict[str, str] | None = None, version_url: str | None = None, **settings: Any
+) -> HealthReport:
     env: dict[str, Any] = {"health": checks}
     if version_url:
         env["version_url"] = version_url
@@ -54,7 +55,10 @@ def test_connection_refused() -> None:
 
 
 def test_dns_failure_names_the_host() -> None:
-    assert only(probe([{"url": "http://health.nowhere.invalid/health"}])).reason == "DNS failure: cannot resolve health.nowhere.invalid"
+    assert (
+        only(probe([{"url": "http://health.nowhere.invalid/health"}])).reason
+        == "DNS failure: cannot resolve health.nowhere.invalid"
+    )
 
 
 def test_plain_http_on_an_https_url_is_a_tls_error() -> None:
@@ -97,7 +101,10 @@ def test_a_server_that_accepts_and_never_answers_times_out() -> None:
 
 def test_a_listener_that_never_reads_times_out_too() -> None:
     with silent_listener() as port:
-        assert only(probe([{"url": f"http://127.0.0.1:{port}/health", "timeout_ms": 800}])).reason == "timeout after 800 ms waiting for a response"
+        assert (
+            only(probe([{"url": f"http://127.0.0.1:{port}/health", "timeout_ms": 800}])).reason
+            == "timeout after 800 ms waiting for a response"
+        )
 
 
 def test_a_body_trickling_one_byte_a_second_hits_the_whole_request_deadline() -> None:
@@ -129,8 +136,10 @@ def test_checks_run_concurrently_up_to_the_cap() -> None:
 
 def test_headers_from_environment_variables_are_sent_and_never_reported() -> None:
     with serving({"/health": HEALTHY}) as server:
-        report = probe([{"url": server.url(), "headers_from_env": {"Authorization": "API_HEALTH_TOKEN"}, "headers": {"X-Probe": "opsbot"}}],
-                       environ={"API_HEALTH_TOKEN": "Bearer s3cret"})
+        report = probe(
+            [{"url": server.url(), "headers_from_env": {"Authorization": "API_HEALTH_TOKEN"}, "headers": {"X-Probe": "opsbot"}}],
+            environ={"API_HEALTH_TOKEN": "Bearer s3cret"},
+        )
         sent = server.headers_seen[0]
     assert sent["Authorization"] == "Bearer s3cret" and sent["X-Probe"] == "opsbot"
     assert report.status == "healthy" and "s3cret" not in repr(report)

@@ -23,8 +23,15 @@ wait 3
 
 def test_the_console_runs_an_incident_from_declaration_to_post_mortem(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "REDIS_URL", "DATABASE_URL"))}
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "console", "--user", "U0ADMIN"], input=SCRIPT, env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "console", "--user", "U0ADMIN"],
+        input=SCRIPT,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "🚨 INCIDENT: API - CHECKOUT ERRORS" in out and "(now typing in #inc-" in out

@@ -31,7 +31,9 @@ def test_the_incident_demo_shows_a_rollback_during_the_incident_on_its_timeline_
     printed = steps(out)
     assert [line for line, _ in printed] == SCRIPT
 
-    assert "failed verification:* health check /api/production/health failed" in step(printed, "/ops deploy v1.4.3-broken", then=4)
+    assert "failed verification:* health check /api/production/health failed" in step(
+        printed, "/ops deploy v1.4.3-broken", then=4
+    )
     declared = in_channel(step(printed, "/ops incident declare"), "inc-")
     assert len(declared) == 1 and "🚨 INCIDENT: API - CHECKOUT ERRORS" in declared[0]
     first = in_channel(step(printed, "/ops incident update identified"), "inc-")
@@ -44,16 +46,28 @@ def test_the_incident_demo_shows_a_rollback_during_the_incident_on_its_timeline_
     assert "Verified: 4 check(s) over 3s passed, reporting v1.4.2." in approved
     incident_side = in_channel(approved, "inc-")
     assert any("⏪ *rollback.started* · api/production" in m for m in incident_side)
-    assert any("⏪ *rollback.done* · api/production · rollback of api to v1.4.2 in production succeeded" in m for m in incident_side)
+    assert any(
+        "⏪ *rollback.done* · api/production · rollback of api to v1.4.2 in production succeeded" in m for m in incident_side
+    )
 
     second = in_channel(step(printed, "/ops incident update monitoring"), "inc-")
     assert any("📣 INCIDENT UPDATE" in m and "👀 Monitoring" in m for m in second)
     reminder = in_channel(step(printed, "wait"), "inc-")
-    assert len(reminder) == 1 and "⏰ @dave, the next update for *INC-1* was due at" in reminder[0] and "Snooze 15 min" in reminder[0]
+    assert (
+        len(reminder) == 1
+        and "⏰ @dave, the next update for *INC-1* was due at" in reminder[0]
+        and "Snooze 15 min" in reminder[0]
+    )
 
     timeline = step(printed, "/ops incident timeline")
-    for entry in ("*Declared* · @dave", "*Update* · @dave · identified:", "*Service event* · @dave · rollback.started",
-                  "*Service event* · @dave · rollback.done · api/production", "*Update* · @dave · monitoring:", "*Reminder* · opsbot"):
+    for entry in (
+        "*Declared* · @dave",
+        "*Update* · @dave · identified:",
+        "*Service event* · @dave · rollback.started",
+        "*Service event* · @dave · rollback.done · api/production",
+        "*Update* · @dave · monitoring:",
+        "*Reminder* · opsbot",
+    ):
         assert entry in timeline
     assert "v1.4.3-broken to production" not in timeline  # the bad deploy came before the incident
 
@@ -61,5 +75,8 @@ def test_the_incident_demo_shows_a_rollback_during_the_incident_on_its_timeline_
     assert "INCIDENT RESOLVED: API - CHECKOUT ERRORS" in resolved
     draft = resolved.split("# Post-mortem (draft): INC-1 api - Checkout errors", 1)[1]
     draft_timeline = draft.split("## Timeline (UTC)", 1)[1].split("## Deploys, rollbacks and flag changes", 1)[0]
-    assert "Service event · @U0DEPLOYER · rollback.done · api/production · rollback of api to v1.4.2 in production succeeded" in draft_timeline
+    assert (
+        "Service event · @U0DEPLOYER · rollback.done · api/production · rollback of api to v1.4.2 in production succeeded"
+        in draft_timeline
+    )
     assert "Reminder · @opsbot · update overdue" in draft_timeline and draft_timeline.count("· Update ·") == 2

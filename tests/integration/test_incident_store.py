@@ -44,11 +44,23 @@ class SqlIncidentStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.reads, name)
 
+
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
 def new_incident(**changes: object) -> Incident:
-    base = Incident(0, "Checkout errors", "P1", ("api", "web"), Status.INVESTIGATING, "5% fail", "U0DEV", NOW, "U0DEV", participants=("U0DEV",))
+    base = Incident(
+        0,
+        "Checkout errors",
+        "P1",
+        ("api", "web"),
+        Status.INVESTIGATING,
+        "5% fail",
+        "U0DEV",
+        NOW,
+        "U0DEV",
+        participants=("U0DEV",),
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -60,10 +72,23 @@ def store(db_url: str) -> SqlIncidentStore:
 def test_an_incident_round_trips_with_every_field(store: SqlIncidentStore) -> None:
     created = store.create(new_incident())
     assert created.id > 0
-    full = replace(created, channel_id="C1", channel_name="inc-20261123-checkout-errors", status_ts="1.1", summary_channel="C0INC",
-                   summary_ts="2.2", comms="U0DEV2", next_update_at=NOW + timedelta(minutes=30), reminder_seq=3,
-                   acknowledged_at=NOW, acknowledged_by="U0DEV2", frozen=(FrozenLock("deploy/api/production", "tok", 7),
-                                                                         FrozenLock("deploy/web/production", "tok2", 8, "U0DEV", "r-1a2b3c4d")))
+    full = replace(
+        created,
+        channel_id="C1",
+        channel_name="inc-20261123-checkout-errors",
+        status_ts="1.1",
+        summary_channel="C0INC",
+        summary_ts="2.2",
+        comms="U0DEV2",
+        next_update_at=NOW + timedelta(minutes=30),
+        reminder_seq=3,
+        acknowledged_at=NOW,
+        acknowledged_by="U0DEV2",
+        frozen=(
+            FrozenLock("deploy/api/production", "tok", 7),
+            FrozenLock("deploy/web/production", "tok2", 8, "U0DEV", "r-1a2b3c4d"),
+        ),
+    )
     store.change(created.id, lambda _: full)
     assert store.get(created.id) == full
     assert store.by_channel("C1") == full
@@ -101,14 +126,20 @@ def test_a_refused_change_changes_nothing(store: SqlIncidentStore) -> None:
 
 def test_a_timeline_key_is_recorded_once_and_entries_come_back_in_order(store: SqlIncidentStore) -> None:
     created = store.create(new_incident())
-    later = TimelineEntry(created.id, NOW + timedelta(minutes=5), Kind.NOTE, "U0DEV", "Rolled back", "https://x", key="message:C1:1.1")
+    later = TimelineEntry(
+        created.id, NOW + timedelta(minutes=5), Kind.NOTE, "U0DEV", "Rolled back", "https://x", key="message:C1:1.1"
+    )
     assert store.append(later)
     assert not store.append(replace(later, actor="U0DEV2"))
     assert store.append(TimelineEntry(created.id, NOW, Kind.DECLARED, "U0DEV", "declared"))
     assert store.append(TimelineEntry(created.id, NOW, Kind.UPDATE, "U0DEV", "no key, twice"))
     assert store.append(TimelineEntry(created.id, NOW, Kind.UPDATE, "U0DEV", "no key, twice"))
     assert [(e.kind.value, e.actor) for e in store.timeline(created.id)] == [
-        ("declared", "U0DEV"), ("update", "U0DEV"), ("update", "U0DEV"), ("note", "U0DEV")]
+        ("declared", "U0DEV"),
+        ("update", "U0DEV"),
+        ("update", "U0DEV"),
+        ("note", "U0DEV"),
+    ]
 
 
 def test_a_discarded_declaration_leaves_nothing(store: SqlIncidentStore) -> None:

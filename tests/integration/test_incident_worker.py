@@ -20,8 +20,12 @@ from tests.support import Bot, eventually
 
 
 @pytest.fixture
-def app(emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> Bot:
-    return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url)
+def app(
+    emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig
+) -> Bot:
+    return Bot(
+        emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, redis_url=redis_url
+    )
 
 
 def rq(app: Bot) -> RqJobs:
@@ -60,7 +64,11 @@ def test_declare_two_updates_a_reminder_from_the_worker_and_resolve(app: Bot, tm
     resolved = app.command('incident resolve "Config reverted; error rate normal"', channel=channel.id)
     assert "INC-1 is resolved after" in resolved.seen()
     draft = app.command("incident postmortem 1").seen()
-    assert "## Timeline (UTC)" in draft and "Reminder · @opsbot · update overdue" in draft and "Config reverted; error rate normal" in draft
+    assert (
+        "## Timeline (UTC)" in draft
+        and "Reminder · @opsbot · update overdue" in draft
+        and "Config reverted; error rate normal" in draft
+    )
     assert ("opsbot", "job.incidents.remind", "ok") in app.audit_actions()
 
 

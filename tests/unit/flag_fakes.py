@@ -63,7 +63,9 @@ class FakeFlagHistoryRepository:
         self.changes: list[FlagChange] = []
 
     def lock_head(self, provider: str, flag: str, environment: str) -> FlagChange | None:
-        return next((c for c in reversed(self.changes) if (c.provider, c.flag, c.environment) == (provider, flag, environment)), None)
+        return next(
+            (c for c in reversed(self.changes) if (c.provider, c.flag, c.environment) == (provider, flag, environment)), None
+        )
 
     def add(self, change: FlagChange) -> None:
         self.changes.append(change)

@@ -145,6 +145,14 @@ def incident_world(**config_changes: Any) -> tuple[World, Incidents, FakeInciden
     repository = FakeIncidentRepository()
     db.repositories["incidents"] = repository
     clock = FrozenClock()
-    world = families_on_fakes(make_config(**config_changes), clock, db=db, locks=FakeLocks(clock), groups=FakeGroups(),
-                              notifier=FakeNotifier(), jobs=FakeJobs(), conversations=FakeConversations())
+    world = families_on_fakes(
+        make_config(**config_changes),
+        clock,
+        db=db,
+        locks=FakeLocks(clock),
+        groups=FakeGroups(),
+        notifier=FakeNotifier(),
+        jobs=FakeJobs(),
+        conversations=FakeConversations(),
+    )
     return world, world.families.incidents, repository

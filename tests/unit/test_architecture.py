@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def lint_imports() -> subprocess.CompletedProcess[str]:
     command = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
-    return subprocess.run([command, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [command, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_every_import_contract_is_kept() -> None:
@@ -27,6 +29,13 @@ def test_every_import_contract_is_kept() -> None:
 
 def test_the_contracts_cover_the_rules_the_house_relies_on() -> None:
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    for rule in ("The domain imports no transport", "Layers of the app", "Families, top to bottom", "No import cycles",
-                 "locks family's public modules", "deploys family's public modules", "incidents family's public modules"):
+    for rule in (
+        "The domain imports no transport",
+        "Layers of the app",
+        "Families, top to bottom",
+        "No import cycles",
+        "locks family's public modules",
+        "deploys family's public modules",
+        "incidents family's public modules",
+    ):
         assert rule in text, rule

@@ -19,7 +19,13 @@ SPECS = [spec(("locks",)), spec(("lock",)), spec(("flag", "kill")), spec(("flag"
 
 
 def test_quoted_arguments_stay_together() -> None:
-    assert tokenize('lock api production --reason "db migration, step 2"') == ["lock", "api", "production", "--reason", "db migration, step 2"]
+    assert tokenize('lock api production --reason "db migration, step 2"') == [
+        "lock",
+        "api",
+        "production",
+        "--reason",
+        "db migration, step 2",
+    ]
 
 
 def test_smart_quotes_from_slack_clients_work_like_straight_quotes() -> None:
@@ -37,15 +43,24 @@ def test_text_over_the_limit_is_refused_before_parsing() -> None:
 
 
 def test_unicode_and_emoji_survive() -> None:
-    assert tokenize("incident declare P1 \"Paiement échoué 💥\"") == ["incident", "declare", "P1", "Paiement échoué 💥"]
+    assert tokenize('incident declare P1 "Paiement échoué 💥"') == ["incident", "declare", "P1", "Paiement échoué 💥"]
 
 
 def test_slack_html_escapes_are_undone_in_arguments() -> None:
     assert tokenize("lock api prod --reason a&amp;b&lt;c&gt;") == ["lock", "api", "prod", "--reason", "a&b<c>"]
 
 
-@pytest.mark.parametrize("token,expected", [("<@U0ABC|alice>", "U0ABC"), ("<@W0ABC>", "W0ABC"), ("@U0ABC", "U0ABC"),
-                                            ("U0ABC", "U0ABC"), ("alice", None), ("<#C0ABC>", None)])
+@pytest.mark.parametrize(
+    "token,expected",
+    [
+        ("<@U0ABC|alice>", "U0ABC"),
+        ("<@W0ABC>", "W0ABC"),
+        ("@U0ABC", "U0ABC"),
+        ("U0ABC", "U0ABC"),
+        ("alice", None),
+        ("<#C0ABC>", None),
+    ],
+)
 def test_user_references_in_every_form_slack_sends(token: str, expected: str | None) -> None:
     assert user_id(token) == expected
 

@@ -35,12 +35,15 @@ def test_deploy_parses_version_service_environment_and_flags() -> None:
     assert deploys.parse(args(DEPLOY, "v1.2.3")).environment is None
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "Name the version to deploy."),
-    ("v1 api extra to production", "Unexpected argument(s): `extra`."),
-    ("v1 to production api", "`to` takes one word and comes last."),
-    ("v1 to production --hotfix", "A hotfix needs a reason"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "Name the version to deploy."),
+        ("v1 api extra to production", "Unexpected argument(s): `extra`."),
+        ("v1 to production api", "`to` takes one word and comes last."),
+        ("v1 to production --hotfix", "A hotfix needs a reason"),
+    ],
+)
 def test_deploy_usage_errors_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(UsageError) as raised:
         deploys.parse(args(DEPLOY, text))
@@ -55,7 +58,11 @@ def test_rollback_parses_and_needs_a_reason() -> None:
 
 
 def test_change_link_fills_the_pattern_and_is_left_out_without_a_previous_version() -> None:
-    spec = make_config().services["api"].model_copy(update={"change_url": "https://git.example/{service}/compare/{previous}...{version}"})
+    spec = (
+        make_config()
+        .services["api"]
+        .model_copy(update={"change_url": "https://git.example/{service}/compare/{previous}...{version}"})
+    )
     assert change_link(spec, "api", "production", "v1.2.3", "v1.2.2") == "https://git.example/api/compare/v1.2.2...v1.2.3"
     assert change_link(spec, "api", "production", "v1.2.3", None) is None
 
@@ -107,15 +114,18 @@ def test_verification_fails_on_the_first_failed_check_with_its_reason() -> None:
 
 def test_verification_fails_when_the_service_reports_another_version() -> None:
     clock = FrozenClock()
-    verdict = verification.watch(watch_config(), clock, ScriptedHealth(report(version="1.2.2")), "api", "production", "v1.2.3",
-                                 sleep=advancing(clock))
+    verdict = verification.watch(
+        watch_config(), clock, ScriptedHealth(report(version="1.2.2")), "api", "production", "v1.2.3", sleep=advancing(clock)
+    )
     assert not verdict.ok and verdict.summary == "the version endpoint reports 1.2.2, not v1.2.3"
 
 
 def test_a_leading_v_does_not_make_versions_differ_and_slow_checks_are_noted() -> None:
     clock = FrozenClock()
     slow = report(version="1.2.3", checks=[CheckOutcome("db", "u", "degraded", latency_ms=900)])
-    verdict = verification.watch(watch_config(), clock, ScriptedHealth(slow), "api", "production", "v1.2.3", sleep=advancing(clock))
+    verdict = verification.watch(
+        watch_config(), clock, ScriptedHealth(slow), "api", "production", "v1.2.3", sleep=advancing(clock)
+    )
     assert verdict.ok and verdict.summary.endswith("(slow: db)")
 
 

@@ -68,7 +68,7 @@ def test_mutating_command_is_refused_when_the_audit_log_is_down(world: World) ->
 def test_redis_down_gives_a_clear_message_and_changes_nothing(world: World) -> None:
     locks: FakeLocks = world.locks  # type: ignore[assignment]
     locks.down = True
-    notice = error_of(world.dispatcher.run_text('lock api production --reason x', Actor("U0DEV")))
+    notice = error_of(world.dispatcher.run_text("lock api production --reason x", Actor("U0DEV")))
     assert notice.message == "Redis is unreachable right now; nothing was changed. (ConnectionError)"
     assert audit(world).outcomes()[-1] == ("command.lock", "unavailable")
 

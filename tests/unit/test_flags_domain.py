@@ -38,11 +38,16 @@ def on(rollout: int = 100) -> FlagState:
 
 @pytest.fixture
 def provider() -> FakeFlagProvider:
-    return FakeFlagProvider({
-        ("checkout.new-flow", "production"): on(30), ("checkout.new-flow", "staging"): on(100),
-        ("search", "production"): on(10), ("search", "staging"): on(100),
-        ("beta.banner", "production"): FlagState(False, False, 100), ("beta.banner", "staging"): on(100),
-    })
+    return FakeFlagProvider(
+        {
+            ("checkout.new-flow", "production"): on(30),
+            ("checkout.new-flow", "staging"): on(100),
+            ("search", "production"): on(10),
+            ("search", "staging"): on(100),
+            ("beta.banner", "production"): FlagState(False, False, 100),
+            ("beta.banner", "staging"): on(100),
+        }
+    )
 
 
 @pytest.fixture
@@ -103,7 +108,10 @@ def test_kill_acts_at_once_announces_with_undo_and_publishes_to_the_service(serv
     assert (event.kind, event.service, event.environment, event.actor) == ("flag.killed", "api", "production", "U0DEV")
     assert services.flag_history.changes[0].message_channel == "C0ALERTS"  # type: ignore[union-attr]
     assert services.audit.outcomes() == [  # type: ignore[attr-defined]
-        ("command.flag_kill", "started"), ("flag.kill", "ok"), ("command.flag_kill", "ok")]
+        ("command.flag_kill", "started"),
+        ("flag.kill", "ok"),
+        ("command.flag_kill", "ok"),
+    ]
 
 
 def test_kill_needs_a_reason(services: FlagWorld) -> None:
@@ -162,11 +170,14 @@ def test_rejected_unkill_changes_nothing_and_is_audited(services: FlagWorld) -> 
     assert ("flag.unkill", "rejected") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("flag rollout search 40", "a jump of 30 points is more than the 25-point step"),
-    ("flag rollout checkout.new-flow 55", "55% is above the 50% ceiling in production"),
-    ("flag on beta.banner", "a jump of 100 points"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("flag rollout search 40", "a jump of 30 points is more than the 25-point step"),
+        ("flag rollout checkout.new-flow 55", "55% is above the 50% ceiling in production"),
+        ("flag on beta.banner", "a jump of 100 points"),
+    ],
+)
 def test_guarded_changes_wait_for_approval_and_say_why(services: FlagWorld, text: str, why: str) -> None:
     before = dict(services.flags.flags)  # type: ignore[union-attr]
     reply = run(services, text)
@@ -174,10 +185,15 @@ def test_guarded_changes_wait_for_approval_and_say_why(services: FlagWorld, text
     assert any(why in reason for reason in reply.message.reasons)
     assert services.flags.flags == before  # type: ignore[union-attr]
     (request,) = services.approvals.pending()
-    assert request.kind == "flag_rollout" and request.details["Change"] == f"{reply.message.before.label} → {reply.message.after.label}"
+    assert (
+        request.kind == "flag_rollout"
+        and request.details["Change"] == f"{reply.message.before.label} → {reply.message.after.label}"
+    )
 
 
-@pytest.mark.parametrize("text", ["flag rollout search 35", "flag rollout checkout.new-flow 0", "flag rollout search 80 staging", "flag off search"])
+@pytest.mark.parametrize(
+    "text", ["flag rollout search 35", "flag rollout checkout.new-flow 0", "flag rollout search 80 staging", "flag off search"]
+)
 def test_small_steps_and_decreases_need_no_approval(services: FlagWorld, text: str) -> None:
     reply = run(services, text)
     assert isinstance(reply.message, FlagChanged), reply.message
@@ -202,7 +218,9 @@ def test_approved_rollout_is_not_applied_when_the_flag_changed_meanwhile(service
     assert ("flag.rollout", "conflict") in services.audit.outcomes()  # type: ignore[attr-defined]
 
 
-def test_a_change_made_outside_opsbot_between_read_and_write_is_seen_not_overwritten(services: FlagWorld, provider: FakeFlagProvider) -> None:
+def test_a_change_made_outside_opsbot_between_read_and_write_is_seen_not_overwritten(
+    services: FlagWorld, provider: FakeFlagProvider
+) -> None:
     provider.interfere.append(lambda: provider.flags.__setitem__(("search", "production"), on(20)))
     reply = run(services, "flag rollout search 30")
     assert isinstance(reply.message, FlagChanged)
@@ -210,7 +228,9 @@ def test_a_change_made_outside_opsbot_between_read_and_write_is_seen_not_overwri
     assert provider.flags[("search", "production")] == on(30)
 
 
-def test_a_flag_that_keeps_changing_outside_is_left_alone_with_a_conflict(services: FlagWorld, provider: FakeFlagProvider) -> None:
+def test_a_flag_that_keeps_changing_outside_is_left_alone_with_a_conflict(
+    services: FlagWorld, provider: FakeFlagProvider
+) -> None:
     for value in (21, 22, 23):
         provider.interfere.append(lambda v=value: provider.flags.__setitem__(("search", "production"), on(v)))
     reply = run(services, "flag rollout search 30")
@@ -218,7 +238,9 @@ def test_a_flag_that_keeps_changing_outside_is_left_alone_with_a_conflict(servic
     assert provider.writes == [] and services.flag_history.changes == []  # type: ignore[union-attr]
 
 
-def test_provider_down_means_a_clear_error_nothing_recorded_and_an_audit_row(services: FlagWorld, provider: FakeFlagProvider) -> None:
+def test_provider_down_means_a_clear_error_nothing_recorded_and_an_audit_row(
+    services: FlagWorld, provider: FakeFlagProvider
+) -> None:
     provider.down = "connection refused"
     reply = run(services, "flag kill search --reason boom")
     assert reply.outcome == "unavailable"

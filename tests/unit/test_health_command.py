@@ -17,11 +17,13 @@ from tests.support import make_config
 from tests.unit.health_fakes import fake_world
 
 CHECKS = {"health": [{"url": "https://x.example.com/health"}]}
-CONFIG = make_config(services={
-    "api": {"environments": {"staging": CHECKS, "production": CHECKS}},
-    "web": {"environments": {"staging": {}, "production": CHECKS}},
-    "worker": {"environments": {"staging": CHECKS}},
-})
+CONFIG = make_config(
+    services={
+        "api": {"environments": {"staging": CHECKS, "production": CHECKS}},
+        "web": {"environments": {"staging": {}, "production": CHECKS}},
+        "worker": {"environments": {"staging": CHECKS}},
+    }
+)
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
@@ -69,7 +71,9 @@ def test_post_makes_the_answer_visible_in_the_channel() -> None:
 
 
 def report(i: int, status: str) -> HealthReport:
-    check = CheckOutcome("/health", f"https://s{i}.example.com/health", status, 12.0, None if status == "healthy" else "status 503 (expected 200)")  # type: ignore[arg-type]
+    check = CheckOutcome(
+        "/health", f"https://s{i}.example.com/health", status, 12.0, None if status == "healthy" else "status 503 (expected 200)"
+    )  # type: ignore[arg-type]
     return HealthReport(f"svc-{i:03d}", "production", status, [check])  # type: ignore[arg-type]
 
 

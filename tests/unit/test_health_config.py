@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def errors(services: dict[str, Any] | None = None, **health: Any) -> list[str]:
-    services = services or {"api": {"environments": {"staging": {}, "production": {"health": [{"url": "https://api.example.com/health"}]}}}}
+    services = services or {
+        "api": {"environments": {"staging": {}, "production": {"health": [{"url": "https://api.example.com/health"}]}}}
+    }
     with pytest.raises(ConfigError) as caught:
         make_config(services=services, health=health)
     return caught.value.errors
@@ -26,7 +28,8 @@ def check(**keys: Any) -> dict[str, Any]:
 
 def test_critical_below_warning_is_refused_at_its_path() -> None:
     assert errors(check(warn_ms=900, critical_ms=100)) == [
-        "services.api.environments.production.health[0]: critical_ms (100) must not be below warn_ms (900)"]
+        "services.api.environments.production.health[0]: critical_ms (100) must not be below warn_ms (900)"
+    ]
 
 
 def test_a_header_variable_must_be_an_environment_variable_name() -> None:
@@ -41,29 +44,36 @@ def test_a_status_code_must_be_an_http_status() -> None:
 
 def test_a_watch_of_an_unknown_service_is_refused() -> None:
     assert errors(watches=[{"services": ["apii"], "environments": ["production"]}]) == [
-        "health.watches[0].services: unknown service 'apii'"]
+        "health.watches[0].services: unknown service 'apii'"
+    ]
 
 
 def test_a_watch_of_an_environment_without_checks_is_refused() -> None:
     assert errors(watches=[{"services": ["api"], "environments": ["staging"]}]) == [
-        "health.watches[0]: services.api.environments.staging has no health checks to watch"]
+        "health.watches[0]: services.api.environments.staging has no health checks to watch"
+    ]
 
 
 def test_a_service_watched_twice_is_refused() -> None:
     assert errors(watches=[{"environments": ["production"]}, {"services": ["api"], "environments": ["production"]}]) == [
-        "health.watches[1]: api in production is already watched by health.watches[0]"]
+        "health.watches[1]: api in production is already watched by health.watches[0]"
+    ]
 
 
 def test_an_interval_must_be_a_duration() -> None:
     assert errors(watches=[{"environments": ["production"], "interval": "often"}]) == [
-        "health.watches[0].interval: often is not a duration like 30m, 2h, 1d or 1h30m"]
+        "health.watches[0].interval: often is not a duration like 30m, 2h, 1d or 1h30m"
+    ]
 
 
 def test_watching_all_covers_every_service_with_checks_in_the_environments() -> None:
-    config = make_config(services={
-        "api": {"environments": {"production": {"health": [{"url": "https://api.example.com/health"}]}}},
-        "web": {"environments": {"production": {}}},
-    }, health={"watches": [{"environments": ["production"], "interval": "30s"}]})
+    config = make_config(
+        services={
+            "api": {"environments": {"production": {"health": [{"url": "https://api.example.com/health"}]}}},
+            "web": {"environments": {"production": {}}},
+        },
+        health={"watches": [{"environments": ["production"], "interval": "30s"}]},
+    )
     assert list(config.watched()) == [("api", "production")]
     assert config.watched()[("api", "production")].interval_seconds == 30
 

@@ -37,7 +37,9 @@ def test_a_missing_body_key_fails() -> None:
 def test_dotted_keys_reach_into_nested_objects() -> None:
     check = HealthCheck(url="https://x.example.com/health", expect_json={"checks.db.ok": True, "version": "2"})
     assert judge(check, answer({"checks": {"db": {"ok": True}}, "version": 2})).status == "healthy"
-    assert judge(check, answer({"checks": {"db": {"ok": "true"}}, "version": 2})).reason == "body checks.db.ok=true (expected true)"
+    assert (
+        judge(check, answer({"checks": {"db": {"ok": "true"}}, "version": 2})).reason == "body checks.db.ok=true (expected true)"
+    )
 
 
 def test_a_non_json_body_where_json_is_expected_fails_with_its_type_and_start() -> None:

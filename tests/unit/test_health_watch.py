@@ -14,8 +14,19 @@ from tests.unit.health_fakes import World, fake_world
 CHECKS = {"health": [{"url": "https://api.example.com/health/db"}]}
 CONFIG = make_config(
     services={"api": {"environments": {"staging": {}, "production": CHECKS}}, "web": {"environments": {"production": CHECKS}}},
-    health={"watches": [{"services": ["api"], "environments": ["production"], "interval": "1m", "failures": 3, "window": "5m",
-                         "slow_checks": 2, "recover_checks": 2}]},
+    health={
+        "watches": [
+            {
+                "services": ["api"],
+                "environments": ["production"],
+                "interval": "1m",
+                "failures": 3,
+                "window": "5m",
+                "slow_checks": 2,
+                "recover_checks": 2,
+            }
+        ]
+    },
 )
 TARGET = {"service": "api", "environment": "production"}
 
@@ -57,7 +68,13 @@ def test_state_changes_are_audited_and_plain_ticks_are_not(world: World) -> None
     ticks(world, "hhfffffhh")
     assert world.audited() == ["health.down", "health.recovered"]
     down = world.audit.entries[0]
-    assert (down.actor, down.target, down.service, down.environment, down.source) == ("opsbot", "api/production", "api", "production", "job")
+    assert (down.actor, down.target, down.service, down.environment, down.source) == (
+        "opsbot",
+        "api/production",
+        "api",
+        "production",
+        "job",
+    )
 
 
 def test_slow_checks_warn_once(world: World) -> None:
@@ -139,7 +156,11 @@ def test_silence_needs_the_deployer_role(world: World) -> None:
 def test_alert_context_gives_the_incident_what_it_needs(world: World) -> None:
     ticks(world, "fff")
     context = world.health.alert_context(alerts(world)[0].alert_id or "")
-    assert {k: context[k] for k in ("service", "environment", "severity_hint")} == {"service": "api", "environment": "production", "severity_hint": "P0"}
+    assert {k: context[k] for k in ("service", "environment", "severity_hint")} == {
+        "service": "api",
+        "environment": "production",
+        "severity_hint": "P0",
+    }
     assert context["summary"] == "api production DOWN: /health/db timeout after 2000 ms (3 failures in 5 min)"
 
 

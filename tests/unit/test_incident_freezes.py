@@ -31,8 +31,21 @@ def frozen_incident() -> tuple[Setup, Incident]:
     """An open incident for api whose freeze holds deploy/api/production."""
     world, incidents, store = incident_world()
     setup = Setup(Actor("U0DEV", "C0OPS"), incidents.freezes, world.locks, store)
-    incident = store.create(Incident(0, "Checkout errors", "P1", ("api",), Status.INVESTIGATING, "5% fail", "U0DEV",
-                                     NOW, "U0DEV", channel_id="C0INC", channel_name="inc-checkout"))
+    incident = store.create(
+        Incident(
+            0,
+            "Checkout errors",
+            "P1",
+            ("api",),
+            Status.INVESTIGATING,
+            "5% fail",
+            "U0DEV",
+            NOW,
+            "U0DEV",
+            channel_id="C0INC",
+            channel_name="inc-checkout",
+        )
+    )
     lock = setup.freezes.take(incident, LOCK, "U0DEV")
     assert lock is not None
     setup.change(incident.id, lambda i: replace(i, frozen=(lock,)))
@@ -75,4 +88,5 @@ def test_resolving_leaves_a_lent_lock_to_its_rollback_and_says_so() -> None:
     setup.freezes.lift(setup.actor, setup.store.get(incident.id))  # type: ignore[arg-type]
     assert rollback is not None and setup.locks.is_current(rollback)
     assert setup.store.entries[-1].text == (
-        "not frozen again after the rollback now that the incident is resolved: deploy/api/production (with rollback r-00000001)")
+        "not frozen again after the rollback now that the incident is resolved: deploy/api/production (with rollback r-00000001)"
+    )

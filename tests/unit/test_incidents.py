@@ -28,12 +28,15 @@ def an_incident(**changes: object) -> Incident:
     return Incident(**{**base.__dict__, **changes})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("title, expected", [
-    ("API: 500s on /checkout 🔥🔥", "inc-20261123-api-500s-on-checkout"),
-    ("Café «Zahlung» — kaputt!!!", "inc-20261123-cafe-zahlung-kaputt"),
-    ("🔥🔥🔥", "inc-20261123-incident"),
-    ("<!channel> & <@U123>", "inc-20261123-channel-u123"),
-])
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        ("API: 500s on /checkout 🔥🔥", "inc-20261123-api-500s-on-checkout"),
+        ("Café «Zahlung» — kaputt!!!", "inc-20261123-cafe-zahlung-kaputt"),
+        ("🔥🔥🔥", "inc-20261123-incident"),
+        ("<!channel> & <@U123>", "inc-20261123-channel-u123"),
+    ],
+)
 def test_channel_names_follow_slacks_rules(title: str, expected: str) -> None:
     assert channel_name("inc", NOW, title) == expected
 
@@ -58,8 +61,14 @@ def test_next_update_takes_durations_and_utc_times_of_day() -> None:
 
 
 def test_the_update_form_names_each_missing_field() -> None:
-    assert updates.form_errors({"status": "identified", "current_status": "x", "impact": " ", "next_update": ""}).keys() == {"impact", "next_update"}
-    assert updates.form_errors({"status": "bogus", "current_status": "", "impact": "i", "next_update": "1h"}).keys() == {"status", "current_status"}
+    assert updates.form_errors({"status": "identified", "current_status": "x", "impact": " ", "next_update": ""}).keys() == {
+        "impact",
+        "next_update",
+    }
+    assert updates.form_errors({"status": "bogus", "current_status": "", "impact": "i", "next_update": "1h"}).keys() == {
+        "status",
+        "current_status",
+    }
     assert updates.form_errors({"status": "resolved", "current_status": "fixed"}) == {}
 
 
@@ -99,8 +108,15 @@ def test_a_declaration_slack_cannot_take_leaves_no_incident_behind() -> None:
 
 
 def test_declare_schedules_the_reminder_and_each_escalation_step_that_names_someone() -> None:
-    world, incidents, _ = incident_world(incidents={"escalation": [
-        {"after_minutes": 0, "notify": ["U0APPROVER3"]}, {"after_minutes": 15, "notify": []}, {"after_minutes": 30, "notify": ["U0ADMIN"]}]})
+    world, incidents, _ = incident_world(
+        incidents={
+            "escalation": [
+                {"after_minutes": 0, "notify": ["U0APPROVER3"]},
+                {"after_minutes": 15, "notify": []},
+                {"after_minutes": 30, "notify": ["U0ADMIN"]},
+            ]
+        }
+    )
     incidents.declarations.declare(Actor("U0DEV", "C0OPS"), DeclareIncident("P1", "Checkout errors"))
     assert isinstance(world.jobs, FakeJobs)
     assert {key: (at - NOW, name) for key, (at, name, _) in world.jobs.scheduled.items()} == {
@@ -121,7 +137,9 @@ def test_exports_carry_every_entry_and_fold_user_text_to_one_line() -> None:
     assert data["timeline"][0]["at"] == "2026-11-23T14:00:00Z"
     markdown = export.as_markdown(an_incident(), entries)
     assert "- **14:03** · Note · @U0DEV2 · line one # not a heading ([message](https://x/p1))" in markdown
-    draft = export.postmortem(an_incident(resolved_at=NOW + timedelta(minutes=42), status=Status.RESOLVED), entries, NOW + timedelta(hours=1))
+    draft = export.postmortem(
+        an_incident(resolved_at=NOW + timedelta(minutes=42), status=Status.RESOLVED), entries, NOW + timedelta(hours=1)
+    )
     assert "- **Duration:** 42m" in draft and "- 14:09 rollback.done · api/production · v1.4.1" in draft
     assert "## Root cause" in draft and "| *to fill in* | | | |" in draft
 

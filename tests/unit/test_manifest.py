@@ -16,14 +16,31 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
 # Web API method → the bot scope Slack requires for it (docs.slack.dev method reference).
 SCOPES = {
-    "chat_postMessage": "chat:write", "chat_update": "chat:write", "chat_postEphemeral": "chat:write", "chat_delete": "chat:write",
-    "usergroups_users_list": "usergroups:read", "usergroups_list": "usergroups:read",
-    "conversations_create": "channels:manage", "conversations_invite": "channels:manage", "conversations_setTopic": "channels:manage",
-    "conversations_archive": "channels:manage", "conversations_info": "channels:read", "conversations_members": "channels:read",
-    "conversations_history": "channels:history", "conversations_replies": "channels:history",
-    "pins_add": "pins:write", "pins_remove": "pins:write", "reactions_add": "reactions:write", "reactions_get": "reactions:read",
-    "users_info": "users:read", "chat_getPermalink": None, "views_open": None, "views_update": None, "views_push": None,
-    "auth_test": None, "conversations_open": "im:write",
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "chat_postEphemeral": "chat:write",
+    "chat_delete": "chat:write",
+    "usergroups_users_list": "usergroups:read",
+    "usergroups_list": "usergroups:read",
+    "conversations_create": "channels:manage",
+    "conversations_invite": "channels:manage",
+    "conversations_setTopic": "channels:manage",
+    "conversations_archive": "channels:manage",
+    "conversations_info": "channels:read",
+    "conversations_members": "channels:read",
+    "conversations_history": "channels:history",
+    "conversations_replies": "channels:history",
+    "pins_add": "pins:write",
+    "pins_remove": "pins:write",
+    "reactions_add": "reactions:write",
+    "reactions_get": "reactions:read",
+    "users_info": "users:read",
+    "chat_getPermalink": None,
+    "views_open": None,
+    "views_update": None,
+    "views_push": None,
+    "auth_test": None,
+    "conversations_open": "im:write",
 }
 ALWAYS = {"commands"}  # the slash command itself
 
@@ -56,8 +73,10 @@ def test_ops_command_interactivity_and_socket_mode_are_declared() -> None:
     assert MANIFEST["settings"]["socket_mode_enabled"] is True
 
 
-@pytest.mark.skipif(not (SHARED_SLACK / "slack-app-manifest.schema.json").exists(),
-                    reason=f"Slack's manifest schema is not here ({SHARED_SLACK}); it ships with the team's shared folder")
+@pytest.mark.skipif(
+    not (SHARED_SLACK / "slack-app-manifest.schema.json").exists(),
+    reason=f"Slack's manifest schema is not here ({SHARED_SLACK}); it ships with the team's shared folder",
+)
 def test_manifest_is_valid_for_slacks_schema() -> None:
     schema = json.loads((SHARED_SLACK / "slack-app-manifest.schema.json").read_text(encoding="utf-8"))
     jsonschema.validate(MANIFEST, schema)

@@ -28,8 +28,12 @@ def message_classes() -> list[type]:
     for info in pkgutil.walk_packages(bot.domain.__path__, "bot.domain."):
         module = importlib.import_module(info.name)
         for value in vars(module).values():
-            if isinstance(value, type) and dataclasses.is_dataclass(value) and isinstance(getattr(value, "template", None), str) \
-                    and value.__module__ == module.__name__:
+            if (
+                isinstance(value, type)
+                and dataclasses.is_dataclass(value)
+                and isinstance(getattr(value, "template", None), str)
+                and value.__module__ == module.__name__
+            ):
                 found.append(value)
     return found
 
@@ -69,7 +73,8 @@ def build(cls: type, text: str, depth: int = 0) -> Any:
     kwargs = {
         # Ids are ours (opaque tokens, never user text): buttons carry them, so they stay short.
         f.name: "a1b2c3d4" if f.name == "id" or f.name.endswith("_id") else sample(hints[f.name], text, depth)
-        for f in dataclasses.fields(cls) if f.init
+        for f in dataclasses.fields(cls)
+        if f.init
     }
     return cls(**kwargs)
 

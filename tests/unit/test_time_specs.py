@@ -32,8 +32,14 @@ def test_window_in_a_named_time_zone() -> None:
     assert window.ends_after(datetime(2026, 11, 23, 16, 30, tzinfo=UTC)).astimezone(UTC).hour == 17
 
 
-@pytest.mark.parametrize("text,problem", [("SUNDAY 02:00-04:00", "is not a freeze window"), ("SUN 25:00-26:00 UTC", "not a time of day"),
-                                          ("SUN 02:00-04:00 Mars/Olympus", "unknown time zone")])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("SUNDAY 02:00-04:00", "is not a freeze window"),
+        ("SUN 25:00-26:00 UTC", "not a time of day"),
+        ("SUN 02:00-04:00 Mars/Olympus", "unknown time zone"),
+    ],
+)
 def test_bad_windows_say_what_is_wrong(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         FreezeWindow.parse(text)

@@ -10,7 +10,9 @@ RULES = Rules(failures=3, window=timedelta(minutes=5), slow_checks=3, recover_ch
 START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
-def run(statuses: str, every: timedelta = timedelta(minutes=1), state: WatchState | None = None) -> tuple[WatchState, list[tuple[Level, Level]]]:
+def run(
+    statuses: str, every: timedelta = timedelta(minutes=1), state: WatchState | None = None
+) -> tuple[WatchState, list[tuple[Level, Level]]]:
     """Feed checks (h = healthy, d = degraded, f = failed) one interval apart; the level changes seen."""
     state = state or WatchState()
     changes = []

@@ -24,8 +24,13 @@ KILL_GRACE_SECONDS = 5
 
 def placeholders(order: DeployOrder) -> dict[str, str]:
     """The values ``{service}``, ``{environment}``, ``{version}``, ``{deploy_id}`` and ``{kind}`` stand for."""
-    return {"service": order.service, "environment": order.environment, "version": order.version,
-            "deploy_id": order.deploy_id, "kind": order.kind.value}
+    return {
+        "service": order.service,
+        "environment": order.environment,
+        "version": order.version,
+        "deploy_id": order.deploy_id,
+        "kind": order.kind.value,
+    }
 
 
 def substitute(template: str, values: Mapping[str, str]) -> str:
@@ -59,8 +64,13 @@ class CommandDeploy:
         argv = self.argv(order)
         try:
             process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self._spec.cwd,
-                env=deploy_environment(self._environ, order), start_new_session=True,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=self._spec.cwd,
+                env=deploy_environment(self._environ, order),
+                start_new_session=True,
             )
         except OSError as exc:
             return ProviderResult(False, f"could not start `{argv[0]}`: {exc.strerror or type(exc).__name__}")
@@ -72,8 +82,9 @@ class CommandDeploy:
         except subprocess.TimeoutExpired:
             _stop(process)
             reader.join(timeout=KILL_GRACE_SECONDS)
-            return ProviderResult(False, f"`{argv[0]}` timed out after {format_duration_s(self._spec.timeout_seconds)} and was stopped",
-                                  _tail(tail))
+            return ProviderResult(
+                False, f"`{argv[0]}` timed out after {format_duration_s(self._spec.timeout_seconds)} and was stopped", _tail(tail)
+            )
         reader.join(timeout=KILL_GRACE_SECONDS)
         if code == 0:
             return ProviderResult(True, f"`{argv[0]}` exited with status 0", _tail(tail))

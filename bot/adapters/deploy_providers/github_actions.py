@@ -30,8 +30,13 @@ class RunNotFound(Exception):
 
 
 class GithubActionsDeploy:
-    def __init__(self, spec: GithubActionsProvider, environ: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        spec: GithubActionsProvider,
+        environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._spec = spec
         self._environ = os.environ if environ is None else environ
         self._sleep = sleep
@@ -49,8 +54,12 @@ class GithubActionsDeploy:
         token = self._environ.get(self._spec.token_env, "")
         if not token:
             return ProviderResult(False, f"the GitHub token is missing: set the environment variable {self._spec.token_env}")
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-                   "X-GitHub-Api-Version": API_VERSION, "User-Agent": "opsbot"}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "opsbot",
+        }
         deadline = self._monotonic() + self._spec.timeout_seconds
         with httpx.Client(base_url=self._spec.api_url.rstrip("/"), headers=headers, timeout=30) as client:
             try:
@@ -67,8 +76,10 @@ class GithubActionsDeploy:
     def _dispatch(self, client: httpx.Client, order: DeployOrder, deadline: float) -> int:
         since = datetime.now(UTC) - CLOCK_SKEW
         workflow = quote(self._spec.workflow, safe="")
-        response = client.post(f"{self._repo_path()}/workflows/{workflow}/dispatches",
-                               json={"ref": self._spec.ref, "inputs": self.inputs(order), "return_run_details": True})
+        response = client.post(
+            f"{self._repo_path()}/workflows/{workflow}/dispatches",
+            json={"ref": self._spec.ref, "inputs": self.inputs(order), "return_run_details": True},
+        )
         if response.status_code == 200 and "workflow_run_id" in _json(response):
             return int(_json(response)["workflow_run_id"])
         if response.status_code == 204:
@@ -77,8 +88,12 @@ class GithubActionsDeploy:
         raise RunNotFound(f"GitHub refused the workflow dispatch: HTTP {response.status_code}: {message}")
 
     def _find_run(self, client: httpx.Client, workflow: str, since: datetime, deadline: float) -> int:
-        params: dict[str, str | int] = {"event": "workflow_dispatch", "branch": self._spec.ref,
-                                        "created": f">={since:%Y-%m-%dT%H:%M:%SZ}", "per_page": 20}
+        params: dict[str, str | int] = {
+            "event": "workflow_dispatch",
+            "branch": self._spec.ref,
+            "created": f">={since:%Y-%m-%dT%H:%M:%SZ}",
+            "per_page": 20,
+        }
         while self._monotonic() < deadline:
             runs = _json(client.get(f"{self._repo_path()}/workflows/{workflow}/runs", params=params)).get("workflow_runs") or []
             if runs:
@@ -96,15 +111,22 @@ class GithubActionsDeploy:
             except httpx.HTTPError as exc:
                 errors += 1
                 if errors >= MAX_POLL_ERRORS:
-                    return ProviderResult(False, f"lost track of workflow run {run_id}: {type(exc).__name__} {errors} times in a row",
-                                          link=run.get("html_url"))
+                    return ProviderResult(
+                        False,
+                        f"lost track of workflow run {run_id}: {type(exc).__name__} {errors} times in a row",
+                        link=run.get("html_url"),
+                    )
             label = f"workflow run #{run.get('run_number', run_id)}"
             if run.get("status") == "completed":
                 conclusion = run.get("conclusion") or "unknown"
                 return ProviderResult(conclusion == "success", f"{label} completed: {conclusion}", link=run.get("html_url"))
             if self._monotonic() >= deadline:
-                return ProviderResult(False, f"{label} still {run.get('status', 'unknown')} after "
-                                      f"{format_duration_s(self._spec.timeout_seconds)}; stopped waiting", link=run.get("html_url"))
+                return ProviderResult(
+                    False,
+                    f"{label} still {run.get('status', 'unknown')} after "
+                    f"{format_duration_s(self._spec.timeout_seconds)}; stopped waiting",
+                    link=run.get("html_url"),
+                )
             self._sleep(self._spec.poll_seconds)
 
 

@@ -30,24 +30,39 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def body_of(order: DeployOrder) -> bytes:
-    return json.dumps({
-        "deploy_id": order.deploy_id, "kind": order.kind.value, "service": order.service,
-        "environment": order.environment, "version": order.version, "previous_version": order.previous_version,
-        "requester": order.requester, "reason": order.reason,
-    }, sort_keys=True).encode()
+    return json.dumps(
+        {
+            "deploy_id": order.deploy_id,
+            "kind": order.kind.value,
+            "service": order.service,
+            "environment": order.environment,
+            "version": order.version,
+            "previous_version": order.previous_version,
+            "requester": order.requester,
+            "reason": order.reason,
+        },
+        sort_keys=True,
+    ).encode()
 
 
 class WebhookDeploy:
-    def __init__(self, spec: WebhookProvider, environ: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        spec: WebhookProvider,
+        environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self._spec = spec
         self._environ = os.environ if environ is None else environ
         self._sleep = sleep
         self._transport = transport
 
     def describe(self, order: DeployOrder) -> str:
-        return (f"POSTs the deploy as signed JSON to {self._spec.url} (secret from ${self._spec.secret_env}, "
-                f"up to {self._spec.retries} retries, idempotency key {order.deploy_id})")
+        return (
+            f"POSTs the deploy as signed JSON to {self._spec.url} (secret from ${self._spec.secret_env}, "
+            f"up to {self._spec.retries} retries, idempotency key {order.deploy_id})"
+        )
 
     def deploy(self, order: DeployOrder) -> ProviderResult:
         secret = self._environ.get(self._spec.secret_env, "")
@@ -63,15 +78,18 @@ class WebhookDeploy:
                     return outcome
                 last = outcome
                 if attempt + 1 < attempts:
-                    self._sleep(min(self._spec.backoff_seconds * 2 ** attempt, MAX_BACKOFF_SECONDS))
+                    self._sleep(min(self._spec.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
         return ProviderResult(False, f"webhook {last} after {attempts} attempt(s)")
 
     def _post(self, client: httpx.Client, order: DeployOrder, body: bytes, secret: str) -> ProviderResult | str:
         """A final result, or the reason this attempt may be retried."""
         timestamp = str(int(time.time()))
         headers = {
-            "Content-Type": "application/json", "User-Agent": "opsbot", "Idempotency-Key": order.deploy_id,
-            "X-Opsbot-Timestamp": timestamp, "X-Opsbot-Signature": sign(secret, timestamp, body),
+            "Content-Type": "application/json",
+            "User-Agent": "opsbot",
+            "Idempotency-Key": order.deploy_id,
+            "X-Opsbot-Timestamp": timestamp,
+            "X-Opsbot-Signature": sign(secret, timestamp, body),
         }
         try:
             response = client.post(self._spec.url, content=body, headers=headers)

@@ -53,7 +53,12 @@ class SqlFlagProvider:
             sa.column(c.rollout_percentage, sa.Integer),
             schema=config.table_schema,
         )
-        self._cols = (self._table.c[c.name], self._table.c[c.enabled], self._table.c[c.kill_switch], self._table.c[c.rollout_percentage])
+        self._cols = (
+            self._table.c[c.name],
+            self._table.c[c.enabled],
+            self._table.c[c.kill_switch],
+            self._table.c[c.rollout_percentage],
+        )
 
     # ----- reading -----
     def state(self, name: str, environment: str) -> FlagState | None:
@@ -107,7 +112,7 @@ class SqlFlagProvider:
     def _connect(self, environment: str, write: bool = False) -> Iterator[sa.Connection]:
         engine = self._engine(environment)
         try:
-            with (engine.begin() if write else engine.connect()) as conn:
+            with engine.begin() if write else engine.connect() as conn:
                 yield conn
         except DBAPIError as exc:
             raise _translate(exc, environment) from None
@@ -136,8 +141,13 @@ class SqlFlagProvider:
                 ms = int(seconds * 1000)
                 # A locked row or a slow server must not hold a kill hostage: give up after the timeout.
                 options = f"-c statement_timeout={ms} -c lock_timeout={ms}"
-                engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
-                                          connect_args={"connect_timeout": max(1, math.ceil(seconds)), "options": options})
+                engine = sa.create_engine(
+                    url,
+                    pool_pre_ping=True,
+                    pool_size=2,
+                    max_overflow=4,
+                    connect_args={"connect_timeout": max(1, math.ceil(seconds)), "options": options},
+                )
         except (ArgumentError, ImportError, ValueError) as exc:
             raise OpsError(f"The {environment} flag database URL is not usable: {_first_line(exc)}") from None
         if self._config.seed_demo_flags:
@@ -148,7 +158,8 @@ class SqlFlagProvider:
         """The console demo's flags: create the table when missing and fill it when empty (explicitly configured)."""
         c = self._config.columns
         demo = sa.Table(
-            self._config.table, sa.MetaData(schema=self._config.table_schema),
+            self._config.table,
+            sa.MetaData(schema=self._config.table_schema),
             sa.Column(c.name, sa.String(100), primary_key=True),
             sa.Column(c.enabled, sa.Boolean, nullable=False, default=False),
             sa.Column(c.kill_switch, sa.Boolean, nullable=False, default=False),
@@ -159,10 +170,18 @@ class SqlFlagProvider:
                 demo.create(conn, checkfirst=True)
                 if conn.execute(sa.select(sa.func.count()).select_from(demo)).scalar_one() == 0:
                     pick = 0 if environment == "staging" else 1
-                    conn.execute(demo.insert(), [
-                        {c.name: name, c.enabled: values[pick][0], c.kill_switch: values[pick][1], c.rollout_percentage: values[pick][2]}
-                        for name, values in DEMO_FLAGS.items()
-                    ])
+                    conn.execute(
+                        demo.insert(),
+                        [
+                            {
+                                c.name: name,
+                                c.enabled: values[pick][0],
+                                c.kill_switch: values[pick][1],
+                                c.rollout_percentage: values[pick][2],
+                            }
+                            for name, values in DEMO_FLAGS.items()
+                        ],
+                    )
         except DBAPIError as exc:
             raise _translate(exc, environment) from None
 

@@ -28,7 +28,9 @@ class UnleashFlagProvider:
     kind = "unleash"
     kill_switch = False
 
-    def __init__(self, config: UnleashConfig, client: httpx.Client | None = None, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, config: UnleashConfig, client: httpx.Client | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
         self._config = config
         self._environ = environ if environ is not None else os.environ
         self._client = client or httpx.Client(base_url=config.url.rstrip("/"), timeout=config.timeout_seconds)
@@ -39,7 +41,9 @@ class UnleashFlagProvider:
         found = self._find(f"{self._feature(name)}/environments/{self._env(environment)}")
         if found is None:
             if self._find(self._feature(name)) is not None:
-                raise OpsError(f"Unleash has no environment `{self._unleash_env(environment)}` (see flags.provider.environments).")
+                raise OpsError(
+                    f"Unleash has no environment `{self._unleash_env(environment)}` (see flags.provider.environments)."
+                )
             return None
         return _state(found)
 
@@ -55,7 +59,9 @@ class UnleashFlagProvider:
             if feature is None:
                 continue  # archived between the two calls
             by_env = {e["name"]: e for e in feature.get("environments", [])}
-            found[name] = {env: _state(by_env[self._unleash_env(env)]) for env in environments if self._unleash_env(env) in by_env}
+            found[name] = {
+                env: _state(by_env[self._unleash_env(env)]) for env in environments if self._unleash_env(env) in by_env
+            }
         return found
 
     # ----- writing -----
@@ -80,8 +86,10 @@ class UnleashFlagProvider:
         try:
             after = self.state(name, environment)
         except Unavailable:
-            raise OpsError(f"Unleash did not confirm the change to `{name}` in `{environment}` ({failure.detail}) and cannot be "
-                           "read now: it may or may not have happened. Check with `/ops flag show`.") from None
+            raise OpsError(
+                f"Unleash did not confirm the change to `{name}` in `{environment}` ({failure.detail}) and cannot be "
+                "read now: it may or may not have happened. Check with `/ops flag show`."
+            ) from None
         if after == new:
             return True  # it happened; only the answer was lost
         if after == expected:

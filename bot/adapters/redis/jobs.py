@@ -51,8 +51,16 @@ class RqJobs:
     def submit(self, name: str, payload: dict[str, Any], *, key: str | None = None) -> None:
         try:
             if self._claim(key, KEY_TTL_SECONDS):
-                self.queue.enqueue(JOB_FUNCTION, name, payload, key, job_id=self._job_id(key), result_ttl=3600, failure_ttl=7 * 86400,
-                                   job_timeout=JOB_TIMEOUT_SECONDS)
+                self.queue.enqueue(
+                    JOB_FUNCTION,
+                    name,
+                    payload,
+                    key,
+                    job_id=self._job_id(key),
+                    result_ttl=3600,
+                    failure_ttl=7 * 86400,
+                    job_timeout=JOB_TIMEOUT_SECONDS,
+                )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise Unavailable("Redis", f"queueing {name}: {type(exc).__name__}") from None
 
@@ -62,8 +70,17 @@ class RqJobs:
         at = datetime.fromtimestamp(math.ceil(at.timestamp()), tz=UTC)
         try:
             if self._claim(key, delay + KEY_TTL_SECONDS):
-                self.queue.enqueue_at(at, JOB_FUNCTION, name, payload, key, job_id=self._job_id(key), result_ttl=3600, failure_ttl=7 * 86400,
-                                      job_timeout=JOB_TIMEOUT_SECONDS)
+                self.queue.enqueue_at(
+                    at,
+                    JOB_FUNCTION,
+                    name,
+                    payload,
+                    key,
+                    job_id=self._job_id(key),
+                    result_ttl=3600,
+                    failure_ttl=7 * 86400,
+                    job_timeout=JOB_TIMEOUT_SECONDS,
+                )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise Unavailable("Redis", f"scheduling {name}: {type(exc).__name__}") from None
 

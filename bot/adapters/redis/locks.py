@@ -68,7 +68,9 @@ class RedisLockStore:
         lock, meta, fence_key, index = self._keys(name)
         token = secrets.token_hex(16)
         since = self._clock.now().isoformat()
-        fence = self._acquire(keys=[lock, meta, fence_key, index], args=[token, int(ttl_seconds * 1000), holder, purpose, since, name])
+        fence = self._acquire(
+            keys=[lock, meta, fence_key, index], args=[token, int(ttl_seconds * 1000), holder, purpose, since, name]
+        )
         return Lease(name, token, int(fence)) if fence else None
 
     @guard_redis

@@ -71,12 +71,14 @@ class SlackConversations:
     def invite(self, channel: str, users: list[str]) -> dict[str, str]:
         refused: dict[str, str] = {}
         for start in range(0, len(users), INVITE_BATCH):
-            self._invite_batch(channel, users[start:start + INVITE_BATCH], refused)
+            self._invite_batch(channel, users[start : start + INVITE_BATCH], refused)
         return refused
 
     def _invite_batch(self, channel: str, users: list[str], refused: dict[str, str]) -> None:
         try:
-            _api("invite people to the incident channel", self._client.conversations_invite, channel=channel, users=",".join(users))
+            _api(
+                "invite people to the incident channel", self._client.conversations_invite, channel=channel, users=",".join(users)
+            )
         except SlackRefused as exc:
             if exc.error == "already_in_channel":
                 return
@@ -92,7 +94,9 @@ class SlackConversations:
         members: set[str] = set()
         cursor = None
         while True:
-            response = _api("read the channel's members", self._client.conversations_members, channel=channel, cursor=cursor, limit=200)
+            response = _api(
+                "read the channel's members", self._client.conversations_members, channel=channel, cursor=cursor, limit=200
+            )
             members.update(response.get("members") or [])
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
@@ -114,7 +118,9 @@ class SlackConversations:
 
     def message(self, channel: str, ts: str) -> ChatMessage | None:
         """From the channel's history, or from its thread when it is a reply."""
-        history = _api("read the marked message", self._client.conversations_history, channel=channel, latest=ts, inclusive=True, limit=1)
+        history = _api(
+            "read the marked message", self._client.conversations_history, channel=channel, latest=ts, inclusive=True, limit=1
+        )
         found = next((m for m in history.get("messages") or [] if m.get("ts") == ts), None)
         if found is None:
             try:
@@ -140,7 +146,14 @@ class SlackConversations:
     def tell(self, channel: str, user: str, message: Message) -> None:
         payload = self._renderer.render(message)
         try:
-            _api("answer you", self._client.chat_postEphemeral, channel=channel, user=user, text=payload["text"], blocks=payload["blocks"])
+            _api(
+                "answer you",
+                self._client.chat_postEphemeral,
+                channel=channel,
+                user=user,
+                text=payload["text"],
+                blocks=payload["blocks"],
+            )
         except SlackRefused:
             # Not in that channel (or no channel): a direct message always reaches them.
             _api("answer you", self._client.chat_postMessage, channel=user, text=payload["text"], blocks=payload["blocks"])

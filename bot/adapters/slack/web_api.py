@@ -87,7 +87,9 @@ class SlackNotifier:
     @slack_call("post a message")
     def post(self, channel: str, message: Message) -> MessageRef:
         payload = self._renderer.render(message)
-        response = self._client.chat_postMessage(channel=channel, text=payload["text"], blocks=payload["blocks"], unfurl_links=False)
+        response = self._client.chat_postMessage(
+            channel=channel, text=payload["text"], blocks=payload["blocks"], unfurl_links=False
+        )
         return MessageRef(str(response["channel"]), str(response["ts"]))
 
     @slack_call("update a message")

@@ -19,7 +19,20 @@ from bot.domain.shared.ports import AuditEntry, AuditQuery, AuditRecord, Clock
 GENESIS = "0" * 64
 
 
-CONTENT = ("at", "actor", "action", "outcome", "target", "service", "environment", "params", "error", "channel", "request_id", "source")
+CONTENT = (
+    "at",
+    "actor",
+    "action",
+    "outcome",
+    "target",
+    "service",
+    "environment",
+    "params",
+    "error",
+    "channel",
+    "request_id",
+    "source",
+)
 
 
 def utc_text(moment: datetime) -> str:
@@ -84,8 +97,11 @@ class SqlAuditLog:
         if self._engine.dialect.name == "postgresql":
             with self._engine.connect() as conn:
                 # The statement is atomic on its own; autocommit ends the head's lock with it.
-                appended = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-                    PG_APPEND, {**row, "content_hash": content_hash(row)}).one()
+                appended = (
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                    .execute(PG_APPEND, {**row, "content_hash": content_hash(row)})
+                    .one()
+                )
             row.update(seq=appended.seq, prev_hash=appended.prev_hash, hash=appended.hash)
             return _record(row)
         with self._engine.begin() as conn:
@@ -134,9 +150,12 @@ class SqlAuditLog:
         last = 0
         while True:
             with self._engine.connect() as conn:
-                chunk = [dict(r._mapping) for r in conn.execute(
-                    sa.select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
-                )]
+                chunk = [
+                    dict(r._mapping)
+                    for r in conn.execute(
+                        sa.select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
+                    )
+                ]
             if not chunk:
                 return
             yield from chunk
@@ -148,16 +167,32 @@ class SqlAuditLog:
         expected_seq, previous, count = 1, GENESIS, 0
         for row in self.rows():
             if row["seq"] != expected_seq:
-                return Verification(False, count, expected_seq, f"row {expected_seq} is missing (next row is {row['seq']})", previous)
+                return Verification(
+                    False, count, expected_seq, f"row {expected_seq} is missing (next row is {row['seq']})", previous
+                )
             if row["prev_hash"] != previous:
-                return Verification(False, count, row["seq"], f"row {row['seq']} does not link to row {row['seq'] - 1} (previous-hash mismatch)", previous)
+                return Verification(
+                    False,
+                    count,
+                    row["seq"],
+                    f"row {row['seq']} does not link to row {row['seq'] - 1} (previous-hash mismatch)",
+                    previous,
+                )
             if row_hash(row) != row["hash"]:
-                return Verification(False, count, row["seq"], f"row {row['seq']} was altered (its content no longer matches its hash)", previous)
+                return Verification(
+                    False, count, row["seq"], f"row {row['seq']} was altered (its content no longer matches its hash)", previous
+                )
             previous, expected_seq, count = row["hash"], expected_seq + 1, count + 1
         with self._engine.connect() as conn:
             head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
         if (head.seq, head.hash) != (count, previous):
-            return Verification(False, count, count + 1, f"the chain ends at row {count} but the head says row {head.seq}: rows were removed from the end", previous)
+            return Verification(
+                False,
+                count,
+                count + 1,
+                f"the chain ends at row {count} but the head says row {head.seq}: rows were removed from the end",
+                previous,
+            )
         return Verification(True, count, None, "intact", previous)
 
 
@@ -173,14 +208,38 @@ class Verification:
 def _record(row: dict[str, Any]) -> AuditRecord:
     at = row["at"] if row["at"].tzinfo else row["at"].replace(tzinfo=UTC)
     entry = AuditEntry(
-        actor=row["actor"], action=row["action"], outcome=row["outcome"], target=row["target"],
-        params=json.loads(row["params"]), error=row["error"], channel=row["channel"],
-        request_id=row["request_id"], source=row["source"], service=row["service"], environment=row["environment"],
+        actor=row["actor"],
+        action=row["action"],
+        outcome=row["outcome"],
+        target=row["target"],
+        params=json.loads(row["params"]),
+        error=row["error"],
+        channel=row["channel"],
+        request_id=row["request_id"],
+        source=row["source"],
+        service=row["service"],
+        environment=row["environment"],
     )
     return AuditRecord(seq=row["seq"], at=at, entry=entry, prev_hash=row["prev_hash"], hash=row["hash"])
 
 
-EXPORT_FIELDS = ("seq", "at", "actor", "action", "outcome", "target", "service", "environment", "params", "error", "channel", "request_id", "source", "prev_hash", "hash")
+EXPORT_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "outcome",
+    "target",
+    "service",
+    "environment",
+    "params",
+    "error",
+    "channel",
+    "request_id",
+    "source",
+    "prev_hash",
+    "hash",
+)
 
 
 def export_row(row: dict[str, Any]) -> dict[str, Any]:

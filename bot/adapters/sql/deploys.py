@@ -82,20 +82,34 @@ class SqlDeployRepository:
 
     @guard_db
     def last_ran(self, service: str, environment: str) -> Deploy | None:
-        query = (sa.select(deploys)
-                 .where(deploys.c.service == service, deploys.c.environment == environment,
-                        deploys.c.state.in_([s.value for s in RAN]), deploys.c.started_at.is_not(None))
-                 .order_by(deploys.c.started_at.desc()).limit(1))
+        query = (
+            sa.select(deploys)
+            .where(
+                deploys.c.service == service,
+                deploys.c.environment == environment,
+                deploys.c.state.in_([s.value for s in RAN]),
+                deploys.c.started_at.is_not(None),
+            )
+            .order_by(deploys.c.started_at.desc())
+            .limit(1)
+        )
         row = self._conn.execute(query).first()
         return None if row is None else _deploy(row)
 
     @guard_db
     def last_good(self, service: str, environment: str, *, before: datetime, other_than: str) -> Deploy | None:
-        query = (sa.select(deploys)
-                 .where(deploys.c.service == service, deploys.c.environment == environment,
-                        deploys.c.state == DeployState.SUCCEEDED.value, deploys.c.started_at < before,
-                        deploys.c.version != other_than)
-                 .order_by(deploys.c.started_at.desc()).limit(1))
+        query = (
+            sa.select(deploys)
+            .where(
+                deploys.c.service == service,
+                deploys.c.environment == environment,
+                deploys.c.state == DeployState.SUCCEEDED.value,
+                deploys.c.started_at < before,
+                deploys.c.version != other_than,
+            )
+            .order_by(deploys.c.started_at.desc())
+            .limit(1)
+        )
         row = self._conn.execute(query).first()
         return None if row is None else _deploy(row)
 
@@ -106,17 +120,31 @@ class SqlDeployRepository:
         ids = [row.id for row in self._conn.execute(sa.select(deploys.c.id).where(stale))]
         if not ids:
             return []
-        self._conn.execute(deploys.update().where(stale, deploys.c.id.in_(ids)).values(
-            state=DeployState.LOCK_LOST.value, finished_at=now,
-            detail="its deploy lock expired or was broken before it recorded a result",
-        ))
+        self._conn.execute(
+            deploys.update()
+            .where(stale, deploys.c.id.in_(ids))
+            .values(
+                state=DeployState.LOCK_LOST.value,
+                finished_at=now,
+                detail="its deploy lock expired or was broken before it recorded a result",
+            )
+        )
         return [_deploy(row) for row in self._conn.execute(sa.select(deploys).where(deploys.c.id.in_(ids)))]
 
     @guard_db
-    def add_freeze(self, scope: str, target: str, reason: str, created_by: str, created_at: datetime, ends_at: datetime) -> Freeze:
-        result = self._conn.execute(deploy_freezes.insert().values(
-            scope=scope, target=target, reason=reason, created_by=created_by, created_at=created_at, ends_at=ends_at,
-        ))
+    def add_freeze(
+        self, scope: str, target: str, reason: str, created_by: str, created_at: datetime, ends_at: datetime
+    ) -> Freeze:
+        result = self._conn.execute(
+            deploy_freezes.insert().values(
+                scope=scope,
+                target=target,
+                reason=reason,
+                created_by=created_by,
+                created_at=created_at,
+                ends_at=ends_at,
+            )
+        )
         new_id = result.inserted_primary_key[0]  # type: ignore[index]
         return _freeze(self._conn.execute(sa.select(deploy_freezes).where(deploy_freezes.c.id == new_id)).one())
 
@@ -127,7 +155,13 @@ class SqlDeployRepository:
 
     @guard_db
     def lift_freezes(self, scope: str, target: str, now: datetime) -> int:
-        result = self._conn.execute(deploy_freezes.update().where(
-            deploy_freezes.c.scope == scope, deploy_freezes.c.target == target, deploy_freezes.c.ends_at > now,
-        ).values(ends_at=now))
+        result = self._conn.execute(
+            deploy_freezes.update()
+            .where(
+                deploy_freezes.c.scope == scope,
+                deploy_freezes.c.target == target,
+                deploy_freezes.c.ends_at > now,
+            )
+            .values(ends_at=now)
+        )
         return int(result.rowcount)

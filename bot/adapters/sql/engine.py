@@ -45,9 +45,9 @@ def utc_or_none(moment: datetime | None) -> datetime | None:
 def normalize_url(url: str) -> str:
     """Accept the URL forms operators paste (``postgres://``, ``postgresql://``) and use psycopg 3."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

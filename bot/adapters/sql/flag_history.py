@@ -24,23 +24,42 @@ def _change(row: Any) -> FlagChange:
     if row.before_enabled is not None:
         before = FlagState(bool(row.before_enabled), bool(row.before_killed), row.before_rollout)
     return FlagChange(
-        id=row.id, provider=row.provider, flag=row.flag, environment=row.environment, action=row.action,
-        actor=row.actor, reason=row.reason, before=before,
-        after=FlagState(bool(row.after_enabled), bool(row.after_killed), row.after_rollout), at=utc(row.at),
+        id=row.id,
+        provider=row.provider,
+        flag=row.flag,
+        environment=row.environment,
+        action=row.action,
+        actor=row.actor,
+        reason=row.reason,
+        before=before,
+        after=FlagState(bool(row.after_enabled), bool(row.after_killed), row.after_rollout),
+        at=utc(row.at),
         approved_by=tuple(v for v in row.approved_by.split(",") if v),
-        message_channel=row.message_channel, message_ts=row.message_ts,
+        message_channel=row.message_channel,
+        message_ts=row.message_ts,
     )
 
 
 def _values(change: FlagChange) -> dict[str, Any]:
     before = change.before
     return {
-        "id": change.id, "provider": change.provider, "flag": change.flag, "environment": change.environment,
-        "action": change.action, "actor": change.actor, "reason": change.reason, "approved_by": ",".join(change.approved_by),
-        "before_enabled": before.enabled if before else None, "before_killed": before.killed if before else None,
-        "before_rollout": before.rollout if before else None, "after_enabled": change.after.enabled,
-        "after_killed": change.after.killed, "after_rollout": change.after.rollout, "at": change.at,
-        "message_channel": change.message_channel, "message_ts": change.message_ts,
+        "id": change.id,
+        "provider": change.provider,
+        "flag": change.flag,
+        "environment": change.environment,
+        "action": change.action,
+        "actor": change.actor,
+        "reason": change.reason,
+        "approved_by": ",".join(change.approved_by),
+        "before_enabled": before.enabled if before else None,
+        "before_killed": before.killed if before else None,
+        "before_rollout": before.rollout if before else None,
+        "after_enabled": change.after.enabled,
+        "after_killed": change.after.killed,
+        "after_rollout": change.after.rollout,
+        "at": change.at,
+        "message_channel": change.message_channel,
+        "message_ts": change.message_ts,
     }
 
 
@@ -69,14 +88,21 @@ class SqlFlagHistoryRepository:
         names = list(flags)
         if not names:
             return {}
-        stmt = (sa.select(flag_changes).join(flag_heads, flag_heads.c.change_id == flag_changes.c.id)
-                .where(flag_heads.c.provider == provider, flag_heads.c.flag.in_(names)))
+        stmt = (
+            sa.select(flag_changes)
+            .join(flag_heads, flag_heads.c.change_id == flag_changes.c.id)
+            .where(flag_heads.c.provider == provider, flag_heads.c.flag.in_(names))
+        )
         return {(r.flag, r.environment): _change(r) for r in self._conn.execute(stmt)}
 
     @guard_db
     def recent(self, provider: str, flag: str, limit: int = 5) -> list[FlagChange]:
-        stmt = (sa.select(flag_changes).where(flag_changes.c.provider == provider, flag_changes.c.flag == flag)
-                .order_by(flag_changes.c.seq.desc()).limit(limit))
+        stmt = (
+            sa.select(flag_changes)
+            .where(flag_changes.c.provider == provider, flag_changes.c.flag == flag)
+            .order_by(flag_changes.c.seq.desc())
+            .limit(limit)
+        )
         return [_change(r) for r in self._conn.execute(stmt)]
 
     @guard_db
@@ -86,4 +112,6 @@ class SqlFlagHistoryRepository:
 
     @guard_db
     def attach_message(self, change_id: str, channel: str, ts: str) -> None:
-        self._conn.execute(flag_changes.update().where(flag_changes.c.id == change_id).values(message_channel=channel, message_ts=ts))
+        self._conn.execute(
+            flag_changes.update().where(flag_changes.c.id == change_id).values(message_channel=channel, message_ts=ts)
+        )

@@ -42,8 +42,9 @@ def _row(incident: Incident) -> dict[str, Any]:
 
 
 def _entry(row: Any) -> TimelineEntry:
-    return TimelineEntry(row.incident_id, utc(row.at), Kind(row.kind), row.actor, row.text, row.link, row.key,
-                         json.loads(row.data))
+    return TimelineEntry(
+        row.incident_id, utc(row.at), Kind(row.kind), row.actor, row.text, row.link, row.key, json.loads(row.data)
+    )
 
 
 class SqlIncidentRepository:
@@ -83,14 +84,22 @@ class SqlIncidentRepository:
 
     @guard_db
     def open_incidents(self) -> list[Incident]:
-        rows = self._conn.execute(sa.select(incidents).where(incidents.c.status != Status.RESOLVED.value).order_by(incidents.c.id))
+        rows = self._conn.execute(
+            sa.select(incidents).where(incidents.c.status != Status.RESOLVED.value).order_by(incidents.c.id)
+        )
         return [_incident(row) for row in rows]
 
     @guard_db
     def append(self, entry: TimelineEntry) -> bool:
         values = dict(
-            incident_id=entry.incident_id, at=entry.at, kind=entry.kind.value, actor=entry.actor[:64], text=entry.text,
-            link=entry.link, key=entry.key[:200] if entry.key else None, data=json.dumps(entry.data),
+            incident_id=entry.incident_id,
+            at=entry.at,
+            kind=entry.kind.value,
+            actor=entry.actor[:64],
+            text=entry.text,
+            link=entry.link,
+            key=entry.key[:200] if entry.key else None,
+            data=json.dumps(entry.data),
         )
         try:
             # A savepoint: a duplicate key must not abort the rest of the unit of work (PostgreSQL would).
@@ -102,6 +111,9 @@ class SqlIncidentRepository:
 
     @guard_db
     def timeline(self, incident_id: int) -> list[TimelineEntry]:
-        rows = self._conn.execute(sa.select(incident_timeline).where(incident_timeline.c.incident_id == incident_id)
-                                  .order_by(incident_timeline.c.at, incident_timeline.c.id))
+        rows = self._conn.execute(
+            sa.select(incident_timeline)
+            .where(incident_timeline.c.incident_id == incident_id)
+            .order_by(incident_timeline.c.at, incident_timeline.c.id)
+        )
         return [_entry(row) for row in rows]

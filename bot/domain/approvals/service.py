@@ -71,10 +71,21 @@ class ApprovalService:
             raise OpsError(f"no approval kind {kind!r} is registered")
         now = d.clock.now()
         request = ApprovalRequest(
-            id=secrets.token_hex(8), kind=kind, title=title, requester=actor.user_id, reason=reason,
-            required=required, created_at=now, expires_at=now + timedelta(minutes=timeout_minutes),
-            service=service, environment=environment, require_admin=require_admin,
-            admin_self_approval=admin_self_approval, details=details or {}, payload=payload or {}, link=link,
+            id=secrets.token_hex(8),
+            kind=kind,
+            title=title,
+            requester=actor.user_id,
+            reason=reason,
+            required=required,
+            created_at=now,
+            expires_at=now + timedelta(minutes=timeout_minutes),
+            service=service,
+            environment=environment,
+            require_admin=require_admin,
+            admin_self_approval=admin_self_approval,
+            details=details or {},
+            payload=payload or {},
+            link=link,
         )
         with d.uow() as uow:
             uow.approvals.add(request)
@@ -129,7 +140,9 @@ class ApprovalService:
         self._after(actor, transition)
         if transition.request.state is ApprovalState.EXPIRED and transition.changed:
             raise Conflict(f"This request expired at {transition.request.expires_at:%H:%M} UTC; ask for a new one.")
-        return Reply(VoteReceipt(transition.request, decision, approvals_of(transition.votes), self_approval), outcome=decision.value + "d")
+        return Reply(
+            VoteReceipt(transition.request, decision, approvals_of(transition.votes), self_approval), outcome=decision.value + "d"
+        )
 
     def expire(self, actor: Actor, payload: dict[str, Any]) -> None:
         """The scheduled expiry: a still-pending request becomes expired, its message says so, its family cleans up."""

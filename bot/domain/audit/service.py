@@ -78,16 +78,28 @@ class AuditCommands:
         self._d = deps
 
     def family(self) -> Family:
-        return Family("audit", commands=[
-            Subcommand(("audit",), "Recent audit entries: who did what, and how it ended", USAGE, Role.VIEWER, parse, self.show,
-                       keys=frozenset({"since", "by", "action"})),
-        ])
+        return Family(
+            "audit",
+            commands=[
+                Subcommand(
+                    ("audit",),
+                    "Recent audit entries: who did what, and how it ended",
+                    USAGE,
+                    Role.VIEWER,
+                    parse,
+                    self.show,
+                    keys=frozenset({"since", "by", "action"}),
+                ),
+            ],
+        )
 
     def show(self, command: ShowAudit, actor: Actor) -> Reply:
         d = self._d
         service = catalog.service(d.config, command.service)[0] if command.service else None
         since = d.clock.now() - timedelta(seconds=command.since_seconds) if command.since_seconds else None
-        query = AuditQuery(service=service, actor=command.actor, since=since, action_prefix=_action_prefix(command.action), limit=PAGE_SIZE)
+        query = AuditQuery(
+            service=service, actor=command.actor, since=since, action_prefix=_action_prefix(command.action), limit=PAGE_SIZE
+        )
         return Reply(self._page(query))
 
     def next_page(self, actor: Actor, page_id: str) -> Reply:
@@ -99,8 +111,12 @@ class AuditCommands:
             raise Conflict("That page has expired; run `/ops audit` again.")
         since = datetime.fromisoformat(saved["since"]) if saved.get("since") else None
         query = AuditQuery(
-            service=saved.get("service"), actor=saved.get("actor"), since=since,
-            action_prefix=saved.get("action_prefix"), before_seq=saved["before_seq"], limit=PAGE_SIZE,
+            service=saved.get("service"),
+            actor=saved.get("actor"),
+            since=since,
+            action_prefix=saved.get("action_prefix"),
+            before_seq=saved["before_seq"],
+            limit=PAGE_SIZE,
         )
         return Reply(self._page(query), replace_original=True)
 
@@ -111,16 +127,21 @@ class AuditCommands:
         if len(records) > query.limit:
             records = records[: query.limit]
             saved = {
-                "service": query.service, "actor": query.actor, "action_prefix": query.action_prefix,
-                "since": query.since.isoformat() if query.since else None, "before_seq": records[-1].seq,
+                "service": query.service,
+                "actor": query.actor,
+                "action_prefix": query.action_prefix,
+                "since": query.since.isoformat() if query.since else None,
+                "before_seq": records[-1].seq,
             }
             more_id = d.state.put("audit-page", saved, PAGE_TTL_SECONDS)
         filters = ", ".join(
-            part for part in (
+            part
+            for part in (
                 f"service {query.service}" if query.service else "",
                 f"since {query.since:%Y-%m-%d %H:%M} UTC" if query.since else "",
                 f"by {query.actor}" if query.actor else "",
                 f"action {query.action_prefix}" if query.action_prefix else "",
-            ) if part
+            )
+            if part
         )
         return AuditPage(records, filters or "all entries", more_id, d.clock.now())

@@ -62,8 +62,9 @@ class DeployRuns:
 
     def run(self, actor: Actor, payload: dict[str, Any]) -> None:
         d = self._d
-        deploy = support.transition(d, str(payload.get("deploy_id", "")), frozenset({DeployState.APPROVED}), DeployState.RUNNING,
-                                    started_at=d.clock.now())
+        deploy = support.transition(
+            d, str(payload.get("deploy_id", "")), frozenset({DeployState.APPROVED}), DeployState.RUNNING, started_at=d.clock.now()
+        )
         if deploy is None:
             return  # already run, or closed meanwhile: a repeated job does nothing
         lease = deploy.lease
@@ -84,27 +85,54 @@ class DeployRuns:
         if spec is None:
             return ProviderResult(False, "the service no longer has a deploy provider configured"), None
         provider = d.providers.for_spec(spec)
-        order = DeployOrder(deploy.id, deploy.kind, deploy.service, deploy.environment, deploy.version, deploy.requester,
-                            deploy.reason, deploy.previous_version)
+        order = DeployOrder(
+            deploy.id,
+            deploy.kind,
+            deploy.service,
+            deploy.environment,
+            deploy.version,
+            deploy.requester,
+            deploy.reason,
+            deploy.previous_version,
+        )
         description = provider.describe(order)
         support.announce(d, DeployStarted(deploy, description))
-        support.publish(d, deploy, "rollback.started" if deploy.is_rollback else "deploy.started", support.event_summary(deploy, "started"))
+        support.publish(
+            d, deploy, "rollback.started" if deploy.is_rollback else "deploy.started", support.event_summary(deploy, "started")
+        )
         with Heartbeat(d.locks, lease, d.config.deploys.lock_ttl_seconds):
             support.audit(d, actor, "deploy.provider_call", deploy, "started", provider=description)
             result = _call_provider(provider, order)
-            support.audit(d, actor, "deploy.provider_result", deploy, "ok" if result.ok else "failed",
-                          None if result.ok else result.summary, summary=result.summary)
+            support.audit(
+                d,
+                actor,
+                "deploy.provider_result",
+                deploy,
+                "ok" if result.ok else "failed",
+                None if result.ok else result.summary,
+                summary=result.summary,
+            )
             if not result.ok:
                 return result, None
             verdict = self._verify(deploy)
-            support.audit(d, actor, "deploy.verification", deploy, "ok" if verdict.ok else "failed",
-                          None if verdict.ok else verdict.summary, summary=verdict.summary, checks=verdict.checks,
-                          verified=verdict.verified)
+            support.audit(
+                d,
+                actor,
+                "deploy.verification",
+                deploy,
+                "ok" if verdict.ok else "failed",
+                None if verdict.ok else verdict.summary,
+                summary=verdict.summary,
+                checks=verdict.checks,
+                verified=verdict.verified,
+            )
         return result, verdict
 
     def _verify(self, deploy: Deploy) -> verification.Verdict:
         try:
-            return verification.watch(self._d.config, self._d.clock, self._d.health, deploy.service, deploy.environment, deploy.version)
+            return verification.watch(
+                self._d.config, self._d.clock, self._d.health, deploy.service, deploy.environment, deploy.version
+            )
         except Exception as exc:  # a health engine bug must not pass a deploy, nor leave it running
             log.exception("verification of %s broke", deploy.id)
             return verification.Verdict(False, f"the verification itself failed ({type(exc).__name__})")
@@ -118,12 +146,25 @@ class DeployRuns:
             return
         ok = result.ok and verdict is not None and verdict.ok
         detail = verdict.summary if verdict is not None else result.summary
-        done = support.transition(d, deploy.id, frozenset({DeployState.RUNNING}), DeployState.SUCCEEDED if ok else DeployState.FAILED,
-                                  finished_at=d.clock.now(), detail=detail, output_tail=result.output_tail or None)
+        done = support.transition(
+            d,
+            deploy.id,
+            frozenset({DeployState.RUNNING}),
+            DeployState.SUCCEEDED if ok else DeployState.FAILED,
+            finished_at=d.clock.now(),
+            detail=detail,
+            output_tail=result.output_tail or None,
+        )
         if done is None:
             return
-        support.audit(d, actor, f"{deploy.kind.value}.{'succeeded' if ok else 'failed'}", done, "ok" if ok else "failed",
-                      None if ok else detail)
+        support.audit(
+            d,
+            actor,
+            f"{deploy.kind.value}.{'succeeded' if ok else 'failed'}",
+            done,
+            "ok" if ok else "failed",
+            None if ok else detail,
+        )
         if ok and deploy.is_rollback:
             self._rolled_back(actor, done, verdict)
             return
@@ -135,14 +176,20 @@ class DeployRuns:
             return
         stage = "verification" if result.ok else "provider"
         support.announce(d, DeployFailed(done, stage, detail, result.output_tail, result.link))
-        support.publish(d, done, "rollback.failed" if done.is_rollback else "deploy.failed",
-                        support.event_summary(done, f"failed: {detail}"))
+        support.publish(
+            d, done, "rollback.failed" if done.is_rollback else "deploy.failed", support.event_summary(done, f"failed: {detail}")
+        )
 
     def _rolled_back(self, actor: Actor, rollback: Deploy, verdict: verification.Verdict | None) -> None:
         d = self._d
         if rollback.rollback_of:
-            undone = support.transition(d, rollback.rollback_of, frozenset({DeployState.SUCCEEDED, DeployState.FAILED}),
-                                        DeployState.ROLLED_BACK, rolled_back_by=rollback.id)
+            undone = support.transition(
+                d,
+                rollback.rollback_of,
+                frozenset({DeployState.SUCCEEDED, DeployState.FAILED}),
+                DeployState.ROLLED_BACK,
+                rolled_back_by=rollback.id,
+            )
             if undone is not None:
                 support.audit(d, actor, "deploy.rolled_back", undone, "rolled_back", by=rollback.id)
         why = f"rollback to {rollback.version} ({rollback.id}) finished"
@@ -165,20 +212,31 @@ class DeployRuns:
         if rollback.lease is not None:
             locks.release(rollback.lease)
         purpose = f"locked after the rollback to {rollback.version} ({rollback.id}); `/ops unlock` to deploy again"
-        held = locks.acquire(rollback.lock_name, holder=rollback.requester, purpose=purpose, ttl_seconds=MAX_MANUAL_LOCK.total_seconds())
+        held = locks.acquire(
+            rollback.lock_name, holder=rollback.requester, purpose=purpose, ttl_seconds=MAX_MANUAL_LOCK.total_seconds()
+        )
         support.audit(self._d, actor, "rollback.locked", rollback, "ok" if held else "conflict")
         return held is not None
 
     def _lock_lost(self, actor: Actor, deploy: Deploy, stage: str, provider: str | None) -> None:
         d = self._d
         lost = support.transition(
-            d, deploy.id, frozenset({DeployState.RUNNING}), DeployState.LOCK_LOST, finished_at=d.clock.now(),
-            detail=f"its deploy lock was broken or ran out {stage}" + (f"; the provider said: {provider}" if provider else ""))
+            d,
+            deploy.id,
+            frozenset({DeployState.RUNNING}),
+            DeployState.LOCK_LOST,
+            finished_at=d.clock.now(),
+            detail=f"its deploy lock was broken or ran out {stage}" + (f"; the provider said: {provider}" if provider else ""),
+        )
         support.audit(d, actor, f"{deploy.kind.value}.lock_lost", deploy, "lock_lost", stage=stage, provider=provider)
         self._takeover.release_quietly(actor, deploy, f"{support.what(deploy)} ({deploy.id}) lost its lock {stage}")
         support.announce(d, LockLost(lost or deploy, stage, provider))
-        support.publish(d, deploy, "rollback.failed" if deploy.is_rollback else "deploy.failed",
-                        support.event_summary(deploy, f"lost its lock {stage}"))
+        support.publish(
+            d,
+            deploy,
+            "rollback.failed" if deploy.is_rollback else "deploy.failed",
+            support.event_summary(deploy, f"lost its lock {stage}"),
+        )
 
 
 def _call_provider(provider: DeployProvider, order: DeployOrder) -> ProviderResult:

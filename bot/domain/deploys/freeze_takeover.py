@@ -33,8 +33,9 @@ class FreezeTakeover:
     def __init__(self, deps: DeployDeps) -> None:
         self._d = deps
 
-    def acquire(self, actor: Actor, kind: DeployKind, name: str, deploy_id: str, *, purpose: str,
-                ttl_seconds: float) -> tuple[Lease | None, Incident | None]:
+    def acquire(
+        self, actor: Actor, kind: DeployKind, name: str, deploy_id: str, *, purpose: str, ttl_seconds: float
+    ) -> tuple[Lease | None, Incident | None]:
         """Take ``name`` for a request; a rollback that finds an open incident's freeze holding it takes it over.
 
         Returns the lease (None: refused) and the incident whose freeze was taken over.
@@ -63,8 +64,15 @@ class FreezeTakeover:
 
     def taken_over(self, actor: Actor, rollback: Deploy, incident: Incident) -> None:
         """Audit the takeover (the incident's timeline and channel already have it)."""
-        support.audit(self._d, actor, "rollback.freeze_taken_over", rollback, incident=incident.ref, lock=rollback.lock_name,
-                      summary=f"rollback {rollback.id} took over the freeze of {rollback.lock_name}")
+        support.audit(
+            self._d,
+            actor,
+            "rollback.freeze_taken_over",
+            rollback,
+            incident=incident.ref,
+            lock=rollback.lock_name,
+            summary=f"rollback {rollback.id} took over the freeze of {rollback.lock_name}",
+        )
 
     def give_back(self, actor: Actor, deploy: Deploy, why: str) -> Retake | None:
         """If ``deploy`` is a rollback that took over an open incident's freeze, the freeze takes its lock again.
@@ -75,11 +83,22 @@ class FreezeTakeover:
             return None
         retake = self._d.incident_freezes.take_back(actor, deploy.id, deploy.lease, why)
         if retake is not None:
-            summary = (f"the freeze of {retake.name} was taken back from rollback {deploy.id}" if retake.frozen
-                       else f"the freeze of {retake.name} could not be taken back from rollback {deploy.id}: {retake.why_not}")
-            support.audit(self._d, actor, "rollback.freeze_given_back", deploy, "ok" if retake.frozen else "conflict",
-                          None if retake.frozen else retake.why_not, incident=retake.incident.ref, lock=retake.name,
-                          summary=summary)
+            summary = (
+                f"the freeze of {retake.name} was taken back from rollback {deploy.id}"
+                if retake.frozen
+                else f"the freeze of {retake.name} could not be taken back from rollback {deploy.id}: {retake.why_not}"
+            )
+            support.audit(
+                self._d,
+                actor,
+                "rollback.freeze_given_back",
+                deploy,
+                "ok" if retake.frozen else "conflict",
+                None if retake.frozen else retake.why_not,
+                incident=retake.incident.ref,
+                lock=retake.name,
+                summary=summary,
+            )
         return retake
 
     def release(self, actor: Actor, deploy: Deploy, why: str) -> None:

@@ -103,8 +103,12 @@ def parse_list(args: Args) -> ListFreezes:
 
 
 def windows_now(config: OpsConfig, now: datetime) -> list[FreezeNote]:
-    return [FreezeNote(env, window.ends_after(now), f"freeze window {window.text}")
-            for env, policy in config.environments.items() for window in policy.freeze_windows if window.contains(now)]
+    return [
+        FreezeNote(env, window.ends_after(now), f"freeze window {window.text}")
+        for env, policy in config.environments.items()
+        for window in policy.freeze_windows
+        if window.contains(now)
+    ]
 
 
 class DeployFreezes:
@@ -118,7 +122,9 @@ class DeployFreezes:
         scope, target = target_of(d.config, command.target)
         now = d.clock.now()
         with d.uow() as uow:
-            freeze = uow.deploys.add_freeze(scope, target, command.reason, actor.user_id, now, now + timedelta(seconds=command.seconds))
+            freeze = uow.deploys.add_freeze(
+                scope, target, command.reason, actor.user_id, now, now + timedelta(seconds=command.seconds)
+            )
             uow.commit()
         self._audit(actor, "freeze.set", scope, target, reason=command.reason, until=freeze.ends_at.isoformat())
         support.announce(d, FreezeSet(freeze))
@@ -133,7 +139,9 @@ class DeployFreezes:
             uow.commit()
         windows = [note for note in windows_now(d.config, now) if note.target == target]
         if not lifted:
-            hint = " Its configured freeze window cannot be lifted from Slack; use `--hotfix` or edit the config." if windows else ""
+            hint = (
+                " Its configured freeze window cannot be lifted from Slack; use `--hotfix` or edit the config." if windows else ""
+            )
             raise Conflict(f"`{target}` has no freeze set with `/ops freeze`.{hint}")
         self._audit(actor, "freeze.lifted", scope, target, count=lifted)
         message = FreezeLifted(target, actor.user_id, windows)
@@ -150,8 +158,17 @@ class DeployFreezes:
         return Reply(FreezeList(notes, windows, now))
 
     def _audit(self, actor: Actor, action: str, scope: str, target: str, **params: object) -> None:
-        self._d.audit.record(AuditEntry(
-            actor=actor.user_id, action=action, outcome="ok", target=target, params={"scope": scope, **params},
-            channel=actor.channel_id, request_id=actor.request_id, source=actor.source,
-            service=target if scope == "service" else None, environment=target if scope == "environment" else None,
-        ))
+        self._d.audit.record(
+            AuditEntry(
+                actor=actor.user_id,
+                action=action,
+                outcome="ok",
+                target=target,
+                params={"scope": scope, **params},
+                channel=actor.channel_id,
+                request_id=actor.request_id,
+                source=actor.source,
+                service=target if scope == "service" else None,
+                environment=target if scope == "environment" else None,
+            )
+        )

@@ -32,8 +32,12 @@ class DeployHistory:
     def show(self, command: ShowHistory, actor: Actor) -> Reply:
         config = self._d.config
         service = environment = None
-        if command.service is not None and command.environment is None and command.service.lower() in config.environments \
-                and command.service.lower() not in config.services:
+        if (
+            command.service is not None
+            and command.environment is None
+            and command.service.lower() in config.environments
+            and command.service.lower() not in config.services
+        ):
             environment = command.service.lower()  # `/ops history production`
         elif command.service is not None:
             service, _ = catalog.service(config, command.service)

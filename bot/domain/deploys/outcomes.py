@@ -18,8 +18,11 @@ from bot.domain.shared.errors import OpsError
 from bot.domain.shared.policy import Actor
 
 RUN_JOB = "deploys.run"
-CLOSED = {ApprovalState.REJECTED: DeployState.REJECTED, ApprovalState.EXPIRED: DeployState.EXPIRED,
-          ApprovalState.CANCELLED: DeployState.CANCELLED}
+CLOSED = {
+    ApprovalState.REJECTED: DeployState.REJECTED,
+    ApprovalState.EXPIRED: DeployState.EXPIRED,
+    ApprovalState.CANCELLED: DeployState.CANCELLED,
+}
 
 
 def run_key(deploy_id: str) -> str:
@@ -36,22 +39,29 @@ class DeployOutcomes:
     def approve_and_queue(self, actor: Actor, deploy_id: str, approvers: list[str]) -> Deploy | None:
         """``requested`` → ``approved``, renew the lock, queue the run. None when the deploy had moved on."""
         d = self._d
-        deploy = support.transition(d, deploy_id, frozenset({DeployState.REQUESTED}), DeployState.APPROVED,
-                                    approved_at=d.clock.now(), approvers=approvers)
+        deploy = support.transition(
+            d, deploy_id, frozenset({DeployState.REQUESTED}), DeployState.APPROVED, approved_at=d.clock.now(), approvers=approvers
+        )
         if deploy is None:
             return None
         try:
             renewed = deploy.lease is not None and d.locks.extend(deploy.lease, d.config.deploys.lock_ttl_seconds)
         except OpsError as exc:
-            raise self._not_started(actor, deploy, DeployState.FAILED, f"its deploy lock could not be renewed ({exc.message})") from None
+            raise self._not_started(
+                actor, deploy, DeployState.FAILED, f"its deploy lock could not be renewed ({exc.message})"
+            ) from None
         if not renewed:
-            self._not_started(actor, deploy, DeployState.LOCK_LOST, "its deploy lock was broken or ran out while it waited for approval")
+            self._not_started(
+                actor, deploy, DeployState.LOCK_LOST, "its deploy lock was broken or ran out while it waited for approval"
+            )
             return None
         support.audit(d, actor, f"{deploy.kind.value}.approved", deploy, approvers=approvers)
         try:
             d.jobs.submit(RUN_JOB, {"deploy_id": deploy_id}, key=run_key(deploy_id))
         except OpsError as exc:
-            raise self._not_started(actor, deploy, DeployState.FAILED, f"it could not be queued for the worker ({exc.message})") from None
+            raise self._not_started(
+                actor, deploy, DeployState.FAILED, f"it could not be queued for the worker ({exc.message})"
+            ) from None
         return deploy
 
     def _not_started(self, actor: Actor, deploy: Deploy, state: DeployState, why: str) -> OpsError:
@@ -61,12 +71,16 @@ class DeployOutcomes:
         support.audit(d, actor, f"{deploy.kind.value}.not_started", deploy, state.value, why)
         self.takeover.release_quietly(actor, deploy, f"{support.what(deploy)} ({deploy.id}) did not start")
         support.announce(d, NotStarted(ended or deploy, why))
-        return OpsError(f"`{deploy.id}` was approved but did not start: {why}. It is marked {state.value.replace('_', ' ')}; "
-                        "request it again once that is fixed.")
+        return OpsError(
+            f"`{deploy.id}` was approved but did not start: {why}. It is marked {state.value.replace('_', ' ')}; "
+            "request it again once that is fixed."
+        )
 
     def approved(self, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> None:
         deploy_id = str(request.payload.get("deploy_id", ""))
-        approvers = [v.voter + (" (self-approved, hotfix)" if v.self_approval else "") for v in votes if v.decision is Decision.APPROVE]
+        approvers = [
+            v.voter + (" (self-approved, hotfix)" if v.self_approval else "") for v in votes if v.decision is Decision.APPROVE
+        ]
         if self.approve_and_queue(actor, deploy_id, approvers) is None:
             deploy = support.get(self._d, deploy_id)
             if deploy is not None and deploy.state is not DeployState.LOCK_LOST:

@@ -83,7 +83,8 @@ def freezes_now(d: DeployDeps, service: str, environment: str) -> list[FreezeNot
     now = d.clock.now()
     notes = [
         FreezeNote(environment, window.ends_after(now), f"freeze window {window.text}")
-        for window in d.config.environments[environment].freeze_windows if window.contains(now)
+        for window in d.config.environments[environment].freeze_windows
+        if window.contains(now)
     ]
     with d.uow() as uow:
         active = uow.deploys.active_freezes(now)
@@ -116,8 +117,19 @@ def last_ran(d: DeployDeps, service: str, environment: str) -> Deploy | None:
         return uow.deploys.last_ran(service, environment)
 
 
-def build(d: DeployDeps, actor: Actor, *, kind: DeployKind, service: str, spec: Service, environment: str, version: str,
-          reason: str, hotfix: bool, rollback_of: str | None = None) -> Plan:
+def build(
+    d: DeployDeps,
+    actor: Actor,
+    *,
+    kind: DeployKind,
+    service: str,
+    spec: Service,
+    environment: str,
+    version: str,
+    reason: str,
+    hotfix: bool,
+    rollback_of: str | None = None,
+) -> Plan:
     """Every check but the lock; ``hotfix`` only takes effect when a freeze applies."""
     policy = d.config.environments[environment]
     current = last_ran(d, service, environment)
@@ -128,9 +140,18 @@ def build(d: DeployDeps, actor: Actor, *, kind: DeployKind, service: str, spec: 
     if kind is DeployKind.ROLLBACK and policy.rollback_approvals is not None:
         required = policy.rollback_approvals
     return Plan(
-        kind=kind, service=service, environment=environment, version=version, reason=reason, required=required,
-        timeout_minutes=policy.approval_timeout_minutes, lock_name=catalog.lock_name(service, environment),
-        provider=describe_provider(d, spec, service, order), previous_version=previous,
-        hotfix=hotfix and bool(freezes) and kind is DeployKind.DEPLOY, freezes=freezes,
-        link=change_link(spec, service, environment, version, previous), rollback_of=rollback_of,
+        kind=kind,
+        service=service,
+        environment=environment,
+        version=version,
+        reason=reason,
+        required=required,
+        timeout_minutes=policy.approval_timeout_minutes,
+        lock_name=catalog.lock_name(service, environment),
+        provider=describe_provider(d, spec, service, order),
+        previous_version=previous,
+        hotfix=hotfix and bool(freezes) and kind is DeployKind.DEPLOY,
+        freezes=freezes,
+        link=change_link(spec, service, environment, version, previous),
+        rollback_of=rollback_of,
     )

@@ -38,13 +38,16 @@ class DeployRepository(Protocol):
         """Mark live deploys whose lock fence is below ``fence`` as lock_lost: their lock is gone."""
         ...
 
-    def add_freeze(self, scope: str, target: str, reason: str, created_by: str, created_at: datetime, ends_at: datetime) -> Freeze: ...
+    def add_freeze(
+        self, scope: str, target: str, reason: str, created_by: str, created_at: datetime, ends_at: datetime
+    ) -> Freeze: ...
 
     def active_freezes(self, now: datetime) -> list[Freeze]: ...
 
     def lift_freezes(self, scope: str, target: str, now: datetime) -> int:
         """End the active freezes on ``target`` now; how many there were."""
         ...
+
 
 class DeploysUnitOfWork(UnitOfWork, Protocol):
     @property

@@ -87,8 +87,17 @@ class DeployRequests:
         d = self._d
         service, spec, environment = planning.resolve(d, command.service, command.environment)
         version = planning.check_version(service, spec, command.version)
-        plan = planning.build(d, actor, kind=DeployKind.DEPLOY, service=service, spec=spec, environment=environment,
-                              version=version, reason=command.reason, hotfix=command.hotfix)
+        plan = planning.build(
+            d,
+            actor,
+            kind=DeployKind.DEPLOY,
+            service=service,
+            spec=spec,
+            environment=environment,
+            version=version,
+            reason=command.reason,
+            hotfix=command.hotfix,
+        )
         if command.dry_run:
             return self.dry_run(plan, command.hotfix)
         if plan.freezes and not plan.hotfix:
@@ -108,19 +117,38 @@ class DeployRequests:
         deploy_id = support.new_id(plan.kind)
         ttl = plan.timeout_minutes * 60 + PENDING_MARGIN_SECONDS if plan.needed else d.config.deploys.lock_ttl_seconds
         wanted = f"{'rollback to' if plan.kind is DeployKind.ROLLBACK else 'deploy of'} {plan.version}"
-        lease, freeze_of = self._takeover.acquire(actor, plan.kind, plan.lock_name, deploy_id, purpose=f"{wanted} ({deploy_id})",
-                                                  ttl_seconds=ttl)
+        lease, freeze_of = self._takeover.acquire(
+            actor, plan.kind, plan.lock_name, deploy_id, purpose=f"{wanted} ({deploy_id})", ttl_seconds=ttl
+        )
         deploy = Deploy(
-            id=deploy_id, kind=plan.kind, service=plan.service, environment=plan.environment, version=plan.version,
-            requester=actor.user_id, reason=plan.reason, state=DeployState.REQUESTED, requested_at=now,
-            previous_version=plan.previous_version, hotfix=plan.hotfix, lock_name=plan.lock_name,
-            lock_token=lease.token if lease else None, lock_fence=lease.fence if lease else None, rollback_of=plan.rollback_of,
+            id=deploy_id,
+            kind=plan.kind,
+            service=plan.service,
+            environment=plan.environment,
+            version=plan.version,
+            requester=actor.user_id,
+            reason=plan.reason,
+            state=DeployState.REQUESTED,
+            requested_at=now,
+            previous_version=plan.previous_version,
+            hotfix=plan.hotfix,
+            lock_name=plan.lock_name,
+            lock_token=lease.token if lease else None,
+            lock_fence=lease.fence if lease else None,
+            rollback_of=plan.rollback_of,
         )
         if lease is None:
             reply = d.deploy_locks.refusal(plan.lock_name, wanted)
             held = getattr(reply.message, "lock", None)
-            support.audit(d, actor, f"{plan.kind.value}.lock_refused", deploy, "conflict",
-                          holder=getattr(held, "holder", None), holder_purpose=getattr(held, "purpose", None))
+            support.audit(
+                d,
+                actor,
+                f"{plan.kind.value}.lock_refused",
+                deploy,
+                "conflict",
+                holder=getattr(held, "holder", None),
+                holder_purpose=getattr(held, "purpose", None),
+            )
             return reply
         if freeze_of is not None:
             self._takeover.taken_over(actor, deploy, freeze_of)
@@ -131,16 +159,32 @@ class DeployRequests:
                 uow.commit()
             for lost in stale:
                 support.audit(d, actor, f"{lost.kind.value}.lock_lost", lost, "lock_lost", by_fence=lease.fence)
-            support.audit(d, actor, f"{plan.kind.value}.requested", deploy, hotfix=plan.hotfix, needed=plan.needed,
-                          freezes=[f"{f.target}: {f.reason}" for f in plan.freezes])
+            support.audit(
+                d,
+                actor,
+                f"{plan.kind.value}.requested",
+                deploy,
+                hotfix=plan.hotfix,
+                needed=plan.needed,
+                freezes=[f"{f.target}: {f.reason}" for f in plan.freezes],
+            )
             if plan.needed == 0:
                 self._outcomes.approve_and_queue(actor, deploy.id, [])
             else:
                 request = self._approvals.request(
-                    actor, kind=plan.kind.value, title=plan.title, reason=plan.reason or "(no reason given)",
-                    required=plan.required, timeout_minutes=plan.timeout_minutes, service=plan.service,
-                    environment=plan.environment, require_admin=plan.hotfix, admin_self_approval=plan.hotfix,
-                    details=_details(plan, deploy_id, freeze_of), payload={"deploy_id": deploy_id}, link=plan.link,
+                    actor,
+                    kind=plan.kind.value,
+                    title=plan.title,
+                    reason=plan.reason or "(no reason given)",
+                    required=plan.required,
+                    timeout_minutes=plan.timeout_minutes,
+                    service=plan.service,
+                    environment=plan.environment,
+                    require_admin=plan.hotfix,
+                    admin_self_approval=plan.hotfix,
+                    details=_details(plan, deploy_id, freeze_of),
+                    payload={"deploy_id": deploy_id},
+                    link=plan.link,
                 )
                 support.update(d, deploy_id, approval_id=request.id)
         except Exception:
@@ -148,14 +192,22 @@ class DeployRequests:
             self._takeover.release_quietly(actor, deploy, f"the request {deploy_id} could not be opened")
             self._close_quietly(deploy_id)
             raise
-        return Reply(DeployRequested(deploy, plan, d.config.channels.deployments, freeze_of.ref if freeze_of else None),
-                     outcome="requested")
+        return Reply(
+            DeployRequested(deploy, plan, d.config.channels.deployments, freeze_of.ref if freeze_of else None),
+            outcome="requested",
+        )
 
     def _close_quietly(self, deploy_id: str) -> None:
         d = self._d
         try:
-            support.transition(d, deploy_id, frozenset({DeployState.REQUESTED, DeployState.APPROVED}), DeployState.CANCELLED,
-                               finished_at=d.clock.now(), detail="the request could not be opened")
+            support.transition(
+                d,
+                deploy_id,
+                frozenset({DeployState.REQUESTED, DeployState.APPROVED}),
+                DeployState.CANCELLED,
+                finished_at=d.clock.now(),
+                detail="the request could not be opened",
+            )
         except Exception:  # the original failure is what the user must hear about
             support.log.exception("could not mark %s cancelled", deploy_id)
 
@@ -168,8 +220,10 @@ class DeployRequests:
         if not mine and not self._d.policy.has(actor.user_id, Role.ADMIN):
             raise NotPermitted(Role.ADMIN.value, "cancel", "only its requester or an admin may cancel a deploy")
         if deploy.state in {DeployState.APPROVED, DeployState.RUNNING}:
-            raise Conflict(f"`{deploy.id}` is already {deploy.state.value}; a running deploy cannot be stopped from Slack. "
-                           "Roll back once it finishes.")
+            raise Conflict(
+                f"`{deploy.id}` is already {deploy.state.value}; a running deploy cannot be stopped from Slack. "
+                "Roll back once it finishes."
+            )
         if deploy.state is not DeployState.REQUESTED or deploy.approval_id is None:
             raise Conflict(f"`{deploy.id}` is already {deploy.state.value.replace('_', ' ')}; there is nothing to cancel.")
         return self._approvals.vote(actor, deploy.approval_id, Decision.REJECT)
@@ -182,6 +236,10 @@ def _details(plan: Plan, deploy_id: str, freeze_of: Incident | None) -> dict[str
     taken = f", taken over from the deploy freeze of {freeze_of.ref} until it ends" if freeze_of else ""
     details.update({"Lock": f"{plan.lock_name} (held by this request{taken})", "Deploy id": deploy_id})
     if plan.freezes:
-        rule = "⚠️ HOTFIX during a freeze: an admin's approval is required on top" if plan.hotfix else "rollbacks may run during freezes"
+        rule = (
+            "⚠️ HOTFIX during a freeze: an admin's approval is required on top"
+            if plan.hotfix
+            else "rollbacks may run during freezes"
+        )
         details["Freeze"] = "; ".join(f"{f.target}: {f.reason}" for f in plan.freezes) + f" ({rule})"
     return details

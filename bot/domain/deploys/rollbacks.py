@@ -51,23 +51,36 @@ class Rollbacks:
     def run(self, command: StartRollback, actor: Actor) -> Reply:
         return self.request(actor, command.service, command.environment, command.version, command.reason)
 
-    def request(self, actor: Actor, service: str, environment: str | None, version: str | None, reason: str,
-                undoing: str | None = None) -> Reply:
+    def request(
+        self, actor: Actor, service: str, environment: str | None, version: str | None, reason: str, undoing: str | None = None
+    ) -> Reply:
         """Check the target and open the rollback request (the same path as a deploy)."""
         d = self._d
         name, spec, env = planning.resolve(d, service, environment)
         current = planning.last_ran(d, name, env)
         if undoing is not None and (current is None or current.id != undoing):
             latest = f" (`{current.id}`, {current.version}, ran since)" if current else ""
-            raise Conflict(f"That deploy is no longer the latest in {env}{latest}; use `/ops rollback {name} {env}` to go back from there.")
+            raise Conflict(
+                f"That deploy is no longer the latest in {env}{latest}; use `/ops rollback {name} {env}` to go back from there."
+            )
         if version is not None:
             version = planning.check_version(name, spec, version)
             if current is not None and current.version == version and current.state is DeployState.SUCCEEDED:
                 raise Conflict(f"`{name}` already runs {version} in {env} (`{current.id}`).")
         else:
             version = self.default_target(name, env)
-        plan = planning.build(d, actor, kind=DeployKind.ROLLBACK, service=name, spec=spec, environment=env, version=version,
-                              reason=reason, hotfix=False, rollback_of=current.id if current else None)
+        plan = planning.build(
+            d,
+            actor,
+            kind=DeployKind.ROLLBACK,
+            service=name,
+            spec=spec,
+            environment=env,
+            version=version,
+            reason=reason,
+            hotfix=False,
+            rollback_of=current.id if current else None,
+        )
         return self._requests.open(actor, plan)
 
     def default_target(self, service: str, environment: str) -> str:
@@ -75,13 +88,17 @@ class Rollbacks:
         current = planning.last_ran(self._d, service, environment)
         example = f'`/ops rollback {service} {environment} to <version> --reason "…"`'
         if current is None or current.started_at is None:
-            raise Conflict(f"Nothing has been deployed to `{service}` in {environment} through opsbot yet, so there is no "
-                           f"earlier version to go back to. Name one: {example}.")
+            raise Conflict(
+                f"Nothing has been deployed to `{service}` in {environment} through opsbot yet, so there is no "
+                f"earlier version to go back to. Name one: {example}."
+            )
         with self._d.uow() as uow:
             good = uow.deploys.last_good(service, environment, before=current.started_at, other_than=current.version)
         if good is None:
-            raise Conflict(f"There is no version of `{service}` before {current.version} that deployed and verified successfully "
-                           f"in {environment}. Name one: {example}.")
+            raise Conflict(
+                f"There is no version of `{service}` before {current.version} that deployed and verified successfully "
+                f"in {environment}. Name one: {example}."
+            )
         return good.version
 
     def from_button(self, actor: Actor, deploy_id: str) -> Reply:

@@ -40,13 +40,23 @@ def new_id(kind: DeployKind) -> str:
     return ("r-" if kind is DeployKind.ROLLBACK else "d-") + secrets.token_hex(4)
 
 
-def audit(d: DeployDeps, actor: Actor, action: str, deploy: Deploy, outcome: str = "ok", error: str | None = None, **params: Any) -> None:
+def audit(
+    d: DeployDeps, actor: Actor, action: str, deploy: Deploy, outcome: str = "ok", error: str | None = None, **params: Any
+) -> None:
     """One audit row about ``deploy``; a lost audit log is logged, never raised (the step already happened)."""
-    record_quietly(d.audit, entry(
-        actor, action, outcome, target=f"{deploy.service}/{deploy.environment}",
-        params={"deploy": deploy.id, "kind": deploy.kind.value, "version": deploy.version, **params}, error=error,
-        service=deploy.service, environment=deploy.environment,
-    ))
+    record_quietly(
+        d.audit,
+        entry(
+            actor,
+            action,
+            outcome,
+            target=f"{deploy.service}/{deploy.environment}",
+            params={"deploy": deploy.id, "kind": deploy.kind.value, "version": deploy.version, **params},
+            error=error,
+            service=deploy.service,
+            environment=deploy.environment,
+        ),
+    )
 
 
 def announce(d: DeployDeps, message: Message) -> MessageRef | None:

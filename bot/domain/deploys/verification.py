@@ -47,8 +47,16 @@ def judge(report: HealthReport, version: str, expects_version: bool) -> str | No
     return None
 
 
-def watch(config: OpsConfig, clock: Clock, health: HealthProbe, service: str, environment: str, version: str, *,
-          sleep: Callable[[float], None] = time.sleep) -> Verdict:
+def watch(
+    config: OpsConfig,
+    clock: Clock,
+    health: HealthProbe,
+    service: str,
+    environment: str,
+    version: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verdict:
     """Check repeatedly until the window ends or a check fails; always at least once.
 
     The window is ``deploys.watch_seconds`` with a check every ``deploys.check_every_seconds`` (the

@@ -36,7 +36,11 @@ class FlagAnnouncements:
             announced = self.announce_kill(change)
             if announced:
                 return FlagChanged(change, service, announced_in=announced)
-            return FlagChanged(change, service, note="⚠️ The kill is done, but the alert could not be posted in the alerts channel: tell people yourself.")
+            return FlagChanged(
+                change,
+                service,
+                note="⚠️ The kill is done, but the alert could not be posted in the alerts channel: tell people yourself.",
+            )
         if change.action == "unkill":
             self.close_kill_announcement(change)
             self.publish(change, "flag.unkilled", f"Flag {change.flag} unkilled in {change.environment}")
@@ -68,8 +72,10 @@ class FlagAnnouncements:
         if kill is None or not (kill.message_channel and kill.message_ts):
             return
         try:
-            d.notifier.update(MessageRef(kill.message_channel, kill.message_ts),
-                              KillAnnouncement(kill, service_of(d.config, kill.flag), undone=unkill))
+            d.notifier.update(
+                MessageRef(kill.message_channel, kill.message_ts),
+                KillAnnouncement(kill, service_of(d.config, kill.flag), undone=unkill),
+            )
         except OpsError as exc:  # cosmetic: the unkill itself is done and announced to the caller
             log.warning("could not update the kill alert of %s: %s", unkill.flag, exc.message)
 
@@ -79,8 +85,11 @@ class FlagAnnouncements:
         if service is None:
             return
         try:
-            self._d.events.publish(ServiceEvent(service=service, environment=change.environment, kind=kind, summary=summary,
-                                                actor=change.actor, at=change.at))
+            self._d.events.publish(
+                ServiceEvent(
+                    service=service, environment=change.environment, kind=kind, summary=summary, actor=change.actor, at=change.at
+                )
+            )
         except Exception:  # listeners are best effort; the change is done and audited
             log.exception("could not publish %s for %s", kind, change.flag)
 
@@ -115,18 +124,42 @@ class FlagActions:
         channel = config.channels.alerts if action == "unkill" else config.channels.deployments
         title = TITLES[action].format(flag=name, env=env, pct=need.after.percent)
         request = self._approvals.request(
-            actor, kind="flag_unkill" if action == "unkill" else "flag_rollout", title=title,
-            reason=reason or "no reason given", required=need.required, timeout_minutes=timeout_for(config, env),
-            service=service_of(config, name), environment=env,
-            details={"Flag": name, "Environment": env, "Change": f"{need.before.label} → {need.after.label}",
-                     "Why approval": "; ".join(need.reasons)},
-            payload={"flag": name, "environment": env, "action": action, "reason": reason,
-                     "expected": need.before.as_dict(), "target": need.after.as_dict()},
+            actor,
+            kind="flag_unkill" if action == "unkill" else "flag_rollout",
+            title=title,
+            reason=reason or "no reason given",
+            required=need.required,
+            timeout_minutes=timeout_for(config, env),
+            service=service_of(config, name),
+            environment=env,
+            details={
+                "Flag": name,
+                "Environment": env,
+                "Change": f"{need.before.label} → {need.after.label}",
+                "Why approval": "; ".join(need.reasons),
+            },
+            payload={
+                "flag": name,
+                "environment": env,
+                "action": action,
+                "reason": reason,
+                "expected": need.before.as_dict(),
+                "target": need.after.as_dict(),
+            },
             channel=channel,
         )
-        audit(self._d, actor, action, "pending_approval", flag=name, env=env,
-              params={"request": request.id, "before": need.before.as_dict(), "after": need.after.as_dict(), "reason": reason})
-        asked = ApprovalAsked(name, env, action, need.before, need.after, need.reasons, request.needed, request.channel or channel)
+        audit(
+            self._d,
+            actor,
+            action,
+            "pending_approval",
+            flag=name,
+            env=env,
+            params={"request": request.id, "before": need.before.as_dict(), "after": need.after.as_dict(), "reason": reason},
+        )
+        asked = ApprovalAsked(
+            name, env, action, need.before, need.after, need.reasons, request.needed, request.channel or channel
+        )
         return Reply(asked, outcome="pending_approval")
 
 
@@ -152,13 +185,23 @@ class FlagOutcomes:
                     raise NoChange(before, last, "it is no longer killed")
                 return before.with_(killed=False)
             if before != expected:
-                raise Conflict(f"`{name}` in `{env}` changed since the request (then {expected.label}, now {before.label}); "
-                               "nothing was changed. Ask again.")
+                raise Conflict(
+                    f"`{name}` in `{env}` changed since the request (then {expected.label}, now {before.label}); "
+                    "nothing was changed. Ask again."
+                )
             return target
 
         try:
-            change = apply_change(d, name=name, env=env, action=action, decide=decide, reason=p.get("reason") or "",
-                                  actor=request.requester, approved_by=approvers)
+            change = apply_change(
+                d,
+                name=name,
+                env=env,
+                action=action,
+                decide=decide,
+                reason=p.get("reason") or "",
+                actor=request.requester,
+                approved_by=approvers,
+            )
         except NoChange as same:
             d.notifier.post(channel, FlagUnchanged(name, env, same.state, same.last, same.why, d.clock.now()))
             audit(d, actor, action, "unchanged", flag=name, env=env, params={"request": request.id})
@@ -173,5 +216,12 @@ class FlagOutcomes:
     def closed(self, actor: Actor, request: ApprovalRequest) -> None:
         """Rejected, expired or withdrawn: nothing was changed; the audit log says so."""
         p = request.payload
-        audit(self._d, actor, p["action"], request.state.value, flag=p["flag"], env=p["environment"],
-              params={"request": request.id, "requester": request.requester})
+        audit(
+            self._d,
+            actor,
+            p["action"],
+            request.state.value,
+            flag=p["flag"],
+            env=p["environment"],
+            params={"request": request.id, "requester": request.requester},
+        )

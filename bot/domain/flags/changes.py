@@ -117,27 +117,51 @@ def unknown_flag(provider: FlagProvider, name: str, env: str) -> UnknownFlag:
 
 
 def apply_change(
-    d: FlagDeps, *, name: str, env: str, action: str, decide: Decide, reason: str, actor: str,
+    d: FlagDeps,
+    *,
+    name: str,
+    env: str,
+    action: str,
+    decide: Decide,
+    reason: str,
+    actor: str,
     approved_by: tuple[str, ...] = (),
 ) -> FlagChange:
     """Decide on the current state and write it with compare-and-set; raises NoChange, NeedsApproval or a typed error."""
     provider = d.provider
     with d.uow() as uow:
         last = uow.flag_history.lock_head(provider.kind, name, env)
-        change = _attempt(d, last, name=name, env=env, action=action, decide=decide, reason=reason, actor=actor,
-                          approved_by=approved_by)
+        change = _attempt(
+            d, last, name=name, env=env, action=action, decide=decide, reason=reason, actor=actor, approved_by=approved_by
+        )
         try:
             uow.flag_history.add(change)
             uow.commit()
         except Exception as exc:
             # The provider already has the change: say so rather than "nothing was changed".
-            why = exc.detail if isinstance(exc, Unavailable) and exc.detail else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise OpsError(f"The change to `{name}` in `{env}` was made, but opsbot's database could not record it ({why[:120]}).") from None
+            why = (
+                exc.detail
+                if isinstance(exc, Unavailable) and exc.detail
+                else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            )
+            raise OpsError(
+                f"The change to `{name}` in `{env}` was made, but opsbot's database could not record it ({why[:120]})."
+            ) from None
     return change
 
 
-def _attempt(d: FlagDeps, last: FlagChange | None, *, name: str, env: str, action: str, decide: Decide, reason: str, actor: str,
-             approved_by: tuple[str, ...]) -> FlagChange:
+def _attempt(
+    d: FlagDeps,
+    last: FlagChange | None,
+    *,
+    name: str,
+    env: str,
+    action: str,
+    decide: Decide,
+    reason: str,
+    actor: str,
+    approved_by: tuple[str, ...],
+) -> FlagChange:
     """Read, decide, compare-and-set; again (a few times) when the flag changed outside opsbot in between."""
     provider = d.provider
     for _ in range(CAS_ATTEMPTS):
@@ -150,10 +174,21 @@ def _attempt(d: FlagDeps, last: FlagChange | None, *, name: str, env: str, actio
             raise NoChange(before, last, "nothing to change")
         if provider.compare_and_set(name, env, raw, provider_view(after, provider.kill_switch)):
             return FlagChange(
-                id=secrets.token_hex(8), provider=provider.kind, flag=name, environment=env, action=action,
-                actor=actor, reason=reason, before=before, after=after, at=d.clock.now(), approved_by=approved_by,
+                id=secrets.token_hex(8),
+                provider=provider.kind,
+                flag=name,
+                environment=env,
+                action=action,
+                actor=actor,
+                reason=reason,
+                before=before,
+                after=after,
+                at=d.clock.now(),
+                approved_by=approved_by,
             )
-    raise Conflict(f"`{name}` in `{env}` kept changing outside opsbot while we tried to change it; nothing was changed. Try again.")
+    raise Conflict(
+        f"`{name}` in `{env}` kept changing outside opsbot while we tried to change it; nothing was changed. Try again."
+    )
 
 
 def approvals_for(config: OpsConfig, env: str) -> int:
@@ -184,16 +219,32 @@ def rollout_guard(config: OpsConfig, env: str, before: FlagState, after: FlagSta
     return reasons
 
 
-def audit(d: FlagDeps, actor: Actor, action: str, outcome: str, *, flag: str, env: str, params: dict[str, Any],
-          error: str | None = None) -> None:
+def audit(
+    d: FlagDeps, actor: Actor, action: str, outcome: str, *, flag: str, env: str, params: dict[str, Any], error: str | None = None
+) -> None:
     """An explicit audit row for a flag change, with old → new; a lost audit log is logged, not raised."""
-    record_quietly(d.audit, entry(actor, f"flag.{action}", outcome, target=f"{flag}/{env}", params={"flag": flag, **params},
-                                  error=error, service=service_of(d.config, flag), environment=env))
+    record_quietly(
+        d.audit,
+        entry(
+            actor,
+            f"flag.{action}",
+            outcome,
+            target=f"{flag}/{env}",
+            params={"flag": flag, **params},
+            error=error,
+            service=service_of(d.config, flag),
+            environment=env,
+        ),
+    )
 
 
 def change_params(change: FlagChange) -> dict[str, Any]:
     return {
-        "change": change.id, "provider": change.provider, "by": change.actor, "reason": change.reason,
-        "before": change.before.as_dict() if change.before else None, "after": change.after.as_dict(),
+        "change": change.id,
+        "provider": change.provider,
+        "by": change.actor,
+        "reason": change.reason,
+        "before": change.before.as_dict() if change.before else None,
+        "after": change.after.as_dict(),
         "approved_by": list(change.approved_by),
     }

@@ -90,8 +90,9 @@ def flag_name(token: str, usage: str) -> str:
     """A flag name opsbot will pass on: letters, digits, '.', '_', '-', '~' (what Unleash allows, and no SQL or shell syntax)."""
     if not FLAG_NAME.match(token):
         shown = token if len(token) <= 40 else token[:40] + "…"
-        raise UsageError(f"`{shown}` is not a flag name: use letters, digits, `.`, `_`, `-` or `~` (up to 100 characters).",
-                         f"/ops {usage}")
+        raise UsageError(
+            f"`{shown}` is not a flag name: use letters, digits, `.`, `_`, `-` or `~` (up to 100 characters).", f"/ops {usage}"
+        )
     return token
 
 
@@ -99,7 +100,9 @@ def percent(token: str) -> int:
     """``30`` or ``30%`` → 30; anything else, or outside 0..100, is a usage error saying which."""
     match = PERCENT.match(token.strip())
     if not match:
-        raise UsageError(f"`{token[:20]}` is not a percentage: give a whole number from 0 to 100, like `25`.", f"/ops {ROLLOUT_USAGE}")
+        raise UsageError(
+            f"`{token[:20]}` is not a percentage: give a whole number from 0 to 100, like `25`.", f"/ops {ROLLOUT_USAGE}"
+        )
     value = int(match.group(1))
     if value > 100:
         raise UsageError(f"`{token[:20]}` is out of range: a rollout is 0 to 100 percent.", f"/ops {ROLLOUT_USAGE}")
@@ -146,7 +149,9 @@ def parse_unkill(args: Args) -> UnkillFlag:
 
 def parse_rollout(args: Args) -> RolloutFlag:
     name, pct, *env = expect(args, ROLLOUT_USAGE, required=2, optional=1)
-    return RolloutFlag(flag_name(name, ROLLOUT_USAGE), percent(pct), env[0] if env else None, args.options.get("reason", "").strip())
+    return RolloutFlag(
+        flag_name(name, ROLLOUT_USAGE), percent(pct), env[0] if env else None, args.options.get("reason", "").strip()
+    )
 
 
 def _shown(raw: FlagState | None, last: FlagChange | None, native_kill: bool) -> FlagState | None:
@@ -161,18 +166,52 @@ class FlagCommands:
         self._actions = actions
 
     def family(self) -> Family:
-        return Family("flags", commands=[
-            Subcommand(("flag", "list"), "Flags and their state per environment, with the last change", LIST_USAGE, Role.VIEWER,
-                       parse_list, self.list),
-            Subcommand(("flag", "show"), "One flag: state per environment, guardrails, recent changes", SHOW_USAGE, Role.VIEWER,
-                       parse_show, self.show),
-            _change("on", "Turn a flag on (needs approval when it raises exposure a lot)", ON_USAGE, parse_switch(True), self.switch),
-            _change("off", "Turn a flag off", OFF_USAGE, parse_switch(False), self.switch),
-            _change("kill", "Kill a flag now, no approval; announced in the alerts channel", KILL_USAGE, parse_kill, self.kill),
-            _change("unkill", "Lift a kill (needs approval where the environment requires it)", UNKILL_USAGE, parse_unkill, self.unkill),
-            _change("rollout", "Set the rollout percentage; big jumps and ceilings need approval", ROLLOUT_USAGE, parse_rollout,
-                    self.rollout),
-        ])
+        return Family(
+            "flags",
+            commands=[
+                Subcommand(
+                    ("flag", "list"),
+                    "Flags and their state per environment, with the last change",
+                    LIST_USAGE,
+                    Role.VIEWER,
+                    parse_list,
+                    self.list,
+                ),
+                Subcommand(
+                    ("flag", "show"),
+                    "One flag: state per environment, guardrails, recent changes",
+                    SHOW_USAGE,
+                    Role.VIEWER,
+                    parse_show,
+                    self.show,
+                ),
+                _change(
+                    "on",
+                    "Turn a flag on (needs approval when it raises exposure a lot)",
+                    ON_USAGE,
+                    parse_switch(True),
+                    self.switch,
+                ),
+                _change("off", "Turn a flag off", OFF_USAGE, parse_switch(False), self.switch),
+                _change(
+                    "kill", "Kill a flag now, no approval; announced in the alerts channel", KILL_USAGE, parse_kill, self.kill
+                ),
+                _change(
+                    "unkill",
+                    "Lift a kill (needs approval where the environment requires it)",
+                    UNKILL_USAGE,
+                    parse_unkill,
+                    self.unkill,
+                ),
+                _change(
+                    "rollout",
+                    "Set the rollout percentage; big jumps and ceilings need approval",
+                    ROLLOUT_USAGE,
+                    parse_rollout,
+                    self.rollout,
+                ),
+            ],
+        )
 
     def list(self, command: ListFlags, actor: Actor) -> Reply:
         d = self._d
@@ -199,7 +238,9 @@ class FlagCommands:
         rows = []
         for env in envs:
             last = latest.get((name, env))
-            rows.append(EnvironmentState(env, _shown(provider.state(name, env), last, provider.kill_switch), last, self._rules(env)))
+            rows.append(
+                EnvironmentState(env, _shown(provider.state(name, env), last, provider.kill_switch), last, self._rules(env))
+            )
         if all(row.state is None for row in rows):
             raise unknown_flag(provider, name, envs[0]) if envs else NotFound("flag", name)
         with d.uow() as uow:
@@ -257,8 +298,10 @@ class FlagCommands:
 
         def decide(before: FlagState, last: FlagChange | None) -> FlagState:
             if before.rollout is None:
-                raise Conflict(f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; "
-                               "change it in the provider itself.")
+                raise Conflict(
+                    f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; "
+                    "change it in the provider itself."
+                )
             if before.rollout == command.percent:
                 raise NoChange(before, last, f"its rollout already is {command.percent}%")
             after = before.with_(rollout=command.percent)
@@ -285,6 +328,8 @@ class FlagCommands:
         return self.unkill(UnkillFlag(kill.flag, kill.environment, reason), actor)
 
 
-def _change(word: str, summary: str, usage: str, parse: Callable[[Args], Any], run: Callable[[Any, Actor], Reply]) -> Subcommand[Any]:
+def _change(
+    word: str, summary: str, usage: str, parse: Callable[[Args], Any], run: Callable[[Any, Actor], Reply]
+) -> Subcommand[Any]:
     """A subcommand that changes a flag: any deployer may ask; the dispatcher audits the intent first."""
     return Subcommand(("flag", word), summary, usage, Role.DEPLOYER, parse, run, options=frozenset({"reason"}), mutates=True)

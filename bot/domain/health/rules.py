@@ -47,10 +47,18 @@ class WatchState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "level": self.level.value, "since": _iso(self.since), "announced": self.announced.value,
-            "announced_since": _iso(self.announced_since), "failures": [_iso(f) for f in self.failures],
-            "slow_streak": self.slow_streak, "ok_streak": self.ok_streak, "ticks": self.ticks,
-            "last_tick": _iso(self.last_tick), "reason": self.reason, "alert_id": self.alert_id, "fence": self.fence,
+            "level": self.level.value,
+            "since": _iso(self.since),
+            "announced": self.announced.value,
+            "announced_since": _iso(self.announced_since),
+            "failures": [_iso(f) for f in self.failures],
+            "slow_streak": self.slow_streak,
+            "ok_streak": self.ok_streak,
+            "ticks": self.ticks,
+            "last_tick": _iso(self.last_tick),
+            "reason": self.reason,
+            "alert_id": self.alert_id,
+            "fence": self.fence,
         }
 
     @classmethod
@@ -58,10 +66,17 @@ class WatchState:
         if not data:
             return cls()
         return cls(
-            level=Level(data.get("level", "ok")), since=_dt(data.get("since")), announced=Level(data.get("announced", "ok")),
-            announced_since=_dt(data.get("announced_since")), failures=tuple(d for d in map(_dt, data.get("failures", [])) if d),
-            slow_streak=int(data.get("slow_streak", 0)), ok_streak=int(data.get("ok_streak", 0)), ticks=int(data.get("ticks", 0)),
-            last_tick=_dt(data.get("last_tick")), reason=str(data.get("reason", "")), alert_id=data.get("alert_id"),
+            level=Level(data.get("level", "ok")),
+            since=_dt(data.get("since")),
+            announced=Level(data.get("announced", "ok")),
+            announced_since=_dt(data.get("announced_since")),
+            failures=tuple(d for d in map(_dt, data.get("failures", [])) if d),
+            slow_streak=int(data.get("slow_streak", 0)),
+            ok_streak=int(data.get("ok_streak", 0)),
+            ticks=int(data.get("ticks", 0)),
+            last_tick=_dt(data.get("last_tick")),
+            reason=str(data.get("reason", "")),
+            alert_id=data.get("alert_id"),
             fence=int(data.get("fence", 0)),
         )
 
@@ -100,7 +115,12 @@ def observe(state: WatchState, status: str, reason: str, now: datetime, rules: R
         slow, ok = 0, ok + 1
     level = _next_level(state.level, len(failures), slow, ok, rules)
     new = replace(
-        state, failures=failures, slow_streak=slow, ok_streak=ok, ticks=state.ticks + 1, last_tick=now,
+        state,
+        failures=failures,
+        slow_streak=slow,
+        ok_streak=ok,
+        ticks=state.ticks + 1,
+        last_tick=now,
         reason=reason if status != "healthy" else state.reason,
     )
     if level == state.level:

@@ -72,10 +72,23 @@ class HealthService:
         return Family(
             "health",
             commands=[
-                Subcommand(("health",), "Check a service's health endpoints now (all of them at once)", USAGE, Role.VIEWER,
-                           parse, self.show, flags=frozenset({"post"})),
-                Subcommand(("health", "watches"), "What the background health watches see, and any silences",
-                           "health watches", Role.VIEWER, parse_watches, self.list_watches),
+                Subcommand(
+                    ("health",),
+                    "Check a service's health endpoints now (all of them at once)",
+                    USAGE,
+                    Role.VIEWER,
+                    parse,
+                    self.show,
+                    flags=frozenset({"post"}),
+                ),
+                Subcommand(
+                    ("health", "watches"),
+                    "What the background health watches see, and any silences",
+                    "health watches",
+                    Role.VIEWER,
+                    parse_watches,
+                    self.list_watches,
+                ),
             ],
             jobs=[
                 JobSpec(TICK_JOB, self.watches.tick, audited=False),
@@ -91,7 +104,13 @@ class HealthService:
         service, env = command.service, command.environment
         if service is None and config.default_service is None:
             service = "all"  # nothing to default to: everything
-        if service is not None and service != "all" and service not in config.services and env is None and service in config.environments:
+        if (
+            service is not None
+            and service != "all"
+            and service not in config.services
+            and env is None
+            and service in config.environments
+        ):
             service, env = "all", service  # `/ops health production`: every service there
         if service == "all":
             if env is not None and env not in config.environments:
@@ -132,11 +151,19 @@ class HealthService:
             state = WatchState.from_dict(store.load(key))
             silenced = store.silence_of(key)
             active = silenced if silenced and silenced[0] > now else None
-            lines.append(WatchLine(
-                LEVEL_ICONS[state.level], f"{service} {env}", state.level.value.upper(), state.since, state.last_tick,
-                active[0] if active else None, active[1] if active else None,
-                state.reason if state.level is not Level.OK else "", rule_text(watch),
-            ))
+            lines.append(
+                WatchLine(
+                    LEVEL_ICONS[state.level],
+                    f"{service} {env}",
+                    state.level.value.upper(),
+                    state.since,
+                    state.last_tick,
+                    active[0] if active else None,
+                    active[1] if active else None,
+                    state.reason if state.level is not Level.OK else "",
+                    rule_text(watch),
+                )
+            )
         return Reply(WatchList(lines, now))
 
     def alert_context(self, alert_id: str) -> dict[str, Any]:
@@ -145,8 +172,13 @@ class HealthService:
         if data is None:
             raise NotFound("health alert (it may have expired)", alert_id[:40])
         return {
-            "service": data["service"], "environment": data["environment"], "summary": data["summary"],
-            "severity_hint": data["severity_hint"], "level": data["level"], "at": data["at"], "checks": list(data.get("checks", [])),
+            "service": data["service"],
+            "environment": data["environment"],
+            "summary": data["summary"],
+            "severity_hint": data["severity_hint"],
+            "level": data["level"],
+            "at": data["at"],
+            "checks": list(data.get("checks", [])),
         }
 
     def silence(self, actor: Actor, alert_id: str) -> Reply:
@@ -156,8 +188,16 @@ class HealthService:
         service, environment = alert["service"], alert["environment"]
         until = self._d.clock.now() + SILENCE_FOR
         # Audited first: if the audit log cannot take it, nothing is silenced.
-        self._d.audit.record(entry(actor, "health.silenced", target=watch_key(service, environment),
-                                   params={"alert": alert_id, "until": until.isoformat()}, service=service, environment=environment))
+        self._d.audit.record(
+            entry(
+                actor,
+                "health.silenced",
+                target=watch_key(service, environment),
+                params={"alert": alert_id, "until": until.isoformat()},
+                service=service,
+                environment=environment,
+            )
+        )
         self._d.watches.silence(watch_key(service, environment), until, actor.user_id)
         return Reply(AlertSilenced(service, environment, actor.user_id, until), visibility="in_channel")
 
@@ -177,18 +217,31 @@ def overview(scope: str, reports: list[HealthReport], unconfigured: list[str], e
     counts = Counts.of([c.status for r in reports for c in r.checks])
     per_service = Counts.of([r.status for r in reports])
     return HealthOverview(
-        scope=scope, icon=ICONS[status] if reports else "➖", verdict=WORDS[status] if reports else "Nothing to check",
-        counts=counts, services=per_service, groups=[group(r) for r in shown],
-        folded_healthy=folded_healthy, folded_unhealthy=folded_unhealthy, unconfigured=unconfigured,
-        elapsed_ms=elapsed_ms, at=at,
+        scope=scope,
+        icon=ICONS[status] if reports else "➖",
+        verdict=WORDS[status] if reports else "Nothing to check",
+        counts=counts,
+        services=per_service,
+        groups=[group(r) for r in shown],
+        folded_healthy=folded_healthy,
+        folded_unhealthy=folded_unhealthy,
+        unconfigured=unconfigured,
+        elapsed_ms=elapsed_ms,
+        at=at,
     )
 
 
 def group(report: HealthReport) -> ReportGroup:
     checks = sorted(report.checks, key=lambda c: -RANK[c.status]) if len(report.checks) > MAX_LINES else report.checks
     lines = [line(c) for c in checks[:MAX_LINES]]
-    return ReportGroup(ICONS[report.status], f"{report.service} · {report.environment}", report.version,
-                       report.version_error, lines, len(report.checks) - len(lines))
+    return ReportGroup(
+        ICONS[report.status],
+        f"{report.service} · {report.environment}",
+        report.version,
+        report.version_error,
+        lines,
+        len(report.checks) - len(lines),
+    )
 
 
 def line(check: CheckOutcome) -> CheckLine:

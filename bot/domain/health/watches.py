@@ -69,7 +69,9 @@ class HealthWatches:
             return  # no longer watched: the chain ends here
         now = self._d.clock.now()
         # The successor first: a crash in the middle of this tick must not end the watch.
-        self._d.jobs.schedule(now + timedelta(seconds=watch.interval_seconds), TICK_JOB, payload, key=chain_key(service, environment))
+        self._d.jobs.schedule(
+            now + timedelta(seconds=watch.interval_seconds), TICK_JOB, payload, key=chain_key(service, environment)
+        )
         store = self._d.watches
         key = watch_key(service, environment)
         lease = store.lease(key, self._lease_seconds(service, environment))
@@ -110,28 +112,58 @@ class HealthWatches:
                 log.error("health watch %s: could not post the alert (%s); will retry", key, exc.message)
                 store.save(lease, replace(told, announced=state.announced, announced_since=state.announced_since).to_dict())
 
-    def _announcement(self, service: str, environment: str, watch: Watch, state: WatchState, due: tuple[Level, Level],
-                      report: HealthReport, now: datetime, was: Level) -> tuple[HealthAlert, WatchState]:
+    def _announcement(
+        self,
+        service: str,
+        environment: str,
+        watch: Watch,
+        state: WatchState,
+        due: tuple[Level, Level],
+        report: HealthReport,
+        now: datetime,
+        was: Level,
+    ) -> tuple[HealthAlert, WatchState]:
         told, level = due
         # A service that went down during a silence recovers, even if the channel last heard "slow".
         headline = headline_of(service, environment, Level.DOWN if was is Level.DOWN else told, level, state, watch, now)
         alert_id = None
         if level is not Level.OK:
-            alert_id = self._d.state.put(ALERT_KIND, {
-                "service": service, "environment": environment, "level": level.value, "summary": headline.split(" ", 1)[1],
-                "severity_hint": SEVERITY_HINT[level], "at": now.isoformat(), "checks": check_lines(report),
-            }, ALERT_TTL_SECONDS)
+            alert_id = self._d.state.put(
+                ALERT_KIND,
+                {
+                    "service": service,
+                    "environment": environment,
+                    "level": level.value,
+                    "summary": headline.split(" ", 1)[1],
+                    "severity_hint": SEVERITY_HINT[level],
+                    "at": now.isoformat(),
+                    "checks": check_lines(report),
+                },
+                ALERT_TTL_SECONDS,
+            )
         alert = HealthAlert(headline, check_lines(report), alert_id, rule_text(watch), now)
         return alert, replace(state, announced=level, announced_since=now, alert_id=alert_id or state.alert_id)
 
     def _audit_change(self, actor: Actor, service: str, environment: str, change: Change, *, announced: bool) -> None:
         action = {Level.DOWN: "health.down", Level.WARNING: "health.warning", Level.OK: "health.recovered"}[change.after]
-        record_quietly(self._d.audit, AuditEntry(
-            actor=actor.user_id, action=action, outcome="ok", target=watch_key(service, environment),
-            params={"from": change.before.value, "reason": change.reason[:300], "announced": announced,
-                    "after_seconds": int(change.lasted.total_seconds())},
-            source="job", service=service, environment=environment,
-        ))
+        record_quietly(
+            self._d.audit,
+            AuditEntry(
+                actor=actor.user_id,
+                action=action,
+                outcome="ok",
+                target=watch_key(service, environment),
+                params={
+                    "from": change.before.value,
+                    "reason": change.reason[:300],
+                    "announced": announced,
+                    "after_seconds": int(change.lasted.total_seconds()),
+                },
+                source="job",
+                service=service,
+                environment=environment,
+            ),
+        )
 
     def _lease_seconds(self, service: str, environment: str) -> float:
         """Long enough for the slowest possible check: every request timing out, in waves of the concurrency cap."""
@@ -169,15 +201,19 @@ def worst_reason(report: HealthReport) -> str:
 def check_lines(report: HealthReport) -> list[str]:
     marks = {"healthy": "✅", "degraded": "⚠️", "failed": "❌"}
     return [
-        f"{marks[c.status]} {c.name}" + (f" {c.latency_ms:.0f} ms" if c.latency_ms is not None else "") + (f": {c.reason}" if c.reason else "")
+        f"{marks[c.status]} {c.name}"
+        + (f" {c.latency_ms:.0f} ms" if c.latency_ms is not None else "")
+        + (f": {c.reason}" if c.reason else "")
         for c in report.checks[:15]
     ]
 
 
 def rule_text(watch: Watch) -> str:
-    return (f"every {human(timedelta(seconds=watch.interval_seconds))} · down after {watch.failures} failures in "
-            f"{human(timedelta(seconds=watch.window_seconds))} · slow after {watch.slow_checks} slow checks · "
-            f"recovered after {watch.recover_checks} healthy checks")
+    return (
+        f"every {human(timedelta(seconds=watch.interval_seconds))} · down after {watch.failures} failures in "
+        f"{human(timedelta(seconds=watch.window_seconds))} · slow after {watch.slow_checks} slow checks · "
+        f"recovered after {watch.recover_checks} healthy checks"
+    )
 
 
 def human(span: timedelta) -> str:

@@ -117,7 +117,9 @@ def require_commander(d: IncidentDeps, actor: Actor, incident: Incident, action:
 
 def require_open(incident: Incident) -> None:
     if not incident.is_open:
-        raise UsageError(f"{incident.ref} was resolved at {incident.resolved_at:%H:%M} UTC; declare a new incident if it is back.")
+        raise UsageError(
+            f"{incident.ref} was resolved at {incident.resolved_at:%H:%M} UTC; declare a new incident if it is back."
+        )
 
 
 def people(d: IncidentDeps, principals: list[str]) -> tuple[list[str], list[str]]:
@@ -135,8 +137,19 @@ def people(d: IncidentDeps, principals: list[str]) -> tuple[list[str], list[str]
     return list(dict.fromkeys(users)), unreadable
 
 
-def record(d: IncidentDeps, actor: Actor, incident: Incident, kind: Kind, text: str, *, by: str | None = None,
-           link: str | None = None, key: str | None = None, data: dict[str, str] | None = None, at: datetime | None = None) -> bool:
+def record(
+    d: IncidentDeps,
+    actor: Actor,
+    incident: Incident,
+    kind: Kind,
+    text: str,
+    *,
+    by: str | None = None,
+    link: str | None = None,
+    key: str | None = None,
+    data: dict[str, str] | None = None,
+    at: datetime | None = None,
+) -> bool:
     """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already recorded."""
     entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {})
     with d.uow() as uow:
@@ -151,7 +164,9 @@ def refresh(d: IncidentDeps, incident: Incident) -> list[str]:
     warnings = []
     if incident.channel_id and incident.status_ts:
         try:
-            d.notifier.update(MessageRef(incident.channel_id, incident.status_ts), Declaration(incident, cadence_minutes(d, incident), now))
+            d.notifier.update(
+                MessageRef(incident.channel_id, incident.status_ts), Declaration(incident, cadence_minutes(d, incident), now)
+            )
         except OpsError as exc:
             warnings.append(f"the pinned status message could not be updated ({exc.message})")
     if incident.summary_channel and incident.summary_ts:

@@ -43,8 +43,13 @@ def parse(args: Args) -> DeclareIncident:
     if len(args.positional) < 2:
         raise UsageError("Give a severity and a title (or run `/ops incident declare` alone for the form).", f"/ops {USAGE}")
     services = tuple(part.strip() for part in args.options.get("service", "").split(",") if part.strip())
-    return DeclareIncident(args.positional[0], " ".join(args.positional[1:]).strip(), services,
-                           args.options.get("impact", "").strip(), args.options.get("eta", "").strip())
+    return DeclareIncident(
+        args.positional[0],
+        " ".join(args.positional[1:]).strip(),
+        services,
+        args.options.get("impact", "").strip(),
+        args.options.get("eta", "").strip(),
+    )
 
 
 def form_errors(config: OpsConfig, values: dict[str, str]) -> dict[str, str]:
@@ -85,30 +90,53 @@ class Declarations:
         if errors:
             raise UsageError(next(iter(errors.values())))
         service = values.get("service", "").strip()
-        return self.declare(actor, DeclareIncident(values["severity"], values["title"].strip(), (service,) if service else (),
-                                                   values.get("impact", "").strip()))
+        return self.declare(
+            actor,
+            DeclareIncident(
+                values["severity"], values["title"].strip(), (service,) if service else (), values.get("impact", "").strip()
+            ),
+        )
 
-    def open_form(self, actor: Actor, *, severity_hint: str | None = None, title: str = "", service: str | None = None,
-                  impact: str = "") -> Reply:
+    def open_form(
+        self, actor: Actor, *, severity_hint: str | None = None, title: str = "", service: str | None = None, impact: str = ""
+    ) -> Reply:
         """The declare modal, optionally pre-filled (from a health alert)."""
         if not actor.request_id:
             raise UsageError("The form can only open from Slack; give the severity and title instead.", f"/ops {USAGE}")
         config = self._d.config
         incidents = config.incidents
-        severities = [Choice(name, f"{name} · updates every {s.update_every_minutes} min" if s.update_every_minutes else f"{name} · no update reminders")
-                      for name, s in incidents.severities.items()]
+        severities = [
+            Choice(
+                name,
+                f"{name} · updates every {s.update_every_minutes} min"
+                if s.update_every_minutes
+                else f"{name} · no update reminders",
+            )
+            for name, s in incidents.severities.items()
+        ]
         known = incidents.severity(severity_hint or "")
-        form = DeclareForm(severities, [Choice(name, name) for name in config.services], actor.channel_id or "",
-                           severity=known[0] if known else None, title=title[:MAX_TITLE],
-                           service=service if service in config.services else None, impact=impact[:MAX_TEXT])
+        form = DeclareForm(
+            severities,
+            [Choice(name, name) for name in config.services],
+            actor.channel_id or "",
+            severity=known[0] if known else None,
+            title=title[:MAX_TITLE],
+            service=service if service in config.services else None,
+            impact=impact[:MAX_TEXT],
+        )
         self._d.conversations.open_form(actor.request_id, form)
         return Reply(Notice("The declare form is open.", icon="📝"))
 
     def open_form_from_alert(self, actor: Actor, alert_id: str) -> Reply:
         """The health alert's "Declare incident" button: the form, pre-filled from the alert."""
         context: dict[str, Any] = self._d.health.alert_context(alert_id)
-        return self.open_form(actor, severity_hint=context.get("severity_hint"), title=str(context.get("summary") or ""),
-                              service=context.get("service"), impact=str(context.get("summary") or ""))
+        return self.open_form(
+            actor,
+            severity_hint=context.get("severity_hint"),
+            title=str(context.get("summary") or ""),
+            service=context.get("service"),
+            impact=str(context.get("summary") or ""),
+        )
 
     def declare(self, actor: Actor, command: DeclareIncident) -> Reply:
         d = self._d
@@ -120,8 +148,21 @@ class Declarations:
         services = tuple(dict.fromkeys(catalog.service(d.config, name)[0] for name in command.services))
         now, user = d.clock.now(), actor.user_id
         with d.uow() as uow:
-            incident = uow.incidents.create(Incident(0, command.title, severity_name, services, Status.INVESTIGATING, command.impact,
-                                                     user, now, user, eta=command.eta, participants=(user,)))
+            incident = uow.incidents.create(
+                Incident(
+                    0,
+                    command.title,
+                    severity_name,
+                    services,
+                    Status.INVESTIGATING,
+                    command.impact,
+                    user,
+                    now,
+                    user,
+                    eta=command.eta,
+                    participants=(user,),
+                )
+            )
             uow.commit()
         try:
             channel = self._create_channel(incident)
@@ -134,20 +175,37 @@ class Declarations:
         responders, unreadable = people(d, level.responders)
         warnings += [f"user group {group} could not be read, so its members were not invited" for group in unreadable]
         warnings += self._invite(channel.id, [user, *responders])
-        _, incident = change(d, incident.id, lambda i: replace(
-            i, channel_id=channel.id, channel_name=channel.name, reminder_seq=1).with_participants(*responders))
+        _, incident = change(
+            d,
+            incident.id,
+            lambda i: replace(i, channel_id=channel.id, channel_name=channel.name, reminder_seq=1).with_participants(*responders),
+        )
         status = self._post(channel.id, Declaration(incident, level.update_every_minutes, now), "the declaration", warnings)
         if status is not None:
             try:
                 d.conversations.pin(status.channel, status.ts)
             except OpsError as exc:
                 warnings.append(f"the status message could not be pinned ({exc.message})")
-        summary = self._post(d.config.channels.incidents, Summary(incident, now), "the summary in the incidents channel", warnings)
-        _, incident = change(d, incident.id, lambda i: replace(
-            i, status_ts=status.ts if status else None,
-            summary_channel=summary.channel if summary else None, summary_ts=summary.ts if summary else None))
-        record(d, actor, incident, Kind.DECLARED,
-               f"{severity_name} declared: {incident.title}" + (f" · impact: {incident.impact}" if incident.impact else ""))
+        summary = self._post(
+            d.config.channels.incidents, Summary(incident, now), "the summary in the incidents channel", warnings
+        )
+        _, incident = change(
+            d,
+            incident.id,
+            lambda i: replace(
+                i,
+                status_ts=status.ts if status else None,
+                summary_channel=summary.channel if summary else None,
+                summary_ts=summary.ts if summary else None,
+            ),
+        )
+        record(
+            d,
+            actor,
+            incident,
+            Kind.DECLARED,
+            f"{severity_name} declared: {incident.title}" + (f" · impact: {incident.impact}" if incident.impact else ""),
+        )
         self._reminders.arm(incident, self._reminders.due_after(incident, now, None))
         self._reminders.schedule_escalation(incident)
         return Reply(Declared(incident, warnings))

@@ -42,8 +42,12 @@ class IncidentFreezes:
 
     def take(self, incident: Incident, name: str, holder: str) -> FrozenLock | None:
         """Take ``name`` for the incident's freeze (for ``incidents.freeze_hours`` at most); None when someone holds it."""
-        lease = self._d.locks.acquire(name, holder=holder, purpose=f"deploy freeze for {incident.ref}: {incident.title[:80]}",
-                                      ttl_seconds=self._d.config.incidents.freeze_hours * 3600)
+        lease = self._d.locks.acquire(
+            name,
+            holder=holder,
+            purpose=f"deploy freeze for {incident.ref}: {incident.title[:80]}",
+            ttl_seconds=self._d.config.incidents.freeze_hours * 3600,
+        )
         return None if lease is None else FrozenLock(lease.name, lease.token, lease.fence, holder)
 
     def holds(self, lock: FrozenLock) -> bool:
@@ -52,7 +56,9 @@ class IncidentFreezes:
 
     def lend(self, actor: Actor, name: str, rollback_id: str) -> Incident | None:
         """Release an open incident's freeze of ``name`` for rollback ``rollback_id``; that incident, or None when no freeze holds it."""
-        found = next(((i, lock) for i in open_incidents(self._d) for lock in i.frozen if lock.name == name and self.holds(lock)), None)
+        found = next(
+            ((i, lock) for i in open_incidents(self._d) for lock in i.frozen if lock.name == name and self.holds(lock)), None
+        )
         if found is None:
             return None
         incident, frozen = found
@@ -69,9 +75,17 @@ class IncidentFreezes:
             return None
         # Not DeployLocks.release: the rollback takes the lock next, so nobody waiting is told it is free.
         self._d.locks.release(frozen.lease)
-        self._tell(actor, incident, f"rollback {rollback_id} took over the freeze of {name}; the freeze is taken again when it ends",
-                   Note("🔓", actor.user_id, f"asked for rollback {rollback_id}, which takes over the freeze of {name}. "
-                                            "The freeze is taken again when the rollback ends."))
+        self._tell(
+            actor,
+            incident,
+            f"rollback {rollback_id} took over the freeze of {name}; the freeze is taken again when it ends",
+            Note(
+                "🔓",
+                actor.user_id,
+                f"asked for rollback {rollback_id}, which takes over the freeze of {name}. "
+                "The freeze is taken again when the rollback ends.",
+            ),
+        )
         return incident
 
     def take_back(self, actor: Actor, rollback_id: str, lease: Lease | None, ended: str) -> Retake | None:
@@ -102,14 +116,25 @@ class IncidentFreezes:
             d.deploy_locks.release(again.lease, f"{incident.ref} was resolved")
             return Retake(incident, lent.name, False, f"{incident.ref} was resolved meanwhile")
         if again is not None:
-            self._tell(actor, incident, f"deploys frozen again: {lent.name} ({ended})",
-                       Notice(f"{lent.name} is frozen again for {incident.ref}: {ended}.", icon="🧊"))
+            self._tell(
+                actor,
+                incident,
+                f"deploys frozen again: {lent.name} ({ended})",
+                Notice(f"{lent.name} is frozen again for {incident.ref}: {ended}.", icon="🧊"),
+            )
             return Retake(incident, lent.name, True)
         holder = d.locks.holder(lent.name)
         why_not = f"held by @{holder.holder} for a {holder.purpose}" if holder else "it changed hands meanwhile"
-        self._tell(actor, incident, f"{lent.name} could not be frozen again after rollback {rollback_id}: {why_not}",
-                   Notice(f"{lent.name} could not be frozen again after {ended}: it is {why_not}. "
-                          "Run `/ops incident freeze` here once it is free.", icon="⚠️"))
+        self._tell(
+            actor,
+            incident,
+            f"{lent.name} could not be frozen again after rollback {rollback_id}: {why_not}",
+            Notice(
+                f"{lent.name} could not be frozen again after {ended}: it is {why_not}. "
+                "Run `/ops incident freeze` here once it is free.",
+                icon="⚠️",
+            ),
+        )
         return Retake(incident, lent.name, False, why_not)
 
     def lift(self, actor: Actor, incident: Incident) -> None:
@@ -123,8 +148,13 @@ class IncidentFreezes:
             record(self._d, actor, incident, Kind.FREEZE, "deploy freeze lifted: " + ", ".join(lifted))
         lent = [f"{lock.name} (with rollback {lock.lent_to})" for lock in incident.frozen if lock.lent_to]
         if lent:
-            record(self._d, actor, incident, Kind.FREEZE,
-                   "not frozen again after the rollback now that the incident is resolved: " + ", ".join(lent))
+            record(
+                self._d,
+                actor,
+                incident,
+                Kind.FREEZE,
+                "not frozen again after the rollback now that the incident is resolved: " + ", ".join(lent),
+            )
 
     def _tell(self, actor: Actor, incident: Incident, timeline: str, message: Message) -> None:
         """On the timeline and in the incident channel; the lock has already changed hands, so a failure here is only logged."""

@@ -56,7 +56,9 @@ def parse_role(args: Args) -> AssignRole:
     role, who = expect(args, ROLE_USAGE, required=2)
     roles = [r.value for r in IncidentRole]
     if role.lower() not in roles:
-        raise UsageError(f"`{role[:20]}` is not an incident role; use one of {', '.join(f'`{r}`' for r in roles)}.", f"/ops {ROLE_USAGE}")
+        raise UsageError(
+            f"`{role[:20]}` is not an incident role; use one of {', '.join(f'`{r}`' for r in roles)}.", f"/ops {ROLE_USAGE}"
+        )
     user = user_id(who)
     if user is None:
         raise UsageError(f"Name the person with a mention, like @alice; got `{who[:40]}`.", f"/ops {ROLE_USAGE}")
@@ -100,8 +102,10 @@ class Management:
         previous = before.holder(command.role)
         record(d, actor, after, Kind.ROLE, f"{command.role.value}: @{command.user}" + (f" (was @{previous})" if previous else ""))
         details += refresh(d, after)
-        return Reply(Note("🎖️", command.user, f"is now the incident {command.role.value}.", by=actor.user_id, details=details),
-                     visibility="in_channel")
+        return Reply(
+            Note("🎖️", command.user, f"is now the incident {command.role.value}.", by=actor.user_id, details=details),
+            visibility="in_channel",
+        )
 
     def ack(self, command: Acknowledge, actor: Actor) -> Reply:
         return self.acknowledge(actor, here(self._d, actor))
@@ -121,15 +125,20 @@ class Management:
 
         def ack(current: Incident) -> Incident:
             if current.acknowledged_at is not None:
-                raise Conflict(f"{current.ref} was already acknowledged by @{current.acknowledged_by} at {current.acknowledged_at:%H:%M} UTC.")
+                raise Conflict(
+                    f"{current.ref} was already acknowledged by @{current.acknowledged_by} at {current.acknowledged_at:%H:%M} UTC."
+                )
             return replace(current, acknowledged_at=now, acknowledged_by=user).with_participants(user)
 
         _, after = change(d, incident.id, ack)
         self._reminders.stop_escalation(after)
         record(d, actor, after, Kind.ACK, "acknowledged; escalation stopped")
         details = refresh(d, after)
-        return Reply(Note("👀", user, "acknowledged the incident; no further escalation.", details=details),
-                     visibility="in_channel", replace_original=replace_original)
+        return Reply(
+            Note("👀", user, "acknowledged the incident; no further escalation.", details=details),
+            visibility="in_channel",
+            replace_original=replace_original,
+        )
 
     def list(self, command: ListIncidents, actor: Actor) -> Reply:
         return Reply(IncidentList(open_incidents(self._d), self._d.clock.now()))
@@ -144,11 +153,17 @@ class Management:
         if not incident.services:
             raise UsageError(f"{incident.ref} names no service, so there is nothing to freeze; declare incidents with --service.")
         services = d.config.services
-        targets = [(service, env) for service in incident.services for env in services[service].environments
-                   if not command.environments or env in command.environments]
+        targets = [
+            (service, env)
+            for service in incident.services
+            for env in services[service].environments
+            if not command.environments or env in command.environments
+        ]
         for env in command.environments:
             if not any(e == env for _, e in targets):
-                raise NotFound("environment", env, catalog.suggest(env, {e for s in incident.services for e in services[s].environments}))
+                raise NotFound(
+                    "environment", env, catalog.suggest(env, {e for s in incident.services for e in services[s].environments})
+                )
         # A freeze lock an admin broke since (`/ops unlock`) or that ran out is no longer a freeze: take it again.
         frozen_names = {lock.name for lock in incident.frozen if self._freezes.holds(lock)}
         taken: list[FrozenLock] = []
@@ -166,8 +181,12 @@ class Management:
                 taken.append(lock)
         if taken:
             retaken = {lock.name for lock in taken}
-            _, incident = change(d, incident.id, lambda i: replace(i, frozen=tuple(f for f in i.frozen if f.name not in retaken) + tuple(taken)))
+            _, incident = change(
+                d, incident.id, lambda i: replace(i, frozen=tuple(f for f in i.frozen if f.name not in retaken) + tuple(taken))
+            )
             record(d, actor, incident, Kind.FREEZE, "deploys frozen: " + ", ".join(lock.name for lock in taken))
         until = d.clock.now() + timedelta(hours=d.config.incidents.freeze_hours)
         outcome = "ok" if not held else "partial"
-        return Reply(Frozen(incident, [lock.name for lock in taken], already, held, until), visibility="in_channel", outcome=outcome)
+        return Reply(
+            Frozen(incident, [lock.name for lock in taken], already, held, until), visibility="in_channel", outcome=outcome
+        )

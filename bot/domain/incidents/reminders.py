@@ -109,8 +109,9 @@ class Reminders:
         for level, step in enumerate(config.escalation_for(found[1])):
             if step.notify:
                 at = incident.declared_at + timedelta(minutes=step.after_minutes)
-                self._d.jobs.schedule(at, ESCALATE_JOB, {"incident": incident.id, "level": level},
-                                      key=escalation_key(incident.id, level))
+                self._d.jobs.schedule(
+                    at, ESCALATE_JOB, {"incident": incident.id, "level": level}, key=escalation_key(incident.id, level)
+                )
 
     def stop_escalation(self, incident: Incident) -> None:
         config = self._d.config.incidents

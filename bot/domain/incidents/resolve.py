@@ -60,8 +60,15 @@ class Resolutions:
 
         def close(current: Incident) -> Incident:
             require_open(current)
-            return replace(current, status=Status.RESOLVED, resolved_at=now, resolution=summary or None,
-                           reminder_seq=current.reminder_seq + 1, last_update_at=now, next_update_at=None)
+            return replace(
+                current,
+                status=Status.RESOLVED,
+                resolved_at=now,
+                resolution=summary or None,
+                reminder_seq=current.reminder_seq + 1,
+                last_update_at=now,
+                next_update_at=None,
+            )
 
         before, incident = change(d, incident.id, close)
         self._reminders.disarm(before)
@@ -69,13 +76,25 @@ class Resolutions:
         self._freezes.lift(actor, incident)
         warnings: list[str] = []
         duration = incident.duration(now)
-        final = StatusUpdate(incident, Status.RESOLVED, incident.impact, incident.declared_at, now, "",
-                             summary or "Resolved.", None, actor.user_id, duration=duration)
+        final = StatusUpdate(
+            incident,
+            Status.RESOLVED,
+            incident.impact,
+            incident.declared_at,
+            now,
+            "",
+            summary or "Resolved.",
+            None,
+            actor.user_id,
+            duration=duration,
+        )
         try:
             d.notifier.post(incident.channel_id, final)
         except OpsError as exc:
             warnings.append(f"the final update could not be posted ({exc.message})")
-        record(d, actor, incident, Kind.RESOLVED, f"resolved after {format_duration(duration)}" + (f": {summary}" if summary else ""))
+        record(
+            d, actor, incident, Kind.RESOLVED, f"resolved after {format_duration(duration)}" + (f": {summary}" if summary else "")
+        )
         draft = export.postmortem(incident, timeline(d, incident.id), now)
         _, incident = change(d, incident.id, lambda i: replace(i, postmortem=draft, frozen=()))
         warnings += refresh(d, incident)
@@ -88,8 +107,10 @@ class Resolutions:
             d.notifier.post(incident.channel_id, Postmortem(incident, draft))
         except OpsError as exc:
             warnings.append(f"the post-mortem draft could not be posted ({exc.message})")
-        text = (f"{incident.ref} is resolved after {format_duration(duration)}. "
-                f"Post-mortem draft: `/ops incident postmortem {incident.id}`.")
+        text = (
+            f"{incident.ref} is resolved after {format_duration(duration)}. "
+            f"Post-mortem draft: `/ops incident postmortem {incident.id}`."
+        )
         return Reply(Notice(text, details=warnings))
 
     def postmortem(self, command: ShowPostmortem, actor: Actor) -> Reply:

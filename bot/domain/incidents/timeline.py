@@ -68,10 +68,21 @@ class Timelines:
         if message is None:
             return Reply(Notice("That message is gone; nothing was added."), outcome="not_found")
         text = message.text if len(message.text) <= MAX_NOTE else message.text[:MAX_NOTE] + "…"
-        added = record(d, actor, incident, Kind.NOTE, text, by=message.user or actor.user_id,
-                       link=d.conversations.permalink(channel, ts), key=f"message:{channel}:{ts}", data={"marked_by": actor.user_id})
-        return Reply(Notice(f"Added to the {incident.ref} timeline." if added else "Already on the timeline."),
-                     outcome="added" if added else "duplicate")
+        added = record(
+            d,
+            actor,
+            incident,
+            Kind.NOTE,
+            text,
+            by=message.user or actor.user_id,
+            link=d.conversations.permalink(channel, ts),
+            key=f"message:{channel}:{ts}",
+            data={"marked_by": actor.user_id},
+        )
+        return Reply(
+            Notice(f"Added to the {incident.ref} timeline." if added else "Already on the timeline."),
+            outcome="added" if added else "duplicate",
+        )
 
 
 class IncidentEventListener:
@@ -98,8 +109,20 @@ class IncidentEventListener:
         incident = get(self._d, incident_id)
         if incident is None:
             return
-        digest = hashlib.sha256(f"{event.kind}\0{event.service}\0{event.environment}\0{event.at.isoformat()}\0{event.summary}".encode()).hexdigest()[:24]
+        digest = hashlib.sha256(
+            f"{event.kind}\0{event.service}\0{event.environment}\0{event.at.isoformat()}\0{event.summary}".encode()
+        ).hexdigest()[:24]
         where = f"{event.service}/{event.environment}" if event.environment else event.service
         text = f"{event.kind} · {where} · {event.summary}"
-        if record(self._d, actor, incident, Kind.SERVICE_EVENT, text, by=event.actor, link=event.link, key=f"event:{digest}", at=event.at):
+        if record(
+            self._d,
+            actor,
+            incident,
+            Kind.SERVICE_EVENT,
+            text,
+            by=event.actor,
+            link=event.link,
+            key=f"event:{digest}",
+            at=event.at,
+        ):
             self._d.notifier.post(incident.channel_id, ServicePosted(event))

@@ -112,7 +112,9 @@ class Updates:
             return self._resolutions.resolve(actor, incident, command.current_status)
         impact = incident.impact if command.impact is None else command.impact.strip()
         if not impact:
-            raise UsageError('The update template needs Impact: add --impact "who is affected, and how" (nothing was posted).', f"/ops {USAGE}")
+            raise UsageError(
+                'The update template needs Impact: add --impact "who is affected, and how" (nothing was posted).', f"/ops {USAGE}"
+            )
         now = d.clock.now()
         if command.next_update:
             try:
@@ -122,17 +124,23 @@ class Updates:
         else:
             every = cadence(d, incident)
             if every is None:
-                raise UsageError(f"The update template needs Next update: add --next 1h ({incident.severity} has no update cadence; nothing was posted).",
-                                 f"/ops {USAGE}")
+                raise UsageError(
+                    f"The update template needs Next update: add --next 1h ({incident.severity} has no update cadence; nothing was posted).",
+                    f"/ops {USAGE}",
+                )
             promised = now + every
-        return self.post(actor, incident, Status(command.status), impact, command.what_happened.strip(), command.current_status, promised)
+        return self.post(
+            actor, incident, Status(command.status), impact, command.what_happened.strip(), command.current_status, promised
+        )
 
     def open_form(self, actor: Actor, incident: Incident) -> Reply:
         if not actor.request_id:
             raise UsageError("The form can only open from Slack; give the status and text instead.", f"/ops {USAGE}")
         every = cadence(self._d, incident)
         statuses = [Choice(s.value, s.value.capitalize()) for s in Status]
-        self._d.conversations.open_form(actor.request_id, UpdateForm(incident, statuses, format_duration(every).replace(" ", "") if every else ""))
+        self._d.conversations.open_form(
+            actor.request_id, UpdateForm(incident, statuses, format_duration(every).replace(" ", "") if every else "")
+        )
         return Reply(Notice(f"The update form for {incident.ref} is open.", icon="📝"))
 
     def open_form_for(self, actor: Actor, incident_id: str) -> Reply:
@@ -162,11 +170,19 @@ class Updates:
         if values["status"] == Status.RESOLVED:
             return self._resolutions.resolve(actor, incident, values["current_status"].strip())
         now = d.clock.now()
-        return self.post(actor, incident, Status(values["status"]), values["impact"].strip(), values.get("what_happened", "").strip(),
-                         values["current_status"].strip(), parse_next(values["next_update"], now))
+        return self.post(
+            actor,
+            incident,
+            Status(values["status"]),
+            values["impact"].strip(),
+            values.get("what_happened", "").strip(),
+            values["current_status"].strip(),
+            parse_next(values["next_update"], now),
+        )
 
-    def post(self, actor: Actor, incident: Incident, status: Status, impact: str, what_happened: str, current: str,
-             promised: datetime) -> Reply:
+    def post(
+        self, actor: Actor, incident: Incident, status: Status, impact: str, what_happened: str, current: str, promised: datetime
+    ) -> Reply:
         """Post the update first (if Slack refuses, nothing is recorded), then record it and re-arm the reminder."""
         d = self._d
         now, user = d.clock.now(), actor.user_id
@@ -175,14 +191,26 @@ class Updates:
 
         def apply(latest: Incident) -> Incident:
             require_open(latest)  # resolved while this update was being posted
-            return replace(latest, status=status, impact=impact, last_update_at=now, next_update_at=promised,
-                           reminder_seq=latest.reminder_seq + 1).with_participants(user)
+            return replace(
+                latest,
+                status=status,
+                impact=impact,
+                last_update_at=now,
+                next_update_at=promised,
+                reminder_seq=latest.reminder_seq + 1,
+            ).with_participants(user)
 
         before, after = change(d, incident.id, apply)
         self._reminders.disarm(before)
         due = self._reminders.due_after(after, now, promised)
         self._reminders.arm(after, due)
-        record(d, actor, after, Kind.UPDATE, f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else ""))
+        record(
+            d,
+            actor,
+            after,
+            Kind.UPDATE,
+            f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else ""),
+        )
         warnings = refresh(d, after)
         when = f"; the next update is due by {due:%H:%M} UTC" if due else ""
         return Reply(Notice(f"Update posted in #{after.channel_name}{when}.", details=warnings))

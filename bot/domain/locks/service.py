@@ -84,12 +84,35 @@ class LockCommands:
         return Family(
             "locks",
             commands=[
-                Subcommand(("locks",), "List held deploy locks: who, what, since when, until when", "locks", Role.VIEWER,
-                           parse_list, self.list),
-                Subcommand(("lock",), "Hold a service's deploys in an environment for a while", LOCK_USAGE, Role.DEPLOYER,
-                           parse_take, self.take, options=frozenset({"reason"}), keys=frozenset({"for"}), mutates=True),
-                Subcommand(("unlock",), "Break a deploy lock; the holder is told", UNLOCK_USAGE, Role.ADMIN, parse_unlock,
-                           self.unlock, options=frozenset({"reason"}), mutates=True),
+                Subcommand(
+                    ("locks",),
+                    "List held deploy locks: who, what, since when, until when",
+                    "locks",
+                    Role.VIEWER,
+                    parse_list,
+                    self.list,
+                ),
+                Subcommand(
+                    ("lock",),
+                    "Hold a service's deploys in an environment for a while",
+                    LOCK_USAGE,
+                    Role.DEPLOYER,
+                    parse_take,
+                    self.take,
+                    options=frozenset({"reason"}),
+                    keys=frozenset({"for"}),
+                    mutates=True,
+                ),
+                Subcommand(
+                    ("unlock",),
+                    "Break a deploy lock; the holder is told",
+                    UNLOCK_USAGE,
+                    Role.ADMIN,
+                    parse_unlock,
+                    self.unlock,
+                    options=frozenset({"reason"}),
+                    mutates=True,
+                ),
             ],
             jobs=[JobSpec(HOLD_ENDED_JOB, self.hold_ended)],
         )
@@ -101,7 +124,9 @@ class LockCommands:
         service, env = self._target(command.service, command.environment)
         locks = self._d.locks
         name = catalog.lock_name(service, env)
-        lease = locks.acquire(name, holder=actor.user_id, purpose=f"held by hand: {command.reason}", ttl_seconds=command.duration_seconds)
+        lease = locks.acquire(
+            name, holder=actor.user_id, purpose=f"held by hand: {command.reason}", ttl_seconds=command.duration_seconds
+        )
         if lease is None:  # the same answer a deploy gets: who holds it, for what, and "Notify me when free"
             return self._deploy_locks.refusal(name, f"hold on {name}")
         info = locks.holder(name)
@@ -116,7 +141,9 @@ class LockCommands:
         current = self._d.locks.holder(payload["name"])
         if current is not None and current.fence == payload["fence"]:
             return  # still held by the same hold (clock skew): the lock's own TTL will end it
-        self._d.notifier.post(self._d.config.channels.deployments, HoldEnded(payload["name"], payload["holder"], payload["reason"]))
+        self._d.notifier.post(
+            self._d.config.channels.deployments, HoldEnded(payload["name"], payload["holder"], payload["reason"])
+        )
         if current is None:
             self._deploy_locks.notify_waiters(payload["name"], f"the hold by {payload['holder']} ended")
 

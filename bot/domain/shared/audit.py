@@ -12,12 +12,30 @@ from bot.domain.shared.ports import AuditEntry, AuditLog
 log = logging.getLogger("opsbot.audit")
 
 
-def entry(actor: Actor, action: str, outcome: str = "ok", *, target: str = "", params: dict[str, Any] | None = None,
-          error: str | None = None, service: str | None = None, environment: str | None = None) -> AuditEntry:
+def entry(
+    actor: Actor,
+    action: str,
+    outcome: str = "ok",
+    *,
+    target: str = "",
+    params: dict[str, Any] | None = None,
+    error: str | None = None,
+    service: str | None = None,
+    environment: str | None = None,
+) -> AuditEntry:
     """An audit entry for something ``actor`` did, carrying where and how they asked."""
     return AuditEntry(
-        actor=actor.user_id, action=action, outcome=outcome, target=target, params=params or {}, error=error,
-        channel=actor.channel_id, request_id=actor.request_id, source=actor.source, service=service, environment=environment,
+        actor=actor.user_id,
+        action=action,
+        outcome=outcome,
+        target=target,
+        params=params or {},
+        error=error,
+        channel=actor.channel_id,
+        request_id=actor.request_id,
+        source=actor.source,
+        service=service,
+        environment=environment,
     )
 
 

@@ -32,7 +32,9 @@ def environment(config: OpsConfig, service_name: str, name: str) -> str:
     env = name.lower()
     if env not in svc.environments:
         if env in config.environments:
-            raise UsageError(f"`{service_name}` does not run in `{name}`; it runs in {', '.join(f'`{e}`' for e in svc.environments)}.")
+            raise UsageError(
+                f"`{service_name}` does not run in `{name}`; it runs in {', '.join(f'`{e}`' for e in svc.environments)}."
+            )
         raise NotFound("environment", name, suggest(name, svc.environments))
     return env
 

@@ -115,14 +115,16 @@ def match(subcommands: list[Subcommand[Any]], tokens: list[str]) -> tuple[Subcom
             best = spec
     if best is None:
         raise UsageError(unknown_message(subcommands, lowered))
-    return best, tokens[len(best.words):]
+    return best, tokens[len(best.words) :]
 
 
 def unknown_message(subcommands: list[Subcommand[Any]], lowered: list[str]) -> str:
     names = sorted({spec.name for spec in subcommands})
     families = sorted({spec.words[0] for spec in subcommands})
     typed = " ".join(lowered[:2])
-    close = difflib.get_close_matches(typed, names, n=3, cutoff=0.6) or difflib.get_close_matches(lowered[0], families, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(typed, names, n=3, cutoff=0.6) or difflib.get_close_matches(
+        lowered[0], families, n=3, cutoff=0.6
+    )
     if lowered[0] in families:
         subs = sorted(" ".join(s.words[1:]) for s in subcommands if s.words[0] == lowered[0] and len(s.words) > 1)
         return f"`{lowered[0]}` needs one of: {', '.join(f'`{s}`' for s in subs)}."
@@ -136,7 +138,7 @@ def expect(args: Args, spec_usage: str, *, required: int, optional: int = 0) -> 
     if count < required:
         raise UsageError("Missing arguments.", f"/ops {spec_usage}")
     if count > required + optional:
-        extra = " ".join(args.positional[required + optional:])
+        extra = " ".join(args.positional[required + optional :])
         raise UsageError(f"Unexpected argument(s): `{extra[:80]}`.", f"/ops {spec_usage}")
     return args.positional
 
