@@ -98,17 +98,25 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str) -> None:
-    """Bring the schema to the newest revision of every family."""
-    command.upgrade(alembic_config(url), "heads")
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the schema at ``url`` to ``revision`` (default: the one head of the history).
+
+    Raises ``sqlalchemy.exc.OperationalError`` when the database cannot be reached.
+    """
+    command.upgrade(alembic_config(url), revision)
 
 
 def pending_migrations(engine: Engine) -> set[str]:
-    """Heads not yet applied; empty when the schema is current."""
+    """Revision ids the database has not applied yet; empty when its schema is at head.
+
+    Works from any starting point: an empty database, one at an older head of the history, or one
+    at several branch heads at once (as databases migrated before 0004_merge_families are).
+    """
     script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
     with engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    return set(script.get_heads()) - current
+        current = MigrationContext.configure(conn).get_current_heads()
+    applied = {rev.revision for rev in script.iterate_revisions(current, "base")} if current else set()
+    return {rev.revision for rev in script.walk_revisions()} - applied
 
 
 @guard_db
