@@ -9,6 +9,11 @@ from typing import Any
 
 from bot.console.block_rules import block_errors
 from bot.console.slack_model import Channel, Posted
+from bot.slack_limits import (
+    BLOCKS_PER_MESSAGE,
+    BLOCKS_PER_MODAL_OR_HOME,
+    MESSAGE_TEXT_MAX,
+)
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]+$")
 
@@ -41,7 +46,7 @@ class WebApiMethods:
         self.channels[channel_id] = channel
         return channel
 
-    def _content_errors(self, args: dict[str, Any], max_blocks: int = 50) -> dict[str, Any] | None:
+    def _content_errors(self, args: dict[str, Any], max_blocks: int = BLOCKS_PER_MESSAGE) -> dict[str, Any] | None:
         blocks = args.get("blocks") or []
         if not args.get("text") and not blocks:
             return {"ok": False, "error": "no_text"}
@@ -70,8 +75,8 @@ class WebApiMethods:
             return problem
         text = str(args.get("text") or "")
         response: dict[str, Any] = {"ok": True}
-        if len(text) > 40000:
-            text = text[:40000]
+        if len(text) > MESSAGE_TEXT_MAX:
+            text = text[:MESSAGE_TEXT_MAX]
             response["warning"] = "message_truncated"
         posted = self._store(Posted(channel.id, self._ts(), text, list(args.get("blocks") or []), thread_ts=args.get("thread_ts")))
         response.update(channel=channel.id, ts=posted.ts, message={"text": text, "ts": posted.ts, "blocks": posted.blocks})
@@ -208,7 +213,7 @@ class WebApiMethods:
             return {"ok": False, "error": "invalid_arguments"}
         if not args.get("trigger_id"):
             return {"ok": False, "error": "invalid_trigger_id"}
-        errors = block_errors(view.get("blocks") or [], 100)
+        errors = block_errors(view.get("blocks") or [], BLOCKS_PER_MODAL_OR_HOME)
         if errors:
             return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": errors}}
         stored = {**view, "id": f"V{next(self._counter):08d}", "trigger_id": args["trigger_id"]}
