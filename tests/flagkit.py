@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import tempfile
 import threading
 import time
@@ -23,9 +22,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import _admin, _with_database
+from tests.servers import SharedServers, start_unleash
 
-REPO = Path(__file__).resolve().parents[1]
-UNLEASH_SCRIPT = REPO / "scripts" / "unleash-server.sh"
 UNLEASH_PORT = os.environ.get("UNLEASH_PORT", "4247")
 CREATED_IN_UNLEASH: set[str] = set()  # archived at the end of the session, so the test server stays small
 FLAG_TABLE_DDL = """
@@ -78,24 +76,14 @@ def _unleash_up(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def unleash_url() -> Iterator[str]:
-    """A real Unleash server: the one at $UNLEASH_URL, or started by scripts/unleash-server.sh (and stopped after)."""
-    url = os.environ.get("UNLEASH_URL") or f"http://127.0.0.1:{UNLEASH_PORT}"
-    if _unleash_up(url):
-        yield url
-        _archive_created(url)
-        return
-    env = {**os.environ, "UNLEASH_PORT": UNLEASH_PORT}
-    try:
-        started = subprocess.run(["bash", str(UNLEASH_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        pytest.fail("Unleash did not start within 10 minutes (scripts/unleash-server.sh start)", pytrace=False)
-    if started.returncode != 0 or not _unleash_up(url):
-        pytest.fail(f"Unleash is required for these tests and could not be started with scripts/unleash-server.sh start "
-                    f"(needs node, npm and the local PostgreSQL):\n{started.stderr[-3000:]}", pytrace=False)
+def unleash_url(request: pytest.FixtureRequest, servers: SharedServers) -> Iterator[str]:
+    """A real Unleash server: the one at $UNLEASH_URL (default 127.0.0.1:$UNLEASH_PORT, 4247), or, when none answers
+    there, one scripts/unleash-server.sh starts for this run on the tests' PostgreSQL (stopped when the run ends)."""
+    configured = os.environ.get("UNLEASH_URL") or f"http://127.0.0.1:{UNLEASH_PORT}"
+    url = servers.url("unleash", configured, answers=lambda: _unleash_up(configured),
+                      start=lambda: start_unleash(configured, request.getfixturevalue("pg_admin_url")))
     yield url
     _archive_created(url)
-    subprocess.run(["bash", str(UNLEASH_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
 
 
 def _archive_created(url: str) -> None:
