@@ -15,6 +15,7 @@ from bot.domain import approvals
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalState
 from bot.domain.context import Call
 from bot.domain.policy import Actor
+from tests.fakes import FakeJobs
 from tests.support import Bot, FrozenClock, eventually
 
 
@@ -49,8 +50,10 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def app(emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig,
         recorder: Recorder, clock: FrozenClock) -> Bot:
+    # The queue only records jobs: an in-process timer would run the expiry job as soon as a test moves
+    # the clock, racing the click that test makes to see the request expire.
     return Bot(emulator=emulator, db_url=db_url, redis_client=redis_client, prefix=redis_prefix, config=config,
-               approval_kinds={"test": recorder.kind()}, clock=clock)
+               approval_kinds={"test": recorder.kind()}, clock=clock, jobs=FakeJobs())
 
 
 def open_request(app: Bot, requester: str = "U0DEV", required: int = 2, **kwargs: object) -> tuple[ApprovalRequest, Posted]:

@@ -18,6 +18,7 @@ from bot.domain.context import Call
 from bot.domain.health_watch import tick
 from bot.domain.policy import Actor
 from bot.domain.ports import CheckOutcome, HealthReport, SystemClock
+from tests.fakes import FakeJobs
 from tests.health_stubs import StubServer, Switch, serving
 from tests.support import Bot, FrozenClock, eventually, make_config, start_emulator
 
@@ -137,8 +138,10 @@ def test_racing_watchers_on_one_redis_check_once_per_interval_and_announce_once(
     clock = FrozenClock()
     config = watch_config(server, failures=2, interval="1m", window="5m")
     probe = SlowFailingProbe()
+    # Only the racing threads tick: with in-process jobs, each replica's timer would also run the
+    # successor ticks they schedule, late under load, holding the lease while a whole round races.
     replicas = [Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config,
-                    clock=clock, health=probe).services for _ in range(2)]
+                    clock=clock, health=probe, jobs=FakeJobs()).services for _ in range(2)]
     for _ in range(4):
         threads = [threading.Thread(target=tick, args=(Call(Actor("opsbot", source="job"), replicas[i % 2]), TARGET)) for i in range(8)]
         for thread in threads:
