@@ -1,4 +1,4 @@
-"""Fixtures: real Redis and PostgreSQL (never skipped), SQLite, the Slack emulator, a wired bot."""
+"""Fixtures: real Redis and PostgreSQL (never skipped; started for the run when none answers), SQLite, the Slack emulator, a wired bot."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import redis
 import sqlalchemy as sa
 
 from bot.adapters.sql.engine import upgrade
-from bot.console.slack_emulator import SlackEmulator
 from bot.config import OpsConfig
+from bot.console.slack_emulator import SlackEmulator
 from tests.support import Bot, make_config, start_emulator
 
-pytest_plugins = ["tests.flagkit"]  # flag fixtures: the application database, the real Unleash server
+# tests.servers: throwaway Redis/PostgreSQL/Unleash when none answers, shared by xdist workers;
+# tests.flagkit: flag fixtures (the application database, the real Unleash server).
+pytest_plugins = ["tests.servers", "tests.flagkit"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -28,16 +30,6 @@ def _pg_admin_url() -> str:
     if not url.startswith("postgres"):
         url = DEFAULT_PG_URL
     return url.replace("postgresql://", "postgresql+psycopg://", 1).replace("postgres://", "postgresql+psycopg://", 1)
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is required for these tests and is not reachable at {url} ({exc}); start it or set REDIS_URL", pytrace=False)
-    return url
 
 
 @pytest.fixture
@@ -56,20 +48,6 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=5)
     yield client
     client.close()
-
-
-@pytest.fixture(scope="session")
-def pg_admin_url() -> str:
-    url = _pg_admin_url()
-    try:
-        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        engine.dispose()
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is required for these tests and is not reachable at {url} ({str(exc.orig).strip()}); "
-                    "start it or set TEST_DATABASE_URL", pytrace=False)
-    return url
 
 
 def _admin(url: str, statement: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import tempfile
 import threading
 import time
@@ -23,9 +22,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import _admin, _with_database
+from tests.servers import SharedServers, start_unleash
 
-REPO = Path(__file__).resolve().parents[1]
-UNLEASH_SCRIPT = REPO / "scripts" / "unleash-server.sh"
 UNLEASH_PORT = os.environ.get("UNLEASH_PORT", "4247")
 CREATED_IN_UNLEASH: set[str] = set()  # archived at the end of the session, so the test server stays small
 FLAG_TABLE_DDL = """
@@ -51,13 +49,17 @@ def app_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def create_flag_table(url: str, rows: dict[str, tuple[bool, bool, int | None]], ddl: str = FLAG_TABLE_DDL, table: str = "feature_flags") -> None:
+def create_flag_table(
+    url: str, rows: dict[str, tuple[bool, bool, int | None]], ddl: str = FLAG_TABLE_DDL, table: str = "feature_flags"
+) -> None:
     """Create the flag table as the application would, with ``rows``: name → (enabled, kill_switch, rollout)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text(ddl))
         for name, (enabled, killed, rollout) in rows.items():
-            conn.execute(sa.text(f"INSERT INTO {table} VALUES (:n, :e, :k, :r)"), {"n": name, "e": enabled, "k": killed, "r": rollout})
+            conn.execute(
+                sa.text(f"INSERT INTO {table} VALUES (:n, :e, :k, :r)"), {"n": name, "e": enabled, "k": killed, "r": rollout}
+            )
     engine.dispose()
 
 
@@ -65,7 +67,9 @@ def flag_row(url: str, name: str, table: str = "feature_flags") -> tuple[Any, ..
     """The row exactly as the application would read it."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        row = conn.execute(sa.text(f"SELECT enabled, kill_switch, rollout_percentage FROM {table} WHERE name = :n"), {"n": name}).first()
+        row = conn.execute(
+            sa.text(f"SELECT enabled, kill_switch, rollout_percentage FROM {table} WHERE name = :n"), {"n": name}
+        ).first()
     engine.dispose()
     return None if row is None else (bool(row[0]), bool(row[1]), row[2])
 
@@ -78,24 +82,18 @@ def _unleash_up(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def unleash_url() -> Iterator[str]:
-    """A real Unleash server: the one at $UNLEASH_URL, or started by scripts/unleash-server.sh (and stopped after)."""
-    url = os.environ.get("UNLEASH_URL") or f"http://127.0.0.1:{UNLEASH_PORT}"
-    if _unleash_up(url):
-        yield url
-        _archive_created(url)
-        return
-    env = {**os.environ, "UNLEASH_PORT": UNLEASH_PORT}
-    try:
-        started = subprocess.run(["bash", str(UNLEASH_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        pytest.fail("Unleash did not start within 10 minutes (scripts/unleash-server.sh start)", pytrace=False)
-    if started.returncode != 0 or not _unleash_up(url):
-        pytest.fail(f"Unleash is required for these tests and could not be started with scripts/unleash-server.sh start "
-                    f"(needs node, npm and the local PostgreSQL):\n{started.stderr[-3000:]}", pytrace=False)
+def unleash_url(request: pytest.FixtureRequest, servers: SharedServers) -> Iterator[str]:
+    """A real Unleash server: the one at $UNLEASH_URL (default 127.0.0.1:$UNLEASH_PORT, 4247), or, when none answers
+    there, one scripts/unleash-server.sh starts for this run on the tests' PostgreSQL (stopped when the run ends)."""
+    configured = os.environ.get("UNLEASH_URL") or f"http://127.0.0.1:{UNLEASH_PORT}"
+    url = servers.url(
+        "unleash",
+        configured,
+        answers=lambda: _unleash_up(configured),
+        start=lambda: start_unleash(configured, request.getfixturevalue("pg_admin_url")),
+    )
     yield url
     _archive_created(url)
-    subprocess.run(["bash", str(UNLEASH_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
 
 
 def _archive_created(url: str) -> None:
@@ -113,17 +111,23 @@ class UnleashAdmin:
         self.http = httpx.Client(base_url=url, timeout=10)
         self.base = f"/api/admin/projects/{project}/features"
 
-    def create(self, prefix: str = "t", *, production: bool = False, development: bool = False, rollout: int | None = None) -> str:
+    def create(
+        self, prefix: str = "t", *, production: bool = False, development: bool = False, rollout: int | None = None
+    ) -> str:
         """A new flag with a unique name; on in the given environments, with a flexibleRollout when ``rollout`` is set."""
         name = f"{prefix}-{secrets.token_hex(4)}.checkout"
         self.http.post(self.base, json={"name": name, "type": "release"}).raise_for_status()
         CREATED_IN_UNLEASH.add(name)
         for env, on in (("production", production), ("development", development)):
             if rollout is not None:
-                self.http.post(f"{self.base}/{name}/environments/{env}/strategies", json={
-                    "name": "flexibleRollout", "constraints": [],
-                    "parameters": {"rollout": str(rollout), "stickiness": "default", "groupId": name},
-                }).raise_for_status()
+                self.http.post(
+                    f"{self.base}/{name}/environments/{env}/strategies",
+                    json={
+                        "name": "flexibleRollout",
+                        "constraints": [],
+                        "parameters": {"rollout": str(rollout), "stickiness": "default", "groupId": name},
+                    },
+                ).raise_for_status()
             if on:
                 self.http.post(f"{self.base}/{name}/environments/{env}/on").raise_for_status()
         return name
@@ -137,7 +141,12 @@ class UnleashAdmin:
         self.http.post(f"{self.base}/{name}/environments/{env}/{'on' if on else 'off'}").raise_for_status()
 
     def client_token(self, environment: str) -> str:
-        body = {"type": "client", "environment": environment, "projects": ["*"], "tokenName": f"opsbot-test-{secrets.token_hex(3)}"}
+        body = {
+            "type": "client",
+            "environment": environment,
+            "projects": ["*"],
+            "tokenName": f"opsbot-test-{secrets.token_hex(3)}",
+        }
         response = self.http.post("/api/admin/api-tokens", json=body)
         response.raise_for_status()
         return str(response.json()["secret"])
@@ -155,8 +164,12 @@ class AppSees:
         from UnleashClient.cache import FileCache
 
         client = UnleashClient(
-            url=f"{self.url}/api", app_name=f"opsbot-flag-test-{secrets.token_hex(4)}", custom_headers={"Authorization": self.token},
-            disable_metrics=True, disable_registration=True, refresh_interval=3600,
+            url=f"{self.url}/api",
+            app_name=f"opsbot-flag-test-{secrets.token_hex(4)}",
+            custom_headers={"Authorization": self.token},
+            disable_metrics=True,
+            disable_registration=True,
+            refresh_interval=3600,
             cache=FileCache("opsbot-flag-test", directory=tempfile.mkdtemp(prefix="unleash-cache-")),
         )
         client.initialize_client(fetch_toggles=True)

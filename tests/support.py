@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +19,15 @@ import redis
 from pydantic import SecretStr
 from slack_bolt import BoltRequest, BoltResponse
 
+from bot.adapters.local_jobs import InProcessJobs
 from bot.app import create_app
 from bot.config import OpsConfig, dump_config, parse_config
 from bot.console import payloads
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.adapters.local_jobs import InProcessJobs
 from bot.domain.shared.ports import SystemClock
 from bot.settings import Settings
 from bot.wiring import Runtime, build_services
+
 
 def _shared_slack() -> Path:
     """Slack's reference data: $OPSBOT_SHARED_SLACK, else the nearest ``shared/slack`` beside the checkout or above it."""
@@ -41,8 +42,14 @@ def _shared_slack() -> Path:
 SHARED_SLACK = _shared_slack()
 OPS_CHANNEL = "C0OPS"
 USERS = {
-    "U0ADMIN": "alice", "U0APPROVER1": "bob", "U0APPROVER2": "carol", "U0APPROVER3": "dan",
-    "U0DEV": "dave", "U0DEV2": "dora", "U0VIEWER": "erin", "U0NOBODY": "nobody",
+    "U0ADMIN": "alice",
+    "U0APPROVER1": "bob",
+    "U0APPROVER2": "carol",
+    "U0APPROVER3": "dan",
+    "U0DEV": "dave",
+    "U0DEV2": "dora",
+    "U0VIEWER": "erin",
+    "U0NOBODY": "nobody",
 }
 CONFIG: dict[str, Any] = {
     "channels": {"deployments": "C0DEPLOYS", "incidents": "C0INCIDENTS", "alerts": "C0ALERTS"},
@@ -80,7 +87,7 @@ class FrozenClock:
     """A clock tests move by hand."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.moment = start or datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)
+        self.moment = start or datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
     def now(self) -> datetime:
         return self.moment
@@ -145,15 +152,28 @@ class Bot:
     RQ on the real Redis, and ``worker()`` runs a real `opsbot worker` process for them.
     """
 
-    def __init__(self, *, emulator: SlackEmulator, db_url: str, redis_client: redis.Redis, prefix: str,
-                 config: OpsConfig, redis_url: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        *,
+        emulator: SlackEmulator,
+        db_url: str,
+        redis_client: redis.Redis,
+        prefix: str,
+        config: OpsConfig,
+        redis_url: str | None = None,
+        **overrides: Any,
+    ) -> None:
         self.emulator = emulator
         self.config = config
         self.secret = secrets.token_hex(16)
         self.settings = Settings(
-            slack_bot_token=SecretStr(emulator.token), slack_signing_secret=SecretStr(self.secret),
-            slack_api_url=emulator.api_url, database_url=db_url, opsbot_redis_prefix=prefix,
-            redis_url=redis_url, opsbot_queue=f"{prefix}jobs",
+            slack_bot_token=SecretStr(emulator.token),
+            slack_signing_secret=SecretStr(self.secret),
+            slack_api_url=emulator.api_url,
+            database_url=db_url,
+            opsbot_redis_prefix=prefix,
+            redis_url=redis_url,
+            opsbot_queue=f"{prefix}jobs",
         )
         if redis_url is None and "jobs" not in overrides:
             overrides["jobs"] = InProcessJobs(overrides.get("clock") or SystemClock())
@@ -166,11 +186,18 @@ class Bot:
         config_path.write_text(dump_config(self.config), encoding="utf-8")
         s = self.settings
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "DATABASE_URL", "REDIS_URL"))}
-        env.update({
-            "SLACK_BOT_TOKEN": self.emulator.token, "SLACK_SIGNING_SECRET": self.secret, "SLACK_API_URL": s.slack_api_url,
-            "DATABASE_URL": s.database_url, "REDIS_URL": s.redis_url or "", "OPSBOT_CONFIG": str(config_path),
-            "OPSBOT_REDIS_PREFIX": s.opsbot_redis_prefix, "OPSBOT_QUEUE": s.opsbot_queue,
-        })
+        env.update(
+            {
+                "SLACK_BOT_TOKEN": self.emulator.token,
+                "SLACK_SIGNING_SECRET": self.secret,
+                "SLACK_API_URL": s.slack_api_url,
+                "DATABASE_URL": s.database_url,
+                "REDIS_URL": s.redis_url or "",
+                "OPSBOT_CONFIG": str(config_path),
+                "OPSBOT_REDIS_PREFIX": s.opsbot_redis_prefix,
+                "OPSBOT_QUEUE": s.opsbot_queue,
+            }
+        )
         return env
 
     @contextlib.contextmanager
@@ -178,8 +205,12 @@ class Bot:
         """A real `opsbot worker` (RQ, with its scheduler) on this bot's queue, stopped afterwards."""
         assert self.settings.redis_url, "pass redis_url to Bot to use a real worker"
         log = (tmp_path / f"worker-{secrets.token_hex(3)}.log").open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=self.environment(tmp_path / "opsbot.yml"),
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "worker"],
+            env=self.environment(tmp_path / "opsbot.yml"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             yield process
         finally:
@@ -191,7 +222,9 @@ class Bot:
                 process.wait()
             log.close()
 
-    def dispatch(self, body: str, headers: dict[str, str] | None = None, content_type: str = "application/x-www-form-urlencoded") -> BoltResponse:
+    def dispatch(
+        self, body: str, headers: dict[str, str] | None = None, content_type: str = "application/x-www-form-urlencoded"
+    ) -> BoltResponse:
         """Bolt's own dispatch, exactly as its HTTP adapters call it."""
         headers = headers if headers is not None else payloads.sign(self.secret, body, content_type=content_type)
         return self.app.dispatch(BoltRequest(body=body, headers=headers))
@@ -199,7 +232,9 @@ class Bot:
     def command(self, text: str, user: str = "U0DEV", channel: str = OPS_CHANNEL, timeout: float = 5.0) -> Posted:
         """Run `/ops text` and return the reply the user sees."""
         url = self.emulator.response_url(channel, user)
-        body = payloads.slash_command(text, user_id=user, channel_id=channel, response_url=url, trigger_id=self.emulator.trigger_id())
+        body = payloads.slash_command(
+            text, user_id=user, channel_id=channel, response_url=url, trigger_id=self.emulator.trigger_id()
+        )
         response = self.dispatch(body)
         assert response.status == 200, (response.status, response.body)
         return self.reply_to(url, timeout)
@@ -213,13 +248,21 @@ class Bot:
         button = next(b for b in message.buttons() if b["text"]["text"] == label)
         url = self.emulator.response_url(message.channel, user, message.ts)
         body = payloads.block_action(
-            user_id=user, channel_id=message.channel, message_ts=message.ts, action=button, response_url=url,
-            is_ephemeral=message.ephemeral_to is not None, trigger_id=self.emulator.trigger_id(),
+            user_id=user,
+            channel_id=message.channel,
+            message_ts=message.ts,
+            action=button,
+            response_url=url,
+            is_ephemeral=message.ephemeral_to is not None,
+            trigger_id=self.emulator.trigger_id(),
         )
         response = self.dispatch(body)
         assert response.status == 200, (response.status, response.body)
         calls = self.emulator.wait_for(lambda: self.emulator.responses(url), timeout)
-        return [{**c.args, "text": Posted("", "", str(c.args.get("text", "")), list(c.args.get("blocks") or [])).seen()} for c in calls]
+        return [
+            {**c.args, "text": Posted("", "", str(c.args.get("text", "")), list(c.args.get("blocks") or [])).seen()}
+            for c in calls
+        ]
 
     def audit_actions(self) -> list[tuple[str, str, str]]:
         """(actor, action, outcome) of every audit row, oldest first."""

@@ -13,6 +13,7 @@ from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Vote
 from bot.domain.shared.policy import Actor
+from tests.fakes import FakeJobs
 from tests.support import Bot, FrozenClock, eventually
 
 
@@ -51,6 +52,8 @@ def app(
     recorder: Recorder,
     clock: FrozenClock,
 ) -> Bot:
+    # The queue only records jobs: an in-process timer would run the expiry job as soon as a test moves
+    # the clock, racing the click that test makes to see the request expire.
     return Bot(
         emulator=emulator,
         db_url=db_url,
@@ -59,6 +62,7 @@ def app(
         config=config,
         approval_outcomes={"test": recorder},
         clock=clock,
+        jobs=FakeJobs(),
     )
 
 

@@ -3,6 +3,7 @@ a verified success, a failed verification and a rollback through its button, wit
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.integration.console_demo import run_demo
@@ -13,8 +14,11 @@ def test_the_console_demo_deploys_verifies_and_rolls_back(tmp_path: Path) -> Non
     assert "the two-person rule needs someone else" in out
     assert "✅ Approved by @carol" in out and "✅ Approved by @alice" in out
     assert "🚀 Starting deployment of v1.4.2 to production" in out
-    assert (
-        "✅ *Deployment of v1.4.2 to production completed* (api)\n│ Verified: 4 check(s) over 3s passed, reporting v1.4.2." in out
+    # How many checks fit in the 3 s window depends on how fast each one answers: not what is tested.
+    assert re.search(
+        r"✅ \*Deployment of v1\.4\.2 to production completed\* \(api\)\n│ Verified: [1-4] check\(s\) over 3s passed, "
+        r"reporting v1\.4\.2\.",
+        out,
     )
     assert "failed verification:* health check /api/production/health failed: status 503 (expected 200)" in out
     assert "⚠️ *Rolled back api to v1.4.2 in production* due to v1.4.3-broken failed in production" in out

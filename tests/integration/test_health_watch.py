@@ -14,9 +14,10 @@ from rq import Queue
 from bot.adapters.redis.watches import RedisWatchStore
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.shared.policy import Actor
 from bot.domain.health.model import CheckOutcome, HealthReport
+from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import SystemClock
+from tests.fakes import FakeJobs
 from tests.health_stubs import StubServer, Switch, serving
 from tests.support import Bot, FrozenClock, eventually, make_config, start_emulator
 
@@ -24,10 +25,20 @@ TARGET = {"service": "api", "environment": "production"}
 
 
 def watch_config(server: StubServer, **rules: object) -> OpsConfig:
-    watch = {"services": ["api"], "environments": ["production"], "interval": "1s", "failures": 2, "window": "1m",
-             "slow_checks": 3, "recover_checks": 2, **rules}
+    watch = {
+        "services": ["api"],
+        "environments": ["production"],
+        "interval": "1s",
+        "failures": 2,
+        "window": "1m",
+        "slow_checks": 3,
+        "recover_checks": 2,
+        **rules,
+    }
     return make_config(
-        services={"api": {"environments": {"staging": {}, "production": {"health": [{"url": server.url(), "timeout_ms": 1000}]}}}},
+        services={
+            "api": {"environments": {"staging": {}, "production": {"health": [{"url": server.url(), "timeout_ms": 1000}]}}}
+        },
         health={"watches": [watch]},
     )
 
@@ -83,10 +94,24 @@ def wait_ticks(redis_client: redis.Redis, prefix: str, more: int) -> None:
 
 
 def test_two_workers_announce_down_and_recovery_once_each(
-    alerts_emulator: SlackEmulator, watched: OpsConfig, switch: Switch, pg_url: str, redis_url: str,
-    redis_client: redis.Redis, redis_prefix: str, tmp_path: Path, queue_cleanup: None,
+    alerts_emulator: SlackEmulator,
+    watched: OpsConfig,
+    switch: Switch,
+    pg_url: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    tmp_path: Path,
+    queue_cleanup: None,
 ) -> None:
-    app = Bot(emulator=alerts_emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=watched, redis_url=redis_url)
+    app = Bot(
+        emulator=alerts_emulator,
+        db_url=pg_url,
+        redis_client=redis_client,
+        prefix=redis_prefix,
+        config=watched,
+        redis_url=redis_url,
+    )
     with app.worker(tmp_path), app.worker(tmp_path):
         [down] = alerts_emulator.wait_for(lambda: alerts(alerts_emulator, "DOWN"), timeout=30)
         wait_ticks(redis_client, redis_prefix, 3)
@@ -102,10 +127,24 @@ def test_two_workers_announce_down_and_recovery_once_each(
 
 
 def test_a_restarted_worker_does_not_announce_an_outage_twice(
-    alerts_emulator: SlackEmulator, watched: OpsConfig, switch: Switch, pg_url: str, redis_url: str,
-    redis_client: redis.Redis, redis_prefix: str, tmp_path: Path, queue_cleanup: None,
+    alerts_emulator: SlackEmulator,
+    watched: OpsConfig,
+    switch: Switch,
+    pg_url: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    tmp_path: Path,
+    queue_cleanup: None,
 ) -> None:
-    app = Bot(emulator=alerts_emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=watched, redis_url=redis_url)
+    app = Bot(
+        emulator=alerts_emulator,
+        db_url=pg_url,
+        redis_client=redis_client,
+        prefix=redis_prefix,
+        config=watched,
+        redis_url=redis_url,
+    )
     with app.worker(tmp_path):
         alerts_emulator.wait_for(lambda: alerts(alerts_emulator, "DOWN"), timeout=30)
     with app.worker(tmp_path):
@@ -127,19 +166,44 @@ class SlowFailingProbe:
         with self._guard:
             self.calls += 1
         time.sleep(0.1)
-        return HealthReport(service, environment, "failed", [CheckOutcome("/health", "http://x/health", "failed", 2000.0, "timeout after 2000 ms")])
+        return HealthReport(
+            service,
+            environment,
+            "failed",
+            [CheckOutcome("/health", "http://x/health", "failed", 2000.0, "timeout after 2000 ms")],
+        )
 
 
 def test_racing_watchers_on_one_redis_check_once_per_interval_and_announce_once(
-    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, server: StubServer,
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    server: StubServer,
 ) -> None:
     clock = FrozenClock()
     config = watch_config(server, failures=2, interval="1m", window="5m")
     probe = SlowFailingProbe()
-    replicas = [Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config,
-                    clock=clock, health=probe).services for _ in range(2)]
+    # Only the racing threads tick: with in-process jobs, each replica's timer would also run the
+    # successor ticks they schedule, late under load, holding the lease while a whole round races.
+    replicas = [
+        Bot(
+            emulator=emulator,
+            db_url=pg_url,
+            redis_client=redis_client,
+            prefix=redis_prefix,
+            config=config,
+            clock=clock,
+            health=probe,
+            jobs=FakeJobs(),
+        ).services
+        for _ in range(2)
+    ]
     for _ in range(4):
-        threads = [threading.Thread(target=replicas[i % 2].health.watches.tick, args=(Actor("opsbot", source="job"), TARGET)) for i in range(8)]
+        threads = [
+            threading.Thread(target=replicas[i % 2].health.watches.tick, args=(Actor("opsbot", source="job"), TARGET))
+            for i in range(8)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
