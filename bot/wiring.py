@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
@@ -21,6 +24,7 @@ from bot.adapters.deploy_providers import ConfiguredProviders
 from bot.adapters.flag_providers import build_flag_provider
 from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.local_jobs import InProcessJobs, InProcessWorker
+from bot.adapters.outbox_delivery import OutboxDelivery
 from bot.adapters.redis.connection import connect
 from bot.adapters.redis.jobs import RqJobs
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
@@ -31,10 +35,11 @@ from bot.adapters.slack.conversations import SlackConversations
 from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, make_web_client
 from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import create_db_engine
-from bot.adapters.sql.unit_of_work import SqlUnitOfWork
+from bot.adapters.sql.outbox import OutboxTable
+from bot.adapters.sql.unit_of_work import EffectSettings, SqlUnitOfWork
 from bot.config import OpsConfig, load_config
 from bot.domain.approvals.deps import ApprovalDeps
-from bot.domain.approvals.ports import ApprovalOutcome, ApprovalsUnitOfWork
+from bot.domain.approvals.ports import ApprovalOutcome
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.audit.service import AuditCommands, AuditDeps
 from bot.domain.deploys.deps import DeployDeps
@@ -66,6 +71,7 @@ from bot.domain.shared.ports import (
     Notifier,
     Reply,
     ServiceEvents,
+    ShutdownSignal,
     SystemClock,
 )
 from bot.render import Renderer
@@ -91,11 +97,12 @@ class Adapters:
     health: HealthProbe
     watches: WatchStore
     flags: FlagProvider
+    shutdown: ShutdownSignal = field(default_factory=ShutdownSignal)  # SIGTERM: runs hand over within a grace period
     events: ServiceEvents | None = None  # None: open incidents listen (the default)
     approval_outcomes: Mapping[str, ApprovalOutcome] = field(default_factory=dict)  # request kinds of one's own (tests)
 
 
-class UnitOfWorks(ApprovalsUnitOfWork, DeploysUnitOfWork, IncidentsUnitOfWork, FlagsUnitOfWork, Protocol):
+class UnitOfWorks(DeploysUnitOfWork, IncidentsUnitOfWork, FlagsUnitOfWork, Protocol):
     """One unit of work that serves every family's port (``SqlUnitOfWork`` does)."""
 
 
@@ -159,6 +166,7 @@ def build_families(a: Adapters) -> Families:
     )
     events = a.events if a.events is not None else incidents.events
     deploy_deps = DeployDeps(
+        shutdown=a.shutdown,
         config=config,
         clock=clock,
         uow=a.uow,
@@ -229,6 +237,8 @@ class Runtime:
     web_client: WebClient
     renderer: Renderer
     local_worker: InProcessWorker | None  # runs the jobs when they are in-process (console, tests)
+    outbox: OutboxTable  # effects waiting for delivery, for `opsbot outbox` and the deliverer's rounds
+    delivery: OutboxDelivery
 
     @property
     def config(self) -> OpsConfig:
@@ -277,7 +287,10 @@ class Runtime:
             self.adapters.notifier.dm(actor.user_id, reply.message)
 
     def close(self) -> None:
-        """Stop the in-process job threads, if any (connections close with the process)."""
+        """Ask runs in flight to stop (``adapters.shutdown``) and stop the in-process job threads, if any.
+
+        Connections close with the process."""
+        self.adapters.shutdown.request()
         if self.local_worker is not None:
             self.local_worker.close()
 
@@ -304,13 +317,21 @@ def redis_client(settings: Settings, *, allow_embedded: bool) -> redis.Redis:
 
 
 def job_queue(settings: Settings, r: redis.Redis, clock: Clock) -> RqJobs | InProcessJobs:
-    """RQ on the shared Redis; in-process threads when Redis is embedded (console, single process)."""
+    """RQ on the shared Redis; in-process threads when Redis is embedded (console, single process).
+
+    The queue's connection retries a command through a short blip (redis-py's ``Retry`` with backoff) and checks
+    an idle connection before using it; a longer outage reaches the caller as ``Unavailable``.
+    """
     if settings.redis_url and not isinstance(r, embedded_redis_type()):
-        return RqJobs(
-            redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
-            settings.opsbot_queue,
-            settings.opsbot_redis_prefix,
+        connection = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=10,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 2),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
+        return RqJobs(connection, settings.opsbot_queue, settings.opsbot_redis_prefix)
     return InProcessJobs(clock)
 
 
@@ -343,15 +364,22 @@ def build_services(
     web_client = web_client or make_web_client(token, settings.slack_api_url)
     prefix = settings.opsbot_redis_prefix
     built = engine
+    jobs: Jobs = overrides["jobs"] if "jobs" in overrides else job_queue(settings, r, clock)
+    audit: AuditLog = overrides["audit"] if "audit" in overrides else SqlAuditLog(built, clock)
+    outbox_table = OutboxTable(built, clock)
+    delivery = OutboxDelivery(
+        outbox_table, make_web_client(token, settings.slack_api_url, rate_limit_retries=0), jobs, clock, audit
+    )
+    effects = EffectSettings(renderer, clock, timedelta(minutes=config.durability.effect_deadline_minutes), delivery)
 
     def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(built)
+        return SqlUnitOfWork(built, effects)
 
     defaults: dict[str, Callable[[], Any]] = {
-        "jobs": lambda: job_queue(settings, r, clock),
+        "jobs": lambda: jobs,
         "locks": lambda: RedisLockStore(r, clock, prefix),
         "lock_waiters": lambda: RedisLockWaiters(r, prefix),
-        "audit": lambda: SqlAuditLog(built, clock),
+        "audit": lambda: audit,
         "groups": lambda: SlackGroups(web_client),
         "notifier": lambda: SlackNotifier(web_client, renderer),
         "state": lambda: RedisState(r, prefix),
@@ -365,8 +393,8 @@ def build_services(
     extra = {name: overrides[name] for name in ("events", "approval_outcomes") if name in overrides}
     adapters = Adapters(config=config, clock=clock, uow=uow, **parts, **extra)
     families = build_families(adapters)
-    jobs = adapters.jobs
-    local_worker = InProcessWorker(jobs, families.dispatcher.run_job) if isinstance(jobs, InProcessJobs) else None
+    queue = adapters.jobs
+    local_worker = InProcessWorker(queue, families.dispatcher.run_job) if isinstance(queue, InProcessJobs) else None
     return Runtime(
         adapters=adapters,
         families=families,
@@ -375,4 +403,6 @@ def build_services(
         web_client=web_client,
         renderer=renderer,
         local_worker=local_worker,
+        outbox=outbox_table,
+        delivery=delivery,
     )

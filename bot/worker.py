@@ -1,17 +1,29 @@
-"""`opsbot worker`: builds the worker's runtime once and runs the RQ queue through its dispatcher.
+"""`opsbot worker`: builds the worker's runtime once and runs the RQ queue through its dispatcher, outages included.
 
 RQ's ``SimpleWorker`` runs each job in this process (no fork), so the connections and families built
-here serve every job; the worker hands opsbot's jobs to ``Dispatcher.run_job`` (same typed errors
-and audit as a command). Every worker submits the families' startup jobs, keyed, so replicas do not
-pile them up.
+here serve every job; the worker hands opsbot's jobs to ``Dispatcher.run_job`` (same typed errors and
+audit as a command). Besides its jobs it delivers waiting effects and takes part in the reconciler's
+rounds (``bot.background``). When Redis goes away the worker does not exit: it waits with backoff and
+carries on with a fresh RQ worker once Redis answers. SIGTERM (a rolling restart) lets a running deploy
+finish within ``durability.shutdown_grace_seconds``, then hands it over to the reconciler and exits.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+
+import redis
+
 from bot.adapters.redis.jobs import OpsWorker, RqJobs
+from bot.background import Background
 from bot.config import OpsConfig
+from bot.domain.shared.errors import Unavailable
 from bot.settings import MissingSetting, Settings
 from bot.wiring import build_services
+
+log = logging.getLogger("opsbot.worker")
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, Unavailable)
 
 
 def run_worker(settings: Settings, config: OpsConfig, *, burst: bool = False) -> None:
@@ -22,6 +34,21 @@ def run_worker(settings: Settings, config: OpsConfig, *, burst: bool = False) ->
     jobs = runtime.adapters.jobs
     if not isinstance(jobs, RqJobs):
         raise MissingSetting("REDIS_URL", "the worker needs a real Redis, not the embedded one")
-    for name in runtime.dispatcher.startup_jobs():  # keyed: a second replica starting adds nothing
-        jobs.submit(name, {}, key=f"startup:{name}")
-    OpsWorker(jobs, runtime.dispatcher.run_job).work(with_scheduler=True, burst=burst)
+    shutdown = runtime.adapters.shutdown
+    background = None if burst else Background(runtime).start()
+    wait = 0.5
+    try:
+        while not shutdown.requested:
+            try:
+                for name in runtime.dispatcher.startup_jobs():  # keyed: a second replica starting adds nothing
+                    jobs.submit(name, {}, key=f"startup:{name}")
+                worker = OpsWorker(jobs, runtime.dispatcher.run_job, on_stop=shutdown.request)
+                worker.work(with_scheduler=True, burst=burst)
+                return
+            except REDIS_ERRORS as exc:
+                log.warning("Redis went away (%s); the worker carries on once it is back (next try in %.1f s)", exc, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, 10.0)
+    finally:
+        if background is not None:
+            background.stop()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from bot.adapters.sql.engine import upgrade
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
-from tests.support import Bot, make_config, start_emulator
+from tests.support import OPEN_BOTS, Bot, make_config, start_emulator
 
 # tests.servers: throwaway Redis/PostgreSQL/Unleash when none answers, shared by xdist workers;
 # tests.flagkit: flag fixtures (the application database, the real Unleash server).
@@ -76,6 +76,7 @@ def pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
     name = f"opsbot_t_{secrets.token_hex(5)}"
     _admin(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     yield _with_database(pg_admin_url, name)
+    close_open_bots()  # before their database goes
     _admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -115,3 +116,15 @@ def emulator(config: OpsConfig) -> Iterator[SlackEmulator]:
 def opsbot(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig) -> Bot:
     """The app on PostgreSQL and Redis, talking to the emulator."""
     return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config)
+
+
+@pytest.fixture(autouse=True)
+def _close_bots() -> Iterator[None]:
+    """Every Bot a test built is closed when it ends: no job thread outlives its test's database."""
+    yield
+    close_open_bots()
+
+
+def close_open_bots() -> None:
+    while OPEN_BOTS:
+        OPEN_BOTS.pop().close()

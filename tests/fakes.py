@@ -224,14 +224,76 @@ class FakeDatabase:
         self.lock = threading.RLock()
         self.approvals = FakeApprovalRepository()
         self.repositories: dict[str, Any] = {"approvals": self.approvals}
+        self.messages: dict[str, MessageRef] = {}  # message key -> the fake message it became
+        self.notifier: Any = Unused("notifier")  # where effects go; fake_world connects its fakes
+        self.jobs: Any = Unused("jobs")
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
 
 
+class FakeOutbox:
+    """Effects recorded in a fake unit of work, delivered to the fake notifier and jobs when it commits."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+        self.effects: list[tuple[str, tuple[Any, ...]]] = []
+
+    def post(self, channel: str, message: Message, *, key: str, origin: str) -> None:
+        self.effects.append(("post", (channel, message, key)))
+
+    def update(self, key: str, message: Message, *, origin: str) -> None:
+        self.effects.append(("update", (key, message)))
+
+    def dm(self, user: str, message: Message, *, key: str, origin: str) -> None:
+        self.effects.append(("dm", (user, message, key)))
+
+    def pin(self, key: str, *, origin: str) -> None:
+        self.effects.append(("pin", (key,)))
+
+    def unpin(self, key: str, *, origin: str) -> None:
+        self.effects.append(("unpin", (key,)))
+
+    def submit(self, name: str, payload: dict[str, Any], *, key: str, origin: str) -> None:
+        self.effects.append(("submit", (name, payload, key)))
+
+    def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str, origin: str) -> None:
+        self.effects.append(("schedule", (at, name, payload, key)))
+
+    def cancel_job(self, key: str, *, origin: str) -> None:
+        self.effects.append(("cancel", (key,)))
+
+    def waiting(self, key: str) -> bool:
+        return False
+
+    def deliver(self) -> None:
+        db = self._db
+        for kind, args in self.effects:
+            if kind in ("post", "dm"):
+                target, message, key = args
+                if key in db.messages:
+                    db.notifier.update(db.messages[key], message)
+                else:
+                    db.messages[key] = db.notifier.post(target, message) if kind == "post" else db.notifier.dm(target, message)
+            elif kind == "update":
+                key, message = args
+                if key in db.messages:
+                    db.notifier.update(db.messages[key], message)
+            elif kind == "submit":
+                db.jobs.submit(args[0], args[1], key=args[2])
+            elif kind == "schedule":
+                db.jobs.schedule(args[0], args[1], args[2], key=args[3])
+            elif kind == "cancel":
+                db.jobs.cancel(args[0])
+        self.effects = []
+
+
 class FakeUnitOfWork:
     def __init__(self, db: FakeDatabase) -> None:
         self._db = db
+        self.outbox = FakeOutbox(db)
+        self._after: list[Any] = []
+        self.pending: list[Any] = []
 
     def __enter__(self) -> FakeUnitOfWork:
         self._db.lock.acquire()
@@ -240,8 +302,14 @@ class FakeUnitOfWork:
     def __exit__(self, *exc: object) -> None:
         self._db.lock.release()
 
+    def after_commit(self, action: Any) -> None:
+        self._after.append(action)
+
     def commit(self) -> None:
-        pass
+        for action in self._after:
+            action()
+        self._after = []
+        self.outbox.deliver()
 
     def __getattr__(self, repository: str) -> Any:
         try:
@@ -289,5 +357,6 @@ def fake_world(
         "events": FakeEvents(),
     }
     parts.update(overrides)
+    db.notifier, db.jobs = parts["notifier"], parts["jobs"]
     adapters = Adapters(config=config or make_config(), clock=clock, uow=db.uow, **parts)
     return World(adapters, db)

@@ -52,6 +52,15 @@ USERS = {
     "U0NOBODY": "nobody",
 }
 CONFIG: dict[str, Any] = {
+    # Short windows: a lost lock stops a run within a second, a run without a heartbeat for 3 s is stale.
+    "durability": {
+        "heartbeat_seconds": 0.5,
+        "stale_after_seconds": 3,
+        "reconcile_every_seconds": 1,
+        "never_started_after_seconds": 5,
+        "deliver_every_seconds": 0.2,
+        "shutdown_grace_seconds": 2,
+    },
     "channels": {"deployments": "C0DEPLOYS", "incidents": "C0INCIDENTS", "alerts": "C0ALERTS"},
     "roles": {
         "admin": ["U0ADMIN"],
@@ -145,6 +154,9 @@ def autocommit(engine: Any, repository: str) -> Any:
     return Repository()
 
 
+OPEN_BOTS: list[Bot] = []  # closed after each test by the autouse fixture in tests/conftest.py
+
+
 class Bot:
     """The real Bolt app on real stores, spoken to with signed requests in Slack's shapes.
 
@@ -180,6 +192,11 @@ class Bot:
         self.services: Runtime = build_services(self.settings, config=config, redis=redis_client, **overrides)
         self.app = create_app(self.settings, self.services)
         self.reads = Reads(self.services.adapters.uow)
+        OPEN_BOTS.append(self)
+
+    def close(self) -> None:
+        """Stop this bot's job threads and tell runs still going that the process is stopping (the test is over)."""
+        self.services.close()
 
     def environment(self, config_path: Path) -> dict[str, str]:
         """The environment an `opsbot` process needs to share this bot's stores, Slack and config."""

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bot.config.common import *  # noqa: F403 - the config's public names, re-exported
 from bot.config.common import NAME, Channels, Environment, Roles, Strict
+from bot.config.durability import Durability
 from bot.config.flags import *  # noqa: F403
 from bot.config.flags import Flags
 from bot.config.health import *  # noqa: F403
@@ -34,6 +35,7 @@ class OpsConfig(Strict):
     flags: Flags = Field(default_factory=Flags)
     incidents: Incidents = Field(default_factory=Incidents)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    durability: Durability = Field(default_factory=Durability)
 
     @field_validator("environments", "services")
     @classmethod

@@ -67,7 +67,9 @@ class SlackEmulator(WebApiMethods):
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="slack-emulator", daemon=True).start()
+        threading.Thread(  # a short poll: stop() returns within 50 ms, not the default 500
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-emulator", daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

@@ -57,6 +57,20 @@ class Dispatcher:
         )
         self.subcommands = [help_spec, *subcommands]
 
+    def reconcile(self) -> list[str]:
+        """One reconciler round: every family's repair steps, each guarded (one failing step does not stop the others);
+        what was repaired, in words. Each step audits its own repairs."""
+        repaired: list[str] = []
+        for family in self.families:
+            for step in family.reconcile:
+                try:
+                    repaired.extend(step(JOB_ACTOR))
+                except OpsError as exc:
+                    log.warning("reconciler step of %s could not run: %s", family.name, exc.message)
+                except Exception:
+                    log.exception("reconciler step of %s failed", family.name)
+        return repaired
+
     def startup_jobs(self) -> list[str]:
         """Jobs every `opsbot worker` submits when it starts (e.g. starting the health watches)."""
         return [name for family in self.families for name in family.startup_jobs]

@@ -24,6 +24,7 @@ from tests.deploy_kit import (  # noqa: F401 - fixtures
     state_dir,
 )
 from tests.e2e.test_deploys import approval_for, posted
+from tests.fakes import FakeJobs
 from tests.support import Bot, FrozenClock, eventually
 
 
@@ -57,18 +58,42 @@ def test_redis_unreachable_refuses_the_deploy_clearly_triggers_nothing_and_is_au
     assert app.audit_actions()[-2:] == [("U0DEV", "command.deploy", "started"), ("U0DEV", "command.deploy", "unavailable")]
 
 
-def test_force_unlock_of_a_running_deploy_makes_its_result_fail_the_fence_check(app: Bot, state_dir: Path) -> None:
+def provider_running(app: Bot) -> bool:
+    return ("opsbot", "deploy.provider_call", "started") in app.audit_actions()
+
+
+def test_force_unlock_of_a_running_deploy_stops_its_provider_and_records_the_lost_lock(app: Bot, state_dir: Path) -> None:
     app.command("deploy v2.0.0 to staging")
     posted(app, "🚀 Starting deployment of v2.0.0 to staging")
+    eventually(lambda: provider_running(app))
     app.command('unlock api staging --reason "stuck"', user="U0ADMIN")
+    lost = posted(app, "lost its deploy lock while it ran")  # its heartbeat found the lock gone and stopped the program
+    assert "its result was not recorded" in lost.seen()
+    assert "was stopped: its deploy lock was broken or ran out" in lost.seen()
     (state_dir / "go").touch()
-    lost = posted(app, "lost its deploy lock while it ran")
-    assert "its result was not recorded" in lost.seen() and "exited with status 0" in lost.seen()
+    assert deployed_log(state_dir) == []  # the deploy program was stopped before it deployed anything
     assert not [m for m in app.emulator.in_channel("C0DEPLOYS") if "completed" in m.seen()]
     assert app.reads.deploys.history("api", "staging", 1)[0].state.value == "lock_lost"  # type: ignore[union-attr]
     assert "lock lost" in app.command("history api staging").seen()
     assert ("opsbot", "deploy.lock_lost", "lock_lost") in app.audit_actions()
     assert eventually(lambda: app.services.adapters.events.kinds()[-1] == "deploy.failed")  # type: ignore[attr-defined]
+
+
+def test_a_lock_that_runs_out_between_queueing_and_starting_stops_the_run_before_its_announcement(
+    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path
+) -> None:
+    jobs = FakeJobs()  # the run job waits in the queue until the test runs it
+    app = make_app(emulator, pg_url, redis_client, redis_prefix, config, jobs=jobs)
+    app.command("deploy v2.0.0 to staging", user="U0DEV")
+    [(name, payload, _key)] = [job for job in jobs.submitted if job[0] == "deploys.run"]
+    deploy = app.reads.deploys.get(payload["deploy_id"])
+    app.services.adapters.locks.release(deploy.lease)  # it ran out while the job waited (a long queue, a paused worker)
+    app.services.dispatcher.run_job(name, payload)
+    notice = posted(app, "lost its deploy lock before it started")
+    assert "its result was not recorded" in notice.seen()
+    assert not [m for m in emulator.in_channel("C0DEPLOYS") if "Starting deployment" in m.seen()]
+    assert app.reads.deploys.get(deploy.id).state.value == "lock_lost"
+    assert not provider_running(app) and deployed_log(state_dir) == []
 
 
 def test_a_rollback_that_loses_its_lock_is_published_as_a_failed_rollback(app: Bot, state_dir: Path) -> None:
@@ -79,8 +104,8 @@ def test_a_rollback_that_loses_its_lock_is_published_as_a_failed_rollback(app: B
     (state_dir / "go").unlink()
     app.command('rollback api staging --reason "errors"')
     posted(app, "Rolling back api to v2.0.0 in staging")
+    eventually(lambda: app.audit_actions().count(("opsbot", "deploy.provider_call", "started")) == 3)
     app.command('unlock api staging --reason "stuck"', user="U0ADMIN")
-    (state_dir / "go").touch()
     posted(app, "lost its deploy lock while it ran")
     events = app.services.adapters.events.events  # type: ignore[attr-defined]
     eventually(lambda: events[-1].kind != "rollback.started")  # published right after the announcement
@@ -90,15 +115,35 @@ def test_a_rollback_that_loses_its_lock_is_published_as_a_failed_rollback(app: B
     )
 
 
-def test_a_new_deploy_after_a_force_unlock_wins_and_the_old_one_cannot_record(app: Bot, state_dir: Path) -> None:
+def test_a_new_deploy_after_a_force_unlock_runs_once_the_old_run_has_stopped(app: Bot, state_dir: Path) -> None:
     app.command("deploy v2.0.0 to staging", user="U0DEV")
     posted(app, "🚀 Starting deployment of v2.0.0 to staging")
+    eventually(lambda: provider_running(app))
     app.command('unlock api staging --reason "stuck"', user="U0ADMIN")
+    posted(app, "lost its deploy lock while it ran")
     app.command("deploy v2.0.1 to staging", user="U0DEV2")
     (state_dir / "go").touch()
     posted(app, "✅ Deployment of v2.0.1 to staging completed")
     states = {d.version: d.state.value for d in app.reads.deploys.history("api", "staging", 5)}  # type: ignore[union-attr]
     assert states == {"v2.0.0": "lock_lost", "v2.0.1": "succeeded"}
+    assert [line.split()[:3] for line in deployed_log(state_dir)] == [["api", "staging", "v2.0.1"]]
+
+
+def test_the_database_keeps_a_target_to_one_deploy_when_redis_forgot_its_lock(
+    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path
+) -> None:
+    jobs = FakeJobs()  # the first deploy's run waits in the queue
+    app = make_app(emulator, pg_url, redis_client, redis_prefix, config, jobs=jobs)
+    app.command("deploy v2.0.0 to staging", user="U0DEV")
+    first = app.reads.deploys.history("api", "staging", 1)[0]  # type: ignore[union-attr]
+    redis_client.delete(*redis_client.keys(f"{redis_prefix}*lock*"))  # a Redis failover lost every lock
+    assert app.services.adapters.locks.held() == []
+    refused = app.command("deploy v2.0.1 to staging", user="U0DEV2").seen()
+    assert f"`api` in staging already has a deploy or rollback that is not over: `{first.id}`" in refused
+    assert "cancel it with `/ops cancel <id>`" in refused
+    assert app.services.adapters.locks.held() == []  # the refused request let go of the lock it took
+    assert [d.version for d in app.reads.deploys.history("api", "staging", 5)] == ["v2.0.0"]  # type: ignore[union-attr]
+    assert ("U0DEV2", "command.deploy", "conflict") in app.audit_actions()
 
 
 def test_the_provider_timing_out_fails_the_deploy_and_releases_the_lock(
@@ -167,13 +212,22 @@ def test_cancel_withdraws_only_your_own_pending_request(app: Bot, state_dir: Pat
     assert app.services.adapters.locks.held() == []
 
 
-def test_a_running_deploy_cannot_be_cancelled(app: Bot, state_dir: Path) -> None:
+def test_cancel_of_a_running_deploy_stops_its_provider_and_says_so(app: Bot, state_dir: Path) -> None:
     app.command("deploy v2.0.0 to staging", user="U0DEV")
     posted(app, "Starting deployment of v2.0.0")
+    eventually(lambda: provider_running(app))
     deploy_id = app.reads.deploys.history("api", "staging", 1)[0].id  # type: ignore[union-attr]
-    assert "cannot be stopped from Slack" in app.command(f"cancel {deploy_id}").seen()
+    assert "only its requester or an admin" in app.command(f"cancel {deploy_id}", user="U0DEV2").seen()
+    reply = app.command(f"cancel {deploy_id}", user="U0DEV").seen()
+    assert f"Stopping {deploy_id}" in reply and "announced in the deployments channel" in reply
+    stopped = posted(app, "was stopped by @U0DEV")
+    assert "its result was not recorded" in stopped.seen() and "was stopped: cancelled by" in stopped.seen()
     (state_dir / "go").touch()
-    posted(app, "✅ Deployment of v2.0.0 to staging completed")
+    assert deployed_log(state_dir) == []  # the deploy program was stopped before it deployed anything
+    assert app.reads.deploys.get(deploy_id).state.value == "cancelled"  # type: ignore[union-attr]
+    assert ("U0DEV", "deploy.stopped", "cancelled") in app.audit_actions()
+    assert app.services.adapters.locks.held() == []
+    assert "already cancelled" in app.command(f"cancel {deploy_id}", user="U0DEV").seen()
 
 
 def test_a_deploy_runs_on_a_real_opsbot_worker_through_rq(
@@ -213,23 +267,37 @@ def test_a_request_whose_lock_was_broken_does_not_start_once_approved(app: Bot, 
 
 
 class QueueDown(InProcessJobs):
-    """Background jobs whose queue refuses deploys (Redis gone between the request and the last click)."""
+    """Background jobs whose queue refuses deploys while ``down`` (Redis gone between the request and the last click)."""
+
+    down = True
 
     def submit(self, name: str, payload: dict[str, Any], *, key: str | None = None) -> None:
-        if name == "deploys.run":
+        if name == "deploys.run" and self.down:
             raise Unavailable("Redis", "queueing deploys.run: ConnectionError")
         super().submit(name, payload, key=key)
 
 
-def test_an_approved_deploy_that_cannot_be_queued_fails_visibly_and_frees_the_lock(
+def test_an_approved_deploy_whose_job_cannot_be_queued_starts_once_the_queue_is_back(
     emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, state_dir: Path
 ) -> None:
-    app = make_app(emulator, pg_url, redis_client, redis_prefix, config, jobs=QueueDown(SystemClock()))
+    jobs = QueueDown(SystemClock())
+    app = make_app(emulator, pg_url, redis_client, redis_prefix, config, jobs=jobs)
     app.command("deploy v1.2.3 to production", user="U0DEV")
     request = approval_for(app, "Deploy v1.2.3 of api to production")
     app.click(request, "Approve", "U0APPROVER1")
     reply = app.click(request, "Approve", "U0APPROVER2")[-1]["text"]
-    assert "was approved but did not start: it could not be queued for the worker" in reply and "marked failed" in reply
-    assert "did not start" in posted(app, "did not start").seen()
-    assert app.services.adapters.locks.held() == [] and deployed_log(state_dir) == []
-    assert app.reads.deploys.history("api", "production", 1)[0].state.value == "failed"  # type: ignore[union-attr]
+    assert "That was the last approval needed; it is approved." in reply
+    assert "The deploy starts as soon as the job queue (Redis) is back; nothing needs to be done again." in reply
+    deploy = app.reads.deploys.history("api", "production", 1)[0]  # type: ignore[union-attr]
+    assert deploy.state.value == "approved" and [lock.name for lock in app.services.adapters.locks.held()] == [
+        "deploy/api/production"
+    ]
+    assert [e.kind for e in app.services.outbox.listing()] == ["job.submit"]
+    assert not [m for m in emulator.in_channel("C0DEPLOYS") if "Starting deployment" in m.seen()]
+
+    jobs.down = False  # the worker's deliverer tries again (a Retry-After-like backoff first)
+    (state_dir / "go").touch()
+    eventually(lambda: app.services.delivery.drain() >= 0 and deployed_log(state_dir), timeout=15)
+    posted(app, "✅ Deployment of v1.2.3 to production completed")
+    assert [line.split()[:3] for line in deployed_log(state_dir)] == [["api", "production", "v1.2.3"]]
+    assert app.services.adapters.locks.held() == []

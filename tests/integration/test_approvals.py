@@ -12,7 +12,9 @@ import redis
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Vote
+from bot.domain.approvals.ports import Approved
 from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import UnitOfWork
 from tests.fakes import FakeJobs
 from tests.support import Bot, FrozenClock, eventually
 
@@ -23,11 +25,12 @@ class Recorder:
         self.closed_ids: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def approved(self, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> None:
+    def approved(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> Approved:
         with self._lock:
             self.approved_ids.append(request.id)
+        return Approved()
 
-    def closed(self, actor: Actor, request: ApprovalRequest) -> None:
+    def closed(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest) -> None:
         with self._lock:
             self.closed_ids.append((request.id, request.state.value))
 
@@ -78,8 +81,10 @@ def open_request(app: Bot, requester: str = "U0DEV", required: int = 2, **kwargs
         environment="production",
         **kwargs,
     )
-    message = app.emulator.find(request.message_ts)
-    assert message is not None and message.channel == "C0DEPLOYS"
+    message = app.emulator.wait_for(
+        lambda: next((m for m in app.emulator.in_channel("C0DEPLOYS") if request.title in m.seen()), None)
+    )
+    assert message.channel == "C0DEPLOYS"
     return request, message
 
 

@@ -6,11 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
 from bot.adapters.sql.engine import create_db_engine
 from bot.domain.deploys.model import Deploy, DeployKind, DeployState
+from bot.domain.deploys.ports import TargetBusy
 from tests.support import autocommit
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
@@ -75,15 +77,26 @@ def test_last_ran_and_last_good_pick_the_rollback_target(db_url: str) -> None:
     assert store.last_ran("api", "staging") is None
 
 
-def test_abandoning_marks_only_live_deploys_with_an_older_fence(db_url: str) -> None:
+def test_abandoning_marks_only_requests_and_queued_deploys_with_an_older_fence(db_url: str) -> None:
     store = autocommit(create_db_engine(db_url), "deploys")
     store.create(a_deploy("d-00000001", "v1.2.2", DeployState.SUCCEEDED, 0))
-    store.create(a_deploy("d-00000002", "v1.2.3", DeployState.RUNNING, 5))
-    store.create(a_deploy("d-00000003", "v1.2.4", DeployState.REQUESTED, 9))
+    store.create(a_deploy("d-00000002", "v1.2.3", DeployState.REQUESTED, 5))
     lost = store.abandon_older("deploy/api/production", 9, T0 + timedelta(hours=1))
     assert [d.id for d in lost] == ["d-00000002"] and lost[0].state is DeployState.LOCK_LOST
-    assert store.get("d-00000003").state is DeployState.REQUESTED  # type: ignore[union-attr]
     assert store.get("d-00000001").state is DeployState.SUCCEEDED  # type: ignore[union-attr]
+    assert store.abandon_older("deploy/api/production", 3, T0 + timedelta(hours=1)) == []  # a newer fence is not older
+
+
+def test_a_running_deploy_is_never_abandoned_and_the_database_refuses_a_second_live_one(db_url: str) -> None:
+    """A vanished Redis key (TTL, failover, eviction) lets a new request take the lock: the database still says no."""
+    store = autocommit(create_db_engine(db_url), "deploys")
+    store.create(a_deploy("d-00000002", "v1.2.3", DeployState.RUNNING, 5))
+    assert store.abandon_older("deploy/api/production", 9, T0 + timedelta(hours=1)) == []
+    with pytest.raises(TargetBusy, match=r"`d-00000002` \(deploy of v1\.2\.3, running"):
+        store.create(a_deploy("d-00000003", "v1.2.4", DeployState.REQUESTED, 9))
+    assert store.get("d-00000002").state is DeployState.RUNNING  # type: ignore[union-attr]
+    assert store.get("d-00000003") is None
+    store.create(a_deploy("d-00000004", "v1.2.4", DeployState.REQUESTED, 9, environment="staging"))  # another target is free
 
 
 def test_history_is_newest_first_and_filtered(db_url: str) -> None:

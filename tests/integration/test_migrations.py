@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import bot.adapters.sql.tables  # noqa: F401 - declares every table
+from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import (
     alembic_config,
     create_db_engine,
@@ -16,8 +22,14 @@ from bot.adapters.sql.engine import (
     pending_migrations,
     upgrade,
 )
+from bot.adapters.sql.tables import deploys
+from bot.domain.shared.ports import AuditEntry, SystemClock
+from tests.conftest import _admin, _with_database
 
 OLD_HEADS = ("0003_deploys", "0003_flags", "0003_incidents")  # the three families before 0004_merge_families
+SCRIPT = ScriptDirectory.from_config(alembic_config("sqlite://"))
+HEAD = SCRIPT.get_current_head()
+AFTER_MERGE = {rev.revision for rev in SCRIPT.iterate_revisions(HEAD, "0004_merge_families")} - {"0004_merge_families"}
 
 
 def schema_diff(url: str) -> list[object]:
@@ -43,8 +55,8 @@ def test_migrated_schema_matches_the_declared_tables(db_url: str) -> None:
 
 
 def test_the_history_has_exactly_one_head() -> None:
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    assert script.get_heads() == ["0004_merge_families"]
+    assert SCRIPT.get_heads() == [HEAD]
+    assert "0005_durable_operations" in AFTER_MERGE
 
 
 def test_an_empty_database_has_every_revision_pending(tmp_path: Path) -> None:
@@ -58,11 +70,11 @@ def test_a_database_at_the_three_old_heads_upgrades_to_the_one_head(tmp_path: Pa
     for head in OLD_HEADS:
         upgrade(url, head)
     assert current_heads(url) == set(OLD_HEADS)
-    assert pending_migrations(create_db_engine(url)) == {"0004_merge_families"}
+    assert pending_migrations(create_db_engine(url)) == {"0004_merge_families", *AFTER_MERGE}
 
     upgrade(url)
 
-    assert current_heads(url) == {"0004_merge_families"}
+    assert current_heads(url) == {HEAD}
     assert pending_migrations(create_db_engine(url)) == set()
     assert schema_diff(url) == []
 
@@ -70,9 +82,68 @@ def test_a_database_at_the_three_old_heads_upgrades_to_the_one_head(tmp_path: Pa
 def test_a_database_at_one_old_head_gets_the_other_families_on_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'deploys-only.db'}"
     upgrade(url, "0003_deploys")
-    assert pending_migrations(create_db_engine(url)) == {"0003_flags", "0003_incidents", "0004_merge_families"}
+    assert pending_migrations(create_db_engine(url)) == {"0003_flags", "0003_incidents", "0004_merge_families", *AFTER_MERGE}
 
     upgrade(url)
 
-    assert current_heads(url) == {"0004_merge_families"}
+    assert current_heads(url) == {HEAD}
     assert schema_diff(url) == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    admin = request.getfixturevalue("pg_admin_url")
+    name = f"opsbot_mig_{secrets.token_hex(5)}"
+    _admin(admin, f'CREATE DATABASE "{name}"')
+    yield _with_database(admin, name)
+    _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_deploys_that_faults_left_running_are_settled_unknown_and_audited_before_the_exclusion(empty_db_url: str) -> None:
+    upgrade(empty_db_url, "0004_merge_families")
+    engine = create_db_engine(empty_db_url)
+    row = {
+        "kind": "deploy",
+        "service": "api",
+        "environment": "production",
+        "requester": "U0DEV",
+        "reason": "r",
+        "hotfix": False,
+        "approvers": "[]",
+        "lock_name": "deploy/api/production",
+        "requested_at": datetime(2026, 11, 1, tzinfo=UTC),
+    }
+    with engine.begin() as conn:  # two runs of one target left "running": the new unique index would refuse them
+        conn.execute(
+            deploys.insert(),
+            [
+                {**row, "id": "d-00000001", "version": "v1", "state": "running"},
+                {**row, "id": "d-00000002", "version": "v2", "state": "running"},
+                {**row, "id": "d-00000003", "version": "v0", "state": "succeeded"},
+            ],
+        )
+    SqlAuditLog(engine, SystemClock()).record(AuditEntry(actor="U0DEV", action="deploy.requested", outcome="ok"))
+
+    upgrade(empty_db_url)
+
+    with engine.connect() as conn:
+        states = dict(conn.execute(sa.select(deploys.c.id, deploys.c.state)).all())
+    assert states == {"d-00000001": "unknown", "d-00000002": "unknown", "d-00000003": "succeeded"}
+    audit = SqlAuditLog(engine, SystemClock())
+    assert [(r["action"], r["outcome"], r["source"]) for r in audit.rows()][1:] == [
+        ("deploy.unknown", "unknown", "migration")
+    ] * 2
+    assert audit.verify().ok
+    with engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):
+        conn.execute(
+            deploys.insert(),
+            [
+                {**row, "id": "d-00000004", "version": "v3", "state": "requested"},
+                {**row, "id": "d-00000005", "version": "v4", "state": "approved"},
+            ],
+        )
+    engine.dispose()

@@ -11,11 +11,12 @@ from bot.config import OpsConfig, parse_config
 from bot.domain.deploys import requests as deploys
 from bot.domain.deploys import rollbacks, verification
 from bot.domain.deploys.execution import Heartbeat
+from bot.domain.deploys.model import Deploy, DeployKind, DeployState, StopSignal
 from bot.domain.deploys.planning import change_link
 from bot.domain.health.model import CheckOutcome, HealthReport
 from bot.domain.shared.commands import Args, Subcommand, split_args
 from bot.domain.shared.errors import UsageError
-from tests.fakes import FakeLocks, fake_world
+from tests.fakes import FakeDatabase, FakeLocks, fake_world
 from tests.support import FrozenClock, config_data, make_config
 
 
@@ -142,16 +143,44 @@ def test_a_standing_clock_cannot_make_the_watch_loop_forever() -> None:
     assert verdict.ok and health.calls == 4
 
 
-def test_the_heartbeat_renews_the_lease_and_notices_when_the_lock_is_broken() -> None:
+class BeatingDeploys:
+    """The deploy repository as the heartbeat uses it: each beat is recorded; the row says running."""
+
+    def __init__(self, deploy: Deploy) -> None:
+        self.deploy, self.beats = deploy, 0
+
+    def beat(self, deploy_id: str, at: object) -> Deploy | None:
+        self.beats += 1
+        return self.deploy
+
+
+def test_the_heartbeat_renews_the_lease_records_itself_and_stops_the_run_when_the_lock_is_broken() -> None:
     clock = FrozenClock()
     locks = FakeLocks(clock)
-    lease = locks.acquire("deploy/api/production", holder="U0DEV", purpose="deploy", ttl_seconds=0.3)
+    lease = locks.acquire("deploy/api/production", holder="U0DEV", purpose="deploy", ttl_seconds=3)
     assert lease is not None
-    with Heartbeat(locks, lease, 0.3) as beat:
-        time.sleep(0.25)
-        assert locks.is_current(lease) and not beat.lost
+    deploy = Deploy(
+        "d-00000001",
+        DeployKind.DEPLOY,
+        "api",
+        "production",
+        "v1",
+        "U0DEV",
+        "r",
+        DeployState.RUNNING,
+        clock.now(),
+        lock_name=lease.name,
+        lock_token=lease.token,
+        lock_fence=lease.fence,
+    )
+    db = FakeDatabase()
+    db.repositories["deploys"] = rows = BeatingDeploys(deploy)
+    config = make_config(deploys={"lock_ttl_seconds": 3}, durability={"heartbeat_seconds": 0.1, "stale_after_seconds": 1})
+    deps = fake_world(config, clock, db=db, locks=locks).families.deploys.deps
+    stop = StopSignal()
+    with Heartbeat(deps, deploy, lease, stop) as beat:
+        time.sleep(0.35)
+        assert locks.is_current(lease) and not beat.lost and rows.beats >= 2
         locks.force_release("deploy/api/production")
-        deadline = time.monotonic() + 2
-        while not beat.lost and time.monotonic() < deadline:
-            time.sleep(0.02)
-    assert beat.lost
+        assert stop.wait(2)
+    assert beat.lost and stop.reason == "its deploy lock was broken or ran out"

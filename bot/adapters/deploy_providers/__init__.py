@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from bot.adapters.deploy_providers.command import CommandDeploy
+from bot.adapters.deploy_providers.command import CommandDeploy, end_process_group
 from bot.adapters.deploy_providers.github_actions import GithubActionsDeploy
 from bot.adapters.deploy_providers.webhook import WebhookDeploy
 from bot.config import CommandProvider, GithubActionsProvider, WebhookProvider
@@ -27,3 +27,6 @@ class ConfiguredProviders:
         if isinstance(spec, GithubActionsProvider):
             return GithubActionsDeploy(spec, self._environ)
         raise TypeError(f"no deploy provider for {type(spec).__name__}")
+
+    def end_process(self, description: str) -> bool:
+        return end_process_group(description)

@@ -18,7 +18,7 @@ import httpx
 
 from bot.adapters.deploy_providers.command import format_duration_s, placeholders, substitute
 from bot.config import GithubActionsProvider
-from bot.domain.deploys.model import DeployOrder, ProviderResult
+from bot.domain.deploys.model import DeployOrder, ProviderResult, StopSignal
 
 API_VERSION = "2022-11-28"
 MAX_POLL_ERRORS = 5
@@ -50,7 +50,7 @@ class GithubActionsDeploy:
         shown = ", ".join(f"{k}={v}" for k, v in self.inputs(order).items()) or "no inputs"
         return f"dispatches workflow `{self._spec.workflow}` of {self._spec.repo} on `{self._spec.ref}` ({shown}) and follows the run"
 
-    def deploy(self, order: DeployOrder) -> ProviderResult:
+    def deploy(self, order: DeployOrder, stop: StopSignal) -> ProviderResult:
         token = self._environ.get(self._spec.token_env, "")
         if not token:
             return ProviderResult(False, f"the GitHub token is missing: set the environment variable {self._spec.token_env}")
@@ -68,7 +68,7 @@ class GithubActionsDeploy:
                 return ProviderResult(False, str(exc))
             except httpx.HTTPError as exc:
                 return ProviderResult(False, f"could not reach GitHub to dispatch the workflow ({type(exc).__name__})")
-            return self._follow(client, run_id, deadline)
+            return self._follow(client, run_id, deadline, stop)
 
     def _repo_path(self) -> str:
         return f"/repos/{self._spec.repo}/actions"
@@ -101,9 +101,14 @@ class GithubActionsDeploy:
             self._sleep(self._spec.poll_seconds)
         raise RunNotFound("the workflow was dispatched but its run did not appear before the timeout")
 
-    def _follow(self, client: httpx.Client, run_id: int, deadline: float) -> ProviderResult:
-        errors, run = 0, {}
+    def _follow(self, client: httpx.Client, run_id: int, deadline: float, stop: StopSignal) -> ProviderResult:
+        errors, run = 0, dict[str, Any]()
         while True:
+            if stop.stopped and stop.cancel_remote:
+                return self._cancel(client, run_id, run, stop)
+            if stop.stopped:
+                label = f"workflow run #{run.get('run_number', run_id)}"
+                return ProviderResult(False, f"{label} left running ({stop.reason})", link=run.get("html_url"))
             try:
                 response = client.get(f"{self._repo_path()}/runs/{run_id}")
                 response.raise_for_status()
@@ -128,6 +133,20 @@ class GithubActionsDeploy:
                     link=run.get("html_url"),
                 )
             self._sleep(self._spec.poll_seconds)
+
+    def _cancel(self, client: httpx.Client, run_id: int, run: dict[str, Any], stop: StopSignal) -> ProviderResult:
+        """Ask GitHub to cancel the run (``POST …/runs/{id}/cancel``); the result says whether it took the request."""
+        label = f"workflow run #{run.get('run_number', run_id)}"
+        try:
+            response = client.post(f"{self._repo_path()}/runs/{run_id}/cancel")
+            asked = (
+                "GitHub was asked to cancel it"
+                if response.status_code in (202, 409)
+                else f"GitHub answered {response.status_code} to the cancel"
+            )
+        except httpx.HTTPError as exc:
+            asked = f"the cancel could not reach GitHub ({type(exc).__name__})"
+        return ProviderResult(False, f"{label} was stopped ({stop.reason}); {asked}", link=run.get("html_url"))
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from bot.config import WebhookProvider
-from bot.domain.deploys.model import DeployOrder, ProviderResult
+from bot.domain.deploys.model import DeployOrder, ProviderResult, StopSignal
 
 BODY_TAIL_CHARS = 1000
 MAX_BACKOFF_SECONDS = 60.0
@@ -64,7 +64,7 @@ class WebhookDeploy:
             f"up to {self._spec.retries} retries, idempotency key {order.deploy_id})"
         )
 
-    def deploy(self, order: DeployOrder) -> ProviderResult:
+    def deploy(self, order: DeployOrder, stop: StopSignal) -> ProviderResult:
         secret = self._environ.get(self._spec.secret_env, "")
         if not secret:
             return ProviderResult(False, f"the webhook secret is missing: set the environment variable {self._spec.secret_env}")
@@ -73,6 +73,8 @@ class WebhookDeploy:
         attempts = self._spec.retries + 1
         with httpx.Client(timeout=self._spec.timeout_seconds, transport=self._transport) as client:
             for attempt in range(attempts):
+                if stop.stopped:  # a request already sent cannot be taken back; no further one is sent
+                    return ProviderResult(False, f"stopped before attempt {attempt + 1}: {stop.reason}")
                 outcome = self._post(client, order, body, secret)
                 if isinstance(outcome, ProviderResult):
                     return outcome

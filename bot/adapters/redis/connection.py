@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from bot.domain.shared.errors import Unavailable
 
@@ -32,4 +34,12 @@ def guard_redis(fn: Callable[..., T]) -> Callable[..., T]:
 
 def connect(url: str) -> redis.Redis:
     """A client with short timeouts: a stuck Redis must fail a command, not hang it."""
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )

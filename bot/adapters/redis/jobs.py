@@ -120,12 +120,21 @@ class OpsJob(Job):
 
 
 class OpsWorker(SimpleWorker):
-    """RQ's ``SimpleWorker`` (jobs run in this process, reusing its connections) handing opsbot's jobs to ``run_job``."""
+    """RQ's ``SimpleWorker`` (jobs run in this process, reusing its connections) handing opsbot's jobs to ``run_job``.
 
-    def __init__(self, jobs: RqJobs, run_job: JobRunner, **kwargs: Any) -> None:
+    ``on_stop`` is told when the worker is asked to stop (SIGTERM/SIGINT), before RQ's own warm shutdown, so work in
+    flight can hand over instead of running to its end.
+    """
+
+    def __init__(self, jobs: RqJobs, run_job: JobRunner, *, on_stop: Callable[[], None] = lambda: None, **kwargs: Any) -> None:
         super().__init__([jobs.queue], connection=jobs.queue.connection, job_class=OpsJob, **kwargs)
         self._jobs = jobs
         self._run_job = run_job
+        self._on_stop = on_stop
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self._on_stop()
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
         if isinstance(job, OpsJob):

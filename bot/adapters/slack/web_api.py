@@ -20,13 +20,17 @@ from bot.render import Renderer
 T = TypeVar("T")
 
 
-def make_web_client(token: str | None, base_url: str) -> WebClient:
-    """A client that honours Retry-After on 429 (the SDK's default retries only connection errors)."""
+def make_web_client(token: str | None, base_url: str, *, rate_limit_retries: int = 2) -> WebClient:
+    """A client that honours Retry-After on 429 up to ``rate_limit_retries`` times (the SDK's default retries only
+    connection errors). The outbox's deliverer uses 0: it schedules its own retry after Retry-After instead of waiting."""
+    handlers: list[Any] = [ConnectionErrorRetryHandler(max_retry_count=1)]
+    if rate_limit_retries:
+        handlers.append(RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries))
     return WebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=10,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=handlers,
     )
 
 

@@ -62,6 +62,7 @@ class SqlApprovalRepository:
                 details=json.dumps(request.details),
                 payload=json.dumps(request.payload),
                 link=request.link,
+                channel=request.channel,
                 state=request.state.value,
                 created_at=request.created_at,
                 expires_at=request.expires_at,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from bot.adapters.sql.engine import guard_db
 from bot.adapters.sql.tables import audit_head, audit_log
@@ -80,8 +80,40 @@ RETURNING seq, prev_hash, hash
 """)
 
 
+def content(entry: AuditEntry, at: datetime) -> dict[str, Any]:
+    """The columns an entry is stored (and hashed) as, at ``at``."""
+    return {
+        "at": at.astimezone(UTC),
+        "actor": _clip(entry.actor, 64),
+        "action": _clip(entry.action, 100),
+        "outcome": _clip(entry.outcome, 32),
+        "target": _clip(entry.target, 200),
+        "service": _clip(entry.service, 64),
+        "environment": _clip(entry.environment, 64),
+        "params": json.dumps(entry.params, sort_keys=True, ensure_ascii=False, default=str),
+        "error": _clip(entry.error, 4000),
+        "channel": _clip(entry.channel, 32),
+        "request_id": _clip(entry.request_id, 128),
+        "source": _clip(entry.source, 16),
+    }
+
+
 def _clip(value: str | None, size: int) -> str | None:
     return value if value is None or len(value) <= size else value[: size - 1] + "…"
+
+
+def append_in(conn: Connection, row: dict[str, Any]) -> AuditRecord:
+    """Append ``row`` (an entry's content, see ``SqlAuditLog.content``) inside the caller's transaction.
+
+    The head row is locked until that transaction ends (``FOR UPDATE`` on PostgreSQL; SQLite's
+    BEGIN IMMEDIATE), so use it where appends are rare: migrations settling old rows.
+    """
+    head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()).one()
+    row = {**row, "seq": head.seq + 1, "prev_hash": head.hash}
+    row["hash"] = row_hash(row)
+    conn.execute(audit_log.insert().values(**row))
+    conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"]))
+    return _record(row)
 
 
 class SqlAuditLog:
@@ -93,7 +125,7 @@ class SqlAuditLog:
 
     @guard_db
     def record(self, entry: AuditEntry) -> AuditRecord:
-        row = self._content(entry)
+        row = content(entry, self._clock.now())
         if self._engine.dialect.name == "postgresql":
             with self._engine.connect() as conn:
                 # The statement is atomic on its own; autocommit ends the head's lock with it.
@@ -106,28 +138,7 @@ class SqlAuditLog:
             return _record(row)
         with self._engine.begin() as conn:
             # SQLite: BEGIN IMMEDIATE already holds the database's write lock for this transaction.
-            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
-            row.update(seq=head.seq + 1, prev_hash=head.hash)
-            row["hash"] = row_hash(row)
-            conn.execute(audit_log.insert().values(**row))
-            conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"]))
-        return _record(row)
-
-    def _content(self, entry: AuditEntry) -> dict[str, Any]:
-        return {
-            "at": self._clock.now().astimezone(UTC),
-            "actor": _clip(entry.actor, 64),
-            "action": _clip(entry.action, 100),
-            "outcome": _clip(entry.outcome, 32),
-            "target": _clip(entry.target, 200),
-            "service": _clip(entry.service, 64),
-            "environment": _clip(entry.environment, 64),
-            "params": json.dumps(entry.params, sort_keys=True, ensure_ascii=False, default=str),
-            "error": _clip(entry.error, 4000),
-            "channel": _clip(entry.channel, 32),
-            "request_id": _clip(entry.request_id, 128),
-            "source": _clip(entry.source, 16),
-        }
+            return append_in(conn, row)
 
     @guard_db
     def query(self, query: AuditQuery) -> list[AuditRecord]:

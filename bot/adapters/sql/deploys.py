@@ -8,12 +8,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from bot.adapters.sql.engine import guard_db, utc, utc_or_none
 from bot.adapters.sql.tables import deploy_freezes, deploys
-from bot.domain.deploys.model import HOLDS_LOCK, RAN, Deploy, DeployKind, DeployState, Freeze
+from bot.domain.deploys.model import LIVE, RAN, Deploy, DeployKind, DeployState, Freeze
+from bot.domain.deploys.ports import TargetBusy
 
-TIMES = ("requested_at", "approved_at", "started_at", "finished_at")
+TIMES = ("requested_at", "approved_at", "started_at", "finished_at", "heartbeat_at", "provider_started_at")
 
 
 def _deploy(row: Any) -> Deploy:
@@ -49,7 +51,52 @@ class SqlDeployRepository:
     @guard_db
     def create(self, deploy: Deploy) -> None:
         values = _columns({**deploy.__dict__})
-        self._conn.execute(deploys.insert().values(**values))
+        try:
+            with self._conn.begin_nested():
+                self._conn.execute(deploys.insert().values(**values))
+        except IntegrityError:
+            # uq_deploys_live_target: another deploy of this target is not over (it slipped in at the same moment).
+            raise TargetBusy(deploy.service, deploy.environment, self.live(deploy.service, deploy.environment)) from None
+
+    @guard_db
+    def live(self, service: str, environment: str) -> Deploy | None:
+        query = sa.select(deploys).where(
+            deploys.c.service == service, deploys.c.environment == environment, deploys.c.state.in_([s.value for s in LIVE])
+        )
+        row = self._conn.execute(query).first()
+        return None if row is None else _deploy(row)
+
+    @guard_db
+    def beat(self, deploy_id: str, at: datetime) -> Deploy | None:
+        """Record a running deploy's heartbeat; the row as it is now (None when it is no longer running)."""
+        self._conn.execute(
+            deploys.update()
+            .where(deploys.c.id == deploy_id, deploys.c.state == DeployState.RUNNING.value)
+            .values(heartbeat_at=at)
+        )
+        row = self._conn.execute(sa.select(deploys).where(deploys.c.id == deploy_id)).first()
+        return None if row is None or row.state != DeployState.RUNNING.value else _deploy(row)
+
+    @guard_db
+    def stale_runs(self, before: datetime) -> list[Deploy]:
+        """Running deploys whose last heartbeat (or start) is older than ``before``: nothing is running them."""
+        last_sign = sa.func.coalesce(deploys.c.heartbeat_at, deploys.c.started_at, deploys.c.approved_at)
+        query = sa.select(deploys).where(deploys.c.state == DeployState.RUNNING.value, last_sign < before).order_by(deploys.c.id)
+        return [_deploy(row) for row in self._conn.execute(query)]
+
+    @guard_db
+    def waiting_to_start(self, before: datetime) -> list[Deploy]:
+        """Approved deploys that have not started since before ``before``."""
+        query = sa.select(deploys).where(deploys.c.state == DeployState.APPROVED.value, deploys.c.approved_at < before)
+        return [_deploy(row) for row in self._conn.execute(query.order_by(deploys.c.id))]
+
+    @guard_db
+    def finished_since(self, since: datetime) -> list[Deploy]:
+        """Deploys and rollbacks that ended after ``since`` (their locks may still need releasing)."""
+        query = sa.select(deploys).where(
+            deploys.c.state.not_in([s.value for s in LIVE]), deploys.c.finished_at >= since, deploys.c.lock_token.is_not(None)
+        )
+        return [_deploy(row) for row in self._conn.execute(query.order_by(deploys.c.id))]
 
     @guard_db
     def get(self, deploy_id: str) -> Deploy | None:
@@ -115,7 +162,8 @@ class SqlDeployRepository:
 
     @guard_db
     def abandon_older(self, lock_name: str, fence: int, now: datetime) -> list[Deploy]:
-        live = [s.value for s in HOLDS_LOCK]
+        # A running deploy is never abandoned this way: its run (or the reconciler) ends it.
+        live = [DeployState.REQUESTED.value, DeployState.APPROVED.value]
         stale = sa.and_(deploys.c.lock_name == lock_name, deploys.c.state.in_(live), deploys.c.lock_fence < fence)
         ids = [row.id for row in self._conn.execute(sa.select(deploys.c.id).where(stale))]
         if not ids:

@@ -98,7 +98,21 @@ deploys = sa.Table(
     sa.Column("output_tail", sa.Text, nullable=True),
     sa.Column("rollback_of", sa.String(16), nullable=True),
     sa.Column("rolled_back_by", sa.String(16), nullable=True),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("provider_started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("provider_process", sa.String(200), nullable=True),
+    sa.Column("cancel_requested_by", sa.String(32), nullable=True),
     sa.Index("ix_deploys_service_environment", "service", "environment"),
+    # At most one deploy or rollback per service and environment that is not over: the database itself says so,
+    # so a Redis lock that vanished (TTL, failover, eviction) can never admit a second one.
+    sa.Index(
+        "uq_deploys_live_target",
+        "service",
+        "environment",
+        unique=True,
+        sqlite_where=sa.text("state IN ('requested', 'approved', 'running')"),
+        postgresql_where=sa.text("state IN ('requested', 'approved', 'running')"),
+    ),
 )
 deploy_freezes = sa.Table(
     "deploy_freezes",
@@ -192,4 +206,42 @@ flag_heads = sa.Table(
     sa.Column("flag", sa.String(100), primary_key=True),
     sa.Column("environment", sa.String(64), primary_key=True),
     sa.Column("change_id", sa.String(16), nullable=True),
+)
+
+
+# Durable operations: side effects recorded in the transaction of the change that implies them, delivered after.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # slack.post | slack.update | slack.dm | slack.pin | slack.unpin | job.*
+    sa.Column("key", sa.String(200), nullable=False, index=True),  # the message key (Slack) or the job key
+    sa.Column("stream", sa.String(200), nullable=False, index=True),  # one stream's effects are delivered in order
+    sa.Column("target", sa.String(100), nullable=True),  # the channel or user; the job's name
+    sa.Column("payload", sa.Text, nullable=False),  # the rendered message, or the job's payload (JSON)
+    sa.Column("run_at", sa.DateTime(timezone=True), nullable=True),  # job.schedule: when the job runs
+    sa.Column("origin", sa.String(200), nullable=False),  # what recorded it, for people: "deploy d-1a2b3c4d"
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # pending | delivered | failed | dropped | superseded
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deadline_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+slack_messages = sa.Table(
+    "slack_messages",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),  # a message key: delivering it again updates, never posts a twin
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+)
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),  # "reconciler": one replica at a time does its rounds
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
@@ -29,3 +29,4 @@ class VoteReceipt:
     decision: Decision
     approvals: int
     self_approval: bool = False
+    waiting: list[str] = field(default_factory=list)  # what is still on its way, in words

@@ -64,6 +64,15 @@ class ApprovalRequest:
         """Distinct approvals needed: the environment's number, plus one admin's when required."""
         return self.required + (1 if self.require_admin else 0)
 
+    @property
+    def message_key(self) -> str:
+        """The key of the request's message in Slack (posted once, edited on every vote)."""
+        return f"approval:{self.id}"
+
+    @property
+    def origin(self) -> str:
+        return f"approval {self.id} ({self.kind})"
+
     def decided(self, state: ApprovalState, at: datetime) -> ApprovalRequest:
         return replace(self, state=state, decided_at=at)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -38,13 +40,23 @@ class ApprovalsUnitOfWork(UnitOfWork, Protocol):
     def approvals(self) -> ApprovalRepository: ...
 
 
+@dataclass(frozen=True)
+class Approved:
+    """What a family answers when its request is approved: what happens next, in words, for the voter ("The deploy
+    starts"); and work to do once the decision is committed (``then``), whose typed errors reach the voter."""
+
+    next_step: str | None = None
+    then: Callable[[], None] | None = None
+
+
 class ApprovalOutcome(Protocol):
     """What a family does once one of its requests (by ``ApprovalRequest.kind``) is decided.
 
-    ``approved`` runs once, as the person whose vote approved it; ``closed`` once for a request that
-    was rejected, withdrawn or expired.
+    Both run inside the unit of work that records the decision, so the family's own change and its effects
+    commit with it, or not at all. ``approved`` runs once, as the person whose vote approved it; ``closed``
+    runs once for a request that was rejected, withdrawn or expired.
     """
 
-    def approved(self, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> None: ...
+    def approved(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> Approved: ...
 
-    def closed(self, actor: Actor, request: ApprovalRequest) -> None: ...
+    def closed(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest) -> None: ...

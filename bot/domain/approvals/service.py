@@ -10,7 +10,6 @@ so twenty concurrent Approve clicks move a request to ``approved`` once, and ``a
 from __future__ import annotations
 
 import secrets
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,10 +25,11 @@ from bot.domain.approvals.model import (
     judge_expiry,
     judge_vote,
 )
+from bot.domain.approvals.ports import ApprovalsUnitOfWork, Approved
 from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, OpsError
 from bot.domain.shared.family import Family, JobSpec
 from bot.domain.shared.policy import Actor, Role
-from bot.domain.shared.ports import MessageRef, Reply
+from bot.domain.shared.ports import Pending, Reply
 
 EXPIRE_JOB = "approvals.expire"
 
@@ -47,8 +47,9 @@ class ApprovalService:
     def family(self) -> Family:
         return Family("approvals", jobs=[JobSpec(EXPIRE_JOB, self.expire)])
 
-    def request(
+    def open(
         self,
+        uow: ApprovalsUnitOfWork,
         actor: Actor,
         *,
         kind: str,
@@ -65,7 +66,8 @@ class ApprovalService:
         link: str | None = None,
         channel: str | None = None,
     ) -> ApprovalRequest:
-        """Open a request as ``actor``, post it with Approve/Reject buttons, and schedule its expiry."""
+        """Record a request as ``actor`` in the caller's unit of work, with its message (Approve/Reject) and expiry
+        as effects: they go out once that unit of work commits, with whatever the caller changed in it."""
         d = self._d
         if kind not in d.outcomes:
             raise OpsError(f"no approval kind {kind!r} is registered")
@@ -86,16 +88,22 @@ class ApprovalService:
             details=details or {},
             payload=payload or {},
             link=link,
+            channel=channel or d.config.channels.deployments,
         )
-        with d.uow() as uow:
-            uow.approvals.add(request)
+        uow.approvals.add(request)
+        assert request.channel is not None
+        uow.outbox.post(request.channel, ApprovalMessage(request, [], 0, now), key=request.message_key, origin=request.origin)
+        uow.outbox.schedule(
+            request.expires_at, EXPIRE_JOB, {"request_id": request.id}, key=expiry_key(request.id), origin=request.origin
+        )
+        return request
+
+    def request(self, actor: Actor, **fields: Any) -> ApprovalRequest:
+        """``open`` in a unit of work of its own (for callers that change nothing else), committed."""
+        with self._d.uow() as uow:
+            request = self.open(uow, actor, **fields)
             uow.commit()
-        ref = d.notifier.post(channel or d.config.channels.deployments, ApprovalMessage(request, [], 0, now))
-        with d.uow() as uow:
-            uow.approvals.attach_message(request.id, ref)
-            uow.commit()
-        d.jobs.schedule(request.expires_at, EXPIRE_JOB, {"request_id": request.id}, key=expiry_key(request.id))
-        return replace(request, channel=ref.channel, message_ts=ref.ts)
+        return request
 
     def get(self, request_id: str) -> tuple[ApprovalRequest, list[Vote]] | None:
         with self._d.uow() as uow:
@@ -135,14 +143,16 @@ class ApprovalService:
             if verdict.state is not current.state:
                 uow.approvals.set_state(request_id, verdict.state, now)
                 after = current.decided(verdict.state, now)
+            approved = self._after(uow, actor, Transition(after, votes, current.state))
             uow.commit()
-        transition = Transition(after, votes, current.state)
-        self._after(actor, transition)
-        if transition.request.state is ApprovalState.EXPIRED and transition.changed:
-            raise Conflict(f"This request expired at {transition.request.expires_at:%H:%M} UTC; ask for a new one.")
-        return Reply(
-            VoteReceipt(transition.request, decision, approvals_of(transition.votes), self_approval), outcome=decision.value + "d"
+        if approved.then is not None:
+            approved.then()
+        if after.state is ApprovalState.EXPIRED and after.state is not current.state:
+            raise Conflict(f"This request expired at {after.expires_at:%H:%M} UTC; ask for a new one.")
+        receipt = VoteReceipt(
+            after, decision, approvals_of(votes), self_approval, waiting=_waiting(uow.pending, approved.next_step)
         )
+        return Reply(receipt, outcome=decision.value + "d")
 
     def expire(self, actor: Actor, payload: dict[str, Any]) -> None:
         """The scheduled expiry: a still-pending request becomes expired, its message says so, its family cleans up."""
@@ -156,22 +166,33 @@ class ApprovalService:
             if verdict.state is current.state:
                 return
             uow.approvals.set_state(current.id, verdict.state, now)
+            approved = self._after(uow, actor, Transition(current.decided(verdict.state, now), votes, current.state))
             uow.commit()
-        self._after(actor, Transition(current.decided(verdict.state, now), votes, current.state))
+        if approved.then is not None:
+            approved.then()
 
-    def _after(self, actor: Actor, transition: Transition) -> None:
-        """Update the posted message; on a state change, hand over to the request's family exactly once."""
+    def _after(self, uow: ApprovalsUnitOfWork, actor: Actor, transition: Transition) -> Approved:
+        """In the decision's unit of work: edit the posted message; on a state change, hand over to the request's family
+        exactly once. What the family answered, when the request was approved."""
         d, request = self._d, transition.request
-        if request.channel and request.message_ts:
-            d.notifier.update(
-                MessageRef(request.channel, request.message_ts),
-                ApprovalMessage(request, transition.votes, approvals_of(transition.votes), d.clock.now()),
-            )
+        message = ApprovalMessage(request, transition.votes, approvals_of(transition.votes), d.clock.now())
+        uow.outbox.update(request.message_key, message, origin=request.origin)
         if not transition.changed:
-            return
+            return Approved()
         outcome = d.outcomes[request.kind]
         if request.state is ApprovalState.APPROVED:
-            d.jobs.cancel(expiry_key(request.id))
-            outcome.approved(actor, request, transition.votes)
-        else:
-            outcome.closed(actor, request)
+            uow.outbox.cancel_job(expiry_key(request.id), origin=request.origin)
+            return outcome.approved(uow, actor, request, transition.votes)
+        outcome.closed(uow, actor, request)
+        return Approved()
+
+
+def _waiting(pending: list[Pending], next_step: str | None) -> list[str]:
+    """What the voter should know is still on its way, when delivery could not finish right after the vote."""
+    notes = []
+    if next_step and any(p.kind.startswith("job.") for p in pending):
+        waiting_for = next(p.waiting_for for p in pending if p.kind.startswith("job."))
+        notes.append(f"{next_step} as soon as {waiting_for} is back; nothing needs to be done again.")
+    if any(p.kind.startswith("slack.") for p in pending):
+        notes.append("The request's message in the channel will be updated as soon as Slack takes it.")
+    return notes

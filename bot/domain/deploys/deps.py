@@ -17,7 +17,7 @@ from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.locks.ports import LockStore
 from bot.domain.locks.waiting import DeployLocks
 from bot.domain.shared.policy import Policy
-from bot.domain.shared.ports import AuditLog, Clock, Jobs, Notifier, ServiceEvents
+from bot.domain.shared.ports import AuditLog, Clock, Jobs, Notifier, ServiceEvents, ShutdownSignal
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,4 @@ class DeployDeps:
     jobs: Jobs
     policy: Policy
     audit: AuditLog
+    shutdown: ShutdownSignal  # set on SIGTERM: a running deploy hands over within durability.shutdown_grace_seconds

@@ -1,56 +1,123 @@
 """The job ``deploys.run``: announce, run the provider, verify, record the result under the lock's fence.
 
 It runs on `opsbot worker` (or a thread in the console), never in the request Slack waits on.
-The row's compare-and-set ``approved`` → ``running`` lets exactly one run through, however many
-times the job is submitted. A heartbeat renews the lock's TTL while the deploy runs; before the
-result is recorded, the lease must still be the lock's current holder (its fencing token), so a
-deploy whose lock was broken by `/ops unlock` cannot record itself as the environment's state.
+The row's compare-and-set ``approved`` → ``running`` lets exactly one run through, however many times
+the job is delivered; ``provider_started_at`` is written before the provider is called, so nothing ever
+calls it twice for one deploy. A heartbeat renews the lock's TTL and writes ``heartbeat_at`` on the row
+while the deploy runs; it stops the provider at once when the lock is lost, when someone cancels the
+deploy, or when the worker is shutting down past its grace period (the reconciler then finishes it).
+Each state change and its announcement are one unit of work; a database outage is ridden out
+(``until_back``) rather than leaving the deploy ``running``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.deploys import support, verification
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
-from bot.domain.deploys.messages import DeployFailed, DeployStarted, DeploySucceeded, LockLost, RolledBack
-from bot.domain.deploys.model import Deploy, DeployOrder, DeployState, ProviderResult
+from bot.domain.deploys.messages import DeployFailed, DeployStarted, DeployStopped, DeploySucceeded, LockLost, RolledBack
+from bot.domain.deploys.model import Deploy, DeployOrder, DeployState, ProviderResult, StopSignal
 from bot.domain.deploys.ports import DeployProvider
-from bot.domain.locks.ports import MAX_MANUAL_LOCK, Lease, LockStore
-from bot.domain.shared.errors import OpsError
+from bot.domain.incidents.freezes import Retake
+from bot.domain.locks.ports import MAX_MANUAL_LOCK, Lease
+from bot.domain.shared.errors import OpsError, Unavailable
 from bot.domain.shared.policy import Actor
+from bot.domain.shared.retry import until_back
 
 log = logging.getLogger("opsbot.deploys")
+RECORD_WITHIN_SECONDS = 30 * 60  # how long a run keeps trying to record its result while the database is away
+HANDED_OVER = datetime(1970, 1, 1, tzinfo=UTC)  # a heartbeat this old tells the reconciler to take over at once
 
 
 class Heartbeat:
-    """Renews a lease every third of its TTL on a thread; ``lost`` once a renewal is refused."""
+    """Beats every ``durability.heartbeat_seconds`` on a thread while a deploy runs.
 
-    def __init__(self, locks: LockStore, lease: Lease, ttl_seconds: float) -> None:
-        self._locks, self._lease, self._ttl = locks, lease, ttl_seconds
-        self._stop = threading.Event()
-        self.lost = False
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{lease.name}", daemon=True)
+    Each beat renews the lock's TTL in Redis and writes ``heartbeat_at`` on the row; it stops the provider
+    (``stop``) when the lock is lost (``lost``), when someone asked to cancel (``cancelled_by``), when the
+    reconciler has already settled the deploy (``superseded``), or when the worker is shutting down and
+    the grace period is over (``handed_over``). A Redis or database blip is only logged: the next beat tries again.
+    """
+
+    def __init__(self, d: DeployDeps, deploy: Deploy, lease: Lease | None, stop: StopSignal) -> None:
+        self._d, self._deploy, self._lease, self.stop = d, deploy, lease, stop
+        self._interval = min(d.config.durability.heartbeat_seconds, d.config.deploys.lock_ttl_seconds / 3)
+        self._done = threading.Event()
+        self.lost = self.superseded = self.handed_over = False
+        self.cancelled_by: str | None = None
+        self._shutdown_since: float | None = None
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{deploy.id}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        self._done.set()
         self._thread.join(timeout=5)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self._ttl / 3):
+    def _run(self) -> None:
+        elapsed = 0.0
+        while not self._done.wait(min(self._interval, 0.5)):
+            elapsed += min(self._interval, 0.5)
+            self._check_shutdown()
+            if elapsed >= self._interval:
+                elapsed = 0.0
+                self.beat()
+
+    def beat(self) -> None:
+        d, deploy = self._d, self._deploy
+        if self._lease is not None:
             try:
-                if not self._locks.extend(self._lease, self._ttl):
+                if not d.locks.extend(self._lease, d.config.deploys.lock_ttl_seconds):
                     self.lost = True
-                    return
-            except OpsError as exc:  # a Redis blip: keep trying; the TTL covers two missed beats
-                log.warning("heartbeat for %s failed: %s", self._lease.name, exc.message)
+                    self.stop.stop("its deploy lock was broken or ran out")
+            except OpsError as exc:  # Redis is away: the database still keeps this deploy's target to itself
+                log.warning("heartbeat of %s: could not renew its lock (%s)", deploy.id, exc.message)
+        try:
+            with d.uow() as uow:
+                row = uow.deploys.beat(deploy.id, d.clock.now())
+                uow.commit()
+        except OpsError as exc:
+            log.warning("heartbeat of %s: could not record it (%s)", deploy.id, exc.message)
+            return
+        if row is None:
+            self.superseded = True
+            self.stop.stop("opsbot settled it after its heartbeat stopped")
+        elif row.cancel_requested_by and self.cancelled_by is None:
+            self.cancelled_by = row.cancel_requested_by
+            self.stop.stop(f"cancelled by <@{row.cancel_requested_by}>")
+
+    def _check_shutdown(self) -> None:
+        if not self._d.shutdown.requested or self.handed_over:
+            return
+        now = time.monotonic()
+        if self._shutdown_since is None:
+            self._shutdown_since = now
+            log.warning(
+                "%s: the worker is shutting down; the deploy has %.0f s to finish",
+                self._deploy.id,
+                self._d.config.durability.shutdown_grace_seconds,
+            )
+        if now - self._shutdown_since >= self._d.config.durability.shutdown_grace_seconds:
+            self.handed_over = True
+            self.stop.stop("the worker shut down; opsbot's reconciler finishes the deploy", cancel_remote=False)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a run ended, as the outcome to record."""
+
+    ok: bool
+    result: ProviderResult
+    verdict: verification.Verdict | None
 
 
 class DeployRuns:
@@ -62,136 +129,218 @@ class DeployRuns:
 
     def run(self, actor: Actor, payload: dict[str, Any]) -> None:
         d = self._d
-        deploy = support.transition(
-            d, str(payload.get("deploy_id", "")), frozenset({DeployState.APPROVED}), DeployState.RUNNING, started_at=d.clock.now()
-        )
-        if deploy is None:
+        deploy_id = str(payload.get("deploy_id", ""))
+        started = self._start(deploy_id)
+        if started is None:
             return  # already run, or closed meanwhile: a repeated job does nothing
-        lease = deploy.lease
-        if lease is None or not d.locks.is_current(lease):
-            self._lock_lost(actor, deploy, "before it started", None)
+        if isinstance(started, Deploy):  # its lock went while it waited: nothing was started or announced
+            self._lock_lost(actor, started, "before it started", None, was=DeployState.APPROVED)
             return
-        try:
-            result, verdict = self._execute(actor, deploy, lease)
-        except Exception as exc:  # whatever broke, the deploy ends failed and its lock is released, never stuck
-            log.exception("deploy %s broke", deploy.id)
-            result, verdict = ProviderResult(False, f"opsbot failed while running it ({type(exc).__name__})"), None
-        self._finish(actor, deploy, result, verdict)
-
-    def _execute(self, actor: Actor, deploy: Deploy, lease: Lease) -> tuple[ProviderResult, verification.Verdict | None]:
-        """Announce, run the provider under a heartbeat, then verify."""
-        d = self._d
-        spec = d.config.services[deploy.service].deploy
-        if spec is None:
-            return ProviderResult(False, "the service no longer has a deploy provider configured"), None
-        provider = d.providers.for_spec(spec)
-        order = DeployOrder(
-            deploy.id,
-            deploy.kind,
-            deploy.service,
-            deploy.environment,
-            deploy.version,
-            deploy.requester,
-            deploy.reason,
-            deploy.previous_version,
-        )
-        description = provider.describe(order)
-        support.announce(d, DeployStarted(deploy, description))
+        deploy, provider, order, description = started
         support.publish(
             d, deploy, "rollback.started" if deploy.is_rollback else "deploy.started", support.event_summary(deploy, "started")
         )
-        with Heartbeat(d.locks, lease, d.config.deploys.lock_ttl_seconds):
-            support.audit(d, actor, "deploy.provider_call", deploy, "started", provider=description)
-            result = _call_provider(provider, order)
-            support.audit(
-                d,
-                actor,
-                "deploy.provider_result",
-                deploy,
-                "ok" if result.ok else "failed",
-                None if result.ok else result.summary,
-                summary=result.summary,
+        lease = deploy.lease
+        stop = StopSignal()
+        stop.on_process(lambda process: self._note(deploy.id, provider_process=process))
+        try:
+            with Heartbeat(d, deploy, lease, stop) as beat:
+                support.audit(d, actor, "deploy.provider_call", deploy, "started", provider=description)
+                # Past this line the provider may have acted: nothing calls it again for this deploy.
+                self._note(deploy.id, provider_started_at=d.clock.now())
+                result = _call_provider(provider, order, stop)
+                support.audit(
+                    d,
+                    actor,
+                    "deploy.provider_result",
+                    deploy,
+                    "ok" if result.ok else "failed",
+                    None if result.ok else result.summary,
+                    summary=result.summary,
+                )
+                verdict = None
+                if result.ok and not stop.stopped:
+                    verdict = self._verify(deploy, stop)
+                    support.audit(
+                        d,
+                        actor,
+                        "deploy.verification",
+                        deploy,
+                        "ok" if verdict.ok else "failed",
+                        None if verdict.ok else verdict.summary,
+                        summary=verdict.summary,
+                        checks=verdict.checks,
+                        verified=verdict.verified,
+                    )
+        except Exception as exc:  # whatever broke, the deploy ends failed and its lock is released, never stuck
+            log.exception("deploy %s broke", deploy.id)
+            self._finish(
+                actor, deploy, Ended(False, ProviderResult(False, f"opsbot failed while running it ({type(exc).__name__})"), None)
             )
-            if not result.ok:
-                return result, None
-            verdict = self._verify(deploy)
-            support.audit(
-                d,
-                actor,
-                "deploy.verification",
-                deploy,
-                "ok" if verdict.ok else "failed",
-                None if verdict.ok else verdict.summary,
-                summary=verdict.summary,
-                checks=verdict.checks,
-                verified=verdict.verified,
-            )
-        return result, verdict
+            return
+        if beat.superseded:
+            return  # the reconciler decided and announced it
+        if beat.handed_over:
+            self._hand_over(deploy)
+            return
+        if beat.lost:
+            self._lock_lost(actor, deploy, "while it ran", result.summary)
+            return
+        if beat.cancelled_by is not None:
+            self._stopped(actor, deploy, beat.cancelled_by, result)
+            return
+        self._finish(actor, deploy, Ended(result.ok and verdict is not None and verdict.ok, result, verdict))
 
-    def _verify(self, deploy: Deploy) -> verification.Verdict:
+    def _shutting_down(self) -> bool:
+        """The worker is stopping and its grace period is over: what is left is the reconciler's to finish."""
+        return self._d.shutdown.overdue(self._d.config.durability.shutdown_grace_seconds)
+
+    def _start(self, deploy_id: str) -> tuple[Deploy, DeployProvider, DeployOrder, str] | Deploy | None:
+        """``approved`` → ``running`` with the 🚀 announcement, in one unit of work (retried while the database is away).
+
+        None when there is nothing to start (already started or closed); the approved deploy itself when Redis says its
+        lock is no longer its own (broken by an admin, or run out while it waited)."""
+        d = self._d
+
+        def start() -> tuple[Deploy, DeployProvider, DeployOrder, str] | Deploy | None:
+            with d.uow() as uow:
+                current = uow.deploys.get(deploy_id)
+                if current is None or current.state is not DeployState.APPROVED:
+                    return None
+                if current.lease is not None and self._lease_lost(current.lease):
+                    return current
+                spec = d.config.services[current.service].deploy if current.service in d.config.services else None
+                if spec is None:
+                    return None
+                provider = d.providers.for_spec(spec)
+                order = DeployOrder(
+                    current.id,
+                    current.kind,
+                    current.service,
+                    current.environment,
+                    current.version,
+                    current.requester,
+                    current.reason,
+                    current.previous_version,
+                )
+                description = provider.describe(order)
+                now = d.clock.now()
+                deploy = uow.deploys.transition(
+                    deploy_id, frozenset({DeployState.APPROVED}), DeployState.RUNNING, started_at=now, heartbeat_at=now
+                )
+                if deploy is None:
+                    return None
+                message = DeployStarted(deploy, description)
+                uow.outbox.post(d.config.channels.deployments, message, key=deploy.key("started"), origin=deploy.origin)
+                uow.commit()
+            return deploy, provider, order, description
+
+        return until_back(start, within=RECORD_WITHIN_SECONDS, what=f"starting {deploy_id}", give_up=self._shutting_down)
+
+    def _note(self, deploy_id: str, **changes: Any) -> None:
+        def write() -> None:
+            with self._d.uow() as uow:
+                uow.deploys.update(deploy_id, **changes)
+                uow.commit()
+
+        until_back(
+            write,
+            within=RECORD_WITHIN_SECONDS,
+            what=f"recording {', '.join(changes)} of {deploy_id}",
+            give_up=self._shutting_down,
+        )
+
+    def _lease_lost(self, lease: Lease) -> bool:
+        """Redis says the lease is not the lock's holder; Redis being away is not "lost" (the database keeps targets apart)."""
+        try:
+            return not self._d.locks.is_current(lease)
+        except Unavailable:
+            return False
+
+    def _verify(self, deploy: Deploy, stop: StopSignal) -> verification.Verdict:
+        d = self._d
         try:
             return verification.watch(
-                self._d.config, self._d.clock, self._d.health, deploy.service, deploy.environment, deploy.version
+                d.config,
+                d.clock,
+                d.health,
+                deploy.service,
+                deploy.environment,
+                deploy.version,
+                sleep=stop.wait,
+                stopped=lambda: stop.reason,
             )
         except Exception as exc:  # a health engine bug must not pass a deploy, nor leave it running
             log.exception("verification of %s broke", deploy.id)
             return verification.Verdict(False, f"the verification itself failed ({type(exc).__name__})")
 
-    def _finish(self, actor: Actor, deploy: Deploy, result: ProviderResult, verdict: verification.Verdict | None) -> None:
-        """Record the outcome if the lease is still current, release the lock, announce, publish."""
-        d = self._d
+    def _finish(self, actor: Actor, deploy: Deploy, ended: Ended) -> None:
+        """Record the outcome (if the lock is still ours) with its announcement; the lock released and listeners told
+        once it is recorded, before the announcement goes out."""
+        d, result, verdict = self._d, ended.result, ended.verdict
         lease = deploy.lease
-        if lease is None or not d.locks.is_current(lease):
+        if lease is not None and self._lease_lost(lease):
             self._lock_lost(actor, deploy, "while it ran", result.summary)
             return
-        ok = result.ok and verdict is not None and verdict.ok
+        if ended.ok and deploy.is_rollback:
+            self._rolled_back(actor, deploy, verdict)
+            return
         detail = verdict.summary if verdict is not None else result.summary
-        done = support.transition(
-            d,
-            deploy.id,
-            frozenset({DeployState.RUNNING}),
-            DeployState.SUCCEEDED if ok else DeployState.FAILED,
-            finished_at=d.clock.now(),
-            detail=detail,
-            output_tail=result.output_tail or None,
+        to = DeployState.SUCCEEDED if ended.ok else DeployState.FAILED
+        message = (
+            DeploySucceeded(deploy, result.summary, verdict.summary, verdict.verified)
+            if ended.ok and verdict is not None
+            else DeployFailed(deploy, "verification" if result.ok else "provider", detail, result.output_tail, result.link)
         )
-        if done is None:
-            return
-        support.audit(
-            d,
-            actor,
-            f"{deploy.kind.value}.{'succeeded' if ok else 'failed'}",
-            done,
-            "ok" if ok else "failed",
-            None if ok else detail,
-        )
-        if ok and deploy.is_rollback:
-            self._rolled_back(actor, done, verdict)
-            return
-        self._takeover.release(actor, done, f"{support.what(done)} ({done.id}) {'succeeded' if ok else 'failed'}")
-        if ok:
-            assert verdict is not None
-            support.announce(d, DeploySucceeded(done, result.summary, verdict.summary, verdict.verified))
-            support.publish(d, done, "deploy.succeeded", support.event_summary(done, "succeeded"))
-            return
-        stage = "verification" if result.ok else "provider"
-        support.announce(d, DeployFailed(done, stage, detail, result.output_tail, result.link))
-        support.publish(
-            d, done, "rollback.failed" if done.is_rollback else "deploy.failed", support.event_summary(done, f"failed: {detail}")
+
+        def tell(done: Deploy) -> None:
+            support.audit(
+                d, actor, f"{done.kind.value}.{to.value}", done, "ok" if ended.ok else "failed", None if ended.ok else detail
+            )
+            if ended.ok:
+                support.publish(d, done, "deploy.succeeded", support.event_summary(done, "succeeded"))
+            else:
+                kind = "rollback.failed" if done.is_rollback else "deploy.failed"
+                support.publish(d, done, kind, support.event_summary(done, f"failed: {detail}"))
+
+        why = f"{support.what(deploy)} ({deploy.id}) {to.value}"
+        self._record_end(actor, deploy, to, message, why, tell, detail=detail, output_tail=result.output_tail or None)
+
+    def _record_end(
+        self,
+        actor: Actor,
+        deploy: Deploy,
+        to: DeployState,
+        message: Any,
+        why: str,
+        tell: Callable[[Deploy], None],
+        was: DeployState = DeployState.RUNNING,
+        **changes: Any,
+    ) -> Deploy | None:
+        """``was`` (``running``) → ``to`` with ``message`` in the deployments channel, one unit of work. Once it commits and before
+        the message goes out: the lock is released (or given back to a freeze) saying ``why``, and ``tell(deploy)``
+        writes the audit row and tells listeners. None when someone else (the reconciler) ended it first. Retried while
+        the database is away."""
+        d = self._d
+
+        def end() -> Deploy | None:
+            with d.uow() as uow:
+                done = uow.deploys.transition(deploy.id, frozenset({was}), to, finished_at=d.clock.now(), **changes)
+                if done is None:
+                    return None
+                shown = _with_deploy(message, done)
+                uow.outbox.post(d.config.channels.deployments, shown, key=done.key("outcome"), origin=done.origin)
+                uow.after_commit(lambda: self._takeover.release_quietly(actor, done, why))
+                uow.after_commit(lambda: tell(done))
+                uow.commit()
+            return done
+
+        return until_back(
+            end, within=RECORD_WITHIN_SECONDS, what=f"recording the end of {deploy.id}", give_up=self._shutting_down
         )
 
     def _rolled_back(self, actor: Actor, rollback: Deploy, verdict: verification.Verdict | None) -> None:
         d = self._d
-        if rollback.rollback_of:
-            undone = support.transition(
-                d,
-                rollback.rollback_of,
-                frozenset({DeployState.SUCCEEDED, DeployState.FAILED}),
-                DeployState.ROLLED_BACK,
-                rolled_back_by=rollback.id,
-            )
-            if undone is not None:
-                support.audit(d, actor, "deploy.rolled_back", undone, "rolled_back", by=rollback.id)
         why = f"rollback to {rollback.version} ({rollback.id}) finished"
         locked = False
         # A rollback that took over an incident's freeze gives the lock back to it: the freeze outranks lock_after_rollback.
@@ -202,46 +351,105 @@ class DeployRuns:
                 d.deploy_locks.notify_waiters(rollback.lock_name, why)
         elif retake is None:
             d.deploy_locks.release(rollback.lease, why)
-        frozen_for = retake.incident.ref if retake is not None and retake.frozen else None
-        support.announce(d, RolledBack(rollback, verdict.summary if verdict else "", locked, frozen_for))
-        support.publish(d, rollback, "rollback.done", support.event_summary(rollback, f"succeeded (reason: {rollback.reason})"))
+        frozen_for = retake.incident.ref if isinstance(retake, Retake) and retake.frozen else None
+        message = RolledBack(rollback, verdict.summary if verdict else "", locked, frozen_for)
+
+        def end() -> Deploy | None:
+            with d.uow() as uow:
+                done = uow.deploys.transition(
+                    rollback.id,
+                    frozenset({DeployState.RUNNING}),
+                    DeployState.SUCCEEDED,
+                    finished_at=d.clock.now(),
+                    detail=verdict.summary if verdict else None,
+                )
+                if done is None:
+                    return None
+                undone = None
+                if done.rollback_of:
+                    undone = uow.deploys.transition(
+                        done.rollback_of,
+                        frozenset({DeployState.SUCCEEDED, DeployState.FAILED}),
+                        DeployState.ROLLED_BACK,
+                        rolled_back_by=done.id,
+                    )
+                uow.outbox.post(
+                    d.config.channels.deployments, _with_deploy(message, done), key=done.key("outcome"), origin=done.origin
+                )
+                uow.after_commit(lambda: told(done, undone))
+                uow.commit()
+            return done
+
+        def told(done: Deploy, undone: Deploy | None) -> None:
+            if undone is not None:
+                support.audit(d, actor, "deploy.rolled_back", undone, "rolled_back", by=done.id)
+            support.audit(d, actor, "rollback.succeeded", done, "ok")
+            support.publish(d, done, "rollback.done", support.event_summary(done, f"succeeded (reason: {done.reason})"))
+
+        until_back(end, within=RECORD_WITHIN_SECONDS, what=f"recording the end of {rollback.id}", give_up=self._shutting_down)
 
     def _lock_after_rollback(self, actor: Actor, rollback: Deploy) -> bool:
         """Hand the lock over to a hold that lasts until someone runs `/ops unlock` (or a week passes)."""
         locks = self._d.locks
-        if rollback.lease is not None:
-            locks.release(rollback.lease)
-        purpose = f"locked after the rollback to {rollback.version} ({rollback.id}); `/ops unlock` to deploy again"
-        held = locks.acquire(
-            rollback.lock_name, holder=rollback.requester, purpose=purpose, ttl_seconds=MAX_MANUAL_LOCK.total_seconds()
-        )
+        try:
+            if rollback.lease is not None:
+                locks.release(rollback.lease)
+            purpose = f"locked after the rollback to {rollback.version} ({rollback.id}); `/ops unlock` to deploy again"
+            held = locks.acquire(
+                rollback.lock_name, holder=rollback.requester, purpose=purpose, ttl_seconds=MAX_MANUAL_LOCK.total_seconds()
+            )
+        except OpsError as exc:
+            log.error("could not lock %s after the rollback %s: %s", rollback.lock_name, rollback.id, exc.message)
+            held = None
         support.audit(self._d, actor, "rollback.locked", rollback, "ok" if held else "conflict")
         return held is not None
 
-    def _lock_lost(self, actor: Actor, deploy: Deploy, stage: str, provider: str | None) -> None:
+    def _lock_lost(
+        self, actor: Actor, deploy: Deploy, stage: str, provider: str | None, was: DeployState = DeployState.RUNNING
+    ) -> None:
         d = self._d
-        lost = support.transition(
-            d,
-            deploy.id,
-            frozenset({DeployState.RUNNING}),
-            DeployState.LOCK_LOST,
-            finished_at=d.clock.now(),
-            detail=f"its deploy lock was broken or ran out {stage}" + (f"; the provider said: {provider}" if provider else ""),
-        )
-        support.audit(d, actor, f"{deploy.kind.value}.lock_lost", deploy, "lock_lost", stage=stage, provider=provider)
-        self._takeover.release_quietly(actor, deploy, f"{support.what(deploy)} ({deploy.id}) lost its lock {stage}")
-        support.announce(d, LockLost(lost or deploy, stage, provider))
-        support.publish(
-            d,
-            deploy,
-            "rollback.failed" if deploy.is_rollback else "deploy.failed",
-            support.event_summary(deploy, f"lost its lock {stage}"),
+        detail = f"its deploy lock was broken or ran out {stage}" + (f"; the provider said: {provider}" if provider else "")
+
+        def tell(lost: Deploy) -> None:
+            support.audit(d, actor, f"{lost.kind.value}.lock_lost", lost, "lock_lost", stage=stage, provider=provider)
+            kind = "rollback.failed" if lost.is_rollback else "deploy.failed"
+            support.publish(d, lost, kind, support.event_summary(lost, f"lost its lock {stage}"))
+
+        why = f"{support.what(deploy)} ({deploy.id}) lost its lock {stage}"
+        self._record_end(actor, deploy, DeployState.LOCK_LOST, LockLost(deploy, stage, provider), why, tell, was, detail=detail)
+
+    def _stopped(self, actor: Actor, deploy: Deploy, by: str, result: ProviderResult) -> None:
+        d = self._d
+        detail = f"stopped by <@{by}> while it ran; the provider said: {result.summary}"
+
+        def tell(done: Deploy) -> None:
+            support.audit(d, Actor(by, source=actor.source), f"{done.kind.value}.stopped", done, "cancelled", detail)
+            kind = "rollback.failed" if done.is_rollback else "deploy.failed"
+            support.publish(d, done, kind, support.event_summary(done, "was stopped"))
+
+        message = DeployStopped(deploy, by, result.summary)
+        why = f"{support.what(deploy)} ({deploy.id}) was stopped"
+        self._record_end(
+            actor, deploy, DeployState.CANCELLED, message, why, tell, detail=detail, output_tail=result.output_tail or None
         )
 
+    def _hand_over(self, deploy: Deploy) -> None:
+        """The worker is going away: mark the run's heartbeat as gone so the reconciler takes it over at its next round."""
+        try:
+            self._note(deploy.id, heartbeat_at=HANDED_OVER)
+        except OpsError as exc:
+            log.error("could not hand %s over (%s); the reconciler takes it once its heartbeat is stale", deploy.id, exc.message)
+        log.warning("%s handed over to the reconciler: the worker is shutting down", deploy.id)
 
-def _call_provider(provider: DeployProvider, order: DeployOrder) -> ProviderResult:
+
+def _with_deploy(message: Any, deploy: Deploy) -> Any:
+    """``message`` about the deploy as recorded now (with its final state and times)."""
+    return replace(message, deploy=deploy)
+
+
+def _call_provider(provider: DeployProvider, order: DeployOrder, stop: StopSignal) -> ProviderResult:
     try:
-        return provider.deploy(order)
+        return provider.deploy(order, stop)
     except Exception as exc:  # a provider bug is a failed deploy, not a stuck one
         log.exception("deploy provider crashed for %s", order.deploy_id)
         return ProviderResult(False, f"the provider crashed ({type(exc).__name__})")

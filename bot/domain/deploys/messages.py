@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
@@ -20,6 +20,7 @@ class DeployRequested:
     plan: Plan
     channel: str
     freeze_of: str | None = None  # the incident whose deploy freeze this rollback took over
+    waiting: list[str] = field(default_factory=list)  # what is still on its way (Slack or Redis did not take it yet)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class DeploySucceeded:
     provider: str
     verification: str
     verified: bool
+    note: str | None = None  # e.g. decided by the reconciler after its worker stopped
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class DeployFailed:
     output_tail: str = ""
     link: str | None = None
     can_roll_back: bool = True
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,50 @@ class History:
     deploys: list[Deploy]
     filters: str
     now: datetime
+
+
+@dataclass(frozen=True)
+class DeployStopped:
+    """A running deploy or rollback stopped on purpose (cancelled) before it recorded a result."""
+
+    template: ClassVar[str] = "deploy/stopped"
+    deploy: Deploy
+    by: str
+    provider: str
+
+
+@dataclass(frozen=True)
+class OutcomeUnknown:
+    """A run stopped without a result and verification could not decide: an admin must settle it."""
+
+    template: ClassVar[str] = "deploy/unknown"
+    deploy: Deploy
+    why: str
+
+
+@dataclass(frozen=True)
+class DeploySettled:
+    """An admin settled an unknown outcome by hand."""
+
+    template: ClassVar[str] = "deploy/settled"
+    deploy: Deploy
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    """Told to whoever asked to stop a running deploy."""
+
+    template: ClassVar[str] = "deploy/cancel_requested"
+    deploy: Deploy
+
+
+@dataclass(frozen=True)
+class OutcomeForRequester:
+    """A direct message to the requester when opsbot decided a run's outcome after its worker stopped."""
+
+    template: ClassVar[str] = "deploy/outcome_dm"
+    deploy: Deploy
+    outcome: str
+    why: str

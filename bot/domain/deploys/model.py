@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -26,9 +28,11 @@ class DeployState(StrEnum):
     FAILED = "failed"  # provider failed, timed out, or verification failed
     ROLLED_BACK = "rolled_back"  # was current, then a rollback away from it succeeded
     LOCK_LOST = "lock_lost"  # its lock was broken or ran out before it could record a result
+    UNKNOWN = "unknown"  # its run stopped without a result and verification could not decide: an admin settles it
 
 
 HOLDS_LOCK = frozenset({DeployState.REQUESTED, DeployState.APPROVED, DeployState.RUNNING})
+LIVE = HOLDS_LOCK  # not over yet: at most one per service and environment (the database enforces it)
 RAN = frozenset({DeployState.SUCCEEDED, DeployState.FAILED, DeployState.ROLLED_BACK})
 
 
@@ -59,6 +63,19 @@ class Deploy:
     output_tail: str | None = None
     rollback_of: str | None = None
     rolled_back_by: str | None = None
+    heartbeat_at: datetime | None = None  # the run's last sign of life (written every durability.heartbeat_seconds)
+    provider_started_at: datetime | None = None  # set just before the provider is called: past it, never call it again
+    provider_process: str | None = None  # "host:pgid:start-ticks" of a command provider's process group
+    cancel_requested_by: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """How effects and logs name it: ``deploy d-1a2b3c4d``."""
+        return f"{self.kind.value} {self.id}"
+
+    def key(self, what: str) -> str:
+        """A message or job key of this deploy: ``deploy:d-1a2b3c4d:started``."""
+        return f"deploy:{self.id}:{what}"
 
     @property
     def lease(self) -> Lease | None:
@@ -107,3 +124,39 @@ class ProviderResult:
     summary: str
     output_tail: str = ""
     link: str | None = None
+
+
+class StopSignal:
+    """What a provider watches while it runs: a reason to stop now (the lock was lost, someone cancelled, the
+    worker is shutting down), and where it reports the process it started (so a reconciler can end it)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason: str | None = None
+        self.cancel_remote = True  # False when the run is handed over: a remote run goes on, the reconciler checks it
+        self.process: str | None = None
+        self._on_process: list[Callable[[str], None]] = []
+
+    def stop(self, reason: str, *, cancel_remote: bool = True) -> None:
+        """Ask the provider to stop; the first reason given is kept."""
+        if self.reason is None:
+            self.reason = reason
+            self.cancel_remote = cancel_remote
+        self._event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as a stop is asked for."""
+        return self._event.wait(seconds)
+
+    def on_process(self, callback: Callable[[str], None]) -> None:
+        self._on_process.append(callback)
+
+    def process_started(self, description: str) -> None:
+        """The provider started a local process group: ``host:pgid:start-ticks``."""
+        self.process = description
+        for callback in self._on_process:
+            callback(description)

@@ -1,21 +1,27 @@
 """What happens once a deploy or rollback request is decided: approved → queued for the worker; otherwise closed.
 
 The approvals family calls ``approved`` once, as the person whose vote approved the request, and
-``closed`` once for a request rejected, withdrawn or expired. The row's compare-and-set from
-``requested`` to ``approved`` lets one caller through; the run is queued as the job ``deploys.run``
-with a key, so it runs once however often it is submitted.
+``closed`` once for a request rejected, withdrawn or expired, both inside the unit of work that records
+the decision: the deploy's own transition and the job that runs it (an outbox effect) commit with the
+vote, or not at all. The job is delivered to the queue after the commit, retried while Redis is away;
+the row's compare-and-set from ``approved`` to ``running`` lets it run once however often it is delivered.
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Decision, Vote
+from bot.domain.approvals.ports import Approved
 from bot.domain.deploys import support
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import NotStarted
 from bot.domain.deploys.model import Deploy, DeployState
-from bot.domain.shared.errors import OpsError
+from bot.domain.deploys.ports import DeploysUnitOfWork
+from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.policy import Actor
+from bot.domain.shared.ports import UnitOfWork
 
 RUN_JOB = "deploys.run"
 CLOSED = {
@@ -36,65 +42,78 @@ class DeployOutcomes:
         self._d = deps
         self.takeover = takeover
 
-    def approve_and_queue(self, actor: Actor, deploy_id: str, approvers: list[str]) -> Deploy | None:
-        """``requested`` → ``approved``, renew the lock, queue the run. None when the deploy had moved on."""
+    def queue(self, uow: DeploysUnitOfWork, actor: Actor, deploy_id: str, approvers: list[str]) -> str | None:
+        """In ``uow``: ``requested`` → ``approved`` and the run job as an effect; what happens next, in words.
+
+        None when the deploy had moved on (it says so in the deployments channel) or its lock is gone. The
+        lock is renewed here when Redis answers; when it does not, the run checks it as it starts.
+        """
         d = self._d
-        deploy = support.transition(
-            d, deploy_id, frozenset({DeployState.REQUESTED}), DeployState.APPROVED, approved_at=d.clock.now(), approvers=approvers
+        deploy = uow.deploys.transition(
+            deploy_id, frozenset({DeployState.REQUESTED}), DeployState.APPROVED, approved_at=d.clock.now(), approvers=approvers
         )
         if deploy is None:
+            current = uow.deploys.get(deploy_id)
+            if current is not None and current.state is not DeployState.LOCK_LOST:
+                self._not_started(uow, actor, current, None, f"it was already {current.state.value}")
             return None
-        try:
-            renewed = deploy.lease is not None and d.locks.extend(deploy.lease, d.config.deploys.lock_ttl_seconds)
-        except OpsError as exc:
-            raise self._not_started(
-                actor, deploy, DeployState.FAILED, f"its deploy lock could not be renewed ({exc.message})"
-            ) from None
-        if not renewed:
-            self._not_started(
-                actor, deploy, DeployState.LOCK_LOST, "its deploy lock was broken or ran out while it waited for approval"
+        if self._lock_is_gone(deploy):
+            why = "its deploy lock was broken or ran out while it waited for approval"
+            ended = uow.deploys.transition(
+                deploy.id, frozenset({DeployState.APPROVED}), DeployState.LOCK_LOST, finished_at=d.clock.now(), detail=why
             )
+            self._not_started(uow, actor, ended or deploy, DeployState.LOCK_LOST, why)
             return None
-        support.audit(d, actor, f"{deploy.kind.value}.approved", deploy, approvers=approvers)
+        uow.outbox.submit(RUN_JOB, {"deploy_id": deploy.id}, key=run_key(deploy.id), origin=deploy.origin)
+        uow.after_commit(lambda: support.audit(d, actor, f"{deploy.kind.value}.approved", deploy, approvers=approvers))
+        return "The rollback starts" if deploy.is_rollback else "The deploy starts"
+
+    def _lock_is_gone(self, deploy: Deploy) -> bool:
+        """True when Redis says someone else holds (or nobody holds) the deploy's lock; renews it when it is still ours.
+
+        Redis being away is not "gone": the database keeps deploys of one target apart, and the run checks again.
+        """
+        lease = deploy.lease
+        if lease is None:
+            return True
         try:
-            d.jobs.submit(RUN_JOB, {"deploy_id": deploy_id}, key=run_key(deploy_id))
-        except OpsError as exc:
-            raise self._not_started(
-                actor, deploy, DeployState.FAILED, f"it could not be queued for the worker ({exc.message})"
-            ) from None
-        return deploy
+            return not self._d.locks.extend(lease, self._d.config.deploys.lock_ttl_seconds)
+        except Unavailable:
+            return False
 
-    def _not_started(self, actor: Actor, deploy: Deploy, state: DeployState, why: str) -> OpsError:
-        """An approved deploy that will not run: record why, free the lock, say so in the channel; the error to tell."""
+    def _not_started(self, uow: DeploysUnitOfWork, actor: Actor, deploy: Deploy, state: DeployState | None, why: str) -> None:
+        """Say in the deployments channel that ``deploy`` will not run; when ``state`` is given, it just ended so."""
         d = self._d
-        ended = support.transition(d, deploy.id, frozenset({DeployState.APPROVED}), state, finished_at=d.clock.now(), detail=why)
-        support.audit(d, actor, f"{deploy.kind.value}.not_started", deploy, state.value, why)
-        self.takeover.release_quietly(actor, deploy, f"{support.what(deploy)} ({deploy.id}) did not start")
-        support.announce(d, NotStarted(ended or deploy, why))
-        return OpsError(
-            f"`{deploy.id}` was approved but did not start: {why}. It is marked {state.value.replace('_', ' ')}; "
-            "request it again once that is fixed."
+        uow.outbox.post(
+            d.config.channels.deployments, NotStarted(deploy, why), key=deploy.key("not-started"), origin=deploy.origin
         )
+        if state is not None:
+            uow.after_commit(lambda: support.audit(d, actor, f"{deploy.kind.value}.not_started", deploy, state.value, why))
+            uow.after_commit(
+                lambda: self.takeover.release_quietly(actor, deploy, f"{support.what(deploy)} ({deploy.id}) did not start")
+            )
 
-    def approved(self, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> None:
-        deploy_id = str(request.payload.get("deploy_id", ""))
+    def approved(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> Approved:
+        # One unit of work serves every family (bot.wiring): this one has the deploys repository too.
+        deploys_uow = cast(DeploysUnitOfWork, uow)
         approvers = [
             v.voter + (" (self-approved, hotfix)" if v.self_approval else "") for v in votes if v.decision is Decision.APPROVE
         ]
-        if self.approve_and_queue(actor, deploy_id, approvers) is None:
-            deploy = support.get(self._d, deploy_id)
-            if deploy is not None and deploy.state is not DeployState.LOCK_LOST:
-                support.announce(self._d, NotStarted(deploy, f"it was already {deploy.state.value}"))
+        return Approved(self.queue(deploys_uow, actor, str(request.payload.get("deploy_id", "")), approvers))
 
-    def closed(self, actor: Actor, request: ApprovalRequest) -> None:
-        """Rejected, expired or withdrawn: record it and release the lock."""
+    def closed(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest) -> None:
+        """Rejected, expired or withdrawn: record it; once committed, release the lock (or give it back to a freeze)."""
         to = CLOSED.get(request.state)
         if to is None:
             return
         d = self._d
+        deploys_uow = cast(DeploysUnitOfWork, uow)
         deploy_id = str(request.payload.get("deploy_id", ""))
-        deploy = support.transition(d, deploy_id, frozenset({DeployState.REQUESTED}), to, finished_at=d.clock.now())
+        deploy = deploys_uow.deploys.transition(deploy_id, frozenset({DeployState.REQUESTED}), to, finished_at=d.clock.now())
         if deploy is None:
             return
-        support.audit(d, actor, f"{deploy.kind.value}.{to.value}", deploy, to.value)
-        self.takeover.release(actor, deploy, f"{support.what(deploy)} ({deploy.id}) was {to.value}")
+        ended = deploy
+        uow.after_commit(lambda: support.audit(d, actor, f"{ended.kind.value}.{to.value}", ended, to.value))
+        uow.after_commit(
+            lambda: self.takeover.release_quietly(actor, ended, f"{support.what(ended)} ({ended.id}) was {to.value}")
+        )

@@ -5,14 +5,53 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.domain.deploys.model import Deploy, DeployOrder, DeployState, Freeze, ProviderResult
-from bot.domain.shared.ports import UnitOfWork
+from bot.domain.approvals.ports import ApprovalsUnitOfWork
+from bot.domain.deploys.model import Deploy, DeployOrder, DeployState, Freeze, ProviderResult, StopSignal
+from bot.domain.shared.errors import Conflict
+
+
+class TargetBusy(Conflict):
+    """Another deploy or rollback of this service and environment is not over (the database keeps them apart)."""
+
+    def __init__(self, service: str, environment: str, live: Deploy | None) -> None:
+        what = (
+            f"`{live.id}` ({live.kind.value} of {live.version}, {live.state.value}, requested by <@{live.requester}>)"
+            if live
+            else "another one"
+        )
+        super().__init__(
+            f"`{service}` in {environment} already has a deploy or rollback that is not over: {what}. "
+            "Wait for it to finish, or cancel it with `/ops cancel <id>`."
+        )
+        self.live = live
 
 
 class DeployRepository(Protocol):
     """Deploy records and ad-hoc freezes, inside one unit of work. Every state change is a compare-and-set on the row."""
 
-    def create(self, deploy: Deploy) -> None: ...
+    def create(self, deploy: Deploy) -> None:
+        """Store a new deploy; raises TargetBusy when another one of its target is not over."""
+        ...
+
+    def live(self, service: str, environment: str) -> Deploy | None:
+        """The deploy or rollback of this target that is not over, if any (at most one)."""
+        ...
+
+    def beat(self, deploy_id: str, at: datetime) -> Deploy | None:
+        """Record a running deploy's heartbeat at ``at``; the row as it is now (None when it is no longer running)."""
+        ...
+
+    def stale_runs(self, before: datetime) -> list[Deploy]:
+        """Running deploys with no heartbeat since ``before``."""
+        ...
+
+    def waiting_to_start(self, before: datetime) -> list[Deploy]:
+        """Approved deploys that have waited to start since before ``before``."""
+        ...
+
+    def finished_since(self, since: datetime) -> list[Deploy]:
+        """Deploys and rollbacks that ended after ``since`` and had a lock."""
+        ...
 
     def get(self, deploy_id: str) -> Deploy | None: ...
 
@@ -35,7 +74,7 @@ class DeployRepository(Protocol):
         ...
 
     def abandon_older(self, lock_name: str, fence: int, now: datetime) -> list[Deploy]:
-        """Mark live deploys whose lock fence is below ``fence`` as lock_lost: their lock is gone."""
+        """Mark requested or approved deploys whose lock fence is below ``fence`` as lock_lost: their lock is gone."""
         ...
 
     def add_freeze(
@@ -49,7 +88,9 @@ class DeployRepository(Protocol):
         ...
 
 
-class DeploysUnitOfWork(UnitOfWork, Protocol):
+class DeploysUnitOfWork(ApprovalsUnitOfWork, Protocol):
+    """Deploys, and the approval requests they open in the same transaction."""
+
     @property
     def deploys(self) -> DeployRepository: ...
 
@@ -61,12 +102,18 @@ class DeployProvider(Protocol):
         """What ``deploy`` would do, for dry runs (never including secrets)."""
         ...
 
-    def deploy(self, order: DeployOrder) -> ProviderResult:
-        """Deploy and wait for the outcome; failures are results, not exceptions."""
+    def deploy(self, order: DeployOrder, stop: StopSignal) -> ProviderResult:
+        """Deploy and wait for the outcome; failures are results, not exceptions. When ``stop`` is signalled, stop
+        at once (end a local process group; cancel a remote run where the provider can) and say so in the result."""
         ...
 
 
 class DeployProviders(Protocol):
     def for_spec(self, spec: Any) -> DeployProvider:
         """The provider for a service's ``deploy:`` config."""
+        ...
+
+    def end_process(self, description: str) -> bool:
+        """End the local process group a run reported (``StopSignal.process_started``) if it is still there, on this
+        host; True when it was ended. The reconciler uses it when the worker that ran it died."""
         ...

@@ -14,19 +14,21 @@ from bot.domain.approvals.service import ApprovalService
 from bot.domain.deploys import planning, support
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
-from bot.domain.deploys.messages import DeployRequested, DryRun, Frozen
+from bot.domain.deploys.messages import CancelRequested, DeployRequested, DeploySettled, DryRun, Frozen, NotStarted
 from bot.domain.deploys.model import Deploy, DeployKind, DeployState
 from bot.domain.deploys.outcomes import DeployOutcomes
 from bot.domain.deploys.planning import Plan
+from bot.domain.deploys.ports import TargetBusy
 from bot.domain.incidents.model import Incident
 from bot.domain.locks.waiting import PENDING_MARGIN_SECONDS
 from bot.domain.shared.commands import Args, expect
 from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, UsageError
 from bot.domain.shared.policy import Actor, Role
-from bot.domain.shared.ports import Reply
+from bot.domain.shared.ports import Pending, Reply
 
 USAGE = 'deploy <version> [service] [to <env>] [--reason "…"] [--hotfix] [--dry-run]'
 CANCEL_USAGE = "cancel <deploy id>"
+SETTLE_USAGE = 'deploy settle <deploy id> succeeded|failed --reason "…"'
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,13 @@ class StartDeploy:
 @dataclass(frozen=True)
 class CancelDeploy:
     deploy_id: str
+
+
+@dataclass(frozen=True)
+class SettleDeploy:
+    deploy_id: str
+    outcome: str  # "succeeded" | "failed"
+    reason: str
 
 
 def split_to(args: Args, usage: str) -> tuple[list[str], str | None]:
@@ -72,6 +81,16 @@ def parse(args: Args) -> StartDeploy:
 def parse_cancel(args: Args) -> CancelDeploy:
     (deploy_id,) = expect(args, CANCEL_USAGE, required=1)
     return CancelDeploy(deploy_id.strip().lower())
+
+
+def parse_settle(args: Args) -> SettleDeploy:
+    deploy_id, outcome = expect(args, SETTLE_USAGE, required=2)
+    if outcome.lower() not in ("succeeded", "failed"):
+        raise UsageError(f"Settle it as `succeeded` or `failed`, not `{outcome[:20]}`.", f"/ops {SETTLE_USAGE}")
+    reason = args.options.get("reason", "").strip()
+    if not reason:
+        raise UsageError('Say how you know with `--reason "…"`: it is announced and audited.', f"/ops {SETTLE_USAGE}")
+    return SettleDeploy(deploy_id.strip().lower(), outcome.lower(), reason)
 
 
 class DeployRequests:
@@ -112,7 +131,9 @@ class DeployRequests:
         return Reply(DryRun(plan, approvers, holder, hotfix_asked, d.clock.now()), outcome="dry_run")
 
     def open(self, actor: Actor, plan: Plan) -> Reply:
-        """Take the lock, record the request, ask for approvals (or queue it when none are needed)."""
+        """Take the lock, then in one unit of work: record the request and its approval request (or queue it when
+        none is needed), with their Slack messages and jobs as effects. Nothing is half-applied: if that unit of
+        work does not commit, the lock is released and nothing was recorded or posted."""
         d, now = self._d, self._d.clock.now()
         deploy_id = support.new_id(plan.kind)
         ttl = plan.timeout_minutes * 60 + PENDING_MARGIN_SECONDS if plan.needed else d.config.deploys.lock_ttl_seconds
@@ -152,81 +173,137 @@ class DeployRequests:
             return reply
         if freeze_of is not None:
             self._takeover.taken_over(actor, deploy, freeze_of)
+        next_step: str | None = None
         try:
             with d.uow() as uow:
                 stale = uow.deploys.abandon_older(plan.lock_name, lease.fence, now)
                 uow.deploys.create(deploy)
+                if plan.needed == 0:
+                    next_step = self._outcomes.queue(uow, actor, deploy.id, [])
+                else:
+                    request = self._approvals.open(
+                        uow,
+                        actor,
+                        kind=plan.kind.value,
+                        title=plan.title,
+                        reason=plan.reason or "(no reason given)",
+                        required=plan.required,
+                        timeout_minutes=plan.timeout_minutes,
+                        service=plan.service,
+                        environment=plan.environment,
+                        require_admin=plan.hotfix,
+                        admin_self_approval=plan.hotfix,
+                        details=_details(plan, deploy_id, freeze_of),
+                        payload={"deploy_id": deploy_id},
+                        link=plan.link,
+                    )
+                    uow.deploys.update(deploy_id, approval_id=request.id)
                 uow.commit()
-            for lost in stale:
-                support.audit(d, actor, f"{lost.kind.value}.lock_lost", lost, "lock_lost", by_fence=lease.fence)
-            support.audit(
-                d,
-                actor,
-                f"{plan.kind.value}.requested",
-                deploy,
-                hotfix=plan.hotfix,
-                needed=plan.needed,
-                freezes=[f"{f.target}: {f.reason}" for f in plan.freezes],
-            )
-            if plan.needed == 0:
-                self._outcomes.approve_and_queue(actor, deploy.id, [])
-            else:
-                request = self._approvals.request(
-                    actor,
-                    kind=plan.kind.value,
-                    title=plan.title,
-                    reason=plan.reason or "(no reason given)",
-                    required=plan.required,
-                    timeout_minutes=plan.timeout_minutes,
-                    service=plan.service,
-                    environment=plan.environment,
-                    require_admin=plan.hotfix,
-                    admin_self_approval=plan.hotfix,
-                    details=_details(plan, deploy_id, freeze_of),
-                    payload={"deploy_id": deploy_id},
-                    link=plan.link,
-                )
-                support.update(d, deploy_id, approval_id=request.id)
-        except Exception:
-            # Nothing half-applied: no lock held and no live request for a deploy that could not be opened.
-            self._takeover.release_quietly(actor, deploy, f"the request {deploy_id} could not be opened")
-            self._close_quietly(deploy_id)
+        except Exception as exc:
+            # Nothing was recorded: free the lock (or give it back to the freeze it came from).
+            why = exc.message if isinstance(exc, TargetBusy) else f"the request {deploy_id} could not be opened"
+            self._takeover.release_quietly(actor, deploy, why)
+            if isinstance(exc, TargetBusy):
+                support.audit(d, actor, f"{plan.kind.value}.refused", deploy, "conflict", exc.message)
             raise
-        return Reply(
-            DeployRequested(deploy, plan, d.config.channels.deployments, freeze_of.ref if freeze_of else None),
-            outcome="requested",
+        for lost in stale:
+            support.audit(d, actor, f"{lost.kind.value}.lock_lost", lost, "lock_lost", by_fence=lease.fence)
+        support.audit(
+            d,
+            actor,
+            f"{plan.kind.value}.requested",
+            deploy,
+            hotfix=plan.hotfix,
+            needed=plan.needed,
+            freezes=[f"{f.target}: {f.reason}" for f in plan.freezes],
         )
-
-    def _close_quietly(self, deploy_id: str) -> None:
-        d = self._d
-        try:
-            support.transition(
-                d,
-                deploy_id,
-                frozenset({DeployState.REQUESTED, DeployState.APPROVED}),
-                DeployState.CANCELLED,
-                finished_at=d.clock.now(),
-                detail="the request could not be opened",
-            )
-        except Exception:  # the original failure is what the user must hear about
-            support.log.exception("could not mark %s cancelled", deploy_id)
+        waiting = _waiting(uow.pending, next_step, d.config.channels.deployments)
+        message = DeployRequested(deploy, plan, d.config.channels.deployments, freeze_of.ref if freeze_of else None, waiting)
+        return Reply(message, outcome="requested")
 
     def cancel(self, command: CancelDeploy, actor: Actor) -> Reply:
-        """Withdraw a pending request (its requester), or reject it (an admin)."""
-        deploy = support.get(self._d, command.deploy_id)
+        """Withdraw a pending request (its requester), reject it (an admin), or stop a queued or running one."""
+        d = self._d
+        deploy = support.get(d, command.deploy_id)
         if deploy is None:
             raise NotFound("deploy", command.deploy_id[:20])
         mine = deploy.requester == actor.user_id
-        if not mine and not self._d.policy.has(actor.user_id, Role.ADMIN):
+        if not mine and not d.policy.has(actor.user_id, Role.ADMIN):
             raise NotPermitted(Role.ADMIN.value, "cancel", "only its requester or an admin may cancel a deploy")
-        if deploy.state in {DeployState.APPROVED, DeployState.RUNNING}:
-            raise Conflict(
-                f"`{deploy.id}` is already {deploy.state.value}; a running deploy cannot be stopped from Slack. "
-                "Roll back once it finishes."
-            )
+        if deploy.state is DeployState.RUNNING:
+            return self._stop_running(actor, deploy)
+        if deploy.state is DeployState.APPROVED:
+            return self._cancel_queued(actor, deploy)
         if deploy.state is not DeployState.REQUESTED or deploy.approval_id is None:
             raise Conflict(f"`{deploy.id}` is already {deploy.state.value.replace('_', ' ')}; there is nothing to cancel.")
         return self._approvals.vote(actor, deploy.approval_id, Decision.REJECT)
+
+    def _stop_running(self, actor: Actor, deploy: Deploy) -> Reply:
+        """Ask the run to stop its provider; its heartbeat sees the request within one beat (or the reconciler, if
+        its worker is gone) and the outcome is announced."""
+        with self._d.uow() as uow:
+            uow.deploys.update(deploy.id, cancel_requested_by=actor.user_id)
+            uow.commit()
+        support.audit(self._d, actor, f"{deploy.kind.value}.cancel_requested", deploy, "ok")
+        return Reply(CancelRequested(deploy), visibility="in_channel", outcome="cancel_requested")
+
+    def _cancel_queued(self, actor: Actor, deploy: Deploy) -> Reply:
+        """Approved but not started: it will not start (its job finds it cancelled); the lock is released."""
+        d = self._d
+        with d.uow() as uow:
+            ended = uow.deploys.transition(
+                deploy.id,
+                frozenset({DeployState.APPROVED}),
+                DeployState.CANCELLED,
+                finished_at=d.clock.now(),
+                detail=f"cancelled by <@{actor.user_id}> before it started",
+                cancel_requested_by=actor.user_id,
+            )
+            if ended is None:
+                raise Conflict(f"`{deploy.id}` just started; run `/ops cancel {deploy.id}` again to stop it.")
+            uow.outbox.post(
+                d.config.channels.deployments,
+                NotStarted(ended, f"<@{actor.user_id}> cancelled it"),
+                key=ended.key("not-started"),
+                origin=ended.origin,
+            )
+            uow.commit()
+        support.audit(d, actor, f"{deploy.kind.value}.cancelled", ended, "cancelled")
+        self._takeover.release_quietly(actor, ended, f"{support.what(ended)} ({ended.id}) was cancelled")
+        return Reply(NotStarted(ended, "you cancelled it"), outcome="cancelled")
+
+    def settle(self, command: SettleDeploy, actor: Actor) -> Reply:
+        """An admin settles an unknown outcome by hand: ``succeeded`` or ``failed``, with a reason; announced, audited."""
+        d = self._d
+        to = DeployState(command.outcome)
+        with d.uow() as uow:
+            settled = uow.deploys.transition(
+                command.deploy_id, frozenset({DeployState.UNKNOWN}), to, detail=f"settled by <@{actor.user_id}>: {command.reason}"
+            )
+            if settled is None:
+                found = uow.deploys.get(command.deploy_id)
+                if found is None:
+                    raise NotFound("deploy", command.deploy_id[:20])
+                raise Conflict(
+                    f"`{found.id}` is {found.state.value.replace('_', ' ')}, not unknown: only an unknown outcome is settled by hand."
+                )
+            message = DeploySettled(settled, actor.user_id, command.reason)
+            uow.outbox.post(d.config.channels.deployments, message, key=settled.key("settled"), origin=settled.origin)
+            uow.commit()
+        support.audit(d, actor, f"{settled.kind.value}.settled", settled, to.value, reason=command.reason)
+        self._takeover.release_quietly(actor, settled, f"{support.what(settled)} ({settled.id}) was settled")
+        return Reply(message, visibility="in_channel", outcome="settled")
+
+
+def _waiting(pending: list[Pending], next_step: str | None, channel: str) -> list[str]:
+    """What the requester should know is still on its way."""
+    notes = []
+    if any(p.kind.startswith("slack.") for p in pending):
+        notes.append(f"The approval request will appear in <#{channel}> as soon as Slack takes it; it is already open.")
+    if next_step and any(p.kind.startswith("job.") for p in pending):
+        waiting_for = next(p.waiting_for for p in pending if p.kind.startswith("job."))
+        notes.append(f"{next_step} as soon as {waiting_for} is back; nothing needs to be done again.")
+    return notes
 
 
 def _details(plan: Plan, deploy_id: str, freeze_of: Incident | None) -> dict[str, str]:

@@ -10,6 +10,7 @@ from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.freezes import DeployFreezes
 from bot.domain.deploys.history import DeployHistory
 from bot.domain.deploys.outcomes import RUN_JOB, DeployOutcomes
+from bot.domain.deploys.reconcile import SETTLE_JOB, DeployReconciler
 from bot.domain.deploys.requests import DeployRequests
 from bot.domain.deploys.rollbacks import Rollbacks
 from bot.domain.shared.commands import Subcommand
@@ -31,6 +32,7 @@ class Deploys:
         self.requests = DeployRequests(deps, approvals, outcomes, self.takeover)
         self.rollbacks = Rollbacks(deps, self.requests)
         self.runs = DeployRuns(deps, self.takeover)
+        self.reconciler = DeployReconciler(deps, self.takeover)
         self.freezes = DeployFreezes(deps)
         self.history = DeployHistory(deps)
 
@@ -56,11 +58,21 @@ class Deploys:
                 ),
                 Subcommand(
                     ("cancel",),
-                    "Withdraw a deploy or rollback that waits for approval",
+                    "Withdraw a deploy or rollback, or stop one that runs",
                     requests.CANCEL_USAGE,
                     Role.DEPLOYER,
                     requests.parse_cancel,
                     self.requests.cancel,
+                    mutates=True,
+                ),
+                Subcommand(
+                    ("deploy", "settle"),
+                    "Settle a deploy whose outcome is unknown: succeeded or failed",
+                    requests.SETTLE_USAGE,
+                    Role.ADMIN,
+                    requests.parse_settle,
+                    self.requests.settle,
+                    options=frozenset({"reason"}),
                     mutates=True,
                 ),
                 Subcommand(
@@ -109,5 +121,6 @@ class Deploys:
                     self.history.show,
                 ),
             ],
-            jobs=[JobSpec(RUN_JOB, self.runs.run)],
+            jobs=[JobSpec(RUN_JOB, self.runs.run), JobSpec(SETTLE_JOB, self.reconciler.settle)],
+            reconcile=[self.reconciler.round],
         )

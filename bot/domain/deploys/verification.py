@@ -55,12 +55,13 @@ def watch(
     environment: str,
     version: str,
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
+    stopped: Callable[[], str | None] = lambda: None,
 ) -> Verdict:
     """Check repeatedly until the window ends or a check fails; always at least once.
 
     The window is ``deploys.watch_seconds`` with a check every ``deploys.check_every_seconds`` (the
-    runbook's "watch for five minutes" after a deploy).
+    runbook's "watch for five minutes" after a deploy). ``stopped`` says why to stop early (a lost lock, a cancel).
     """
     settings = config.deploys
     target = config.services[service].environments[environment]
@@ -83,6 +84,9 @@ def watch(
         if remaining <= 0 or done == rounds:
             break
         sleep(min(settings.check_every_seconds, remaining))
+        why = stopped()
+        if why:
+            return Verdict(False, f"verification was stopped after {done} check(s): {why}", done)
     window = format_duration(timedelta(seconds=settings.watch_seconds))
     summary = f"{done} check(s) over {window} passed" + (f", reporting {version}" if expects_version else "")
     if degraded:

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from bot.domain.approvals.model import ApprovalRequest, Decision, Vote
+from bot.domain.approvals.ports import Approved
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.flags.changes import Decide, NeedsApproval, NoChange, apply_change, audit, change_params, service_of, timeout_for
 from bot.domain.flags.deps import FlagDeps
@@ -17,7 +18,7 @@ from bot.domain.flags.messages import ApprovalAsked, ApprovedChangeFailed, FlagC
 from bot.domain.flags.model import FlagChange, FlagState
 from bot.domain.shared.errors import Conflict, OpsError
 from bot.domain.shared.policy import Actor
-from bot.domain.shared.ports import MessageRef, Reply, ServiceEvent
+from bot.domain.shared.ports import MessageRef, Reply, ServiceEvent, UnitOfWork
 
 log = logging.getLogger("opsbot.flags")
 TITLES = {"on": "Turn on {flag} in {env}", "unkill": "Unkill {flag} in {env}", "rollout": "Roll out {flag} to {pct} in {env}"}
@@ -170,8 +171,13 @@ class FlagOutcomes:
         self._d = deps
         self.announcements = announcements
 
-    def approved(self, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> None:
-        """The approvers agreed: apply the change as the requester, if the flag is still as they saw it."""
+    def approved(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> Approved:
+        """The approvers agreed: once the decision is committed, apply the change as the requester, if the flag is still
+        as they saw it (the provider's write and the flag history's lock are their own transaction)."""
+        return Approved(then=lambda: self.apply_approved(actor, request, votes))
+
+    def apply_approved(self, actor: Actor, request: ApprovalRequest, votes: list[Vote]) -> None:
+        """Apply an approved change; a failure is posted where the request was, and audited."""
         d = self._d
         p: dict[str, Any] = request.payload
         name, env, action = p["flag"], p["environment"], p["action"]
@@ -213,8 +219,11 @@ class FlagOutcomes:
         audit(d, actor, action, "ok", flag=name, env=env, params={**change_params(change), "request": request.id})
         d.notifier.post(channel, self.announcements.changed(change))
 
-    def closed(self, actor: Actor, request: ApprovalRequest) -> None:
+    def closed(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest) -> None:
         """Rejected, expired or withdrawn: nothing was changed; the audit log says so."""
+        uow.after_commit(lambda: self._audit_closed(actor, request))
+
+    def _audit_closed(self, actor: Actor, request: ApprovalRequest) -> None:
         p = request.payload
         audit(
             self._d,

@@ -25,11 +25,16 @@ class JobSpec:
     audited: bool = True
 
 
+Repair = Callable[[Actor], list[str]]  # one reconciler step: what it repaired, in words (empty: nothing to do)
+
+
 @dataclass(frozen=True)
 class Family:
-    """One family's contribution: subcommands, jobs by name, and jobs each `opsbot worker` submits when it starts."""
+    """One family's contribution: subcommands, jobs by name, jobs each `opsbot worker` submits when it starts, and the
+    steps of the reconciler's rounds (finishing what a crash or an outage left half-done)."""
 
     name: str
     commands: Sequence[Subcommand[Any]] = ()
     jobs: Sequence[JobSpec] = ()
     startup_jobs: Sequence[str] = ()
+    reconcile: Sequence[Repair] = ()

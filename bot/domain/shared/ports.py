@@ -5,6 +5,9 @@ Family-specific ports live in each family's ``ports.py`` (``bot/domain/<family>/
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -161,6 +164,81 @@ class NoServiceEvents:
         return None
 
 
+class Outbox(Protocol):
+    """Side effects recorded in the same transaction as the change that implies them, delivered after it commits.
+
+    Each effect is delivered at least once, retried (Slack's Retry-After, backoff on 5xx and timeouts, Redis
+    coming back) until its deadline, and made idempotent by its key: a message posted again under the same
+    key edits the message instead of posting a twin; a job submitted again under its key is queued once.
+    Effects of one stream (a channel, a job key) are delivered in the order they were recorded.
+    ``origin`` names what recorded the effect for people (``deploy d-1a2b3c4d``).
+    """
+
+    def post(self, channel: str, message: Message, *, key: str, origin: str) -> None:
+        """Post ``message`` in ``channel`` as the message ``key`` (or edit it, when ``key`` was posted before)."""
+        ...
+
+    def update(self, key: str, message: Message, *, origin: str) -> None:
+        """Edit the message posted as ``key`` (after that post is delivered)."""
+        ...
+
+    def dm(self, user: str, message: Message, *, key: str, origin: str) -> None:
+        """A direct message to ``user``, as the message ``key``."""
+        ...
+
+    def pin(self, key: str, *, origin: str) -> None: ...
+
+    def unpin(self, key: str, *, origin: str) -> None: ...
+
+    def submit(self, name: str, payload: dict[str, Any], *, key: str, origin: str) -> None:
+        """Queue the job ``name`` now (once per ``key`` while it waits)."""
+        ...
+
+    def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str, origin: str) -> None:
+        """Queue the job ``name`` to run at ``at``."""
+        ...
+
+    def cancel_job(self, key: str, *, origin: str) -> None:
+        """Cancel the job queued under ``key``, if it has not run."""
+        ...
+
+    def waiting(self, key: str) -> bool:
+        """Whether an effect recorded under ``key`` still waits for delivery."""
+        ...
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An effect that could not be delivered right after its change committed; it is retried until ``deadline``."""
+
+    kind: str  # slack.post, job.submit …
+    key: str
+    waiting_for: str  # "Slack", "Redis": what it waits for, in words
+    reason: str
+    deadline: datetime
+
+
+class ShutdownSignal:
+    """This process was asked to stop (SIGTERM, a rolling restart): work in flight hands over within a grace period."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._at: float | None = None
+
+    def request(self) -> None:
+        if self._at is None:
+            self._at = time.monotonic()
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def overdue(self, grace_seconds: float) -> bool:
+        """True once stopping was requested at least ``grace_seconds`` ago: work still in flight hands over now."""
+        return self._at is not None and time.monotonic() - self._at >= grace_seconds
+
+
 class UnitOfWork(Protocol):
     """One database transaction: what a family loads, decides and changes is committed together, or not at all.
 
@@ -173,4 +251,20 @@ class UnitOfWork(Protocol):
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None: ...
 
-    def commit(self) -> None: ...
+    @property
+    def outbox(self) -> Outbox:
+        """Effects recorded here are committed with this unit of work and delivered after it."""
+        ...
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once this unit of work has committed (audit rows, Redis); its failures are logged, not raised."""
+        ...
+
+    def commit(self) -> None:
+        """Commit, then deliver this unit of work's effects at once; what could not be delivered is in ``pending``."""
+        ...
+
+    @property
+    def pending(self) -> list[Pending]:
+        """After ``commit``: the effects that wait for a retry (Slack or Redis did not take them yet)."""
+        ...

@@ -1,0 +1,320 @@
+"""The outbox in SQL: effects recorded inside a unit of work, and the queries that deliver them after it.
+
+``SqlOutbox`` is the ``Outbox`` port on one connection: it renders a message when it is recorded (so
+delivery needs no domain code) and inserts a row per effect. ``OutboxTable`` is what delivery uses:
+claim an effect, record that it was delivered (and which Slack message a key became), schedule a retry,
+give up at the deadline; and what operators use (`opsbot outbox list|retry|drop`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.adapters.sql.engine import guard_db, utc, utc_or_none
+from bot.adapters.sql.tables import outbox, slack_messages
+from bot.domain.shared.ports import Clock, Message
+from bot.render import Renderer
+
+PENDING, DELIVERED, FAILED, DROPPED, SUPERSEDED = "pending", "delivered", "failed", "dropped", "superseded"
+SLACK_KINDS = ("slack.post", "slack.update", "slack.dm", "slack.pin", "slack.unpin")
+CLAIM_SECONDS = 60  # a deliverer that died holding a claim lets go after this
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One recorded effect, as delivery and operators see it."""
+
+    id: int
+    kind: str
+    key: str
+    stream: str
+    target: str | None
+    payload: dict[str, Any]
+    run_at: datetime | None
+    origin: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    deadline_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+def _effect(row: Any) -> Effect:
+    return Effect(
+        id=row.id,
+        kind=row.kind,
+        key=row.key,
+        stream=row.stream,
+        target=row.target,
+        payload=json.loads(row.payload),
+        run_at=utc_or_none(row.run_at),
+        origin=row.origin,
+        state=row.state,
+        attempts=row.attempts,
+        next_attempt_at=utc(row.next_attempt_at),
+        deadline_at=utc(row.deadline_at),
+        created_at=utc(row.created_at),
+        delivered_at=utc_or_none(row.delivered_at),
+        last_error=row.last_error,
+    )
+
+
+class SqlOutbox:
+    """The ``Outbox`` port inside one unit of work; ``recorded`` lists the ids it added, for delivery after commit."""
+
+    def __init__(self, conn: Connection, renderer: Renderer, clock: Clock, deadline: timedelta) -> None:
+        self._conn = conn
+        self._renderer = renderer
+        self._clock = clock
+        self._deadline = deadline
+        self.recorded: list[int] = []
+
+    def post(self, channel: str, message: Message, *, key: str, origin: str) -> None:
+        self._add("slack.post", key, f"slack:{channel}", channel, self._renderer.render(message), origin)
+
+    def update(self, key: str, message: Message, *, origin: str) -> None:
+        self._add("slack.update", key, self._stream_of(key), None, self._renderer.render(message), origin)
+
+    def dm(self, user: str, message: Message, *, key: str, origin: str) -> None:
+        self._add("slack.dm", key, f"slack:{user}", user, self._renderer.render(message), origin)
+
+    def pin(self, key: str, *, origin: str) -> None:
+        self._add("slack.pin", key, self._stream_of(key), None, {}, origin)
+
+    def unpin(self, key: str, *, origin: str) -> None:
+        self._add("slack.unpin", key, self._stream_of(key), None, {}, origin)
+
+    def submit(self, name: str, payload: dict[str, Any], *, key: str, origin: str) -> None:
+        self._add("job.submit", key, f"job:{key}", name, payload, origin)
+
+    def schedule(self, at: datetime, name: str, payload: dict[str, Any], *, key: str, origin: str) -> None:
+        self._add("job.schedule", key, f"job:{key}", name, payload, origin, run_at=at)
+
+    def cancel_job(self, key: str, *, origin: str) -> None:
+        self._add("job.cancel", key, f"job:{key}", None, {}, origin)
+
+    @guard_db
+    def waiting(self, key: str) -> bool:
+        query = sa.select(outbox.c.id).where(outbox.c.key == key, outbox.c.state == PENDING).limit(1)
+        return self._conn.execute(query).first() is not None
+
+    @guard_db
+    def _stream_of(self, key: str) -> str:
+        """An edit, pin or unpin follows its message's post: the post's stream (its channel)."""
+        posted = self._conn.execute(sa.select(slack_messages.c.channel).where(slack_messages.c.key == key)).first()
+        if posted is not None:
+            return f"slack:{posted.channel}"
+        recorded = self._conn.execute(
+            sa.select(outbox.c.stream)
+            .where(outbox.c.key == key, outbox.c.kind.in_(("slack.post", "slack.dm")))
+            .order_by(outbox.c.id)
+        ).first()
+        return str(recorded.stream) if recorded is not None else f"slack-key:{key}"
+
+    @guard_db
+    def _add(
+        self,
+        kind: str,
+        key: str,
+        stream: str,
+        target: str | None,
+        payload: dict[str, Any],
+        origin: str,
+        *,
+        run_at: datetime | None = None,
+    ) -> None:
+        now = self._clock.now()
+        result = self._conn.execute(
+            outbox.insert().values(
+                kind=kind,
+                key=key[:200],
+                stream=stream[:200],
+                target=target,
+                payload=json.dumps(payload, default=str),
+                run_at=run_at,
+                origin=origin[:200],
+                state=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                deadline_at=now + self._deadline,
+                created_at=now,
+            )
+        )
+        self.recorded.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
+
+
+class OutboxTable:
+    """Delivery's and operators' side of the outbox: each call is its own short transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    @guard_db
+    def get(self, effect_id: int) -> Effect | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(outbox).where(outbox.c.id == effect_id)).first()
+        return None if row is None else _effect(row)
+
+    @guard_db
+    def due(self, limit: int = 100) -> list[Effect]:
+        """Pending effects whose next attempt is due, each the oldest pending one of its stream, oldest first."""
+        now = self._clock.now()
+        older = sa.alias(outbox, "older")
+        blocked = (
+            sa.select(older.c.id)
+            .where(older.c.stream == outbox.c.stream, older.c.id < outbox.c.id, older.c.state == PENDING)
+            .exists()
+        )
+        query = (
+            sa.select(outbox)
+            .where(outbox.c.state == PENDING, outbox.c.next_attempt_at <= now, ~blocked)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_effect(row) for row in conn.execute(query)]
+
+    @guard_db
+    def blocked_by(self, effect: Effect) -> Effect | None:
+        """The oldest effect recorded before ``effect`` in its stream that is still pending, if any."""
+        query = (
+            sa.select(outbox)
+            .where(outbox.c.stream == effect.stream, outbox.c.id < effect.id, outbox.c.state == PENDING)
+            .order_by(outbox.c.id)
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _effect(row)
+
+    @guard_db
+    def claim(self, effect_id: int) -> bool:
+        """Take ``effect_id`` for delivery if it is pending and nobody else holds it (for ``CLAIM_SECONDS``)."""
+        now = self._clock.now()
+        free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                outbox.update()
+                .where(outbox.c.id == effect_id, outbox.c.state == PENDING, free)
+                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            )
+        return result.rowcount == 1
+
+    @guard_db
+    def later_update(self, effect: Effect) -> bool:
+        """Whether a newer edit of the same message waits behind ``effect`` (then ``effect`` need not be delivered)."""
+        query = sa.select(outbox.c.id).where(
+            outbox.c.key == effect.key, outbox.c.kind == "slack.update", outbox.c.id > effect.id, outbox.c.state == PENDING
+        )
+        with self._engine.connect() as conn:
+            return conn.execute(query.limit(1)).first() is not None
+
+    @guard_db
+    def message(self, key: str) -> tuple[str, str] | None:
+        """(channel, ts) of the Slack message ``key`` became, once posted."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(slack_messages).where(slack_messages.c.key == key)).first()
+        return None if row is None else (row.channel, row.ts)
+
+    @guard_db
+    def delivered(self, effect_id: int, *, posted: tuple[str, str, str] | None = None, state: str = DELIVERED) -> None:
+        """Record the effect done (or ``superseded``); ``posted`` = (key, channel, ts) of the message it created."""
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            if posted is not None:
+                key, channel, ts = posted
+                exists = conn.execute(sa.select(slack_messages.c.key).where(slack_messages.c.key == key)).first()
+                if exists is None:
+                    conn.execute(slack_messages.insert().values(key=key, channel=channel, ts=ts, posted_at=now))
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == effect_id)
+                .values(state=state, delivered_at=now, claimed_until=None, attempts=outbox.c.attempts + 1, last_error=None)
+            )
+
+    @guard_db
+    def retry_at(self, effect_id: int, at: datetime, error: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == effect_id)
+                .values(next_attempt_at=at, claimed_until=None, attempts=outbox.c.attempts + 1, last_error=error[:2000])
+            )
+
+    @guard_db
+    def failed(self, effect_id: int, error: str) -> None:
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == effect_id)
+                .values(
+                    state=FAILED, delivered_at=now, claimed_until=None, attempts=outbox.c.attempts + 1, last_error=error[:2000]
+                )
+            )
+
+    @guard_db
+    def release(self, effect_id: int) -> None:
+        """Give a claimed effect back untried (it was blocked behind an older one)."""
+        with self._engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == effect_id).values(claimed_until=None))
+
+    # ----- operators -----
+    @guard_db
+    def listing(self, states: tuple[str, ...] = (PENDING, FAILED), limit: int = 50) -> list[Effect]:
+        query = sa.select(outbox).where(outbox.c.state.in_(states)).order_by(outbox.c.id.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [_effect(row) for row in conn.execute(query)]
+
+    @guard_db
+    def requeue(self, effect_id: int) -> bool:
+        """A failed (or dropped) effect goes back to pending, with a fresh deadline, for another try now."""
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            row = conn.execute(sa.select(outbox.c.created_at, outbox.c.deadline_at).where(outbox.c.id == effect_id)).first()
+            if row is None:
+                return False
+            span = utc(row.deadline_at) - utc(row.created_at)
+            result = conn.execute(
+                outbox.update()
+                .where(outbox.c.id == effect_id, outbox.c.state.in_((FAILED, DROPPED, PENDING)))
+                .values(state=PENDING, next_attempt_at=now, deadline_at=now + span, claimed_until=None)
+            )
+        return result.rowcount == 1
+
+    @guard_db
+    def drop(self, effect_id: int) -> bool:
+        """Give up on a pending or failed effect on purpose (it will never be delivered)."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                outbox.update()
+                .where(outbox.c.id == effect_id, outbox.c.state.in_((PENDING, FAILED)))
+                .values(state=DROPPED, claimed_until=None, delivered_at=self._clock.now())
+            )
+        return result.rowcount == 1
+
+    @guard_db
+    def purge(self, older_than: datetime) -> int:
+        """Forget delivered, superseded and dropped effects finished before ``older_than``; how many."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                outbox.delete().where(outbox.c.state.in_((DELIVERED, SUPERSEDED, DROPPED)), outbox.c.delivered_at < older_than)
+            )
+        return int(result.rowcount)
+
+    def pending_of(self, ids: list[int]) -> Iterator[Effect]:
+        """Those of ``ids`` still pending, in order."""
+        for effect_id in ids:
+            effect = self.get(effect_id)
+            if effect is not None and effect.state == PENDING:
+                yield effect
