@@ -22,7 +22,7 @@ from bot.adapters.sql.engine import (
     pending_migrations,
     upgrade,
 )
-from bot.adapters.sql.tables import deploys
+from bot.adapters.sql.tables import deploys, incident_timeline, incidents, slack_messages
 from bot.domain.shared.ports import AuditEntry, SystemClock
 from tests.conftest import _admin, _with_database
 
@@ -146,4 +146,46 @@ def test_deploys_that_faults_left_running_are_settled_unknown_and_audited_before
                 {**row, "id": "d-00000005", "version": "v4", "state": "approved"},
             ],
         )
+    engine.dispose()
+
+
+def test_incidents_declared_before_the_outbox_keep_their_messages_and_are_not_declared_again(empty_db_url: str) -> None:
+    upgrade(empty_db_url, "0005_durable_operations")
+    engine = create_db_engine(empty_db_url)
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    incident = {
+        "title": "Checkout errors",
+        "severity": "P1",
+        "services": "[]",
+        "status": "investigating",
+        "impact": "",
+        "eta": "",
+        "declared_by": "U0DEV",
+        "declared_at": at,
+        "commander": "U0DEV",
+        "participants": "[]",
+        "channel_name": "inc-1",
+        "reminder_seq": 1,
+        "reminded_seq": 0,
+        "escalation_level": 0,
+        "frozen": "[]",
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            incidents.insert(),
+            [
+                {**incident, "id": 1, "channel_id": "C1", "status_ts": "1.1", "summary_channel": "C0INC", "summary_ts": "2.2"},
+                {**incident, "id": 2, "channel_id": "C2", "status_ts": None, "summary_channel": None, "summary_ts": None},
+            ],
+        )
+        entry = {"at": at, "kind": "declared", "actor": "U0DEV", "text": "P1 declared", "data": "{}"}
+        conn.execute(incident_timeline.insert(), [{**entry, "incident_id": 1}, {**entry, "incident_id": 2}])
+
+    upgrade(empty_db_url)
+
+    with engine.connect() as conn:
+        messages = {row.key: (row.channel, row.ts) for row in conn.execute(sa.select(slack_messages))}
+        keys = conn.execute(sa.select(incident_timeline.c.incident_id, incident_timeline.c.key)).all()
+    assert messages == {"incident:1:status": ("C1", "1.1"), "incident:1:summary": ("C0INC", "2.2")}
+    assert sorted(keys) == [(1, "declared"), (2, "declared")]
     engine.dispose()

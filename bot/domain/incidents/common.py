@@ -13,7 +13,7 @@ from bot.domain.incidents.messages import Declaration, Summary
 from bot.domain.incidents.model import Incident, Kind, TimelineEntry
 from bot.domain.shared.errors import NotFound, NotPermitted, OpsError, UsageError
 from bot.domain.shared.policy import Actor, Role
-from bot.domain.shared.ports import MessageRef
+from bot.domain.shared.ports import Pending
 
 log = logging.getLogger("opsbot.incidents")
 REF = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.I)
@@ -159,22 +159,29 @@ def record(
 
 
 def refresh(d: IncidentDeps, incident: Incident) -> list[str]:
-    """Edit the pinned status message and the incidents-channel summary in place; what failed, as warnings."""
+    """Edit the pinned status message and the incidents-channel summary in place, through the outbox (retried until
+    Slack takes the edit; a newer edit replaces one still waiting); what is still on its way, in words."""
+    if not incident.channel_id:
+        return []
     now = d.clock.now()
-    warnings = []
-    if incident.channel_id and incident.status_ts:
-        try:
-            d.notifier.update(
-                MessageRef(incident.channel_id, incident.status_ts), Declaration(incident, cadence_minutes(d, incident), now)
-            )
-        except OpsError as exc:
-            warnings.append(f"the pinned status message could not be updated ({exc.message})")
-    if incident.summary_channel and incident.summary_ts:
-        try:
-            d.notifier.update(MessageRef(incident.summary_channel, incident.summary_ts), Summary(incident, now))
-        except OpsError as exc:
-            warnings.append(f"the summary in the incidents channel could not be updated ({exc.message})")
-    return warnings
+    with d.uow() as uow:
+        uow.outbox.update(incident.status_key, Declaration(incident, cadence_minutes(d, incident), now), origin=incident.origin)
+        uow.outbox.update(incident.summary_key, Summary(incident, now), origin=incident.origin)
+        uow.commit()
+    return still_waiting(uow.pending)
+
+
+def still_waiting(pending: list[Pending]) -> list[str]:
+    """What the user should know is still on its way after a change committed (Slack or Redis being slow)."""
+    notes = []
+    if any(p.kind.startswith("slack.") for p in pending):
+        waiting = sorted({p.reason for p in pending if p.kind.startswith("slack.")})
+        notes.append(
+            f"Slack has not taken every message yet ({waiting[0]}); opsbot keeps trying, nothing needs to be done again."
+        )
+    if any(p.kind.startswith("job.") for p in pending):
+        notes.append("Reminders will be scheduled as soon as the job queue (Redis) is back.")
+    return notes
 
 
 def cadence_minutes(d: IncidentDeps, incident: Incident) -> int | None:

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain.incidents.common import change, people, record, severity
+from bot.domain.incidents.common import change, people, severity, still_waiting
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Choice, Declaration, Declared, DeclareForm, Summary
-from bot.domain.incidents.model import ChannelRef, Incident, Kind, Status
+from bot.domain.incidents.model import ChannelRef, Incident, Kind, Status, TimelineEntry
 from bot.domain.incidents.naming import channel_name
 from bot.domain.incidents.ports import NameTaken
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args
-from bot.domain.shared.errors import Conflict, OpsError, UsageError
+from bot.domain.shared.errors import Conflict, NotFound, OpsError, UsageError
 from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor
-from bot.domain.shared.ports import Message, MessageRef, Reply
+from bot.domain.shared.ports import Reply
 
 USAGE = 'incident declare <severity> <title> [--service api] [--impact "…"] [--eta "…"]'
 MAX_TITLE = 1000
 MAX_TEXT = 3000
 NAME_ATTEMPTS = 9
+DECLARED_KEY = "declared"  # the timeline entry that says a declaration's steps are recorded
 
 
 @dataclass(frozen=True)
@@ -140,14 +142,14 @@ class Declarations:
 
     def declare(self, actor: Actor, command: DeclareIncident) -> Reply:
         d = self._d
-        severity_name, level = severity(d, command.severity or "")
+        severity_name, _ = severity(d, command.severity or "")
         if not command.title:
             raise UsageError("Give the incident a title.", f"/ops {USAGE}")
         if len(command.title) > MAX_TITLE or len(command.impact) > MAX_TEXT:
             raise UsageError(f"Keep the title under {MAX_TITLE} and the impact under {MAX_TEXT} characters.", f"/ops {USAGE}")
         services = tuple(dict.fromkeys(catalog.service(d.config, name)[0] for name in command.services))
         now, user = d.clock.now(), actor.user_id
-        with d.uow() as uow:
+        with d.uow() as uow:  # step 1: the incident, without a channel yet
             incident = uow.incidents.create(
                 Incident(
                     0,
@@ -164,51 +166,86 @@ class Declarations:
                 )
             )
             uow.commit()
-        try:
-            channel = self._create_channel(incident)
+        try:  # step 2: its channel (Slack's answer is needed for everything after), recorded at once
+            incident = self._open_channel(incident)
         except Exception:
             with d.uow() as uow:  # no channel, no incident: nothing half-declared
                 uow.incidents.discard(incident.id)
                 uow.commit()
             raise
+        return Reply(self.finish(actor, incident))
+
+    def _open_channel(self, incident: Incident) -> Incident:
+        channel = self._create_channel(incident)
+        _, incident = change(self._d, incident.id, lambda i: replace(i, channel_id=channel.id, channel_name=channel.name))
+        return incident
+
+    def finish(self, actor: Actor, incident: Incident, *, tell_declarer: bool = False) -> Declared:
+        """Steps 3 and 4 of a declaration: the responders invited; then, in one unit of work, the declaration posted
+        and pinned, the summary posted, reminders and escalation scheduled (outbox effects, retried until Slack and
+        the queue take them) and the timeline's "declared" entry. Run again by the reconciler for a declaration a
+        crash or an outage left part-way; the "declared" entry makes it happen once."""
+        d = self._d
+        _, level = severity(d, incident.severity)
         warnings: list[str] = []
         responders, unreadable = people(d, level.responders)
         warnings += [f"user group {group} could not be read, so its members were not invited" for group in unreadable]
-        warnings += self._invite(channel.id, [user, *responders])
-        _, incident = change(
-            d,
-            incident.id,
-            lambda i: replace(i, channel_id=channel.id, channel_name=channel.name, reminder_seq=1).with_participants(*responders),
-        )
-        status = self._post(channel.id, Declaration(incident, level.update_every_minutes, now), "the declaration", warnings)
-        if status is not None:
-            try:
-                d.conversations.pin(status.channel, status.ts)
-            except OpsError as exc:
-                warnings.append(f"the status message could not be pinned ({exc.message})")
-        summary = self._post(
-            d.config.channels.incidents, Summary(incident, now), "the summary in the incidents channel", warnings
-        )
-        _, incident = change(
-            d,
-            incident.id,
-            lambda i: replace(
-                i,
-                status_ts=status.ts if status else None,
-                summary_channel=summary.channel if summary else None,
-                summary_ts=summary.ts if summary else None,
-            ),
-        )
-        record(
-            d,
-            actor,
-            incident,
-            Kind.DECLARED,
-            f"{severity_name} declared: {incident.title}" + (f" · impact: {incident.impact}" if incident.impact else ""),
-        )
-        self._reminders.arm(incident, self._reminders.due_after(incident, now, None))
-        self._reminders.schedule_escalation(incident)
-        return Reply(Declared(incident, warnings))
+        warnings += self._invite(incident.channel_id, [incident.declared_by, *responders])
+        now = d.clock.now()
+        with d.uow() as uow:
+            current = uow.incidents.get_for_update(incident.id)
+            if current is None:
+                raise NotFound("incident", str(incident.id))
+            declared = TimelineEntry(
+                incident.id,
+                now,
+                Kind.DECLARED,
+                actor.user_id,
+                f"{current.severity} declared: {current.title}" + (f" · impact: {current.impact}" if current.impact else ""),
+                key=DECLARED_KEY,
+            )
+            if not uow.incidents.append(declared):
+                return Declared(current, warnings)  # finished already (a reconciler round and the declarer raced)
+            incident = replace(current, reminder_seq=1).with_participants(*responders)
+            uow.incidents.save(incident)
+            origin = incident.origin
+            uow.outbox.post(
+                incident.channel_id,
+                Declaration(incident, level.update_every_minutes, incident.declared_at),
+                key=incident.status_key,
+                origin=origin,
+            )
+            uow.outbox.pin(incident.status_key, origin=origin)
+            uow.outbox.post(d.config.channels.incidents, Summary(incident, now), key=incident.summary_key, origin=origin)
+            self._reminders.arm(incident, self._reminders.due_after(incident, now, None), uow=uow)
+            self._reminders.schedule_escalation(incident, uow=uow)
+            if tell_declarer:  # they were told the declaration failed part-way: now it is done
+                uow.outbox.dm(
+                    incident.declared_by, Declared(incident, warnings), key=f"incident:{incident.id}:declared", origin=origin
+                )
+            uow.commit()
+        waiting = still_waiting(uow.pending)
+        if waiting and any(p.key == incident.status_key for p in uow.pending):
+            waiting[0] = f"{incident.ref} is declared; its status message is still being posted (Slack is slow to answer)."
+        return Declared(incident, warnings, waiting)
+
+    def unfinished(self, actor: Actor) -> list[str]:
+        """Reconciler step: declarations a crash or an outage left part-way, older than a grace period, finished."""
+        d = self._d
+        grace = timedelta(seconds=d.config.durability.never_started_after_seconds)
+        with d.uow() as uow:
+            candidates = [
+                i
+                for i in uow.incidents.open_incidents()
+                if i.declared_at < d.clock.now() - grace and not any(e.key == DECLARED_KEY for e in uow.incidents.timeline(i.id))
+            ]
+        done = []
+        for incident in candidates:
+            if not incident.channel_id:  # the process died between asking Slack for the channel and recording it
+                incident = self._open_channel(incident)
+            self.finish(Actor(incident.declared_by, source="reconciler"), incident, tell_declarer=True)
+            done.append(f"finished the declaration of {incident.ref}")
+        return done
 
     def _create_channel(self, incident: Incident) -> ChannelRef:
         prefix = self._d.config.incidents.channel_prefix
@@ -225,10 +262,3 @@ class Declarations:
         except OpsError as exc:
             return [f"nobody could be invited ({exc.message})"]
         return [f"{user} could not be invited ({reason})" for user, reason in refused.items()]
-
-    def _post(self, channel: str, message: Message, what: str, warnings: list[str]) -> MessageRef | None:
-        try:
-            return self._d.notifier.post(channel, message)
-        except OpsError as exc:
-            warnings.append(f"{what} could not be posted ({exc.message})")
-            return None

@@ -63,6 +63,7 @@ class Declared:
     template: ClassVar[str] = "incident/declared"
     incident: Incident
     warnings: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # what is still on its way (Slack was slow), in words
 
 
 @dataclass(frozen=True)

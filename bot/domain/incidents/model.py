@@ -96,6 +96,21 @@ class Incident:
         return f"INC-{self.id}"
 
     @property
+    def status_key(self) -> str:
+        """The outbox key of its pinned status message in its channel."""
+        return f"incident:{self.id}:status"
+
+    @property
+    def summary_key(self) -> str:
+        """The outbox key of its summary in the incidents channel."""
+        return f"incident:{self.id}:summary"
+
+    @property
+    def origin(self) -> str:
+        """What recorded an effect, for operators (`opsbot outbox list`)."""
+        return f"incident {self.ref}"
+
+    @property
     def headline(self) -> str:
         """The runbook's "[Service] - [Brief Description]"."""
         return f"{', '.join(self.services)} - {self.title}" if self.services else self.title

@@ -18,7 +18,7 @@ from bot.domain.incidents.messages import Escalation, Note, Reminder
 from bot.domain.incidents.model import Incident, Kind
 from bot.domain.shared.errors import Conflict, NotFound, OpsError
 from bot.domain.shared.policy import Actor
-from bot.domain.shared.ports import Reply
+from bot.domain.shared.ports import Reply, UnitOfWork
 
 REMIND_JOB = "incidents.remind"
 ESCALATE_JOB = "incidents.escalate"
@@ -44,12 +44,16 @@ class Reminders:
         candidates = [t for t in (promised, now + every if every else None) if t is not None]
         return min(candidates) if candidates else None
 
-    def arm(self, incident: Incident, due: datetime | None) -> None:
-        """Schedule the reminder for the incident's current ``reminder_seq``."""
+    def arm(self, incident: Incident, due: datetime | None, *, uow: UnitOfWork | None = None) -> None:
+        """Schedule the reminder for the incident's current ``reminder_seq``; with ``uow``, as an outbox effect of it."""
         if due is None or not incident.is_open:
             return
         payload = {"incident": incident.id, "seq": incident.reminder_seq, "due": due.isoformat()}
-        self._d.jobs.schedule(due, REMIND_JOB, payload, key=reminder_key(incident.id, incident.reminder_seq))
+        key = reminder_key(incident.id, incident.reminder_seq)
+        if uow is not None:
+            uow.outbox.schedule(due, REMIND_JOB, payload, key=key, origin=incident.origin)
+        else:
+            self._d.jobs.schedule(due, REMIND_JOB, payload, key=key)
 
     def disarm(self, incident: Incident) -> None:
         self._d.jobs.cancel(reminder_key(incident.id, incident.reminder_seq))
@@ -100,8 +104,9 @@ class Reminders:
         note = Note("😴", actor.user_id, f"snoozed the update reminder for {minutes} min (until {until:%H:%M} UTC).")
         return Reply(note, visibility="in_channel", replace_original=True)
 
-    def schedule_escalation(self, incident: Incident) -> None:
-        """One job per configured step that names someone; the first may be due at once."""
+    def schedule_escalation(self, incident: Incident, *, uow: UnitOfWork | None = None) -> None:
+        """One job per configured step that names someone; the first may be due at once. With ``uow``, as outbox
+        effects of it."""
         config = self._d.config.incidents
         found = config.severity(incident.severity)
         if found is None:
@@ -109,9 +114,11 @@ class Reminders:
         for level, step in enumerate(config.escalation_for(found[1])):
             if step.notify:
                 at = incident.declared_at + timedelta(minutes=step.after_minutes)
-                self._d.jobs.schedule(
-                    at, ESCALATE_JOB, {"incident": incident.id, "level": level}, key=escalation_key(incident.id, level)
-                )
+                payload = {"incident": incident.id, "level": level}
+                if uow is not None:
+                    uow.outbox.schedule(at, ESCALATE_JOB, payload, key=escalation_key(incident.id, level), origin=incident.origin)
+                else:
+                    self._d.jobs.schedule(at, ESCALATE_JOB, payload, key=escalation_key(incident.id, level))
 
     def stop_escalation(self, incident: Incident) -> None:
         config = self._d.config.incidents

@@ -98,11 +98,9 @@ class Resolutions:
         draft = export.postmortem(incident, timeline(d, incident.id), now)
         _, incident = change(d, incident.id, lambda i: replace(i, postmortem=draft, frozen=()))
         warnings += refresh(d, incident)
-        if incident.status_ts:
-            try:
-                d.conversations.unpin(incident.channel_id, incident.status_ts)
-            except OpsError as exc:
-                warnings.append(f"the status message could not be unpinned ({exc.message})")
+        with d.uow() as uow:
+            uow.outbox.unpin(incident.status_key, origin=incident.origin)
+            uow.commit()
         try:
             d.notifier.post(incident.channel_id, Postmortem(incident, draft))
         except OpsError as exc:

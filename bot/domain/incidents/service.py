@@ -118,4 +118,5 @@ class Incidents:
                 ),
             ],
             jobs=[JobSpec(REMIND_JOB, self.reminders.remind), JobSpec(ESCALATE_JOB, self.reminders.escalate)],
+            reconcile=[self.declarations.unfinished],
         )
