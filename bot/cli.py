@@ -1,4 +1,4 @@
-"""The `opsbot` command: serve, socket, console, db, check-config, audit."""
+"""The `opsbot` command: serve, socket, console, worker, db, check-config, audit, outbox."""
 
 from __future__ import annotations
 
@@ -185,6 +185,82 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _outbox() -> tuple[Any, Any]:
+    from bot.adapters.sql.audit import SqlAuditLog
+    from bot.adapters.sql.engine import create_db_engine
+    from bot.adapters.sql.outbox import OutboxTable
+    from bot.domain.shared.ports import SystemClock
+
+    settings = _settings()
+    _ready_database(settings, migrate=False)
+    engine, clock = create_db_engine(settings.database_url), SystemClock()
+    return OutboxTable(engine, clock), SqlAuditLog(engine, clock)
+
+
+def _operator() -> str:
+    """Who ran the command, for the audit log: the login name of this shell."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:32]
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from bot.adapters.sql.outbox import DELIVERED, DROPPED, FAILED, PENDING, SUPERSEDED
+
+    table, _ = _outbox()
+    states = (PENDING, FAILED, DELIVERED, DROPPED, SUPERSEDED) if args.all else (PENDING, FAILED)
+    effects = table.listing(states, limit=args.limit)
+    if not effects:
+        print("the outbox is empty: every effect was delivered" if not args.all else "the outbox is empty")
+        return 0
+    print(f"{'id':>6}  {'state':<10} {'kind':<13} {'tries':>5}  {'next try / done (UTC)':<20} origin · key · last error")
+    for e in effects:
+        when = e.delivered_at if e.state != PENDING else e.next_attempt_at
+        error = f" · {e.last_error[:160]}" if e.last_error else ""
+        print(f"{e.id:>6}  {e.state:<10} {e.kind:<13} {e.attempts:>5}  {when:%Y-%m-%d %H:%M:%S}  {e.origin} · {e.key}{error}")
+    return 0
+
+
+def _operate(args: argparse.Namespace, action: str) -> int:
+    from bot.domain.shared.ports import AuditEntry
+
+    table, audit = _outbox()
+    effect = table.get(args.id)
+    if effect is None:
+        print(f"opsbot: there is no effect {args.id} in the outbox", file=sys.stderr)
+        return 1
+    done = table.requeue(args.id) if action == "retry" else table.drop(args.id)
+    audit.record(
+        AuditEntry(
+            actor=_operator(),
+            action=f"outbox.{action}",
+            outcome="ok" if done else "conflict",
+            target=effect.origin[:200],
+            params={"effect": effect.id, "kind": effect.kind, "key": effect.key, "was": effect.state, "reason": args.reason},
+            source="cli",
+        )
+    )
+    if not done:
+        print(f"opsbot: effect {effect.id} is {effect.state}; only pending or failed effects can be {action}ed", file=sys.stderr)
+        return 1
+    if action == "retry":
+        print(f"effect {effect.id} ({effect.kind}, {effect.origin}) is pending again; `opsbot worker` delivers it within seconds")
+    else:
+        print(f"effect {effect.id} ({effect.kind}, {effect.origin}) was dropped: it will never be delivered")
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    return _operate(args, "retry")
+
+
+def cmd_outbox_drop(args: argparse.Namespace) -> int:
+    return _operate(args, "drop")
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -228,6 +304,21 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.add_argument("--since", help="only entries newer than this (e.g. 24h, 7d)")
     export.set_defaults(func=cmd_audit_export)
+
+    outbox = sub.add_parser("outbox", help="effects waiting for delivery (Slack posts, jobs): list, retry, drop")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    listing = outbox_sub.add_parser("list", help="pending and failed effects, newest first")
+    listing.add_argument("--all", action="store_true", help="also delivered, superseded and dropped ones")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(func=cmd_outbox_list)
+    retry = outbox_sub.add_parser("retry", help="put a failed effect back for delivery, with a fresh deadline")
+    retry.add_argument("id", type=int)
+    retry.add_argument("--reason", help="why, for the audit log")
+    retry.set_defaults(func=cmd_outbox_retry)
+    drop = outbox_sub.add_parser("drop", help="give up on a pending or failed effect for good")
+    drop.add_argument("id", type=int)
+    drop.add_argument("--reason", required=True, help="why, for the audit log")
+    drop.set_defaults(func=cmd_outbox_drop)
     return root
 
 

@@ -225,6 +225,7 @@ class FakeDatabase:
         self.approvals = FakeApprovalRepository()
         self.repositories: dict[str, Any] = {"approvals": self.approvals}
         self.messages: dict[str, MessageRef] = {}  # message key -> the fake message it became
+        self.failed_effects: dict[str, str] = {}  # message key -> why delivery gave up on it
         self.notifier: Any = Unused("notifier")  # where effects go; fake_world connects its fakes
         self.jobs: Any = Unused("jobs")
 
@@ -265,6 +266,9 @@ class FakeOutbox:
 
     def waiting(self, key: str) -> bool:
         return False
+
+    def failed(self, key: str) -> str | None:
+        return self._db.failed_effects.get(key)
 
     def deliver(self) -> None:
         db = self._db

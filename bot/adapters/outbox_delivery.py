@@ -26,7 +26,7 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.adapters.sql.outbox import PENDING, SUPERSEDED, Effect, OutboxTable
+from bot.adapters.sql.outbox import FAILED, PENDING, SUPERSEDED, Effect, OutboxTable
 from bot.domain.shared.errors import OpsError, Unavailable
 from bot.domain.shared.ports import AuditEntry, AuditLog, Clock, Jobs, Pending
 
@@ -100,7 +100,7 @@ class OutboxDelivery:
                 continue
             if self._table.claim(effect.id):
                 self._attempt(effect)
-        return [self._pending(effect) for effect in self._table.pending_of(ids)]
+        return [self._pending(effect) for effect in self._table.undelivered_of(ids)]
 
     def _clear_ahead_of(self, effect: Effect) -> bool:
         """Deliver (or wait for) the older effects of ``effect``'s stream; True when none is left ahead of it."""
@@ -128,7 +128,12 @@ class OutboxDelivery:
     def _pending(self, effect: Effect) -> Pending:
         waiting_for = "Slack" if effect.kind.startswith("slack.") else "the job queue (Redis)"
         return Pending(
-            effect.kind, effect.key, waiting_for, effect.last_error or "waiting behind an earlier message", effect.deadline_at
+            effect.kind,
+            effect.key,
+            waiting_for,
+            effect.last_error or "waiting behind an earlier message",
+            effect.deadline_at,
+            gave_up=effect.state == FAILED,
         )
 
     def _attempt(self, effect: Effect) -> None:

@@ -301,3 +301,26 @@ def test_an_approved_deploy_whose_job_cannot_be_queued_starts_once_the_queue_is_
     posted(app, "✅ Deployment of v1.2.3 to production completed")
     assert [line.split()[:3] for line in deployed_log(state_dir)] == [["api", "production", "v1.2.3"]]
     assert app.services.adapters.locks.held() == []
+
+
+def test_a_request_whose_message_slack_refused_is_cancelled_by_the_reconciler_and_frees_the_lock(
+    app: Bot, emulator: SlackEmulator, state_dir: Path
+) -> None:
+    emulator.fail("chat.postMessage", "channel_not_found")  # the deployments channel was archived or renamed
+    reply = app.command("deploy v1.2.3 to production", user="U0DEV").seen()
+    assert "Slack refused the approval request's message" in reply and "channel_not_found" in reply
+    assert "opsbot cancels it and releases the lock within a minute" in reply
+    deploy = app.reads.deploys.history("api", "production", 1)[0]  # type: ignore[union-attr]
+    assert deploy.state.value == "requested"
+
+    [repaired] = app.services.dispatcher.reconcile()
+    assert repaired.startswith("cancelled the request 'Deploy v1.2.3 of api to production'")
+    assert repaired.endswith("its message could not be posted (Slack refused it: channel_not_found)")
+    assert app.reads.deploys.get(deploy.id).state.value == "cancelled"  # type: ignore[union-attr]
+    assert app.services.adapters.locks.held() == []
+    told = [m for m in emulator.visible() if m.channel == "D0DEV" and "was cancelled" in m.seen()]
+    assert len(told) == 1 and "could not be posted in #C0DEPLOYS (Slack refused it: channel_not_found)" in told[0].seen()
+    assert "Its lock is released" in told[0].seen()
+    assert app.services.dispatcher.reconcile() == []
+    assert deployed_log(state_dir) == []
+    assert ("opsbot", "deploy.cancelled", "cancelled") in app.audit_actions()

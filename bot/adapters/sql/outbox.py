@@ -108,6 +108,12 @@ class SqlOutbox:
         return self._conn.execute(query).first() is not None
 
     @guard_db
+    def failed(self, key: str) -> str | None:
+        query = sa.select(outbox.c.state, outbox.c.last_error).where(outbox.c.key == key).order_by(outbox.c.id.desc()).limit(1)
+        row = self._conn.execute(query).first()
+        return (row.last_error or "it was not delivered") if row is not None and row.state == FAILED else None
+
+    @guard_db
     def _stream_of(self, key: str) -> str:
         """An edit, pin or unpin follows its message's post: the post's stream (its channel)."""
         posted = self._conn.execute(sa.select(slack_messages.c.channel).where(slack_messages.c.key == key)).first()
@@ -312,9 +318,9 @@ class OutboxTable:
             )
         return int(result.rowcount)
 
-    def pending_of(self, ids: list[int]) -> Iterator[Effect]:
-        """Those of ``ids`` still pending, in order."""
+    def undelivered_of(self, ids: list[int]) -> Iterator[Effect]:
+        """Those of ``ids`` still pending or failed, in order."""
         for effect_id in ids:
             effect = self.get(effect_id)
-            if effect is not None and effect.state == PENDING:
+            if effect is not None and effect.state in (PENDING, FAILED):
                 yield effect

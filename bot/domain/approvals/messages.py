@@ -30,3 +30,12 @@ class VoteReceipt:
     approvals: int
     self_approval: bool = False
     waiting: list[str] = field(default_factory=list)  # what is still on its way, in words
+
+
+@dataclass(frozen=True)
+class RequestUnposted:
+    """Told to the requester: Slack refused the request's message for good, so the request was cancelled."""
+
+    template: ClassVar[str] = "approvals/unposted"
+    request: ApprovalRequest
+    why: str

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.domain.approvals.deps import ApprovalDeps
-from bot.domain.approvals.messages import ApprovalMessage, VoteReceipt
+from bot.domain.approvals.messages import ApprovalMessage, RequestUnposted, VoteReceipt
 from bot.domain.approvals.model import (
     ApprovalRequest,
     ApprovalState,
@@ -45,7 +45,7 @@ class ApprovalService:
         self._d = deps
 
     def family(self) -> Family:
-        return Family("approvals", jobs=[JobSpec(EXPIRE_JOB, self.expire)])
+        return Family("approvals", jobs=[JobSpec(EXPIRE_JOB, self.expire)], reconcile=[self.unposted])
 
     def open(
         self,
@@ -171,6 +171,34 @@ class ApprovalService:
         if approved.then is not None:
             approved.then()
 
+    def unposted(self, actor: Actor) -> list[str]:
+        """Reconciler step: a pending request whose message Slack refused for good (the outbox gave up on it) can be
+        approved by nobody. It is cancelled, its family closes it (a deploy releases its lock) and the requester is
+        told why in a DM. A message still being retried is left to the outbox."""
+        d = self._d
+        with d.uow() as uow:
+            stuck = [(r, why) for r in uow.approvals.pending() if (why := uow.outbox.failed(r.message_key))]
+        done = []
+        for request, why in stuck:
+            now = d.clock.now()
+            with d.uow() as uow:
+                locked = uow.approvals.get(request.id, for_update=True)
+                if locked is None or locked[0].state is not ApprovalState.PENDING:
+                    continue
+                uow.approvals.set_state(request.id, ApprovalState.CANCELLED, now)
+                cancelled = locked[0].decided(ApprovalState.CANCELLED, now)
+                d.outcomes[request.kind].closed(uow, actor, cancelled)
+                uow.outbox.cancel_job(expiry_key(request.id), origin=request.origin)
+                uow.outbox.dm(
+                    request.requester,
+                    RequestUnposted(cancelled, why),
+                    key=f"{request.message_key}:unposted",
+                    origin=request.origin,
+                )
+                uow.commit()
+            done.append(f"cancelled the request {request.title!r} ({request.origin}): its message could not be posted ({why})")
+        return done
+
     def _after(self, uow: ApprovalsUnitOfWork, actor: Actor, transition: Transition) -> Approved:
         """In the decision's unit of work: edit the posted message; on a state change, hand over to the request's family
         exactly once. What the family answered, when the request was approved."""
@@ -190,6 +218,7 @@ class ApprovalService:
 def _waiting(pending: list[Pending], next_step: str | None) -> list[str]:
     """What the voter should know is still on its way, when delivery could not finish right after the vote."""
     notes = []
+    pending = [p for p in pending if not p.gave_up]
     if next_step and any(p.kind.startswith("job.") for p in pending):
         waiting_for = next(p.waiting_for for p in pending if p.kind.startswith("job."))
         notes.append(f"{next_step} as soon as {waiting_for} is back; nothing needs to be done again.")

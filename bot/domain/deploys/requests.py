@@ -298,6 +298,13 @@ class DeployRequests:
 def _waiting(pending: list[Pending], next_step: str | None, channel: str) -> list[str]:
     """What the requester should know is still on its way."""
     notes = []
+    refused = [p for p in pending if p.gave_up and p.kind == "slack.post"]
+    if refused:
+        notes.append(
+            f"Slack refused the approval request's message in <#{channel}> ({refused[0].reason}): nobody can approve it, so "
+            "opsbot cancels it and releases the lock within a minute. Fix that and ask again."
+        )
+    pending = [p for p in pending if not p.gave_up]
     if any(p.kind.startswith("slack.") for p in pending):
         notes.append(f"The approval request will appear in <#{channel}> as soon as Slack takes it; it is already open.")
     if next_step and any(p.kind.startswith("job.") for p in pending):

@@ -171,9 +171,17 @@ def refresh(d: IncidentDeps, incident: Incident) -> list[str]:
     return still_waiting(uow.pending)
 
 
+SLACK_SLOW = "Slack has not taken every message yet"
+
+
 def still_waiting(pending: list[Pending]) -> list[str]:
     """What the user should know is still on its way after a change committed (Slack or Redis being slow)."""
-    notes = []
+    notes = [
+        f"Slack refused a message for good ({p.reason}); an operator can post it again with `opsbot outbox retry`."
+        for p in pending
+        if p.gave_up
+    ][:1]
+    pending = [p for p in pending if not p.gave_up]
     if any(p.kind.startswith("slack.") for p in pending):
         waiting = sorted({p.reason for p in pending if p.kind.startswith("slack.")})
         notes.append(

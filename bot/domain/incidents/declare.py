@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain.incidents.common import change, people, severity, still_waiting
+from bot.domain.incidents.common import SLACK_SLOW, change, people, severity, still_waiting
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Choice, Declaration, Declared, DeclareForm, Summary
 from bot.domain.incidents.model import ChannelRef, Incident, Kind, Status, TimelineEntry
@@ -225,8 +225,11 @@ class Declarations:
                 )
             uow.commit()
         waiting = still_waiting(uow.pending)
-        if waiting and any(p.key == incident.status_key for p in uow.pending):
-            waiting[0] = f"{incident.ref} is declared; its status message is still being posted (Slack is slow to answer)."
+        if any(p.key == incident.status_key and not p.gave_up for p in uow.pending):
+            waiting = [
+                f"{incident.ref} is declared; its status message is still being posted (Slack is slow to answer).",
+                *(note for note in waiting if not note.startswith(SLACK_SLOW)),
+            ]
         return Declared(incident, warnings, waiting)
 
     def unfinished(self, actor: Actor) -> list[str]:

@@ -206,6 +206,11 @@ class Outbox(Protocol):
         """Whether an effect recorded under ``key`` still waits for delivery."""
         ...
 
+    def failed(self, key: str) -> str | None:
+        """Why delivery gave up on the newest effect recorded under ``key`` (Slack refused it for good, or its
+        deadline passed); None when it was delivered, still waits, or was never recorded."""
+        ...
+
 
 @dataclass(frozen=True)
 class Pending:
@@ -216,6 +221,7 @@ class Pending:
     waiting_for: str  # "Slack", "Redis": what it waits for, in words
     reason: str
     deadline: datetime
+    gave_up: bool = False  # Slack refused it for good: it will not be retried (an operator can: `opsbot outbox retry`)
 
 
 class ShutdownSignal:
