@@ -1,32 +1,57 @@
 """The fault kit: real outages for durability tests, never mocks.
 
 ``TcpProxy`` is a loopback TCP proxy in front of Redis or PostgreSQL: point a client at it
-(``proxy.url_for(url)``), then ``proxy.cut()`` / ``with proxy.down(seconds=10):`` resets every open
-connection and refuses new ones until ``restore()``. The fixtures ``redis_proxy`` and ``pg_proxy``
-give a started proxy in front of the session's Redis / PostgreSQL. Everything binds port 0 on
-127.0.0.1 and keeps its state on the instance, so tests run in parallel under pytest-xdist.
+(``proxy.url_for(url)``, or ``proxied_environment(env, redis=proxy)`` for a process), then
+``proxy.cut()`` / ``with proxy.down(seconds=10):`` resets every open connection and refuses new ones
+until ``restore()``. The fixtures ``redis_proxy`` and ``pg_proxy`` give a started proxy in front of the
+session's Redis / PostgreSQL.
+
+``WorkerProcess`` runs a real ``opsbot worker`` with the environment a ``Bot`` gives
+(``bot.environment(path)``), logging to a file: ``kill()``, ``terminate()``, ``restart()``; its
+``stop()`` (the context manager's exit, the ``spawn_worker`` fixture's teardown) never leaves a
+process behind, deploy programs included.
+
+Everything binds port 0 on 127.0.0.1 and keeps its state on the instance, so tests run in parallel
+under pytest-xdist. Linux only (``/proc`` finds the processes a worker left behind).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-__all__ = ["TcpProxy", "pg_proxy", "proxied_environment", "redis_proxy"]
+__all__ = [
+    "TAG_VARIABLE",
+    "WORKER_ARGV",
+    "TcpProxy",
+    "WorkerProcess",
+    "pg_proxy",
+    "proxied_environment",
+    "redis_proxy",
+    "spawn_worker",
+]
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "postgres": 5432, "postgresql": 5432}
+WORKER_ARGV = (sys.executable, "-m", "bot.cli", "worker")
+TAG_VARIABLE = "FAULTKIT_TAG"  # not withheld from deploy programs (opsbot withholds SLACK_*, OPSBOT_* …)
 
 
 # ----- a TCP proxy that can be cut -----
@@ -322,6 +347,191 @@ def proxied_environment(
     return env
 
 
+# ----- a real `opsbot worker` process -----
+
+
+def _tagged_processes(tag: str) -> list[int]:
+    """Live (not zombie) processes whose environment carries ``FAULTKIT_TAG=tag``, from /proc."""
+    marker = f"{TAG_VARIABLE}={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):  # gone, or not ours to read
+            continue
+        if state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+class WorkerProcess:
+    """A real `opsbot worker` (or any ``argv``) with ``environment``, its output appended to ``log_path``.
+
+    ``start()`` runs it in a session of its own. ``kill()`` SIGKILLs its process group (``everything=True``:
+    also every process started under it, its deploy programs included, as when a container dies); ``terminate()``
+    sends SIGTERM and waits; ``restart()`` stops it if it runs and starts it again with the same
+    environment and log. ``stop()`` — also the context manager's exit — never leaves a process behind:
+    SIGTERM, then SIGKILL, then SIGKILL to every process that still carries this harness's tag
+    (``FAULTKIT_TAG`` in the environment, inherited by deploy programs and their children).
+    """
+
+    def __init__(self, environment: Mapping[str, str], log_path: Path, *, argv: Sequence[str] = WORKER_ARGV) -> None:
+        self.tag = secrets.token_hex(8)
+        self.environment = {**environment, TAG_VARIABLE: self.tag}
+        self.log_path = log_path
+        self.argv = list(argv)
+        self.starts = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._run_offset = 0  # where the current run's output starts in the log
+
+    # ----- lifecycle -----
+    def start(self) -> WorkerProcess:
+        """Start the process. Returns self. Raises RuntimeError if it is already running."""
+        if self.alive:
+            raise RuntimeError(f"worker {self.pid} is still running")
+        if self._log is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_path.open("ab")
+        self._run_offset = self._log.tell()
+        self._process = subprocess.Popen(
+            self.argv,
+            env=self.environment,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.starts += 1
+        return self
+
+    def kill(self, *, everything: bool = False, timeout: float = 10.0) -> int | None:
+        """SIGKILL the worker's process group (the worker and the RQ scheduler process it forks) and wait.
+
+        Returns the worker's exit status (-9), or None if it never ran. Deploy programs run in sessions
+        of their own and survive this, as they would on a host.
+
+        With ``everything``, also SIGKILL every process started under this harness (deploy programs,
+        their children) and wait until they are gone. Raises AssertionError if something survives ``timeout``.
+        """
+        code = None
+        if self._process is not None:
+            if self._process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._process.pid, signal.SIGKILL)  # its own process group: anything it forked in it
+            code = self._process.wait(timeout=timeout)
+        if everything:
+            self._kill_tagged(timeout)
+        return code
+
+    def terminate(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the worker and wait up to ``timeout`` s; returns its exit status, or None if it still runs."""
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def restart(self, *, timeout: float = 15.0) -> WorkerProcess:
+        """Stop the worker if it runs (SIGTERM, SIGKILL after ``timeout``), then start it again. Returns self.
+
+        What it left running (a deploy program in flight) is left running, as on a host.
+        """
+        if self.alive and self.terminate(timeout) is None:
+            self.kill()
+        return self.start()
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Stop the worker (SIGTERM, then SIGKILL) and kill every process left under the harness. Idempotent.
+
+        Returns the worker's exit status (None if it never started).
+        """
+        code = None
+        try:
+            if self._process is not None:
+                code = self.terminate(timeout)
+                if code is None:
+                    code = self.kill()
+        finally:
+            self._kill_tagged(10.0)
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+        return code
+
+    def __enter__(self) -> WorkerProcess:
+        return self if self.alive else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----- state -----
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status of the last run (negative: killed by that signal); None while it runs or before it ran."""
+        return self._process.poll() if self._process is not None else None
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` s for the worker to exit on its own; its exit status, or None if it still runs."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def descendants(self) -> list[int]:
+        """Live processes started under this harness other than the current worker (deploy programs, their children)."""
+        return [pid for pid in _tagged_processes(self.tag) if pid != self.pid]
+
+    def log_text(self, *, current_run: bool = False) -> str:
+        """Everything the worker wrote (stdout and stderr, every run), or only the current run's."""
+        if self._log is not None:
+            self._log.flush()
+        if not self.log_path.exists():
+            return ""
+        data = self.log_path.read_bytes()
+        return (data[self._run_offset :] if current_run else data).decode("utf-8", errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 20.0, *, current_run: bool = True) -> str:
+        """Block until ``text`` appears in the log; returns the log. Raises AssertionError on timeout or if the worker exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_text(current_run=current_run)
+            if text in log:
+                return log
+            if not self.alive:
+                raise AssertionError(f"the worker exited ({self.returncode}) before logging {text!r}:\n{log[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the worker's log after {timeout}s:\n{log[-3000:]}")
+            time.sleep(0.05)
+
+    def _kill_tagged(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while pids := _tagged_processes(self.tag):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"processes {pids} started under the worker harness survive SIGKILL")
+            time.sleep(0.02)
+        if self._process is not None and self._process.poll() is None:
+            self._process.wait(timeout=timeout)
+
+
 # ----- fixtures: a test module imports them by name (with a noqa for F401, as for deploy_kit) -----
 
 
@@ -342,3 +552,24 @@ def pg_proxy(pg_admin_url: str) -> Iterator[TcpProxy]:
     """A started TcpProxy in front of the session's PostgreSQL; ``pg_proxy.url_for(pg_url)`` goes through it."""
     with _proxy_for(pg_admin_url).start() as proxy:
         yield proxy
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """``spawn_worker(env, name="worker")``: a started WorkerProcess logging to ``tmp_path/<name>.log``, stopped after the test."""
+    workers: list[WorkerProcess] = []
+
+    def spawn(environment: Mapping[str, str], name: str = "worker", argv: Sequence[str] = WORKER_ARGV) -> WorkerProcess:
+        worker = WorkerProcess(environment, tmp_path / f"{name}.log", argv=argv)
+        workers.append(worker)
+        return worker.start()
+
+    yield spawn
+    errors = []
+    for worker in workers:
+        try:
+            worker.stop()
+        except AssertionError as exc:  # stop every worker before reporting one that would not die
+            errors.append(exc)
+    if errors:
+        raise errors[0]
