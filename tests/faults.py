@@ -295,6 +295,7 @@ class TcpProxy:
             self._server.close()  # closes the listening socket now: the kernel refuses what comes next
             self._server = None
         links = list(self._links)
+        self._links.clear()  # reset now, whatever their pump tasks still have to unwind
         for link in links:
             link.abort()
         self.connections_dropped += len(links)
