@@ -1,15 +1,47 @@
 """The fault kit: real outages for durability tests, never mocks.
 
-``TcpProxy`` is a loopback TCP proxy in front of Redis or PostgreSQL: point a client at it
-(``proxy.url_for(url)``, or ``proxied_environment(env, redis=proxy)`` for a process), then
-``proxy.cut()`` / ``with proxy.down(seconds=10):`` resets every open connection and refuses new ones
-until ``restore()``. The fixtures ``redis_proxy`` and ``pg_proxy`` give a started proxy in front of the
-session's Redis / PostgreSQL.
+A durability test puts real pieces between opsbot and what it depends on, breaks one of them, and
+asserts on what people and providers saw. The pieces:
 
-``WorkerProcess`` runs a real ``opsbot worker`` with the environment a ``Bot`` gives
-(``bot.environment(path)``), logging to a file: ``kill()``, ``terminate()``, ``restart()``; its
-``stop()`` (the context manager's exit, the ``spawn_worker`` fixture's teardown) never leaves a
-process behind, deploy programs included.
+- **A store goes away.** ``TcpProxy`` is a loopback TCP proxy in front of Redis or PostgreSQL
+  (fixtures ``redis_proxy``, ``pg_proxy``). Point opsbot at it: ``proxy.url_for(url)`` for the app in
+  the test process (``Bot(db_url=pg_proxy.url_for(pg_url), redis_url=…, redis_client=…)``), and
+  ``proxied_environment(env, redis=…, database=…)`` for an `opsbot` process. ``proxy.cut()``,
+  ``proxy.cut_for(2)`` or ``with proxy.down(seconds=10):`` resets every open connection at once and
+  refuses new ones (``ECONNREFUSED``) until ``restore()``: clients fail at once, as when the server
+  process dies, never by a slow timeout. (redis-py retries a failed command 3 times with backoff by
+  default, so a client may ride out a short cut; that is the client's behaviour, not the proxy's.)
+- **A worker dies.** ``WorkerProcess`` (fixture ``spawn_worker``) runs a real ``opsbot worker`` with the
+  environment a ``Bot`` gives (``bot.environment(path)``; the Bot needs ``redis_url`` so its jobs go
+  through RQ), output in a log file. ``kill()`` is SIGKILL to the worker's process group (the worker
+  and RQ's scheduler process), like the OOM killer; ``terminate()`` is SIGTERM, like a redeploy of
+  opsbot; ``restart()`` starts it again with the same environment. opsbot runs deploy programs in
+  sessions of their own, so they outlive a killed worker, as on a host (``kill(everything=True)``
+  kills them too, as when a container dies). Every process started under the harness carries
+  ``FAULTKIT_TAG`` in its environment, and ``stop()`` kills whatever still carries it.
+- **Slack fails.** The emulator (``bot.console.slack_emulator``): ``fail(method, error, status=429,
+  retry_after=…)``; ``fail(…, status=500, after=True)``, Slack did the work and the caller saw an
+  error; ``fail_connection(method, times, after=…)``, the connection closes with no response.
+- **Did a provider run twice at once?** ``tests/programs/fake_deploy.py`` (``--sleep``,
+  ``--ignore-term``, ``--spawn-child``) and ``WebhookReceiver`` (``work_seconds``, ``hang``) in
+  ``tests/deploy_kit.py`` append every provider run to ``STATE_DIR/runs.jsonl`` with its start and end
+  time; ``provider_runs(state_dir)`` reads them and ``overlapping(runs)`` names every two runs of one
+  target that were under way together (a SIGKILLed program has no end: it counts as running until now).
+
+Put together (``tests/integration/test_fault_kit.py`` has a runnable test of the kit itself)::
+
+    bot = Bot(..., config=deploy_config(state_dir, services_double.base_url, command_args=("--sleep", "5")),
+              redis_url=redis_url)
+    worker = spawn_worker(proxied_environment(bot.environment(tmp_path / "opsbot.yml"), redis=redis_proxy))
+    worker.wait_for_log("Listening on")
+    bot.command("deploy api v1.2.4 to staging")
+    with redis_proxy.down(seconds=10):
+        ...                                    # what does the channel say meanwhile?
+    worker.kill()                              # mid-deploy; its program keeps running
+    worker.restart()
+    emulator.fail("chat.update", "internal_error", status=500, after=True)
+    ...                                        # the deploy finishes, exactly once
+    assert overlapping(provider_runs(state_dir)) == []
 
 Everything binds port 0 on 127.0.0.1 and keeps its state on the instance, so tests run in parallel
 under pytest-xdist. Linux only (``/proc`` finds the processes a worker left behind).
