@@ -188,7 +188,8 @@ class Run:
 
     ``started`` / ``ended`` are unix times (float seconds); ``ended`` is None for a run that has not
     ended, or never will (SIGKILLed, hung). ``exit`` is the program's exit status (-15 after SIGTERM)
-    or the HTTP status the webhook answered; None while it runs.
+    or the HTTP status the webhook answered; None while it runs. ``error`` names the exception that
+    ended a program (``BrokenPipeError``: whoever read its output, the worker, was gone).
     """
 
     run: str
@@ -201,6 +202,7 @@ class Run:
     started: float
     ended: float | None
     exit: int | None = None
+    error: str | None = None
 
     @property
     def target(self) -> tuple[str, str]:

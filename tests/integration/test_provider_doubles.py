@@ -97,6 +97,20 @@ def test_a_sigtermed_run_records_its_end_and_still_dies_of_the_signal(tmp_path: 
     assert not (tmp_path / "deploys.log").exists()
 
 
+def test_a_run_whose_output_reader_is_gone_dies_at_its_next_line_and_records_its_end(tmp_path: Path) -> None:
+    """As when the worker that started it is killed: the pipe it prints to has no reader any more."""
+    process = start_program(tmp_path, "--sleep", "0.5")
+    running(process)
+    assert process.stdout is not None
+    process.stdout.close()
+    assert process.wait(timeout=10) != 0
+    [run] = provider_runs(tmp_path)
+    assert run.ended is not None and (run.exit, run.error) == (1, "BrokenPipeError")
+    assert (tmp_path / "api-staging.version").read_text() == "v1.2.3"  # it got as far as "rollout complete"
+    assert process.stderr is not None
+    process.stderr.close()
+
+
 def test_ignore_term_keeps_running_after_sigterm_until_sigkill(tmp_path: Path) -> None:
     process = start_program(tmp_path, "--sleep", "30", "--ignore-term")
     running(process)

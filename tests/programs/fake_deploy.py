@@ -13,7 +13,8 @@ reads them): one written (flushed and fsynced) as it starts, with "ended": null,
 with "ended" and "exit" (unix times, float seconds); both carry "run", "provider": "command",
 "deploy_id", "service", "environment", "version", "pid" and "started". A run killed by SIGKILL leaves
 its start line alone; one stopped by SIGTERM writes its end line ("exit": -15) and then dies of the
-signal as before.
+signal as before; one ended by an exception (BrokenPipeError when whoever read its output is gone)
+writes its end line ("exit": 1, "error": the exception's name) and then fails as before.
 
 --ignore-term   keep running after SIGTERM (prints "ignoring SIGTERM"): only SIGKILL stops it.
 --spawn-child S start a grandchild in this process group (stdio on /dev/null) that appends its pid to
@@ -95,6 +96,16 @@ def main() -> int:
         os.kill(os.getpid(), signal.SIGTERM)  # die of the signal, as without this handler
 
     signal.signal(signal.SIGTERM, on_term)
+    try:
+        code = deploy(args, state)
+    except BaseException as exc:  # SystemExit too: the run ended, and when matters
+        record(state, {**run, "ended": time.time(), "exit": 1, "error": type(exc).__name__})
+        raise
+    record(state, {**run, "ended": time.time(), "exit": code})
+    return code
+
+
+def deploy(args: argparse.Namespace, state: Path) -> int:
     if args.spawn_child is not None:
         spawn_child(state, args.spawn_child)
     print(f"deploying {args.service} {args.version} to {args.environment} ({os.environ.get('DEPLOY_DEPLOY_ID')})", flush=True)
@@ -116,7 +127,6 @@ def main() -> int:
         print("rollout complete", flush=True)
     else:
         print(f"error: rollout of {args.version} failed", file=sys.stderr, flush=True)
-    record(state, {**run, "ended": time.time(), "exit": code})
     return code
 
 
