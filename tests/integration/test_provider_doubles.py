@@ -102,6 +102,7 @@ def test_a_run_whose_output_reader_is_gone_dies_at_its_next_line_and_records_its
     process = start_program(tmp_path, "--sleep", "0.5")
     running(process)
     assert process.stdout is not None
+    assert process.stdout.readline() == b"slack token visible: False\n"  # its last line before the sleep
     process.stdout.close()
     assert process.wait(timeout=10) != 0
     [run] = provider_runs(tmp_path)
