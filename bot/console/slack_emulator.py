@@ -4,10 +4,15 @@ It answers like Slack (``{"ok": false, "error": …}`` with HTTP 200, 429 with R
 limits enforced as ``invalid_blocks``), records every call, and keeps the messages it was sent so
 the console can show them and tests can assert on them. The console runs the bot against it; the
 tests point the Web API client at it.
+
+Tests make calls fail: ``fail()`` answers an error (a 429, a 500 …), before the method does its work
+or, with ``after=True``, after it (Slack posted the message, the caller saw an error);
+``fail_connection()`` closes the connection with no response at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -19,8 +24,12 @@ from urllib.parse import parse_qsl
 from bot.console.slack_methods import WebApiMethods
 from bot.console.slack_model import ApiCall, Channel, Failure, Posted, ResponseTarget
 
-__all__ = ["ApiCall", "Channel", "Posted", "SlackEmulator"]
+__all__ = ["ApiCall", "Channel", "ConnectionDropped", "Posted", "SlackEmulator"]
 RESPONSE_URL_MAX_USES = 5
+
+
+class ConnectionDropped(Exception):
+    """``handle()`` raises it for a call that gets no response: the HTTP server closes the connection."""
 
 
 class SlackEmulator(WebApiMethods):
@@ -53,7 +62,11 @@ class SlackEmulator(WebApiMethods):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8") if length else ""
-                status, headers, body = emulator.handle(self.path, dict(self.headers.items()), raw)
+                try:
+                    status, headers, body = emulator.handle(self.path, dict(self.headers.items()), raw)
+                except ConnectionDropped:
+                    self.close_connection = True  # nothing written: the client reads EOF where the status line should be
+                    return
                 data = body.encode("utf-8")
                 self.send_response(status)
                 for key, value in headers.items():
@@ -120,10 +133,27 @@ class SlackEmulator(WebApiMethods):
     def trigger_id(self) -> str:
         return f"{next(self._counter)}.{int(time.time())}.local"
 
-    def fail(self, method: str, error: str, *, times: int = 1, status: int = 200, retry_after: int | None = None) -> None:
-        """Make the next ``times`` calls of ``method`` fail the way Slack fails them."""
+    def fail(
+        self, method: str, error: str, *, times: int = 1, status: int = 200, retry_after: int | None = None, after: bool = False
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail the way Slack fails them.
+
+        The caller gets HTTP ``status`` (with ``Retry-After: retry_after`` seconds if given) and
+        ``{"ok": false, "error": error}``. With ``after``, the method does its work first (a message is
+        posted, updated …) and the caller gets the failure anyway: Slack did it, the answer was lost.
+        Failures queued for one method, by ``fail`` or ``fail_connection``, are used in order.
+        """
         with self._lock:
-            self._failures.setdefault(method, []).extend(Failure(error, status, retry_after) for _ in range(times))
+            self._failures.setdefault(method, []).extend(Failure(error, status, retry_after, after) for _ in range(times))
+
+    def fail_connection(self, method: str, times: int = 1, *, after: bool = False) -> None:
+        """Close the connection with no response for the next ``times`` calls of ``method``.
+
+        The caller reads EOF where the status line should be (``http.client.RemoteDisconnected`` in
+        slack_sdk's client, a connection error elsewhere). With ``after``, the method does its work first.
+        """
+        with self._lock:
+            self._failures.setdefault(method, []).extend(Failure("", 0, None, after, drop=True) for _ in range(times))
 
     # ----- reading what happened -----
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -175,8 +205,18 @@ class SlackEmulator(WebApiMethods):
         method = path[len("/api/") :].split("?")[0]
         args = self._parse_args(headers, raw)
         with self._lock:
-            status, extra_headers, response = self._api(method, headers, args)
-            self.calls.append(ApiCall(method, args, time.time(), status, response))
+            queued = self._failures.get(method)
+            failure = queued.pop(0) if queued else None
+            performed = failure is None or failure.after
+            status, extra_headers, response = self._api(method, headers, args) if performed else (0, {}, {})
+            if failure is not None and failure.drop:
+                self.calls.append(ApiCall(method, args, time.time(), 0, {}, performed))
+                self._lock.notify_all()
+                raise ConnectionDropped(method)
+            if failure is not None:
+                extra_headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+                status, response = failure.status, {"ok": False, "error": failure.error}
+            self.calls.append(ApiCall(method, args, time.time(), status, response, performed))
             self._lock.notify_all()
         return status, {"Content-Type": "application/json; charset=utf-8", **extra_headers}, json.dumps(response)
 
@@ -188,14 +228,12 @@ class SlackEmulator(WebApiMethods):
             value = args.get(key)
             if isinstance(value, str) and value[:1] in "[{":
                 args[key] = json.loads(value)
+        if isinstance(args.get("metadata"), str):  # form-encoded, as a JSON string; invalid JSON stays a string
+            with contextlib.suppress(ValueError):
+                args["metadata"] = json.loads(args["metadata"])
         return args
 
     def _api(self, method: str, headers: dict[str, str], args: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
-        queued = self._failures.get(method)
-        if queued:
-            failure = queued.pop(0)
-            extra = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
-            return failure.status, extra, {"ok": False, "error": failure.error}
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         if auth != f"Bearer {self.token}":
             return 200, {}, {"ok": False, "error": "not_authed" if not auth else "invalid_auth"}

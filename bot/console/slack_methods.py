@@ -55,6 +55,28 @@ class WebApiMethods:
             return {"ok": False, "error": "invalid_blocks", "errors": errors}
         return None
 
+    @staticmethod
+    def _metadata(args: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """``(metadata, None)`` from the ``metadata`` argument (None when absent), or ``(None, error response)``.
+
+        Slack takes ``{"event_type": str, "event_payload": {...}}``, as JSON or a form-encoded JSON string
+        (decoded by the emulator); anything else is ``invalid_metadata_format`` (not an object) or
+        ``invalid_metadata_schema`` (no ``event_type`` string, or an ``event_payload`` that is not an object).
+        ``{}`` stands for "no metadata" (chat.update removes the message's metadata with it).
+        """
+        if "metadata" not in args:
+            return None, None
+        metadata = args["metadata"]
+        if not isinstance(metadata, dict):
+            return None, {"ok": False, "error": "invalid_metadata_format"}
+        if not metadata:
+            return {}, None
+        if not isinstance(metadata.get("event_type"), str) or not metadata["event_type"]:
+            return None, {"ok": False, "error": "invalid_metadata_schema"}
+        if not isinstance(metadata.get("event_payload"), dict):
+            return None, {"ok": False, "error": "invalid_metadata_schema"}
+        return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}, None
+
     def _store(self, message: Posted) -> Posted:
         message.seq = next(self._counter)
         self.messages.append(message)
@@ -81,15 +103,28 @@ class WebApiMethods:
             return {"ok": False, "error": "is_archived"}
         if (problem := self._content_errors(args)) is not None:
             return problem
+        metadata, problem = self._metadata(args)
+        if problem is not None:
+            return problem
         text = str(args.get("text") or "")
         response: dict[str, Any] = {"ok": True}
         if len(text) > MESSAGE_TEXT_MAX:
             text = text[:MESSAGE_TEXT_MAX]
             response["warning"] = "message_truncated"
         posted = self._store(
-            Posted(channel.id, self._ts(), text, list(args.get("blocks") or []), thread_ts=args.get("thread_ts"))
+            Posted(
+                channel.id,
+                self._ts(),
+                text,
+                list(args.get("blocks") or []),
+                thread_ts=args.get("thread_ts"),
+                metadata=metadata or None,
+            )
         )
-        response.update(channel=channel.id, ts=posted.ts, message={"text": text, "ts": posted.ts, "blocks": posted.blocks})
+        message: dict[str, Any] = {"text": text, "ts": posted.ts, "blocks": posted.blocks}
+        if posted.metadata:
+            message["metadata"] = posted.metadata
+        response.update(channel=channel.id, ts=posted.ts, message=message)
         return response
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -112,11 +147,16 @@ class WebApiMethods:
             return {"ok": False, "error": "message_not_found"}
         if (problem := self._content_errors(args)) is not None:
             return problem
+        metadata, problem = self._metadata(args)
+        if problem is not None:
+            return problem
         message.text, message.blocks, message.edits = (
             str(args.get("text") or ""),
             list(args.get("blocks") or []),
             message.edits + 1,
         )
+        if metadata is not None:  # absent: the message keeps its metadata; {}: it loses it
+            message.metadata = metadata or None
         return {"ok": True, "channel": message.channel, "ts": message.ts, "text": message.text}
 
     def _m_chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -247,14 +287,21 @@ class WebApiMethods:
         view.update(args.get("view") or {})
         return {"ok": True, "view": view}
 
-    def _history_json(self, message: Posted) -> dict[str, Any]:
+    def _history_json(self, message: Posted, with_metadata: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text}
         body.update(
             {"user": message.user} if message.user else {"bot_id": "B0OPSBOT", "user": self.bot_user, "blocks": message.blocks}
         )
         if message.thread_ts:
             body["thread_ts"] = message.thread_ts
+        if with_metadata and message.metadata:
+            body["metadata"] = message.metadata
         return body
+
+    @staticmethod
+    def _flag(args: dict[str, Any], name: str) -> bool:
+        """A boolean argument as Slack reads it: ``true``/``1`` (slack_sdk sends ``1``), or JSON true."""
+        return str(args.get(name, "")).lower() in {"1", "true"}
 
     def _readable(self, channel: str) -> list[Posted]:
         return [m for m in self.messages if m.channel == channel and not m.deleted and m.ephemeral_to is None]
@@ -273,9 +320,10 @@ class WebApiMethods:
         # History holds top-level messages (thread replies live in conversations.replies), newest first.
         found = [m for m in self._readable(channel.id) if (not m.thread_ts or m.thread_ts == m.ts) and within(float(m.ts))]
         found.sort(key=lambda m: float(m.ts), reverse=True)
+        with_metadata = self._flag(args, "include_all_metadata")  # Slack leaves metadata out unless asked
         return {
             "ok": True,
-            "messages": [self._history_json(m) for m in found[:limit]],
+            "messages": [self._history_json(m, with_metadata) for m in found[:limit]],
             "has_more": len(found) > limit,
             "response_metadata": {"next_cursor": ""},
         }
@@ -292,7 +340,9 @@ class WebApiMethods:
         thread = sorted((m for m in readable if m.ts == root or m.thread_ts == root), key=lambda m: float(m.ts))
         return {
             "ok": True,
-            "messages": [self._history_json(m) for m in thread[: int(args.get("limit") or 1000)]],
+            "messages": [
+                self._history_json(m, self._flag(args, "include_all_metadata")) for m in thread[: int(args.get("limit") or 1000)]
+            ],
             "has_more": False,
             "response_metadata": {"next_cursor": ""},
         }

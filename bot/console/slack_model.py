@@ -24,6 +24,7 @@ class Posted:
     seq: int = 0
     response_key: str | None = None
     user: str | None = None  # who wrote it, for messages people typed (None: the bot)
+    metadata: dict[str, Any] | None = None  # {"event_type": str, "event_payload": {...}}, as the app attached it
 
     def buttons(self) -> list[dict[str, Any]]:
         """Every button in the message, each with the block it sits in."""
@@ -60,11 +61,15 @@ class Posted:
 
 @dataclass
 class ApiCall:
+    """One Web API call: what was asked, and what the caller got (``status`` 0 and ``{}``: the connection was
+    closed with no response). ``performed``: whether the method did its work (False when a failure was answered instead)."""
+
     method: str
     args: dict[str, Any]
     at: float
     status: int
     response: dict[str, Any]
+    performed: bool = True
 
 
 @dataclass
@@ -88,6 +93,11 @@ class ResponseTarget:
 
 @dataclass
 class Failure:
+    """A failure queued for one call: an error answer, or (``drop``) a connection closed with no response;
+    ``after``: the method does its work first, then the caller gets the failure."""
+
     error: str
     status: int = 200
     retry_after: int | None = None
+    after: bool = False
+    drop: bool = False
