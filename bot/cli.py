@@ -84,6 +84,10 @@ def cmd_socket(args: argparse.Namespace) -> int:
     _ready_database(settings, migrate=False)
     _setup_logging(settings)
     services = build_services(settings, config=config, allow_embedded_redis=args.embedded_redis)
+    if services.local_worker is not None:  # no `opsbot worker` in a single process: deliver and reconcile here
+        from bot.background import Background
+
+        Background(services).start()
     SocketModeHandler(create_app(settings, services, mode="socket"), app_token).start()  # type: ignore[no-untyped-call]
     return 0
 

@@ -41,6 +41,10 @@ class OpsbotServer(BaseApplication):  # type: ignore[misc]
         from bot.wiring import build_services
 
         services = build_services(self.settings, allow_embedded_redis=self.embedded_redis)
+        if services.local_worker is not None:  # no `opsbot worker` in a single process: deliver and reconcile here
+            from bot.background import Background
+
+            Background(services).start()
         return make_wsgi_app(self.settings, services)
 
 

@@ -1,0 +1,72 @@
+"""Durable operations when a worker dies or Slack fails: real `opsbot worker`s, the emulator answering 429/500.
+
+Cases 5 and 6 of issue "Durable operations", and SIGTERM during a deploy (a rolling restart).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import OpsConfig
+from tests.deploy_kit import ServiceDouble, provider_runs, services_double, state_dir  # noqa: F401 - fixtures
+from tests.durability import Stage, stage, stage_config  # noqa: F401 - fixtures
+from tests.faults import pg_proxy, redis_proxy, spawn_worker  # noqa: F401 - fixtures
+from tests.support import eventually
+
+
+@pytest.fixture
+def config(state_dir: Path, services_double: ServiceDouble) -> OpsConfig:
+    return stage_config(state_dir, services_double, seconds=3)
+
+
+def test_slack_429s_then_500s_during_a_deploy_delay_its_messages_but_post_each_once(stage: Stage) -> None:
+    stage.worker()
+    stage.emulator.fail("chat.postMessage", "ratelimited", times=3, status=429, retry_after=2)
+    stage.emulator.fail("chat.postMessage", "internal_error", times=2, status=500)
+    reply = stage.bot.command("deploy v2.0.0 to staging").seen()
+    assert "queued" in reply
+    [deploy] = stage.deploys()
+    outcome = stage.outcome(deploy.id, timeout=40)
+    assert "✅ Deployment of v2.0.0 to staging completed" in outcome.seen()
+    [started] = stage.keyed(f"deploy:{deploy.id}:started")
+    assert "🚀 Starting deployment of v2.0.0 to staging" in started.seen()
+    assert float(started.ts) < float(outcome.ts)  # in the order they happened
+    assert len(stage.emulator.calls_to("chat.postMessage")) >= 6  # five refusals, then each message once
+    stage.assert_kept()
+    assert stage.deploy(deploy.id).state.value == "succeeded"
+
+
+def test_a_worker_killed_mid_deploy_leaves_no_orphan_and_the_reconciler_announces_the_outcome_once(stage: Stage) -> None:
+    first = stage.worker()
+    stage.bot.command("deploy v2.0.0 to staging")
+    [deploy] = stage.deploys()
+    eventually(lambda: provider_runs(stage.state_dir), timeout=20)  # the deploy program is running
+    first.kill()  # SIGKILL, like the OOM killer
+    eventually(lambda: all(run.ended is not None or not _alive(run.pid) for run in provider_runs(stage.state_dir)), timeout=10)
+    stage.worker()  # a new worker at once
+
+    outcome = stage.outcome(deploy.id, timeout=40)
+    seen = outcome.seen()
+    assert "v2.0.0" in seen and "staging" in seen
+    settled = stage.deploy(deploy.id)
+    assert settled.state.value in ("succeeded", "failed")
+    assert "Its worker stopped (no heartbeat since" in seen and "so opsbot checked the service to decide" in seen
+    told = eventually(lambda: [m for m in stage.emulator.visible() if m.channel == "D0DEV" and deploy.id in m.seen()])
+    assert len(told) == 1 and f"ended: {settled.state.value}" in told[0].seen()  # the requester hears what happened
+    assert len(provider_runs(stage.state_dir)) == 1  # the reconciler verified; it did not deploy again
+    stage.assert_kept()
+    assert first.descendants() == []  # nothing the killed worker started is still running
+
+
+def _alive(pid: int | None) -> bool:
+    import os
+
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
