@@ -368,7 +368,11 @@ def build_services(
     audit: AuditLog = overrides["audit"] if "audit" in overrides else SqlAuditLog(built, clock)
     outbox_table = OutboxTable(built, clock)
     delivery = OutboxDelivery(
-        outbox_table, make_web_client(token, settings.slack_api_url, rate_limit_retries=0), jobs, clock, audit
+        outbox_table,
+        make_web_client(token, settings.slack_api_url, rate_limit_retries=0, connection_retries=0),
+        jobs,
+        clock,
+        audit,
     )
     effects = EffectSettings(renderer, clock, timedelta(minutes=config.durability.effect_deadline_minutes), delivery)
 

@@ -324,3 +324,19 @@ def test_a_request_whose_message_slack_refused_is_cancelled_by_the_reconciler_an
     assert app.services.dispatcher.reconcile() == []
     assert deployed_log(state_dir) == []
     assert ("opsbot", "deploy.cancelled", "cancelled") in app.audit_actions()
+
+
+def test_a_post_whose_answer_slack_lost_is_found_again_not_posted_twice(
+    app: Bot, emulator: SlackEmulator, state_dir: Path
+) -> None:
+    (state_dir / "go").touch()
+    emulator.fail_connection("chat.postMessage", after=True)  # Slack posts 🚀, the connection drops before the answer
+    app.command("deploy v2.0.0 to staging")
+    deploy = app.reads.deploys.history("api", "staging", 1)[0]  # type: ignore[union-attr]
+    keyed = lambda what: [  # noqa: E731
+        m for m in emulator.in_channel("C0DEPLOYS") if (m.metadata or {}).get("event_payload", {}).get("key") == deploy.key(what)
+    ]
+    eventually(lambda: app.services.delivery.drain() >= 0 and keyed("outcome"), timeout=15)
+    assert len(keyed("started")) == 1 and len(keyed("outcome")) == 1
+    assert len(emulator.in_channel("C0DEPLOYS")) == 2  # no twin of the 🚀 message
+    assert emulator.calls_to("conversations.history")  # the retry looked for it before posting again

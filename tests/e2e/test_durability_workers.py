@@ -5,6 +5,7 @@ Cases 5 and 6 of issue "Durable operations", and SIGTERM during a deploy (a roll
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,36 @@ def _alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_sigterm_mid_deploy_hands_the_run_over_within_the_grace_period_and_the_reconciler_finishes_it(
+    stage: Stage,
+) -> None:
+    leaving = stage.worker()
+    stage.bot.command("deploy v2.0.0 to staging")
+    [deploy] = stage.deploys()
+    eventually(lambda: provider_runs(stage.state_dir), timeout=20)
+    started = time.monotonic()
+    code = leaving.terminate(timeout=20)  # a rolling restart of opsbot
+    assert code is not None and time.monotonic() - started < 2 + 8  # the grace (2 s here), not the job's timeout
+    assert "handed over to the reconciler" in leaving.log_text()
+    stage.worker()
+
+    outcome = stage.outcome(deploy.id, timeout=40)
+    assert "Its worker stopped (no heartbeat since its shutdown)" in outcome.seen()
+    assert len(provider_runs(stage.state_dir)) == 1
+    stage.assert_kept()
+
+
+def test_an_incident_declared_while_slack_answers_429_gets_its_status_message_from_the_worker(stage: Stage) -> None:
+    stage.worker()
+    stage.emulator.fail("chat.postMessage", "ratelimited", times=3, status=429, retry_after=1)
+    reply = stage.bot.command("incident declare P1 Checkout errors --service api").seen()
+    assert "INC-1 is declared; its status message is still being posted" in reply and "nothing was changed" not in reply
+    [channel] = [c for c in stage.emulator.channels.values() if c.name.startswith("inc-")]
+    status = eventually(lambda: stage.keyed("incident:1:status"), timeout=20)  # posted by the worker's deliverer
+    assert len(status) == 1 and "🚨 INCIDENT: api - Checkout errors" in status[0].seen()
+    eventually(lambda: channel.pins == [status[0].ts], timeout=10)
+    assert len(eventually(lambda: stage.keyed("incident:1:summary"), timeout=10)) == 1
+    eventually(lambda: stage.bot.services.outbox.listing() == [], timeout=10)  # reminders and escalation queued too
+    assert len(stage.emulator.in_channel(channel.id)) == 1

@@ -119,6 +119,9 @@ class OpsJob(Job):
         return self.run_job(name, payload)
 
 
+SCHEDULER_CHECK_SECONDS = 15
+
+
 class OpsWorker(SimpleWorker):
     """RQ's ``SimpleWorker`` (jobs run in this process, reusing its connections) handing opsbot's jobs to ``run_job``.
 
@@ -127,6 +130,10 @@ class OpsWorker(SimpleWorker):
     """
 
     def __init__(self, jobs: RqJobs, run_job: JobRunner, *, on_stop: Callable[[], None] = lambda: None, **kwargs: Any) -> None:
+        # RQ restarts a scheduler process that died (a Redis outage kills it) and takes over the scheduler lock of a
+        # worker that was SIGKILLed only in its maintenance, every 10 minutes by default: scheduled jobs (expiries,
+        # reminders) would stop that long. Every SCHEDULER_CHECK_SECONDS instead.
+        kwargs.setdefault("maintenance_interval", SCHEDULER_CHECK_SECONDS)
         super().__init__([jobs.queue], connection=jobs.queue.connection, job_class=OpsJob, **kwargs)
         self._jobs = jobs
         self._run_job = run_job

@@ -20,10 +20,12 @@ from bot.render import Renderer
 T = TypeVar("T")
 
 
-def make_web_client(token: str | None, base_url: str, *, rate_limit_retries: int = 2) -> WebClient:
-    """A client that honours Retry-After on 429 up to ``rate_limit_retries`` times (the SDK's default retries only
-    connection errors). The outbox's deliverer uses 0: it schedules its own retry after Retry-After instead of waiting."""
-    handlers: list[Any] = [ConnectionErrorRetryHandler(max_retry_count=1)]
+def make_web_client(token: str | None, base_url: str, *, rate_limit_retries: int = 2, connection_retries: int = 1) -> WebClient:
+    """A client that honours Retry-After on 429 up to ``rate_limit_retries`` times and retries a lost connection
+    ``connection_retries`` times (slack_sdk's retry handlers). The outbox's deliverer uses 0 and 0: it schedules its
+    own retry after Retry-After, and before posting again it looks for the message an attempt whose answer was lost
+    may have posted; the SDK's blind retry would post a twin."""
+    handlers: list[Any] = [ConnectionErrorRetryHandler(max_retry_count=connection_retries)] if connection_retries else []
     if rate_limit_retries:
         handlers.append(RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries))
     return WebClient(

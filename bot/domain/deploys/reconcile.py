@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.deploys import support, verification
@@ -88,7 +88,9 @@ class DeployReconciler:
             # Fresh heartbeat: the next rounds leave it to the settle job (which beats while it verifies).
             if uow.deploys.beat(deploy.id, d.clock.now()) is None:
                 return ""
-            uow.outbox.submit(SETTLE_JOB, {"deploy_id": deploy.id}, key=settle_key(deploy.id), origin=deploy.origin)
+            last = deploy.heartbeat_at.isoformat() if deploy.heartbeat_at and deploy.heartbeat_at.year > 1970 else None
+            payload = {"deploy_id": deploy.id, "last_heartbeat": last}  # None: its worker handed it over at shutdown
+            uow.outbox.submit(SETTLE_JOB, payload, key=settle_key(deploy.id), origin=deploy.origin)
             uow.commit()
         support.audit(d, actor, f"{deploy.kind.value}.abandoned", deploy, "unknown", last_heartbeat=str(deploy.heartbeat_at))
         return f"{deploy.id}: its worker stopped after the provider was called; verifying to settle it"
@@ -111,9 +113,8 @@ class DeployReconciler:
         finally:
             beating.set()
             beat.join(timeout=5)
-        when = (
-            f"{deploy.heartbeat_at:%H:%M:%S} UTC" if deploy.heartbeat_at and deploy.heartbeat_at.year > 1970 else "its shutdown"
-        )
+        last = payload.get("last_heartbeat")
+        when = f"{datetime.fromisoformat(str(last)):%H:%M:%S} UTC" if last else "its shutdown"
         why = f"Its worker stopped (no heartbeat since {when}), so opsbot checked the service to decide: {verdict.summary}."
         message: Any
         if not verdict.verified:
