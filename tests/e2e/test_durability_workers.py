@@ -104,3 +104,15 @@ def test_an_incident_declared_while_slack_answers_429_gets_its_status_message_fr
     assert len(eventually(lambda: stage.keyed("incident:1:summary"), timeout=10)) == 1
     eventually(lambda: stage.bot.services.outbox.listing() == [], timeout=10)  # reminders and escalation queued too
     assert len(stage.emulator.in_channel(channel.id)) == 1
+
+
+def test_scheduled_jobs_run_again_soon_after_a_redis_outage_killed_rqs_scheduler(stage: Stage) -> None:
+    worker = stage.worker()
+    with stage.redis_proxy.down(seconds=2):
+        pass
+    eventually(lambda: "Redis" in worker.log_text() or "rror" in worker.log_text(), timeout=10)
+    reply = stage.bot.command('lock api staging for=2s --reason "db migration"', user="U0ADMIN").seen()
+    assert "db migration" in reply
+    # The hold's end is a scheduled job: RQ's scheduler must be back to run it (it was not for 10 minutes).
+    ended = eventually(lambda: [m for m in stage.emulator.in_channel("C0DEPLOYS") if "has ended" in m.seen()], timeout=45)
+    assert len(ended) == 1 and worker.alive
