@@ -13,6 +13,7 @@ from bot.adapters.local_jobs import InProcessJobs
 from bot.adapters.redis.connection import connect
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
+from bot.domain.deploys.model import DeployState
 from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.ports import SystemClock
 from tests.deploy_kit import (  # noqa: F401 - fixtures
@@ -25,7 +26,7 @@ from tests.deploy_kit import (  # noqa: F401 - fixtures
 )
 from tests.e2e.test_deploys import approval_for, posted
 from tests.fakes import FakeJobs
-from tests.support import Bot, FrozenClock, eventually
+from tests.support import Bot, FrozenClock, autocommit, eventually
 
 
 @pytest.fixture
@@ -340,3 +341,35 @@ def test_a_post_whose_answer_slack_lost_is_found_again_not_posted_twice(
     assert len(keyed("started")) == 1 and len(keyed("outcome")) == 1
     assert len(emulator.in_channel("C0DEPLOYS")) == 2  # no twin of the 🚀 message
     assert emulator.calls_to("conversations.history")  # the retry looked for it before posting again
+
+
+def test_an_admin_settles_an_unknown_outcome_by_hand_announced_and_audited(
+    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig
+) -> None:
+    jobs = FakeJobs()
+    app = make_app(emulator, pg_url, redis_client, redis_prefix, config, jobs=jobs)
+    app.command("deploy v2.0.0 to staging", user="U0DEV")
+    deploy = app.reads.deploys.history("api", "staging", 1)[0]  # type: ignore[union-attr]
+    assert (
+        "not unknown: only an unknown outcome is settled by hand"
+        in app.command(f'deploy settle {deploy.id} succeeded --reason "checked"', user="U0ADMIN").seen()
+    )
+    # What the reconciler leaves when nobody can tell (its worker died and the service cannot be checked):
+    assert autocommit(app.services.engine, "deploys").transition(
+        deploy.id, frozenset({DeployState.APPROVED}), DeployState.UNKNOWN
+    )
+
+    assert "admin" in app.command(f'deploy settle {deploy.id} succeeded --reason "checked"', user="U0DEV").seen()
+    assert (
+        "Settle it as `succeeded` or `failed`"
+        in app.command(f'deploy settle {deploy.id} fine --reason "x"', user="U0ADMIN").seen()
+    )
+    assert "--reason" in app.command(f"deploy settle {deploy.id} failed", user="U0ADMIN").seen()
+    settled = app.command(f'deploy settle {deploy.id} failed --reason "v2.0.0 never reached the pods"', user="U0ADMIN")
+    announced = posted(app, "settled")
+    assert "v2.0.0 never reached the pods" in announced.seen() and "@U0ADMIN" in announced.seen()
+    assert "was settled as *failed* by @U0ADMIN" in settled.seen()
+    assert app.reads.deploys.get(deploy.id).state.value == "failed"  # type: ignore[union-attr]
+    assert ("U0ADMIN", "deploy.settled", "failed") in app.audit_actions()
+    assert app.services.adapters.locks.held() == []
+    assert "not unknown" in app.command(f'deploy settle {deploy.id} succeeded --reason "again"', user="U0ADMIN").seen()
