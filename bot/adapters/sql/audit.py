@@ -234,23 +234,7 @@ def _record(row: dict[str, Any]) -> AuditRecord:
     return AuditRecord(seq=row["seq"], at=at, entry=entry, prev_hash=row["prev_hash"], hash=row["hash"])
 
 
-EXPORT_FIELDS = (
-    "seq",
-    "at",
-    "actor",
-    "action",
-    "outcome",
-    "target",
-    "service",
-    "environment",
-    "params",
-    "error",
-    "channel",
-    "request_id",
-    "source",
-    "prev_hash",
-    "hash",
-)
+EXPORT_FIELDS = ("seq", *CONTENT, "prev_hash", "hash")
 
 
 def export_row(row: dict[str, Any]) -> dict[str, Any]:
