@@ -98,8 +98,8 @@ class OutboxDelivery:
             effect = self._table.get(effect_id)
             if effect is None or effect.state != PENDING or not self._clear_ahead_of(effect):
                 continue
-            if self._table.claim(effect.id):
-                self._attempt(effect)
+            if (claimed := self._table.claim(effect.id)) is not None:
+                self._attempt(claimed)
         return [self._pending(effect) for effect in self._table.undelivered_of(ids)]
 
     def _clear_ahead_of(self, effect: Effect) -> bool:
@@ -108,8 +108,8 @@ class OutboxDelivery:
         while (blocker := self._table.blocked_by(effect)) is not None:
             if blocker.next_attempt_at > self._clock.now():
                 return False  # it waits for its retry: so does everything behind it
-            if self._table.claim(blocker.id):
-                self._attempt(blocker)
+            if (claimed := self._table.claim(blocker.id)) is not None:
+                self._attempt(claimed)
             elif time.monotonic() < deadline:
                 time.sleep(0.02)  # another thread is delivering it right now
             else:
@@ -120,8 +120,8 @@ class OutboxDelivery:
         """One pass over due effects (each the oldest waiting one of its stream); how many were attempted."""
         attempted = 0
         for effect in self._table.due(limit):
-            if self._table.claim(effect.id):
-                self._attempt(effect)
+            if (claimed := self._table.claim(effect.id)) is not None:
+                self._attempt(claimed)
                 attempted += 1
         return attempted
 

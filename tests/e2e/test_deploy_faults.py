@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from pytest_mock import MockerFixture
 
 from bot.adapters.local_jobs import InProcessJobs
 from bot.adapters.redis.connection import connect
+from bot.adapters.sql.outbox import OutboxTable
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
 from bot.domain.deploys.model import DeployState
@@ -341,6 +344,24 @@ def test_a_post_whose_answer_slack_lost_is_found_again_not_posted_twice(
     assert len(keyed("started")) == 1 and len(keyed("outcome")) == 1
     assert len(emulator.in_channel("C0DEPLOYS")) == 2  # no twin of the 🚀 message
     assert emulator.calls_to("conversations.history")  # the retry looked for it before posting again
+
+
+def test_a_deliverer_acting_on_a_copy_read_before_another_attempt_posts_no_twin(
+    app: Bot, emulator: SlackEmulator, mocker: MockerFixture
+) -> None:
+    """Two deliverers (the worker's round, a command's thread): one read the row, the other attempted it meanwhile."""
+    emulator.fail_connection("chat.postMessage", after=True)  # Slack posts the request, the answer is lost
+    app.command("deploy v1.2.3 to production", user="U0DEV")
+    table = OutboxTable(app.services.engine, SystemClock())
+    [effect] = [e for e in table.listing(states=("pending",)) if e.key.startswith("approval:")]
+    assert effect.attempts == 1  # the first attempt reached Slack; its retry waits for the backoff
+    stale = dataclasses.replace(effect, attempts=0, last_error=None)  # what the other deliverer read before it
+    mocker.patch.object(OutboxTable, "due", return_value=[stale])
+    assert app.services.delivery.drain() == 0  # not due yet: the claim reads the row as it is now
+
+    eventually(lambda: app.services.delivery.drain() == 1, timeout=10)  # once due, the claimed row says "attempted"
+    requests = [m for m in emulator.in_channel("C0DEPLOYS") if "Approval needed" in m.seen()]
+    assert len(requests) == 1  # found again by its metadata and edited, not posted twice
 
 
 def test_an_admin_settles_an_unknown_outcome_by_hand_announced_and_audited(

@@ -204,17 +204,25 @@ class OutboxTable:
         return None if row is None else _effect(row)
 
     @guard_db
-    def claim(self, effect_id: int) -> bool:
-        """Take ``effect_id`` for delivery if it is pending and nobody else holds it (for ``CLAIM_SECONDS``)."""
+    def claim(self, effect_id: int) -> Effect | None:
+        """Take ``effect_id`` for delivery (for ``CLAIM_SECONDS``): its row as it is now, or None.
+
+        None when it is no longer pending, another deliverer holds it, or its next attempt is not due yet. The
+        row is read back inside the claim, so a deliverer never acts on a copy read before another deliverer's
+        attempt (whose ``attempts`` would say no earlier attempt may have reached Slack).
+        """
         now = self._clock.now()
         free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
         with self._engine.begin() as conn:
             result = conn.execute(
                 outbox.update()
-                .where(outbox.c.id == effect_id, outbox.c.state == PENDING, free)
+                .where(outbox.c.id == effect_id, outbox.c.state == PENDING, outbox.c.next_attempt_at <= now, free)
                 .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
             )
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return None
+            row = conn.execute(sa.select(outbox).where(outbox.c.id == effect_id)).first()
+        return None if row is None else _effect(row)
 
     @guard_db
     def later_update(self, effect: Effect) -> bool:
