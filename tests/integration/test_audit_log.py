@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pytest_mock import MockerFixture
 
-from bot.adapters.sql.audit import SqlAuditLog
+from bot.adapters.sql.audit import SqlAuditLog, row_hash
 from bot.adapters.sql.engine import create_db_engine, normalize_url
+from bot.adapters.sql.tables import audit_log as audit_log_table
 from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.ports import AuditEntry, AuditQuery
 from tests.support import FrozenClock
@@ -99,6 +103,35 @@ def test_rows_cut_from_the_end_are_noticed(audit_log: SqlAuditLog, db_url: str) 
     tamper(db_url, "DELETE FROM audit_log WHERE seq = 4")
     result = audit_log.verify()
     assert not result.ok and "removed from the end" in result.reason
+
+
+def test_rows_added_past_the_head_are_noticed(audit_log: SqlAuditLog, db_url: str) -> None:
+    for _ in range(3):
+        audit_log.record(entry())
+    engine = create_db_engine(db_url)
+    with engine.begin() as conn:  # a well-formed row, linked and hashed, but inserted by hand
+        last = dict(conn.execute(sa.select(audit_log_table).where(audit_log_table.c.seq == 3)).one()._mapping)
+        forged = {**last, "seq": 4, "prev_hash": last["hash"], "outcome": "ok"}
+        forged["hash"] = row_hash(forged)
+        conn.execute(audit_log_table.insert().values(**forged))
+    result = audit_log.verify()
+    assert not result.ok and result.first_bad_seq == 4 and "rows were added outside opsbot" in result.reason
+
+
+def test_a_verification_while_opsbot_writes_says_intact(audit_log: SqlAuditLog, mocker: MockerFixture) -> None:
+    for _ in range(3):
+        audit_log.record(entry())
+    walk = SqlAuditLog.rows
+
+    def rows_while_a_command_is_audited(self: SqlAuditLog, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        yield from walk(self, *args, **kwargs)
+        self.record(entry(actor="U0OTHER"))  # written between the walk and the end of the verification
+
+    mocker.patch.object(SqlAuditLog, "rows", rows_while_a_command_is_audited)
+    result = audit_log.verify()
+    assert result.ok and result.rows == 3
+    mocker.stopall()
+    assert audit_log.verify().rows == 4  # the next verification covers it
 
 
 def test_the_table_refuses_updates_and_deletes(audit_log: SqlAuditLog, db_url: str) -> None:

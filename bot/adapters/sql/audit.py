@@ -156,17 +156,15 @@ class SqlAuditLog:
         with self._engine.connect() as conn:
             return [_record(dict(r._mapping)) for r in conn.execute(stmt)]
 
-    def rows(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every row in chain order, as stored."""
+    def rows(self, batch: int = 1000, upto: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every row in chain order, as stored (only rows with ``seq <= upto`` when given)."""
         last = 0
         while True:
+            stmt = sa.select(audit_log).where(audit_log.c.seq > last)
+            if upto is not None:
+                stmt = stmt.where(audit_log.c.seq <= upto)
             with self._engine.connect() as conn:
-                chunk = [
-                    dict(r._mapping)
-                    for r in conn.execute(
-                        sa.select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
-                    )
-                ]
+                chunk = [dict(r._mapping) for r in conn.execute(stmt.order_by(audit_log.c.seq).limit(batch))]
             if not chunk:
                 return
             yield from chunk
@@ -174,9 +172,16 @@ class SqlAuditLog:
 
     @guard_db
     def verify(self) -> Verification:
-        """Walk the chain; name the first row that breaks it."""
+        """Walk the chain up to the head as it was when the walk began; name the first row that breaks it.
+
+        opsbot keeps writing while an operator verifies: rows appended after the head was read are left for
+        the next verification (the walk reads in batches, not in one long transaction that would hold up
+        writers). A row that the head does not count (inserted past it by hand) breaks the chain.
+        """
+        with self._engine.connect() as conn:
+            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
         expected_seq, previous, count = 1, GENESIS, 0
-        for row in self.rows():
+        for row in self.rows(upto=head.seq):
             if row["seq"] != expected_seq:
                 return Verification(
                     False, count, expected_seq, f"row {expected_seq} is missing (next row is {row['seq']})", previous
@@ -194,14 +199,28 @@ class SqlAuditLog:
                     False, count, row["seq"], f"row {row['seq']} was altered (its content no longer matches its hash)", previous
                 )
             previous, expected_seq, count = row["hash"], expected_seq + 1, count + 1
-        with self._engine.connect() as conn:
-            head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
         if (head.seq, head.hash) != (count, previous):
             return Verification(
                 False,
                 count,
                 count + 1,
                 f"the chain ends at row {count} but the head says row {head.seq}: rows were removed from the end",
+                previous,
+            )
+        # One statement, one snapshot: an append moves the head in the statement that inserts its row.
+        with self._engine.connect() as conn:
+            now_head, last_seq = conn.execute(
+                sa.select(
+                    sa.select(audit_head.c.seq).where(audit_head.c.id == 1).scalar_subquery(),
+                    sa.select(sa.func.max(audit_log.c.seq)).scalar_subquery(),
+                )
+            ).one()
+        if last_seq is not None and last_seq > now_head:
+            return Verification(
+                False,
+                count,
+                now_head + 1,
+                f"row {now_head + 1} is past the head (row {now_head}): rows were added outside opsbot",
                 previous,
             )
         return Verification(True, count, None, "intact", previous)
