@@ -24,6 +24,7 @@ from bot.wiring import build_services
 
 log = logging.getLogger("opsbot.worker")
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, Unavailable)
+HEALTHY_RUN_SECONDS = 60.0  # a worker loop that ran this long before ending starts the backoff afresh
 
 
 def run_worker(settings: Settings, config: OpsConfig, *, burst: bool = False) -> None:
@@ -37,18 +38,30 @@ def run_worker(settings: Settings, config: OpsConfig, *, burst: bool = False) ->
     shutdown = runtime.adapters.shutdown
     background = None if burst else Background(runtime).start()
     wait = 0.5
+    worker: OpsWorker | None = None
     try:
         while not shutdown.requested:
             try:
+                if worker is not None and worker.scheduler is not None:
+                    # The ended loop's scheduler lock would keep the fresh worker's scheduler (a new name) out for
+                    # up to a minute, its TTL: scheduled jobs (hold ends, reminders) would wait that long.
+                    worker.scheduler.release_locks()  # type: ignore[no-untyped-call]
                 for name in runtime.dispatcher.startup_jobs():  # keyed: a second replica starting adds nothing
                     jobs.submit(name, {}, key=f"startup:{name}")
                 worker = OpsWorker(jobs, runtime.dispatcher.run_job, on_stop=shutdown.request)
+                started = time.monotonic()
                 worker.work(with_scheduler=True, burst=burst)
-                return
+                if burst or shutdown.requested:
+                    return
+                # RQ's loop also ends on its own, without raising, when Redis fails mid-job ("found an unhandled
+                # exception, quitting...") or times out: that is an outage to ride out, not a reason to exit.
+                if time.monotonic() - started > HEALTHY_RUN_SECONDS:
+                    wait = 0.5
+                log.warning("RQ's worker loop ended (Redis went away?); a fresh one starts in %.1f s", wait)
             except REDIS_ERRORS as exc:
                 log.warning("Redis went away (%s); the worker carries on once it is back (next try in %.1f s)", exc, wait)
-                time.sleep(wait)
-                wait = min(wait * 2, 10.0)
+            time.sleep(wait)
+            wait = min(wait * 2, 10.0)
     finally:
         if background is not None:
             background.stop()

@@ -139,6 +139,15 @@ class OpsWorker(SimpleWorker):
         self._run_job = run_job
         self._on_stop = on_stop
 
+    @property
+    def dequeue_timeout(self) -> int:
+        """Seconds an idle worker blocks on the queue between maintenance checks (RQ's default: worker_ttl - 15, 405).
+
+        RQ runs its maintenance (a dead scheduler restarted) only between dequeues: with RQ's default an idle
+        worker would notice a scheduler killed by a Redis outage up to seven minutes late.
+        """
+        return SCHEDULER_CHECK_SECONDS
+
     def request_stop(self, signum: Any, frame: Any) -> None:
         self._on_stop()
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
