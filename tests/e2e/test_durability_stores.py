@@ -48,6 +48,8 @@ def test_redis_gone_as_the_last_approver_clicks_counts_the_vote_and_the_deploy_s
     with stage.redis_proxy.down(seconds=4):
         answer = seen(stage.bot.click(request, "Approve", "U0APPROVER2"))
         assert "nothing was changed" not in answer  # the vote is in the database: it counted
+        assert "That was the last approval needed; it is approved." in answer
+        assert "The deploy starts as soon as the job queue (Redis) is back; nothing needs to be done again." in answer
         assert "Approved" in stage.emulator.find(request.ts).seen() or "2 of 2" in stage.emulator.find(request.ts).seen()
 
     [deploy] = stage.assert_kept(timeout=60)
