@@ -16,6 +16,14 @@ from handlers.common import SharedOperations
 log = logging.getLogger("opsbot.app")
 
 
+class _NoTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment even when it is given a client (ours, which carries the
+    token), then warns at every start that the token "will be unused": true and useless, so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | None = None, mode: str = "http") -> App:
     """A fresh Bolt app whose listeners reach ``runtime`` (as ``handlers.common.Operations``) through the request context.
 
@@ -33,7 +41,7 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
         # an ack never queues behind other requests' work, however busy the pool is.
         process_before_response=True,
         listener_executor=executor,
-        logger=logging.getLogger("opsbot.bolt"),
+        logger=_bolt_logger(),
     )
 
     shared = SharedOperations(runtime)
@@ -60,3 +68,10 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
 
     handlers.register_all(app)
     return app
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("opsbot.bolt")
+    if not any(isinstance(f, _NoTokenNotice) for f in logger.filters):
+        logger.addFilter(_NoTokenNotice())
+    return logger

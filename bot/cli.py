@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,17 @@ EXAMPLE_CONFIG = "opsbot.example.yml"
 
 def _settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         raise MissingSetting(str(first["loc"][0]).upper(), first["msg"]) from None
+    templates = settings.opsbot_templates
+    if templates is not None and not templates.is_dir():
+        what = "does not exist" if not templates.exists() else "is not a folder"
+        raise MissingSetting(
+            "OPSBOT_TEMPLATES", f"{templates} {what}; it names a folder of template overrides", problem="is wrong"
+        )
+    return settings
 
 
 def _config(settings: Settings) -> OpsConfig:
@@ -46,8 +54,11 @@ def _ready_database(settings: Settings, *, migrate: bool) -> None:
     try:
         if migrate:
             upgrade(settings.database_url)
-        elif pending_migrations(engine):
-            raise MissingSetting("DATABASE_URL", "the database schema is not up to date; run `opsbot db upgrade` first")
+        elif pending := pending_migrations(engine):
+            raise NotMigrated(
+                f"the database at {_safe_url(settings.database_url)} is not migrated ({len(pending)} migration(s) to apply: "
+                f"{', '.join(sorted(pending)[:3])}{' …' if len(pending) > 3 else ''}); run `opsbot db upgrade` first"
+            )
     finally:
         engine.dispose()
 
@@ -88,8 +99,55 @@ def cmd_socket(args: argparse.Namespace) -> int:
         from bot.background import Background
 
         Background(services).start()
-    SocketModeHandler(create_app(settings, services, mode="socket"), app_token).start()  # type: ignore[no-untyped-call]
+    handler = SocketModeHandler(create_app(settings, services, mode="socket"), app_token)
+    _open_socket(handler.connect)
+    threading.Event().wait()  # SocketModeHandler.start() without its connect: the client's threads do the work
     return 0
+
+
+SOCKET_RETRY_CAP_SECONDS = 60.0
+
+
+def _open_socket(connect: Callable[[], Any]) -> None:
+    """Open the Socket Mode connection, retrying with backoff (1 s doubling to a minute, jittered) while Slack cannot
+    be reached or answers 429/5xx; one line per try on stderr. Raises OpsError when Slack refuses the app token."""
+    from slack_sdk.errors import SlackApiError
+    from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
+
+    def transient(exc: BaseException) -> bool:
+        if isinstance(exc, SlackApiError):
+            status = getattr(exc.response, "status_code", 200)
+            return status == 429 or status >= 500 or exc.response.get("error") in ("ratelimited", "service_unavailable")
+        return isinstance(exc, OSError)  # URLError, refused, reset, timeouts
+
+    def say(state: Any) -> None:
+        exc = state.outcome.exception()
+        reason = getattr(exc, "reason", None) or exc
+        print(
+            f"opsbot: Slack could not be reached to open a Socket Mode connection ({reason}); "
+            f"retrying in {state.next_action.sleep:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    sdk_log = logging.getLogger("slack_sdk.web.base_client")  # its own lines per failed try would bury ours
+    level = sdk_log.level
+    sdk_log.setLevel(logging.CRITICAL)
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(transient),
+            wait=wait_exponential_jitter(initial=1, max=SOCKET_RETRY_CAP_SECONDS),
+            before_sleep=say,
+            reraise=True,
+        ):
+            with attempt:
+                connect()
+    except SlackApiError as exc:
+        raise OpsError(
+            f"Slack refused to open a Socket Mode connection: {exc.response.get('error')} (check SLACK_APP_TOKEN)"
+        ) from None
+    finally:
+        sdk_log.setLevel(level)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -149,6 +207,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings()
     path = Path(args.config) if args.config else Path(settings.opsbot_config)
     config = load_config(path)
+    if not args.skip_environment:
+        unset = [
+            f"{where}: {variable} is not set in this environment"
+            for where, variable in config.secret_variables()
+            if not os.environ.get(variable)
+        ]
+        if unset:  # a deploy would fail at run time, after its approvals; say it now
+            raise ConfigError(str(path), [*unset, "(run where opsbot runs, or pass --skip-environment to check the file alone)"])
     print(f"{path}: ok ({len(config.services)} services, {len(config.environments)} environments)")
     return 0
 
@@ -158,7 +224,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from bot.adapters.sql.engine import create_db_engine
     from bot.domain.shared.ports import SystemClock
 
-    result = SqlAuditLog(create_db_engine(_settings().database_url), SystemClock()).verify()
+    settings = _settings()
+    _ready_database(settings, migrate=False)
+    result = SqlAuditLog(create_db_engine(settings.database_url), SystemClock()).verify()
     if result.ok:
         print(f"audit chain intact: {result.rows} rows, head {result.head_hash}")
         return 0
@@ -173,8 +241,13 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     from bot.domain.shared.ports import SystemClock
 
     clock = SystemClock()
-    since = clock.now() - parse_duration(args.since) if args.since else None
-    store = SqlAuditLog(create_db_engine(_settings().database_url), clock)
+    try:
+        since = clock.now() - parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        raise UsageProblem(f"--since: {exc}") from None
+    settings = _settings()
+    _ready_database(settings, migrate=False)
+    store = SqlAuditLog(create_db_engine(settings.database_url), clock)
     writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_FIELDS) if args.format == "csv" else None
     if writer:
         writer.writeheader()
@@ -299,6 +372,9 @@ def parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate the ops config; exit 1 on errors")
     check.add_argument("config", nargs="?", help="path (default: $OPSBOT_CONFIG or ./opsbot.yml)")
+    check.add_argument(
+        "--skip-environment", action="store_true", help="do not check that the secrets the config names by variable are set"
+    )
     check.set_defaults(func=cmd_check_config)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -339,11 +415,29 @@ def main(argv: list[str] | None = None) -> int:
         for error in exc.errors:
             print(f"  {error}", file=sys.stderr)
         return 1
+    except UsageProblem as exc:
+        print(f"opsbot: {exc}", file=sys.stderr)
+        return 2
+    except NotMigrated as exc:
+        print(f"opsbot: {exc}", file=sys.stderr)
+        return 2
     except OpsError as exc:
         print(f"opsbot: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `opsbot audit export | head`: the reader has what it wanted (Python's documented recipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+class UsageProblem(Exception):
+    """A command-line argument that cannot be read; the CLI prints one line and exits 2."""
+
+
+class NotMigrated(Exception):
+    """The database's schema is behind this version of opsbot; the CLI says which migrations wait and exits 2."""
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ DEFAULT_DATABASE_URL = "sqlite:///opsbot.db"
 
 
 class MissingSetting(Exception):
-    """A setting a command needs is not set; the CLI prints one line and exits 2."""
+    """A setting a command needs is not set (or, with ``problem``, is set but unusable); the CLI prints one line, exits 2."""
 
-    def __init__(self, variable: str, why: str) -> None:
-        super().__init__(f"{variable} is not set: {why}")
+    def __init__(self, variable: str, why: str, *, problem: str = "is not set") -> None:
+        super().__init__(f"{variable} {problem}: {why}")
         self.variable = variable
 
 

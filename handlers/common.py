@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -90,7 +91,12 @@ def source_of(context: Any) -> str:
 
 def deliver(reply: Reply, ops: Operations, respond: Any) -> None:
     """Send ``reply`` through the response URL: ephemeral unless the domain said otherwise."""
-    payload = ops.render(reply.message)
+    try:
+        payload = ops.render(reply.message)
+    except Exception:  # a broken template (an override under OPSBOT_TEMPLATES): the user still hears something
+        reference = secrets.token_hex(4)
+        log.exception("could not render the reply %s (ref %s)", type(reply.message).__name__, reference)
+        payload = {"text": f"💥 Something went wrong on our side; it has been logged (ref `{reference}`).", "blocks": []}
     try:
         respond(
             text=payload["text"],

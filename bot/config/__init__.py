@@ -62,6 +62,31 @@ class OpsConfig(Strict):
             raise ValueError("; ".join(problems))
         return self
 
+    def secret_variables(self) -> list[tuple[str, str]]:
+        """(config path, environment variable) for every secret the config names by variable: deploy providers'
+        ``secret_env``/``token_env``, health checks' ``headers_from_env``, flag providers' ``token_env``/``url_env``."""
+        named: list[tuple[str, str]] = []
+        for service_name, service in self.services.items():
+            deploy = service.deploy
+            if deploy is not None and deploy.type == "webhook":
+                named.append((f"services.{service_name}.deploy.secret_env", deploy.secret_env))
+            elif deploy is not None and deploy.type == "github_actions":
+                named.append((f"services.{service_name}.deploy.token_env", deploy.token_env))
+            for env_name, env in service.environments.items():
+                for i, check in enumerate(env.health):
+                    for header, variable in check.headers_from_env.items():
+                        named.append(
+                            (f"services.{service_name}.environments.{env_name}.health[{i}].headers_from_env.{header}", variable)
+                        )
+        provider = self.flags.provider
+        if provider is not None and provider.type == "unleash" and provider.token_env:
+            named.append(("flags.provider.token_env", provider.token_env))
+        elif provider is not None and provider.type == "sql":
+            for env_name, database in provider.databases.items():
+                if database.url_env:
+                    named.append((f"flags.provider.databases.{env_name}.url_env", database.url_env))
+        return named
+
     def watched(self) -> dict[tuple[str, str], Watch]:
         """Every watched (service, environment) and the watch that covers it."""
         return {target: watch for target, watch, _ in _watch_targets(self) if target is not None}
@@ -109,6 +134,34 @@ def parse_config(data: Any, source: str = "<config>") -> OpsConfig:
         raise ConfigError(source, errors) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error.
+
+    Plain YAML lets the later key win silently (YAML 1.2 says keys must be unique; PyYAML does not check):
+    two `production:` entries with `approvals: 2` then `approvals: 0` would drop the two-person rule unseen.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                earlier = first_line.get(key)
+            except TypeError:  # an unhashable key: the safe loader's own error names it
+                continue
+            if earlier is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {earlier + 1}); only one may be given",
+                    key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: Path) -> OpsConfig:
     """Read and validate the YAML file at ``path``."""
     try:
@@ -118,7 +171,7 @@ def load_config(path: Path) -> OpsConfig:
     except OSError as exc:
         raise ConfigError(str(path), [f"(file): cannot be read: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

@@ -319,7 +319,10 @@ class ConsoleSession:
             visible = [m for m in self.emulator.visible() if not m.ephemeral_to or m.ephemeral_to == self.user]
             return [self.render(m) for m in visible[-count:]]
         if word == "wait":
-            time.sleep(min(float(rest or 1), 600))
+            seconds = _seconds(rest)
+            if seconds is None:
+                return [f"`wait {rest.strip()}`: give seconds from 0 to {MAX_WAIT_SECONDS}, like `wait 2` or `wait 0.5`."]
+            time.sleep(seconds)
             self.settle()
             return self.new_output()
         if word in {"users", "whoami"}:
@@ -368,3 +371,15 @@ def run(session: ConsoleSession, lines: Iterable[str] | None, out: TextIO = sys.
 def split_script(commands: list[str]) -> list[str]:
     """``-c`` values may hold several lines separated by newlines."""
     return [line for command in commands for line in command.splitlines() if line.strip()]
+
+
+MAX_WAIT_SECONDS = 600
+
+
+def _seconds(text: str) -> float | None:
+    """``wait``'s argument: seconds between 0 and MAX_WAIT_SECONDS (1 when empty); None when it is not that."""
+    try:
+        seconds = float(text.strip() or 1)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_WAIT_SECONDS else None

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import pytest
+import redis
 
+from bot.config import OpsConfig
 from bot.console import payloads
+from bot.console.slack_emulator import SlackEmulator
+from bot.render import Renderer
 from tests.support import Bot
 
 
@@ -57,8 +63,10 @@ def test_signature_older_than_five_minutes_is_refused(opsbot: Bot) -> None:
         ('lock api production --reason "unbalanced', "quotes must come in pairs"),
         ("lock " + "x" * 40_000, "the limit is 4,000"),
         ("lock api production", 'Say why with `--reason "…"`'),
-        ("lock api qa --reason x", "Unknown environment `qa`"),
+        ("lock api qa --reason x", "Unknown environment `qa`. Known: `staging`, `production`."),
+        ("deploy v1.2.3 api to prod", "Unknown environment `prod`. Did you mean `production`? Known: `staging`, `production`."),
         ("lock apii production --reason x", "Did you mean `api`"),
+        ("health nope", "Unknown service `nope`. Known: `api`, `web`, `worker`."),
         ("lock worker production --reason x", "`worker` does not run in `production`"),
         ("audit since=yesterday", "`yesterday` is not a duration"),
     ],
@@ -141,3 +149,30 @@ def test_a_user_group_slack_will_not_show_is_a_clear_refusal(opsbot: Bot) -> Non
     opsbot.emulator.fail("usergroups.users.list", "missing_scope")
     reply = opsbot.command("locks", user="U0NOBODY")
     assert "Slack refused to read a user group: `missing_scope`" in reply.seen()
+
+
+def test_a_reply_whose_template_fails_to_render_still_answers_with_a_reference(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    config: OpsConfig,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An override under OPSBOT_TEMPLATES that does not render: the user gets a reference, the log the details."""
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "help.yml.j2").write_text("text: {{ no_such_field }}\n", encoding="utf-8")
+    bot = Bot(
+        emulator=emulator,
+        db_url=pg_url,
+        redis_client=redis_client,
+        prefix=redis_prefix,
+        config=config,
+        renderer=Renderer(tmp_path),
+    )
+    reply = bot.command("help").seen()
+    reference = re.search(r"Something went wrong on our side; it has been logged \(ref `([0-9a-f]{8})`\)", reply)
+    assert reference is not None, reply
+    assert any(reference.group(1) in r.getMessage() and r.exc_info for r in caplog.records)
+    assert "no_such_field" not in reply

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
+from bot.adapters.sql.audit import SqlAuditLog
+from bot.adapters.sql.engine import create_db_engine
+from bot.domain.shared.ports import AuditEntry, SystemClock
+from tests.servers import free_port
 from tests.support import config_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +80,65 @@ def test_an_invalid_config_is_listed_with_paths_and_the_server_does_not_start(tm
 
 
 def test_check_config_accepts_the_example() -> None:
-    result = opsbot("check-config", "opsbot.example.yml")
+    result = opsbot("check-config", "opsbot.example.yml", env={"API_HEALTH_TOKEN": "t"})
     assert result.returncode == 0 and "opsbot.example.yml: ok" in result.stdout
+
+
+def test_check_config_names_a_secret_variable_that_is_not_set() -> None:
+    """A deploy or check would fail at run time, after its approvals: check-config says it first."""
+    result = opsbot("check-config", "opsbot.example.yml")
+    assert result.returncode == 1
+    assert (
+        "services.api.environments.production.health[2].headers_from_env.Authorization: "
+        "API_HEALTH_TOKEN is not set in this environment" in result.stderr
+    )
+    alone = opsbot("check-config", "opsbot.example.yml", "--skip-environment")
+    assert alone.returncode == 0 and "ok" in alone.stdout
+
+
+def test_a_key_given_twice_in_the_config_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
+    text = (ROOT / "opsbot.example.yml").read_text(encoding="utf-8")
+    assert "\n  production:\n" in text
+    doubled = text.replace("\n  production:\n", "\n  production:\n    approvals: 0\n  production:\n", 1)
+    path = tmp_path / "opsbot.yml"
+    path.write_text(doubled, encoding="utf-8")
+    result = opsbot("check-config", str(path), "--skip-environment")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "invalid YAML: duplicate key 'production' (first on line" in result.stderr
+
+
+def test_audit_export_with_a_bad_since_or_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/ops.db"}
+    unmigrated = opsbot("audit", "export", env=env)
+    assert unmigrated.returncode == 2 and "is not migrated" in unmigrated.stderr and "opsbot db upgrade" in unmigrated.stderr
+    assert opsbot("db", "upgrade", env=env).returncode == 0
+    banana = opsbot("audit", "export", "--since", "banana", env=env)
+    assert banana.returncode == 2
+    assert banana.stderr.strip() == "opsbot: --since: `banana` is not a duration like 30m, 2h, 1d or 1h30m"
+    audit = SqlAuditLog(create_db_engine(env["DATABASE_URL"]), SystemClock())
+    for i in range(600):  # more than a pipe's buffer (64 KiB): the exporter is still writing when head exits
+        audit.record(AuditEntry(actor="U0DEV", action="command.lock", outcome="ok", params={"i": i, "reason": "x" * 200}))
+    export = subprocess.Popen(  # `opsbot audit export | head -n 1`, piped without a shell
+        [sys.executable, "-m", "bot.cli", "audit", "export"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert export.stdout is not None and export.stderr is not None
+    head = subprocess.run(["head", "-n", "1"], stdin=export.stdout, capture_output=True, text=True, timeout=90)
+    export.stdout.close()  # head has exited: the exporter's next write meets a closed pipe
+    errors = export.stderr.read().decode()
+    assert export.wait(timeout=90) == 0
+    assert head.stdout.count("\n") == 1 and "Traceback" not in errors and "BrokenPipe" not in errors, errors
+
+
+def test_a_templates_folder_that_does_not_exist_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    result = opsbot("console", "-c", "/ops help", env={"OPSBOT_TEMPLATES": str(tmp_path / "nope")})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"opsbot: OPSBOT_TEMPLATES is wrong: {tmp_path / 'nope'} does not exist; it names a folder of template overrides"
+    )
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
@@ -91,6 +154,8 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         },
     )
     assert result.returncode == 2 and "run `opsbot db upgrade` first" in result.stderr
+    assert re.search(r"is not migrated \(\d+ migration\(s\) to apply: 0001_audit_log", result.stderr)
+    assert "is not set" not in result.stderr
 
 
 def test_db_upgrade_is_repeatable(tmp_path: Path) -> None:
@@ -140,3 +205,43 @@ def test_console_reads_a_script_from_stdin(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "» /ops locks" in result.stdout and "held by hand: stdin demo" in result.stdout
     assert "@dave U0DEPLOYER in #ops-console" in result.stdout
+
+
+def test_console_wait_with_a_bad_number_answers_with_its_usage_and_goes_on(tmp_path: Path) -> None:
+    result = opsbot(
+        "console", "-c", "wait abc", "-c", "wait -5", "-c", "/ops help", env={"DATABASE_URL": f"sqlite:///{tmp_path}/c.db"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "`wait abc`: give seconds from 0 to 600, like `wait 2` or `wait 0.5`." in result.stdout
+    assert "`wait -5`: give seconds from 0 to 600" in result.stdout
+    assert "OPSBOT HELP" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_socket_mode_with_slack_unreachable_says_so_in_one_line_per_try_and_keeps_trying(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/ops.db",
+        "SLACK_APP_TOKEN": "xapp-1-test",
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": f"http://127.0.0.1:{free_port()}/api/",  # nothing listens there
+        "OPSBOT_CONFIG": str(write_config(tmp_path, config_data())),
+    }
+    assert opsbot("db", "upgrade", env=env).returncode == 0
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "REDIS_URL", "DATABASE_URL"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "socket", "--embedded-redis"],
+        env={**base, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(6)  # backoff 1 s, 2 s …: at least two tries
+        assert process.poll() is None  # still trying, not dead
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    tries = [line for line in lines if line.startswith("opsbot: Slack could not be reached to open a Socket Mode connection (")]
+    assert len(tries) >= 2 and all("; retrying in " in line for line in tries), stderr
+    assert "Traceback" not in stderr and "will be unused" not in stderr, stderr

@@ -114,7 +114,7 @@ class HealthService:
             service, env = "all", service  # `/ops health production`: every service there
         if service == "all":
             if env is not None and env not in config.environments:
-                raise NotFound("environment", env, catalog.suggest(env, config.environments))
+                raise NotFound("environment", env, catalog.suggest(env, config.environments), known=list(config.environments))
             names = sorted(config.services)
             scope = "all services" + (f" in {env}" if env else "")
         else:

@@ -161,9 +161,8 @@ class Management:
         ]
         for env in command.environments:
             if not any(e == env for _, e in targets):
-                raise NotFound(
-                    "environment", env, catalog.suggest(env, {e for s in incident.services for e in services[s].environments})
-                )
+                known = sorted({e for s in incident.services for e in services[s].environments})
+                raise NotFound("environment", env, catalog.suggest(env, known), known=known)
         # A freeze lock an admin broke since (`/ops unlock`) or that ran out is no longer a freeze: take it again.
         frozen_names = {lock.name for lock in incident.frozen if self._freezes.holds(lock)}
         taken: list[FrozenLock] = []

@@ -22,7 +22,7 @@ def service(config: OpsConfig, name: str | None) -> tuple[str, Service]:
         name = config.default_service
     found = config.services.get(name.lower())
     if found is None:
-        raise NotFound("service", name, suggest(name, config.services))
+        raise NotFound("service", name, suggest(name, config.services), known=list(config.services))
     return name.lower(), found
 
 
@@ -35,7 +35,7 @@ def environment(config: OpsConfig, service_name: str, name: str) -> str:
             raise UsageError(
                 f"`{service_name}` does not run in `{name}`; it runs in {', '.join(f'`{e}`' for e in svc.environments)}."
             )
-        raise NotFound("environment", name, suggest(name, svc.environments))
+        raise NotFound("environment", name, suggest(name, svc.environments), known=list(svc.environments))
     return env
 
 

@@ -35,13 +35,20 @@ class NotPermitted(OpsError):
         self.action = action
 
 
+MAX_KNOWN_LISTED = 12  # more names than this make a reply nobody reads
+
+
 class NotFound(OpsError):
     """A named thing does not exist; ``suggestions`` lists close names."""
 
     outcome = "not_found"
 
-    def __init__(self, kind: str, name: str, suggestions: list[str] | None = None) -> None:
+    def __init__(self, kind: str, name: str, suggestions: list[str] | None = None, known: list[str] | None = None) -> None:
         hint = f" Did you mean {', '.join(f'`{s}`' for s in suggestions)}?" if suggestions else ""
+        if known and len(known) <= MAX_KNOWN_LISTED:
+            hint += f" Known: {', '.join(f'`{k}`' for k in known)}."
+        elif known:
+            hint += f" {len(known)} are configured; `/ops help` says where to find them."
         super().__init__(f"Unknown {kind} `{name}`.{hint}")
         self.kind = kind
         self.name = name
