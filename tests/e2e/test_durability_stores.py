@@ -150,3 +150,11 @@ def test_a_lock_key_lost_from_redis_mid_deploy_never_lets_a_second_deploy_of_the
     assert "v2.0.1" in stage.outcome(newest.id, timeout=40).seen()
     stage.assert_kept(timeout=60)
     assert stage.deploy(newest.id).state.value == "succeeded"
+
+
+def test_a_command_while_postgres_is_down_says_so_without_naming_hosts_and_changes_nothing(stage: Stage) -> None:
+    with stage.pg_proxy.down():
+        reply = stage.bot.command("deploy v2.0.0 to staging").seen()
+    assert "The database is unreachable right now; nothing was changed. (connection refused)" in reply
+    assert "127.0.0.1" not in reply and "port" not in reply and "opsbot_t_" not in reply
+    assert stage.deploys() == [] and stage.bot.services.adapters.locks.held() == []

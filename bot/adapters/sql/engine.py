@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.domain.shared.errors import Unavailable
+
+log = logging.getLogger("opsbot.db")
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -96,9 +99,34 @@ def guard_db(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+# What the driver said → what a user may read. The driver's own text names hosts, ports, users and
+# database names: it goes to the log, never to Slack.
+REASONS = (
+    ("connection refused", "connection refused"),
+    ("could not connect", "connection refused"),
+    ("timeout expired", "timed out"),
+    ("timed out", "timed out"),
+    ("server closed the connection", "connection lost"),
+    ("connection reset", "connection lost"),
+    ("terminating connection", "connection lost"),
+    ("ssl syscall", "connection lost"),
+    ("too many clients", "too many connections"),
+    ("authentication failed", "the database refused opsbot's credentials"),
+    ("does not exist", "the database was not found"),
+    ("database is locked", "the database is busy"),
+    ("no such table", "the schema is not migrated"),
+    ("the database system is starting up", "the database is starting up"),
+    ("the database system is shutting down", "the database is shutting down"),
+    ("read-only", "the database is read-only"),
+)
+
+
 def _reason(exc: DBAPIError) -> str:
-    text = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-    return text[:120]
+    """A short reason a user may read: no host, port, user or database name (those go to the log)."""
+    said = str(exc.orig).strip() if exc.orig else ""
+    log.warning("database error: %s", said.splitlines()[0][:300] if said else type(exc).__name__)
+    lowered = said.lower()
+    return next((reason for phrase, reason in REASONS if phrase in lowered), "unavailable")
 
 
 def alembic_config(url: str) -> Config:
