@@ -134,6 +134,32 @@ def test_a_verification_while_opsbot_writes_says_intact(audit_log: SqlAuditLog, 
     assert audit_log.verify().rows == 4  # the next verification covers it
 
 
+def test_a_row_altered_and_re_hashed_by_hand_is_named_not_the_row_after_it(audit_log: SqlAuditLog, db_url: str) -> None:
+    for _ in range(7):
+        audit_log.record(entry())
+    engine = create_db_engine(db_url)
+    with engine.connect() as conn:
+        row5 = dict(conn.execute(sa.select(audit_log_table).where(audit_log_table.c.seq == 5)).one()._mapping)
+    forged = {**row5, "outcome": "denied"}
+    forged["hash"] = row_hash(forged)  # consistent with its new content
+    tamper(db_url, f"UPDATE audit_log SET outcome = 'denied', hash = '{forged['hash']}' WHERE seq = 5")
+    result = audit_log.verify()
+    assert not result.ok and result.first_bad_seq == 5 and result.rows == 4
+    assert result.reason == "row 5 was altered and re-hashed by hand (row 6 was chained to a different row 5)"
+
+
+def test_truncate_is_refused_on_postgresql(audit_log: SqlAuditLog, db_url: str) -> None:
+    audit_log.record(entry())
+    engine = create_db_engine(db_url)
+    statements = ["DELETE FROM audit_head"]
+    if engine.dialect.name == "postgresql":
+        statements += ["TRUNCATE audit_log", "TRUNCATE audit_head"]  # SQLite has no TRUNCATE
+    for statement in statements:
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.execute(sa.text(statement))
+    assert audit_log.verify().ok and audit_log.verify().rows == 1
+
+
 def test_the_table_refuses_updates_and_deletes(audit_log: SqlAuditLog, db_url: str) -> None:
     audit_log.record(entry())
     engine = create_db_engine(db_url)

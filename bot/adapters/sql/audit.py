@@ -186,17 +186,22 @@ class SqlAuditLog:
                 return Verification(
                     False, count, expected_seq, f"row {expected_seq} is missing (next row is {row['seq']})", previous
                 )
-            if row["prev_hash"] != previous:
-                return Verification(
-                    False,
-                    count,
-                    row["seq"],
-                    f"row {row['seq']} does not link to row {row['seq'] - 1} (previous-hash mismatch)",
-                    previous,
-                )
             if row_hash(row) != row["hash"]:
                 return Verification(
                     False, count, row["seq"], f"row {row['seq']} was altered (its content no longer matches its hash)", previous
+                )
+            if row["prev_hash"] != previous:
+                seq = row["seq"]
+                if seq == 1:
+                    return Verification(False, 0, 1, "row 1 was altered (it does not start the chain)", previous)
+                # Row seq-1 matches its own hash, yet row seq was chained to another hash: row seq-1 was rewritten
+                # and re-hashed after row seq was written. The tampered row is seq-1, not the one after it.
+                return Verification(
+                    False,
+                    count - 1,
+                    seq - 1,
+                    f"row {seq - 1} was altered and re-hashed by hand (row {seq} was chained to a different row {seq - 1})",
+                    previous,
                 )
             previous, expected_seq, count = row["hash"], expected_seq + 1, count + 1
         if (head.seq, head.hash) != (count, previous):
