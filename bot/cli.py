@@ -225,13 +225,45 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from bot.domain.shared.ports import SystemClock
 
     settings = _settings()
+    anchor = _anchor(args.anchor) if args.anchor else None
     _ready_database(settings, migrate=False)
-    result = SqlAuditLog(create_db_engine(settings.database_url), SystemClock()).verify()
+    result = SqlAuditLog(create_db_engine(settings.database_url), SystemClock()).verify(anchor)
     if result.ok:
-        print(f"audit chain intact: {result.rows} rows, head {result.head_hash}")
+        reaches = f"; it reaches the published head (row {anchor[0]})" if anchor else ""
+        print(f"audit chain intact: {result.rows} rows, head {result.head_hash}{reaches}")
         return 0
     print(f"audit chain BROKEN at row {result.first_bad_seq}: {result.reason} ({result.rows} rows verified before it)")
     return 1
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    """``<row>:<hash>`` as posted by `opsbot audit anchor` → (row, hash). Raises UsageProblem."""
+    seq, _, digest = text.strip().partition(":")
+    digest = digest.strip().strip("`").lower()
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise UsageProblem(
+            f"--anchor: give <row>:<sha256 hash> as the audit channel shows it, like 120:9f86d0…; got `{text[:80]}`"
+        )
+    return int(seq), digest
+
+
+def cmd_audit_anchor(args: argparse.Namespace) -> int:
+    from bot.domain.shared.policy import Actor
+    from bot.wiring import build_services
+
+    settings = _settings()
+    settings.require("SLACK_BOT_TOKEN", "the anchor is posted to Slack with it")
+    config = _config(settings)
+    if config.channels.audit is None:
+        raise UsageProblem("no audit channel is configured: set channels.audit to a channel ID (C…) in the ops config")
+    _ready_database(settings, migrate=False)
+    runtime = build_services(settings, config=config, allow_embedded_redis=True)
+    anchor = runtime.families.audit_anchors.publish(Actor(user_id=_operator(), source="cli"))
+    assert anchor is not None
+    posted = runtime.outbox.message(f"audit-anchor:{anchor.seq}")
+    where = "posted to" if posted else "waiting in the outbox for"
+    print(f"audit chain head row {anchor.seq}, sha256 {anchor.hash}: {where} <#{config.channels.audit}>")
+    return 0
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
@@ -379,7 +411,14 @@ def parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check the hash chain; name the first broken row").set_defaults(func=cmd_audit_verify)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; name the first broken row")
+    verify.add_argument(
+        "--anchor", metavar="ROW:HASH", help="a head published to the audit channel: the chain must still reach it"
+    )
+    verify.set_defaults(func=cmd_audit_verify)
+    audit_sub.add_parser(
+        "anchor", help="publish the chain's head (row and hash) to channels.audit, outside the database"
+    ).set_defaults(func=cmd_audit_anchor)
     export = audit_sub.add_parser("export", help="write every entry to stdout")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.add_argument("--since", help="only entries newer than this (e.g. 24h, 7d)")

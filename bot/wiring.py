@@ -41,6 +41,7 @@ from bot.config import OpsConfig, load_config
 from bot.domain.approvals.deps import ApprovalDeps
 from bot.domain.approvals.ports import ApprovalOutcome
 from bot.domain.approvals.service import ApprovalService
+from bot.domain.audit.anchors import AnchorDeps, AuditAnchors
 from bot.domain.audit.service import AuditCommands, AuditDeps
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
@@ -119,6 +120,7 @@ class Families:
     deploys: Deploys
     flags: Flags
     audit_commands: AuditCommands
+    audit_anchors: AuditAnchors
 
 
 def build_families(a: Adapters) -> Families:
@@ -199,6 +201,7 @@ def build_families(a: Adapters) -> Families:
     deploys = Deploys(deploy_deps, approvals, deploy_outcomes)
     flags = Flags(flag_deps, approvals, flag_outcomes)
     audit_commands = AuditCommands(AuditDeps(config=config, clock=clock, audit=a.audit, state=a.state, policy=policy))
+    audit_anchors = AuditAnchors(AnchorDeps(config=config, clock=clock, audit=a.audit, uow=a.uow))
     # The order here is the order of `/ops help`.
     declared = [
         lock_commands.family(),
@@ -208,6 +211,7 @@ def build_families(a: Adapters) -> Families:
         deploys.family(),
         flags.family(),
         incidents.family(),
+        audit_anchors.family(),
     ]
     return Families(
         dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared),
@@ -219,6 +223,7 @@ def build_families(a: Adapters) -> Families:
         deploys=deploys,
         flags=flags,
         audit_commands=audit_commands,
+        audit_anchors=audit_anchors,
     )
 
 

@@ -94,6 +94,9 @@ class FakeAudit:
     def query(self, query: AuditQuery) -> list[AuditRecord]:
         return [AuditRecord(i + 1, self.clock.now(), e, "", "") for i, e in enumerate(self.entries)][::-1][: query.limit]
 
+    def head(self) -> tuple[int, str]:
+        return len(self.entries), f"{len(self.entries):064x}"
+
     def outcomes(self) -> list[tuple[str, str]]:
         return [(e.action, e.outcome) for e in self.entries]
 

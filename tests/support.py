@@ -112,8 +112,9 @@ def start_emulator(config: OpsConfig) -> SlackEmulator:
     emulator.add_usergroup("S0SRE", ["U0APPROVER1", "U0APPROVER2"])
     everyone = list(USERS)
     emulator.add_channel(OPS_CHANNEL, "ops", everyone)
-    for name in ("deployments", "incidents", "alerts"):
-        emulator.add_channel(getattr(config.channels, name), name, everyone)
+    for name in ("deployments", "incidents", "alerts", "audit"):
+        if getattr(config.channels, name):
+            emulator.add_channel(getattr(config.channels, name), name, everyone)
     return emulator
 
 

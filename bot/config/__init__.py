@@ -13,7 +13,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bot.config.common import *  # noqa: F403 - the config's public names, re-exported
-from bot.config.common import NAME, Channels, Environment, Roles, Strict
+from bot.config.common import NAME, AuditSettings, Channels, Environment, Roles, Strict
 from bot.config.durability import Durability
 from bot.config.flags import *  # noqa: F403
 from bot.config.flags import Flags
@@ -36,6 +36,7 @@ class OpsConfig(Strict):
     incidents: Incidents = Field(default_factory=Incidents)
     health: HealthSettings = Field(default_factory=HealthSettings)
     durability: Durability = Field(default_factory=Durability)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @field_validator("environments", "services")
     @classmethod

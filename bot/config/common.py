@@ -46,10 +46,13 @@ class Channels(Strict):
     deployments: str
     incidents: str
     alerts: str
+    audit: str | None = None  # where the audit chain's head is published (docs: README, "Audit log")
 
-    @field_validator("deployments", "incidents", "alerts")
+    @field_validator("deployments", "incidents", "alerts", "audit")
     @classmethod
-    def _channel_id(cls, value: str) -> str:
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not CHANNEL.match(value):
             raise ValueError(f"{value!r} is not a Slack channel ID (C…, G… or D…)")
         return value
@@ -88,3 +91,9 @@ class Environment(Strict):
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class AuditSettings(Strict):
+    """The audit log's anchoring: how often the reconciler publishes the chain's head to `channels.audit`."""
+
+    anchor_every_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)

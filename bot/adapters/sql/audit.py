@@ -141,6 +141,12 @@ class SqlAuditLog:
             return append_in(conn, row)
 
     @guard_db
+    def head(self) -> tuple[int, str]:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+        return int(row.seq), str(row.hash)
+
+    @guard_db
     def query(self, query: AuditQuery) -> list[AuditRecord]:
         stmt = sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(query.limit)
         if query.service:
@@ -171,12 +177,15 @@ class SqlAuditLog:
             last = chunk[-1]["seq"]
 
     @guard_db
-    def verify(self) -> Verification:
+    def verify(self, anchor: tuple[int, str] | None = None) -> Verification:
         """Walk the chain up to the head as it was when the walk began; name the first row that breaks it.
 
         opsbot keeps writing while an operator verifies: rows appended after the head was read are left for
         the next verification (the walk reads in batches, not in one long transaction that would hold up
         writers). A row that the head does not count (inserted past it by hand) breaks the chain.
+
+        ``anchor`` = (row, hash) of a head published earlier (`channels.audit`, `opsbot audit anchor`): the chain
+        must still reach that row with that hash, or it was cut (and its head moved back) or rewritten below it.
         """
         with self._engine.connect() as conn:
             head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
@@ -228,7 +237,36 @@ class SqlAuditLog:
                 f"row {now_head + 1} is past the head (row {now_head}): rows were added outside opsbot",
                 previous,
             )
+        if anchor is not None:
+            broken = self._against(anchor, count, previous)
+            if broken is not None:
+                return broken
         return Verification(True, count, None, "intact", previous)
+
+    def _against(self, anchor: tuple[int, str], count: int, head_hash: str) -> Verification | None:
+        seq, published = anchor
+        if seq > count:
+            return Verification(
+                False,
+                count,
+                count + 1,
+                f"the chain ends at row {count}, below the published head (row {seq}): rows were cut and the head moved back",
+                head_hash,
+            )
+        if seq == 0:
+            return None
+        with self._engine.connect() as conn:
+            stored = conn.execute(sa.select(audit_log.c.hash).where(audit_log.c.seq == seq)).scalar_one()
+        if stored != published:
+            return Verification(
+                False,
+                seq - 1,
+                seq,
+                f"row {seq} is not the row that was published (its hash is {stored[:12]}…, the anchor says "
+                f"{published[:12]}…): the chain was rewritten at or below row {seq}",
+                head_hash,
+            )
+        return None
 
 
 @dataclass(frozen=True)

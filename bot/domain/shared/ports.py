@@ -99,6 +99,10 @@ class AuditLog(Protocol):
         """Newest first."""
         ...
 
+    def head(self) -> tuple[int, str]:
+        """The chain's head: (rows in the chain, hash of the last row; 64 zeros when empty)."""
+        ...
+
 
 class GroupDirectory(Protocol):
     def members(self, group_id: str) -> frozenset[str]:
