@@ -284,6 +284,10 @@ class Runtime:
     def render(self, message: Message) -> dict[str, Any]:
         return self.renderer.render(message)
 
+    def forget_group(self, group_id: str) -> None:
+        """Slack said the members of user group ``group_id`` changed: the next role check reads it again."""
+        self.adapters.groups.forget(group_id)
+
     def tell(self, actor: Actor, reply: Reply) -> None:
         """Answer ephemerally where ``actor`` acted (a modal has no response URL); a DM when there is no channel."""
         if actor.channel_id:

@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from handlers.common import answer_click, button, operations
+from handlers.common import ack_now, answer_click, button, operations
 
 
 class ApprovalAction(StrEnum):
@@ -27,6 +27,15 @@ def reject(body: dict[str, Any], respond: Any, context: Any) -> None:
     answer_click(body, respond, context, "click.reject", operations(context).approvals.reject, "request")
 
 
+def group_members_changed(event: dict[str, Any], context: Any) -> None:
+    """``subteam_members_changed``: a user group's members changed; the next vote reads the group again, so someone
+    removed from the approvers' group cannot approve on what opsbot knew a minute ago."""
+    group = str(event.get("subteam_id") or "")[:40]
+    if group:
+        operations(context).forget_group(group)
+
+
 def register(app: App) -> None:
     button(app, ApprovalAction.APPROVE, approve)
     button(app, ApprovalAction.REJECT, reject)
+    app.event("subteam_members_changed")(ack=ack_now, lazy=[group_members_changed])

@@ -55,6 +55,8 @@ class Operations(Protocol):
 
     def tell(self, actor: Actor, reply: Reply) -> None: ...
 
+    def forget_group(self, group_id: str) -> None: ...
+
 
 class SharedOperations:
     """The app's operations in a request's context. Bolt deep-copies a request for its lazy listeners
@@ -80,8 +82,16 @@ def actor_from_command(command: dict[str, Any], source: str = "slack") -> Actor:
 
 
 def actor_from_action(body: dict[str, Any], source: str = "slack") -> Actor:
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    return Actor(user_id=body["user"]["id"], channel_id=channel, source=source, request_id=body.get("trigger_id"))
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    message_ts = container.get("message_ts") if container.get("type") == "message" else None
+    return Actor(
+        user_id=body["user"]["id"],
+        channel_id=channel,
+        source=source,
+        request_id=body.get("trigger_id"),
+        message_ts=str(message_ts) if message_ts else None,
+    )
 
 
 def source_of(context: Any) -> str:

@@ -126,8 +126,11 @@ class FakeGroups:
     def __init__(self, groups: dict[str, list[str]] | None = None) -> None:
         self.groups = groups or {"S0SRE": ["U0APPROVER1", "U0APPROVER2"]}
 
-    def members(self, group_id: str) -> frozenset[str]:
+    def members(self, group_id: str, max_age_seconds: float | None = None) -> frozenset[str]:
         return frozenset(self.groups.get(group_id, []))
+
+    def forget(self, group_id: str) -> None:
+        pass
 
 
 class FakeState:

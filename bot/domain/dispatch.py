@@ -209,7 +209,9 @@ class Dispatcher:
                 raise UsageError(exc.message.replace("subcommand", "help topic")) from None
             entry = HelpEntry(spec.usage_line(), spec.summary, spec.role.value)
             return Reply(SubcommandHelp(entry, policy.has(actor.user_id, spec.role)))
-        allowed = [s for s in self.subcommands if policy.has(actor.user_id, s.role)]
+        # A user group Slack will not show (deleted, a missing scope) must not take the whole answer down.
+        held, unreadable = policy.readable_roles_of(actor.user_id)
+        allowed = [s for s in self.subcommands if s.role in held]
         entries = [HelpEntry(s.usage_line(), s.summary, s.role.value) for s in allowed]
-        roles = sorted(r.value for r in policy.roles_of(actor.user_id))
-        return Reply(HelpMessage(entries, roles, hidden=len(self.subcommands) - len(allowed)))
+        roles = sorted(r.value for r in held)
+        return Reply(HelpMessage(entries, roles, hidden=len(self.subcommands) - len(allowed), unreadable=unreadable))

@@ -135,8 +135,11 @@ class FakeJobs:
 
 
 class FakeGroups:
-    def members(self, group_id: str) -> frozenset[str]:
+    def members(self, group_id: str, max_age_seconds: float | None = None) -> frozenset[str]:
         return frozenset({"S0SRE": {"U0APPROVER1", "U0APPROVER2"}}.get(group_id, set()))
+
+    def forget(self, group_id: str) -> None:
+        pass
 
 
 def incident_world(**config_changes: Any) -> tuple[World, Incidents, FakeIncidentRepository]:

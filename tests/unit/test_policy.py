@@ -14,11 +14,14 @@ class FakeGroups:
         self.broken = broken
         self.lookups = 0
 
-    def members(self, group_id: str) -> frozenset[str]:
+    def members(self, group_id: str, max_age_seconds: float | None = None) -> frozenset[str]:
         self.lookups += 1
         if self.broken:
             raise Unavailable("Slack", "usergroups.users.list: ratelimited")
         return frozenset(self.groups.get(group_id, set()))
+
+    def forget(self, group_id: str) -> None:
+        pass
 
 
 ROLES = {"admin": ["U0ADMIN"], "approver": ["S0SRE"], "deployer": ["U0DEV", "S0SRE"], "viewer": []}

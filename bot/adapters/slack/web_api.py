@@ -60,22 +60,27 @@ def slack_call(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
 class SlackGroups:
     """Members of Slack user groups, cached for ``ttl`` seconds so role checks stay fast."""
 
-    def __init__(self, client: WebClient, ttl: float = 60.0) -> None:
+    def __init__(self, client: WebClient, ttl: float = 60.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._ttl = ttl
+        self._monotonic = monotonic
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
-    def members(self, group_id: str) -> frozenset[str]:
-        now = time.monotonic()
+    def members(self, group_id: str, max_age_seconds: float | None = None) -> frozenset[str]:
+        now = self._monotonic()
         with self._lock:
             cached = self._cache.get(group_id)
-        if cached and now - cached[0] < self._ttl:
+        if cached and now - cached[0] < (self._ttl if max_age_seconds is None else min(max_age_seconds, self._ttl)):
             return cached[1]
         users = self._fetch(group_id)
         with self._lock:
             self._cache[group_id] = (now, users)
         return users
+
+    def forget(self, group_id: str) -> None:
+        with self._lock:
+            self._cache.pop(group_id, None)
 
     @slack_call("read a user group")
     def _fetch(self, group_id: str) -> frozenset[str]:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot.adapters.sql.engine import guard_db, utc, utc_or_none
 from bot.adapters.sql.tables import outbox, slack_messages
-from bot.domain.shared.ports import Clock, Message
+from bot.domain.shared.ports import Clock, Message, MessageRef
 from bot.render import Renderer
 
 PENDING, DELIVERED, FAILED, DROPPED, SUPERSEDED = "pending", "delivered", "failed", "dropped", "superseded"
@@ -112,6 +112,11 @@ class SqlOutbox:
         query = sa.select(outbox.c.state, outbox.c.last_error).where(outbox.c.key == key).order_by(outbox.c.id.desc()).limit(1)
         row = self._conn.execute(query).first()
         return (row.last_error or "it was not delivered") if row is not None and row.state == FAILED else None
+
+    @guard_db
+    def posted(self, key: str) -> MessageRef | None:
+        row = self._conn.execute(sa.select(slack_messages).where(slack_messages.c.key == key)).first()
+        return None if row is None else MessageRef(row.channel, row.ts)
 
     @guard_db
     def _stream_of(self, key: str) -> str:

@@ -26,12 +26,18 @@ from bot.domain.approvals.model import (
     judge_vote,
 )
 from bot.domain.approvals.ports import ApprovalsUnitOfWork, Approved
-from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, OpsError
+from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, OpsError, Refused
 from bot.domain.shared.family import Family, JobSpec
 from bot.domain.shared.policy import Actor, Role
-from bot.domain.shared.ports import Pending, Reply
+from bot.domain.shared.ports import MessageRef, Pending, Reply
 
 EXPIRE_JOB = "approvals.expire"
+
+
+# A vote re-reads a user group whose members opsbot has known for longer than this. Slack rate-limits
+# usergroups.users.list (Tier 2, about 20 calls a minute: https://api.slack.com/methods/usergroups.users.list),
+# so not on every click; `subteam_members_changed` drops a group at once.
+VOTE_FRESHNESS_SECONDS = 10.0
 
 
 def expiry_key(request_id: str) -> str:
@@ -125,16 +131,25 @@ class ApprovalService:
             raise NotFound("approval request", request_id[:20])
         request, _ = found
         withdrawing = voter == request.requester and decision is Decision.REJECT
-        if not withdrawing and not d.policy.has(voter, Role.APPROVER):
+        fresh = VOTE_FRESHNESS_SECONDS
+        if not withdrawing and not d.policy.has(voter, Role.APPROVER, fresh_within=fresh):
             raise NotPermitted(Role.APPROVER.value, decision.value, request.title)
         now = d.clock.now()
         self_approval = voter == request.requester and decision is Decision.APPROVE
-        ballot = Vote(voter, decision, now, as_admin=d.policy.has(voter, Role.ADMIN), self_approval=self_approval)
+        as_admin = d.policy.has(voter, Role.ADMIN, fresh_within=fresh)
+        ballot = Vote(voter, decision, now, as_admin=as_admin, self_approval=self_approval)
         with d.uow() as uow:
             locked = uow.approvals.get(request_id, for_update=True)
             if locked is None:
                 raise NotFound("approval request", request_id[:20])
             current, votes = locked
+            if actor.message_ts is not None:  # a click: it counts only on the request whose message carried it
+                carried_by = MessageRef(actor.channel_id or "", actor.message_ts)
+                if uow.outbox.posted(current.message_key) != carried_by:
+                    raise Refused(
+                        f"That button is not on the request *{current.title}*; it was not counted. "
+                        "Use the buttons on the request's own message."
+                    )
             verdict = judge_vote(current, votes, ballot, now)
             if verdict.keep_vote:
                 uow.approvals.add_vote(request_id, ballot)

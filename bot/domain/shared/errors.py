@@ -38,6 +38,13 @@ class NotPermitted(OpsError):
 MAX_KNOWN_LISTED = 12  # more names than this make a reply nobody reads
 
 
+class Refused(OpsError):
+    """A click or command that no role makes valid (a button on the wrong message, an offer that no longer holds);
+    audited as denied."""
+
+    outcome = "denied"
+
+
 class NotFound(OpsError):
     """A named thing does not exist; ``suggestions`` lists close names."""
 

@@ -19,6 +19,7 @@ class HelpMessage:
     entries: list[HelpEntry]
     roles: list[str]
     hidden: int = 0
+    unreadable: list[str] = field(default_factory=list)  # user groups Slack would not show: "S0SRE: …"
 
 
 @dataclass(frozen=True)

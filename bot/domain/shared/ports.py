@@ -105,8 +105,13 @@ class AuditLog(Protocol):
 
 
 class GroupDirectory(Protocol):
-    def members(self, group_id: str) -> frozenset[str]:
-        """User IDs in the Slack user group ``group_id``."""
+    def members(self, group_id: str, max_age_seconds: float | None = None) -> frozenset[str]:
+        """User IDs in the Slack user group ``group_id``, read again when what is known is older than
+        ``max_age_seconds`` (None: the directory's own cache time)."""
+        ...
+
+    def forget(self, group_id: str) -> None:
+        """Drop what is known of ``group_id`` (Slack said its members changed): the next read asks Slack."""
         ...
 
 
@@ -213,6 +218,10 @@ class Outbox(Protocol):
     def failed(self, key: str) -> str | None:
         """Why delivery gave up on the newest effect recorded under ``key`` (Slack refused it for good, or its
         deadline passed); None when it was delivered, still waits, or was never recorded."""
+        ...
+
+    def posted(self, key: str) -> MessageRef | None:
+        """Where the message ``key`` was posted (channel and ts); None while it has not been."""
         ...
 
 
