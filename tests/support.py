@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import secrets
 import signal
@@ -295,3 +296,13 @@ def eventually(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
             return result
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+def with_button_value(message: Posted, label: str, value: str) -> Posted:
+    """``message`` as a crafted copy whose ``label`` button carries ``value`` (another app or a replayed payload)."""
+    blocks: list[dict[str, Any]] = copy.deepcopy(message.blocks)
+    for block in blocks:
+        for element in block.get("elements") or []:
+            if element.get("type") == "button" and element["text"]["text"] == label:
+                element["value"] = value
+    return dataclasses.replace(message, blocks=blocks)

@@ -3,11 +3,8 @@ message, and `/ops help` that survives a user group Slack will not show (issue "
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import secrets
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -15,10 +12,10 @@ import redis
 from bot.adapters.slack.web_api import SlackGroups, make_web_client
 from bot.config import OpsConfig, parse_config
 from bot.console import payloads
-from bot.console.slack_emulator import Posted, SlackEmulator
+from bot.console.slack_emulator import SlackEmulator
 from tests.deploy_kit import ServiceDouble, deploy_config_data, deployed_log, services_double, state_dir  # noqa: F401 - fixtures
 from tests.e2e.test_deploys import approval_for
-from tests.support import Bot
+from tests.support import Bot, with_button_value
 
 
 @pytest.fixture
@@ -78,16 +75,6 @@ def test_a_vote_rereads_a_group_known_for_more_than_ten_seconds(emulator: SlackE
     assert "U0APPROVER2" in groups.members("S0SRE")  # 11 s: a role check for a read still may (cache 60 s)
     assert "U0APPROVER2" not in groups.members("S0SRE", 10)  # a vote may not: read again
     assert len(emulator.calls_to("usergroups.users.list")) == 2
-
-
-def with_button_value(message: Posted, label: str, value: str) -> Posted:
-    """``message`` as a crafted copy whose ``label`` button carries ``value`` (another app or a replayed payload)."""
-    blocks: list[dict[str, Any]] = copy.deepcopy(message.blocks)
-    for block in blocks:
-        for element in block.get("elements") or []:
-            if element.get("type") == "button" and element["text"]["text"] == label:
-                element["value"] = value
-    return dataclasses.replace(message, blocks=blocks)
 
 
 def test_a_click_counts_only_on_the_request_whose_message_carried_the_button(app: Bot, state_dir: Path) -> None:

@@ -18,7 +18,7 @@ from tests.deploy_kit import (  # noqa: F401 - fixtures
     state_dir,
 )
 from tests.e2e.test_deploys import approval_for, posted
-from tests.support import Bot
+from tests.support import Bot, with_button_value
 
 
 @pytest.fixture
@@ -125,3 +125,28 @@ class TestLockAfterRollback:
         assert "locked after the rollback to v1.2.2" in refused
         app.command('unlock api production --reason "fixed"', user="U0ADMIN")
         assert "waiting for 2 approval(s)" in app.command("deploy v1.2.4 to production", user="U0DEV2").seen()
+
+
+def test_a_rollback_click_naming_a_deploy_that_did_not_fail_is_refused(app: Bot, services_double: ServiceDouble) -> None:
+    deploy_to_production(app, "v1.0.1")
+    services_double.unhealthy.add("api/production")
+    deploy_to_production(app, "v1.0.2", expect="failed verification")
+    failed = posted(app, "❌ Deployment of v1.0.2 to production failed verification")
+    services_double.unhealthy.clear()
+    deploy_to_production(app, "v1.0.3")
+    good = next(d for d in app.reads.deploys.history("api", "production", 5) if d.version == "v1.0.3")  # type: ignore[union-attr]
+    forged = with_button_value(failed, "Rollback", good.id)  # a crafted click: the button names the succeeded deploy
+
+    answer = app.click(forged, "Rollback", "U0DEV2")[-1]["text"]
+
+    assert f"`{good.id}` (deploy of v1.0.3 to production) did not fail: it is succeeded." in answer
+    assert "Roll back" not in answer and "v1.0.2 failed" not in answer
+    assert not [m for m in app.emulator.in_channel("C0DEPLOYS") if "Approval needed: Roll back" in m.seen()]
+    assert ("U0DEV2", "click.deploy_rollback", "denied") in app.audit_actions()
+
+
+def test_a_first_deploy_that_fails_offers_no_rollback(app: Bot, services_double: ServiceDouble) -> None:
+    services_double.unhealthy.add("api/production")
+    deploy_to_production(app, "v1.0.0", expect="failed verification")
+    failed = posted(app, "❌ Deployment of v1.0.0 to production failed verification")
+    assert [b["text"]["text"] for b in failed.buttons()] == []  # nothing earlier to go back to

@@ -290,7 +290,14 @@ class DeployRuns:
         message = (
             DeploySucceeded(deploy, result.summary, verdict.summary, verdict.verified)
             if ended.ok and verdict is not None
-            else DeployFailed(deploy, "verification" if result.ok else "provider", detail, result.output_tail, result.link)
+            else DeployFailed(
+                deploy,
+                "verification" if result.ok else "provider",
+                detail,
+                result.output_tail,
+                result.link,
+                can_roll_back=not deploy.is_rollback and support.earlier_good(d, deploy) is not None,
+            )
         )
 
         def tell(done: Deploy) -> None:

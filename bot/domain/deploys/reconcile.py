@@ -122,7 +122,11 @@ class DeployReconciler:
         elif verdict.ok:
             to, message = DeployState.SUCCEEDED, DeploySucceeded(deploy, "(its worker stopped)", verdict.summary, True, note=why)
         else:
-            to, message = DeployState.FAILED, DeployFailed(deploy, "verification", verdict.summary, note=why)
+            can_roll_back = support.earlier_good(d, deploy) is not None
+            to, message = (
+                DeployState.FAILED,
+                DeployFailed(deploy, "verification", verdict.summary, note=why, can_roll_back=can_roll_back),
+            )
         done = self._record(deploy, to, message, verdict.summary, why)
         if done is None:
             return

@@ -14,7 +14,7 @@ from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.model import DeployKind, DeployState
 from bot.domain.deploys.requests import DeployRequests, split_to
 from bot.domain.shared.commands import Args
-from bot.domain.shared.errors import Conflict, NotFound, UsageError
+from bot.domain.shared.errors import Conflict, NotFound, Refused, UsageError
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
 
@@ -109,5 +109,12 @@ class Rollbacks:
             raise NotFound("deploy", deploy_id[:20])
         if failed.state is DeployState.ROLLED_BACK:
             raise Conflict(f"`{failed.id}` was already rolled back (by `{failed.rolled_back_by}`).")
+        if failed.state is not DeployState.FAILED or failed.is_rollback:
+            # The button is only on failure announcements: a click naming anything else was not made on one.
+            raise Refused(
+                f"`{failed.id}` ({failed.kind.value} of {failed.version} to {failed.environment}) did not fail: it is "
+                f"{failed.state.value.replace('_', ' ')}. The Rollback button goes back from a failed deploy; "
+                f'to go back from here, use `/ops rollback {failed.service} {failed.environment} --reason "…"`.'
+            )
         reason = f"{failed.version} failed in {failed.environment} ({failed.id}): {failed.detail or 'see the announcement'}"
         return self.request(actor, failed.service, failed.environment, None, reason[:500], undoing=failed.id)

@@ -21,6 +21,15 @@ def get(d: DeployDeps, deploy_id: str) -> Deploy | None:
         return uow.deploys.get(deploy_id)
 
 
+def earlier_good(d: DeployDeps, deploy: Deploy) -> Deploy | None:
+    """The latest deploy or rollback of ``deploy``'s target that succeeded before it, of another version: what a
+    Rollback after ``deploy`` would go back to (None: there is nothing to go back to, so no Rollback is offered)."""
+    with d.uow() as uow:
+        return uow.deploys.last_good(
+            deploy.service, deploy.environment, before=deploy.started_at or deploy.requested_at, other_than=deploy.version
+        )
+
+
 def transition(d: DeployDeps, deploy_id: str, allowed: frozenset[DeployState], to: DeployState, **changes: Any) -> Deploy | None:
     """Move the deploy to ``to`` (with ``changes``) only if its state is in ``allowed``: the deploy after, or None."""
     with d.uow() as uow:
