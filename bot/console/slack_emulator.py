@@ -134,17 +134,28 @@ class SlackEmulator(WebApiMethods):
         return f"{next(self._counter)}.{int(time.time())}.local"
 
     def fail(
-        self, method: str, error: str, *, times: int = 1, status: int = 200, retry_after: int | None = None, after: bool = False
+        self,
+        method: str,
+        error: str,
+        *,
+        times: int = 1,
+        status: int = 200,
+        retry_after: int | None = None,
+        after: bool = False,
+        needed: str | None = None,
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail the way Slack fails them.
 
         The caller gets HTTP ``status`` (with ``Retry-After: retry_after`` seconds if given) and
         ``{"ok": false, "error": error}``. With ``after``, the method does its work first (a message is
         posted, updated …) and the caller gets the failure anyway: Slack did it, the answer was lost.
-        Failures queued for one method, by ``fail`` or ``fail_connection``, are used in order.
+        Failures queued for one method, by ``fail`` or ``fail_connection``, are used in order. ``needed`` is the
+        scope a ``missing_scope`` answer names, as Slack's does (with ``provided``).
         """
         with self._lock:
-            self._failures.setdefault(method, []).extend(Failure(error, status, retry_after, after) for _ in range(times))
+            self._failures.setdefault(method, []).extend(
+                Failure(error, status, retry_after, after, needed=needed) for _ in range(times)
+            )
 
     def fail_connection(self, method: str, times: int = 1, *, after: bool = False) -> None:
         """Close the connection with no response for the next ``times`` calls of ``method``.
@@ -216,6 +227,8 @@ class SlackEmulator(WebApiMethods):
             if failure is not None:
                 extra_headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
                 status, response = failure.status, {"ok": False, "error": failure.error}
+                if failure.needed:
+                    response.update(needed=failure.needed, provided="chat:write,commands")
             self.calls.append(ApiCall(method, args, time.time(), status, response, performed))
             self._lock.notify_all()
         return status, {"Content-Type": "application/json; charset=utf-8", **extra_headers}, json.dumps(response)

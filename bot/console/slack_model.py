@@ -101,3 +101,4 @@ class Failure:
     retry_after: int | None = None
     after: bool = False
     drop: bool = False
+    needed: str | None = None  # missing_scope: the scope Slack names in its answer

@@ -103,7 +103,7 @@ def test_a_rate_limited_channel_creation_is_retried_after_retry_after(opsbot: Bo
 def test_slack_rate_limiting_beyond_the_retries_declares_nothing(opsbot: Bot) -> None:
     opsbot.emulator.fail("conversations.create", "ratelimited", status=429, retry_after=1, times=3)
     reply = opsbot.command("incident declare P1 Checkout errors", timeout=10)
-    assert "Slack is unreachable right now; nothing was changed." in reply.seen()
+    assert "Slack is rate limiting opsbot right now; nothing was changed. Try again in 1 s" in reply.seen()
     assert incident_channels(opsbot) == [] and opsbot.reads.incidents.open_incidents() == []
     assert "No open incidents." in opsbot.command("incident list").seen()
 
@@ -161,11 +161,34 @@ def test_incident_commands_outside_an_incident_channel_say_where_to_run_them(ops
         assert f"#{channel.name}" in reply.seen()
 
 
+@pytest.mark.parametrize(
+    "error,expected",
+    [
+        ("not_in_channel", "Slack refused to post a message (`not_in_channel`): invite @opsbot to"),
+        ("is_archived", "is archived: unarchive it, or point the ops config at another channel."),
+    ],
+)
+def test_slacks_refusals_of_an_update_say_what_to_do(opsbot: Bot, error: str, expected: str) -> None:
+    channel = declare(opsbot)
+    opsbot.emulator.fail("chat.postMessage", error)
+    reply = opsbot.command('incident update identified "Bad config"', channel=channel.id).seen()
+    assert expected in reply
+    assert error != "not_in_channel" or "(`/invite @opsbot`), then try again." in reply
+
+
+def test_an_update_while_slack_rate_limits_says_when_to_try_again(opsbot: Bot) -> None:
+    channel = declare(opsbot)
+    opsbot.emulator.fail("chat.postMessage", "ratelimited", times=5, status=429, retry_after=1)  # the client waits twice
+    reply = opsbot.command('incident update identified "Bad config"', channel=channel.id, timeout=15).seen()
+    assert "Slack is rate limiting opsbot right now; nothing was changed. Try again in 1 s (post a message)." in reply
+
+
 def test_an_update_slack_answers_with_channel_not_found_records_nothing(opsbot: Bot) -> None:
     channel = declare(opsbot)
     opsbot.emulator.fail("chat.postMessage", "channel_not_found")
     reply = opsbot.command('incident update identified "Bad config"', channel=channel.id)
-    assert "Slack refused to post a message: `channel_not_found`." in reply.seen()
+    assert "Slack refused to post a message (`channel_not_found`): Slack cannot find" in reply.seen()
+    assert f"(`{channel.id}`): it was deleted, or it is private and opsbot is not in it." in reply.seen()
     incident = opsbot.reads.incidents.by_channel(channel.id)
     assert incident is not None and incident.status.value == "investigating" and incident.last_update_at is None
     assert [e.kind.value for e in opsbot.reads.incidents.timeline(incident.id)] == ["declared"]

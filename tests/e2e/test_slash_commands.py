@@ -146,9 +146,12 @@ def test_user_groups_are_resolved_through_slack(opsbot: Bot) -> None:
 
 
 def test_a_user_group_slack_will_not_show_is_a_clear_refusal(opsbot: Bot) -> None:
-    opsbot.emulator.fail("usergroups.users.list", "missing_scope")
+    opsbot.emulator.fail("usergroups.users.list", "missing_scope", needed="usergroups:read")
     reply = opsbot.command("locks", user="U0NOBODY")
-    assert "Slack refused to read a user group: `missing_scope`" in reply.seen()
+    assert (
+        "Slack refused to read a user group (`missing_scope`): opsbot's Slack app lacks the `usergroups:read` "
+        "permission: add it under OAuth & Permissions (manifest.yml lists every scope) and reinstall the app."
+    ) in reply.seen()
 
 
 def test_a_reply_whose_template_fails_to_render_still_answers_with_a_reference(

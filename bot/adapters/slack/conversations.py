@@ -14,30 +14,21 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.adapters.slack.refusals import OUTAGES, refusal, retry_after
 from bot.domain.incidents.model import ChannelRef, ChatMessage
 from bot.domain.incidents.ports import NameTaken
-from bot.domain.shared.errors import OpsError, Unavailable
+from bot.domain.shared.errors import OpsError, RateLimited, Unavailable
 from bot.domain.shared.ports import Message
 from bot.render import Renderer
 
-OUTAGES = {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
-MEANINGS = {
-    "channel_not_found": "the channel does not exist or opsbot cannot see it",
-    "not_in_channel": "opsbot is not a member of the channel",
-    "is_archived": "the channel is archived",
-    "missing_scope": "the Slack app lacks a permission; reinstall it with the manifest's scopes",
-    "expired_trigger_id": "the form took too long to open; try again",
-    "invalid_trigger_id": "the form can only open right after a click or command",
-}
 INVITE_BATCH = 100
 
 
 class SlackRefused(OpsError):
-    """Slack answered ``ok: false``; ``error`` is its code."""
+    """Slack answered ``ok: false``; ``error`` is its code; the message says what to do about it."""
 
-    def __init__(self, what: str, error: str) -> None:
-        meaning = MEANINGS.get(error)
-        super().__init__(f"Slack refused to {what}: `{error}`" + (f" ({meaning})." if meaning else "."))
+    def __init__(self, what: str, error: str, channel: str | None = None, response: Any = None) -> None:
+        super().__init__(refusal(what, error, channel, response))
         self.error = error
 
 
@@ -46,9 +37,12 @@ def _api(what: str, method: Callable[..., Any], **kwargs: Any) -> Any:
         return method(**kwargs)
     except SlackApiError as exc:
         error = str(exc.response.get("error", "unknown_error"))
+        if error == "ratelimited":
+            raise RateLimited("Slack", what, retry_after(exc.response)) from None
         if error in OUTAGES:
             raise Unavailable("Slack", f"{what}: {error}") from None
-        raise SlackRefused(what, error) from None
+        channel = kwargs.get("channel")
+        raise SlackRefused(what, error, channel if isinstance(channel, str) else None, exc.response) from None
     except (URLError, TimeoutError, ConnectionError, OSError) as exc:
         raise Unavailable("Slack", f"{what}: {type(exc).__name__}") from None
 

@@ -13,7 +13,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.domain.shared.errors import OpsError, Unavailable
+from bot.adapters.slack.refusals import OUTAGES, refusal, retry_after
+from bot.domain.shared.errors import OpsError, RateLimited, Unavailable
 from bot.domain.shared.ports import Message, MessageRef
 from bot.render import Renderer
 
@@ -36,8 +37,20 @@ def make_web_client(token: str | None, base_url: str, *, rate_limit_retries: int
     )
 
 
+def _channel_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The channel a call was about: a ``channel`` argument, or a message reference's channel."""
+    if isinstance(kwargs.get("channel"), str):
+        return str(kwargs["channel"])
+    for arg in args[1:2]:  # after self: post(channel, …), update(ref, …)
+        if isinstance(arg, str) and arg[:1] in ("C", "G", "D"):
+            return arg
+        if isinstance(getattr(arg, "channel", None), str):
+            return str(arg.channel)
+    return None
+
+
 def slack_call(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Map Slack failures to typed errors naming ``what`` we were doing."""
+    """Map Slack failures to typed errors naming ``what`` we were doing, and what to do about them."""
 
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
@@ -46,9 +59,11 @@ def slack_call(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
                 return fn(*args, **kwargs)
             except SlackApiError as exc:
                 error = str(exc.response.get("error", "unknown_error"))
-                if error in {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}:
+                if error == "ratelimited":
+                    raise RateLimited("Slack", what, retry_after(exc.response)) from None
+                if error in OUTAGES:
                     raise Unavailable("Slack", f"{what}: {error}") from None
-                raise OpsError(f"Slack refused to {what}: `{error}`.") from None
+                raise OpsError(refusal(what, error, _channel_of(args, kwargs), exc.response)) from None
             except (URLError, TimeoutError, ConnectionError, OSError) as exc:
                 raise Unavailable("Slack", f"{what}: {type(exc).__name__}") from None
 

@@ -77,3 +77,12 @@ class Unavailable(OpsError):
         super().__init__(f"{what} is unreachable right now; nothing was changed." + (f" ({detail})" if detail else ""))
         self.what = what
         self.detail = detail
+
+
+class RateLimited(Unavailable):
+    """Slack (or another API) answered 429: not down, but not now; ``retry_after`` in seconds when it said."""
+
+    def __init__(self, what: str, doing: str, retry_after: str | None = None) -> None:
+        when = f"in {retry_after} s" if retry_after else "in a minute"
+        OpsError.__init__(self, f"{what} is rate limiting opsbot right now; nothing was changed. Try again {when} ({doing}).")
+        self.what, self.detail, self.retry_after = what, f"{doing}: rate limited", retry_after
