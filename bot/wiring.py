@@ -164,6 +164,7 @@ def build_families(a: Adapters) -> Families:
             locks=a.locks,
             deploy_locks=deploy_locks,
             health=health,
+            state=a.state,
         )
     )
     events = a.events if a.events is not None else incidents.events

@@ -25,6 +25,7 @@ class IncidentAction(StrEnum):
     SNOOZE = "incident_snooze"
     ACK = "incident_ack"
     DECLARE_FROM_ALERT = "incident_declare_from_alert"  # the health alert's button (contract with health)
+    DECLARE_ANOTHER = "incident_declare_another"  # under "you declared INC-1 moments ago"
 
 
 class IncidentView(StrEnum):
@@ -88,6 +89,17 @@ def declare_from_alert(body: dict[str, Any], respond: Any, context: Any) -> None
         context,
         f"click.{IncidentAction.DECLARE_FROM_ALERT}",
         operations(context).incidents.declarations.open_form_from_alert,
+        "value",
+    )
+
+
+def declare_another(body: dict[str, Any], respond: Any, context: Any) -> None:
+    answer_click(
+        body,
+        respond,
+        context,
+        f"click.{IncidentAction.DECLARE_ANOTHER}",
+        operations(context).incidents.declarations.declare_again,
         "value",
     )
 
@@ -166,6 +178,7 @@ def register(app: App) -> None:
     button(app, IncidentAction.SNOOZE, snooze)
     button(app, IncidentAction.ACK, acknowledge)
     button(app, IncidentAction.DECLARE_FROM_ALERT, declare_from_alert)
+    button(app, IncidentAction.DECLARE_ANOTHER, declare_another)
     app.view(IncidentView.DECLARE)(ack=ack_declare_form, lazy=[handle_declare_submission])
     app.view(IncidentView.UPDATE)(ack=ack_update_form, lazy=[handle_update_submission])
     app.event("reaction_added")(ack=ack_now, lazy=[handle_reaction])

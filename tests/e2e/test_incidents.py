@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -404,3 +405,35 @@ def _alert(alert_id: str = "alert-1") -> Posted:
         "value": alert_id,
     }
     return Posted("C0ALERTS", "1700000000.000100", "api is failing", [{"type": "actions", "elements": [button]}])
+
+
+def test_the_same_declaration_sent_again_answers_with_the_first_incident_not_a_second(opsbot: Bot) -> None:
+    first = declare(opsbot, "P1 Checkout down")
+    again = opsbot.command("incident declare P1 checkout  DOWN", user="U0DEV")  # autocorrect and spacing aside
+    seen = again.seen()
+    assert re.search(r"You declared \*INC-\d+\* \(P1\) _Checkout down_ \d+ s ago, in", seen), seen
+    assert "Nothing new was declared." in seen and first.id in again.all_text()
+    assert len(opsbot.reads.incidents.open_incidents()) == 1  # type: ignore[union-attr]
+    assert len(opsbot.emulator.calls_to("conversations.create")) == 1
+
+    another = opsbot.click(again, "Declare another", "U0DEV")[-1]["text"]  # on purpose: a second incident
+    assert "Declared" in another and len(opsbot.reads.incidents.open_incidents()) == 2  # type: ignore[union-attr]
+    assert ("U0DEV", "command.incident_declare", "duplicate") in opsbot.audit_actions()
+    someone_else = opsbot.command("incident declare P1 Checkout down", user="U0DEV2").seen()
+    assert "Declared" in someone_else  # another person's declaration is theirs to make
+
+
+def test_a_slow_channel_creation_says_what_is_under_way_and_a_second_send_declares_nothing(opsbot: Bot) -> None:
+    opsbot.emulator.fail("conversations.create", "ratelimited", status=429, retry_after=3)  # Slack is slow
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(opsbot.command, "incident declare P1 Checkout down", "U0DEV", timeout=20)
+        told = opsbot.emulator.wait_for(
+            lambda: next((m for m in opsbot.emulator.messages if m.ephemeral_to == "U0DEV" and "Declaring" in m.seen()), None),
+            timeout=10,
+        )
+        assert re.search(r"⏳ Declaring \*INC-\d+\* _Checkout down_ — creating #inc-\d{8}-checkout-down\.", told.seen())
+        second = opsbot.command("incident declare P1 Checkout down", user="U0DEV").seen()  # impatient, 1-2 s later
+        assert "You declared" in second and "its channel is being created" in second
+        assert "Declared" in first.result().seen()
+    assert len(opsbot.reads.incidents.open_incidents()) == 1  # type: ignore[union-attr]
+    assert len([c for c in opsbot.emulator.calls_to("conversations.create") if c.status == 200]) == 1

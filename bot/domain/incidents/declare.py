@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import timedelta
+import logging
+import threading
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import OpsConfig
 from bot.domain.incidents.common import SLACK_SLOW, change, people, severity, still_waiting
 from bot.domain.incidents.deps import IncidentDeps
-from bot.domain.incidents.messages import Choice, Declaration, Declared, DeclareForm, Summary
+from bot.domain.incidents.messages import AlreadyDeclared, Choice, Declaration, Declared, DeclareForm, Declaring, Summary
 from bot.domain.incidents.model import ChannelRef, Incident, Kind, Status, TimelineEntry
 from bot.domain.incidents.naming import channel_name
 from bot.domain.incidents.ports import NameTaken
@@ -18,7 +20,7 @@ from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args
 from bot.domain.shared.errors import Conflict, NotFound, OpsError, UsageError
 from bot.domain.shared.messages import Notice
-from bot.domain.shared.policy import Actor
+from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
 
 USAGE = 'incident declare <severity> <title> [--service api] [--impact "…"] [--eta "…"]'
@@ -26,6 +28,12 @@ MAX_TITLE = 1000
 MAX_TEXT = 3000
 NAME_ATTEMPTS = 9
 DECLARED_KEY = "declared"  # the timeline entry that says a declaration's steps are recorded
+# The same person declaring the same title again within this window is an impatient second send (Slack was slow),
+# answered with the first incident and a "Declare another" button, not a second incident.
+DUPLICATE_WINDOW = timedelta(minutes=2)
+DECLARE_AGAIN_KIND = "incident-declare-again"
+PROGRESS_AFTER_SECONDS = 1.0  # creating the channel takes longer than this: say what is under way
+log = logging.getLogger("opsbot.incidents")
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,18 @@ class Declarations:
             impact=str(context.get("summary") or ""),
         )
 
-    def declare(self, actor: Actor, command: DeclareIncident) -> Reply:
+    def declare_again(self, actor: Actor, again_id: str) -> Reply:
+        """The "Declare another" button under a duplicate's answer: the declaration it stands for, on purpose."""
+        d = self._d
+        d.policy.require(actor, Role.VIEWER, "incident declare")
+        saved = d.state.get(DECLARE_AGAIN_KIND, again_id)
+        if saved is None or saved.get("user") != actor.user_id:
+            raise Conflict("That button has expired; run `/ops incident declare` again.")
+        fields = {k: v for k, v in saved.items() if k != "user"}
+        fields["services"] = tuple(fields.get("services") or ())
+        return self.declare(actor, DeclareIncident(**fields), again=True)
+
+    def declare(self, actor: Actor, command: DeclareIncident, *, again: bool = False) -> Reply:
         d = self._d
         severity_name, _ = severity(d, command.severity or "")
         if not command.title:
@@ -150,6 +169,11 @@ class Declarations:
         services = tuple(dict.fromkeys(catalog.service(d.config, name)[0] for name in command.services))
         now, user = d.clock.now(), actor.user_id
         with d.uow() as uow:  # step 1: the incident, without a channel yet
+            if not again and (earlier := _same_declaration(uow.incidents.open_incidents(), user, command.title, now)):
+                saved = {**asdict(command), "services": list(command.services), "user": user}
+                again_id = d.state.put(DECLARE_AGAIN_KIND, saved, int(DUPLICATE_WINDOW.total_seconds()) * 5)
+                seconds = int((now - earlier.declared_at).total_seconds())
+                return Reply(AlreadyDeclared(earlier, seconds, again_id), outcome="duplicate")
             incident = uow.incidents.create(
                 Incident(
                     0,
@@ -166,6 +190,7 @@ class Declarations:
                 )
             )
             uow.commit()
+        progress = self._progress_later(actor, incident)
         try:  # step 2: its channel (Slack's answer is needed for everything after), recorded at once
             incident = self._open_channel(incident)
         except Exception:
@@ -173,7 +198,28 @@ class Declarations:
                 uow.incidents.discard(incident.id)
                 uow.commit()
             raise
+        finally:
+            progress.cancel()
         return Reply(self.finish(actor, incident))
+
+    def _progress_later(self, actor: Actor, incident: Incident) -> threading.Timer:
+        """Unless Slack creates the channel within PROGRESS_AFTER_SECONDS, tell the declarer what is under way
+        (when Slack rate-limits channel creation the answer can take 10-20 s; a user who sees nothing sends again)."""
+        d = self._d
+        planned = channel_name(d.config.incidents.channel_prefix, incident.declared_at, incident.title, 1)
+
+        def tell() -> None:
+            if not actor.channel_id:
+                return
+            try:
+                d.conversations.tell(actor.channel_id, actor.user_id, Declaring(incident.ref, incident.title, planned))
+            except OpsError as exc:  # a progress note is a courtesy: the declaration goes on
+                log.warning("could not tell %s that %s is being declared: %s", actor.user_id, incident.ref, exc.message)
+
+        timer = threading.Timer(PROGRESS_AFTER_SECONDS, tell)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _open_channel(self, incident: Incident) -> Incident:
         channel = self._create_channel(incident)
@@ -265,3 +311,14 @@ class Declarations:
         except OpsError as exc:
             return [f"nobody could be invited ({exc.message})"]
         return [f"{user} could not be invited ({reason})" for user, reason in refused.items()]
+
+
+def _same_declaration(open_incidents: list[Incident], user: str, title: str, now: datetime) -> Incident | None:
+    """The newest open incident ``user`` declared with this title (case and spacing aside) within DUPLICATE_WINDOW."""
+    wanted = " ".join(title.lower().split())
+    matches = [
+        i
+        for i in open_incidents
+        if i.declared_by == user and " ".join(i.title.lower().split()) == wanted and now - i.declared_at < DUPLICATE_WINDOW
+    ]
+    return max(matches, key=lambda i: i.declared_at, default=None)

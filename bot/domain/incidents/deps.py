@@ -11,7 +11,7 @@ from bot.domain.incidents.ports import Conversations, IncidentsUnitOfWork
 from bot.domain.locks.ports import LockStore
 from bot.domain.locks.waiting import DeployLocks
 from bot.domain.shared.policy import Policy
-from bot.domain.shared.ports import Clock, GroupDirectory, Jobs, Notifier
+from bot.domain.shared.ports import Clock, EphemeralState, GroupDirectory, Jobs, Notifier
 
 
 @dataclass(frozen=True)
@@ -27,3 +27,4 @@ class IncidentDeps:
     locks: LockStore  # an incident freeze holds deploy locks
     deploy_locks: DeployLocks  # releasing one tells whoever waits for it
     health: HealthService  # a health alert's "Declare incident" button reads the alert
+    state: EphemeralState  # "Declare another": the declaration a button stands for, behind an opaque id

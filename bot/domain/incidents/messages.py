@@ -67,6 +67,26 @@ class Declared:
 
 
 @dataclass(frozen=True)
+class AlreadyDeclared:
+    """The same person declared the same incident moments ago (an impatient second send): not a second incident."""
+
+    template: ClassVar[str] = "incident/already_declared"
+    incident: Incident
+    seconds_ago: int
+    again_id: str  # the "Declare another" button's opaque id
+
+
+@dataclass(frozen=True)
+class Declaring:
+    """Told while Slack is slow to create the channel: what is under way."""
+
+    template: ClassVar[str] = "incident/declaring"
+    ref: str
+    title: str
+    channel_name: str
+
+
+@dataclass(frozen=True)
 class Note:
     """A short line in the incident channel: ``subject`` (a user) did ``text``."""
 
