@@ -166,7 +166,6 @@ def test_incident_commands_outside_an_incident_channel_say_where_to_run_them(ops
     "error,expected",
     [
         ("not_in_channel", "Slack refused to post a message (`not_in_channel`): invite @opsbot to"),
-        ("is_archived", "is archived: unarchive it, or point the ops config at another channel."),
     ],
 )
 def test_slacks_refusals_of_an_update_say_what_to_do(opsbot: Bot, error: str, expected: str) -> None:
@@ -437,3 +436,27 @@ def test_a_slow_channel_creation_says_what_is_under_way_and_a_second_send_declar
         assert "Declared" in first.result().seen()
     assert len(opsbot.reads.incidents.open_incidents()) == 1  # type: ignore[union-attr]
     assert len([c for c in opsbot.emulator.calls_to("conversations.create") if c.status == 200]) == 1
+
+
+def test_an_incident_whose_channel_was_archived_is_updated_and_resolved_by_id_from_anywhere(opsbot: Bot) -> None:
+    channel = declare(opsbot, 'P1 Checkout down --impact "checkouts fail"', user="U0DEV")
+    incident = opsbot.reads.incidents.by_channel(channel.id)  # type: ignore[union-attr]
+    opsbot.emulator.channels[channel.id].archived = True  # someone archived it while the incident is open
+
+    refused = opsbot.command(f"incident resolve {incident.ref} fixed", user="U0DEV2").seen()  # not its commander
+    assert "needs the *incident commander* role" in refused
+
+    update = opsbot.command(
+        f'incident update {incident.ref} identified "Bad config pushed" --impact "checkouts fail"', user="U0DEV"
+    ).seen()
+    assert "Traceback" not in update and "not an incident channel" not in update
+    relayed = [m.seen() for m in opsbot.emulator.in_channel("C0INCIDENTS")]
+    assert any(f"#{channel.name} is archived; {incident.ref}'s posts come here." in text for text in relayed)
+    assert any("Bad config pushed" in text for text in relayed)
+
+    resolved = opsbot.command(f"incident resolve {incident.ref} rolled back the config", user="U0ADMIN").seen()
+    assert "Traceback" not in resolved
+    after = opsbot.reads.incidents.get(incident.id)  # type: ignore[union-attr]
+    assert after.status.value == "resolved"
+    usage = opsbot.command("help incident update").seen()
+    assert "incident update [INC-n]" in usage

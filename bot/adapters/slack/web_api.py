@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.adapters.slack.refusals import OUTAGES, refusal, retry_after
-from bot.domain.shared.errors import OpsError, RateLimited, Unavailable
+from bot.domain.shared.errors import ChannelArchived, OpsError, RateLimited, Unavailable
 from bot.domain.shared.ports import Message, MessageRef
 from bot.render import Renderer
 
@@ -63,7 +63,10 @@ def slack_call(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
                     raise RateLimited("Slack", what, retry_after(exc.response)) from None
                 if error in OUTAGES:
                     raise Unavailable("Slack", f"{what}: {error}") from None
-                raise OpsError(refusal(what, error, _channel_of(args, kwargs), exc.response)) from None
+                channel = _channel_of(args, kwargs)
+                if error == "is_archived":
+                    raise ChannelArchived(refusal(what, error, channel, exc.response), channel) from None
+                raise OpsError(refusal(what, error, channel, exc.response)) from None
             except (URLError, TimeoutError, ConnectionError, OSError) as exc:
                 raise Unavailable("Slack", f"{what}: {type(exc).__name__}") from None
 

@@ -11,9 +11,10 @@ from bot.config import Severity
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Declaration, Summary
 from bot.domain.incidents.model import Incident, Kind, TimelineEntry
-from bot.domain.shared.errors import NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.shared.errors import ChannelArchived, NotFound, NotPermitted, OpsError, UsageError
+from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor, Role
-from bot.domain.shared.ports import Pending
+from bot.domain.shared.ports import Message, MessageRef, Pending
 
 log = logging.getLogger("opsbot.incidents")
 REF = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.I)
@@ -63,6 +64,33 @@ def here(d: IncidentDeps, actor: Actor) -> Incident:
         hint = " Open incidents: " + ", ".join(f"`{i.ref}` #{i.channel_name}" for i in open_ones[:5]) + "." if open_ones else ""
         raise UsageError(f"This is not an incident channel: run this in the incident's own channel.{hint}")
     return incident
+
+
+INCIDENT_REF = re.compile(r"^inc-\d{1,9}$", re.I)  # an incident named in a command typed anywhere: INC-12
+
+
+def target(d: IncidentDeps, actor: Actor, ref: str | None, action: str) -> Incident:
+    """The incident a command is about: the one named (``INC-12``), or the one whose channel it was typed in.
+
+    Named from outside its channel (its channel was archived, or someone runs it from #ops), only its commander or
+    an admin may act on it. Raises NotFound, NotPermitted, UsageError."""
+    if ref is None:
+        return here(d, actor)
+    incident = by_ref(d, ref)
+    if actor.channel_id != incident.channel_id:
+        require_commander(d, actor, incident, action)
+    return incident
+
+
+def post_in_channel(d: IncidentDeps, incident: Incident, message: Message) -> MessageRef:
+    """Post ``message`` in the incident's channel; when Slack says that channel is archived, in the incidents
+    channel instead, after a note saying why (the incident is still open: its posts must be seen somewhere)."""
+    try:
+        return d.notifier.post(incident.channel_id, message)
+    except ChannelArchived:
+        channel = d.config.channels.incidents
+        d.notifier.post(channel, Notice(f"#{incident.channel_name} is archived; {incident.ref}'s posts come here.", icon="📦"))
+        return d.notifier.post(channel, message)
 
 
 def by_ref(d: IncidentDeps, text: str) -> Incident:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from bot.domain.incidents.common import change, open_incidents, record
+from bot.domain.incidents.common import change, open_incidents, post_in_channel, record
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Note
 from bot.domain.incidents.model import FrozenLock, Incident, Kind
@@ -163,6 +163,6 @@ class IncidentFreezes:
         except OpsError as exc:
             log.error("could not add to the %s timeline: %s (%s)", incident.ref, timeline, exc.message)
         try:
-            self._d.notifier.post(incident.channel_id, message)
+            post_in_channel(self._d, incident, message)
         except OpsError as exc:
             log.error("could not post in the %s channel: %s (%s)", incident.ref, timeline, exc.message)

@@ -12,7 +12,17 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.incidents.common import cadence, change, get, log, people, record, require_open, require_participant
+from bot.domain.incidents.common import (
+    cadence,
+    change,
+    get,
+    log,
+    people,
+    post_in_channel,
+    record,
+    require_open,
+    require_participant,
+)
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Escalation, Note, Reminder
 from bot.domain.incidents.model import Incident, Kind
@@ -74,7 +84,7 @@ class Reminders:
         now = d.clock.now()
         due = datetime.fromisoformat(payload["due"]) if payload.get("due") else now
         reminder_id = f"{incident.id}.{seq}"
-        d.notifier.post(incident.channel_id, Reminder(incident, due, now, reminder_id, d.config.incidents.snooze_minutes))
+        post_in_channel(d, incident, Reminder(incident, due, now, reminder_id, d.config.incidents.snooze_minutes))
         record(d, actor, incident, Kind.REMINDER, f"update overdue since {due:%H:%M} UTC; commander reminded", by="opsbot")
 
     def snooze(self, actor: Actor, reminder_id: str) -> Reply:
@@ -154,5 +164,5 @@ class Reminders:
                 log.warning("could not invite escalation level %s to %s", level + 1, incident.channel_id)
             change(d, incident.id, lambda current: current.with_participants(*users))
         label = step.label or f"level {level + 1}"
-        d.notifier.post(incident.channel_id, Escalation(incident, level + 1, label, step.notify, d.clock.now()))
+        post_in_channel(d, incident, Escalation(incident, level + 1, label, step.notify, d.clock.now()))
         record(d, actor, incident, Kind.ESCALATION, f"escalated to {label}: " + ", ".join(step.notify), by="opsbot")

@@ -6,7 +6,18 @@ from dataclasses import dataclass, replace
 
 from bot.config.durations import format_duration
 from bot.domain.incidents import export
-from bot.domain.incidents.common import by_ref, change, here, record, refresh, require_commander, require_open, timeline
+from bot.domain.incidents.common import (
+    INCIDENT_REF,
+    by_ref,
+    change,
+    post_in_channel,
+    record,
+    refresh,
+    require_commander,
+    require_open,
+    target,
+    timeline,
+)
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.incidents.messages import Postmortem, StatusUpdate
@@ -18,13 +29,14 @@ from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
 
-USAGE = "incident resolve [summary]"
+USAGE = "incident resolve [INC-n] [summary]"
 POSTMORTEM_USAGE = "incident postmortem <id>"
 
 
 @dataclass(frozen=True)
 class ResolveIncident:
     summary: str = ""
+    incident: str | None = None  # INC-n: resolve it from any channel (its commander or an admin)
 
 
 @dataclass(frozen=True)
@@ -33,7 +45,9 @@ class ShowPostmortem:
 
 
 def parse(args: Args) -> ResolveIncident:
-    return ResolveIncident(" ".join(args.positional).strip())
+    words = list(args.positional)
+    ref = words.pop(0) if words and INCIDENT_REF.match(words[0]) else None
+    return ResolveIncident(" ".join(words).strip(), ref)
 
 
 def parse_postmortem(args: Args) -> ShowPostmortem:
@@ -50,7 +64,7 @@ class Resolutions:
         self._freezes = freezes
 
     def run(self, command: ResolveIncident, actor: Actor) -> Reply:
-        return self.resolve(actor, here(self._d, actor), command.summary)
+        return self.resolve(actor, target(self._d, actor, command.incident, "incident resolve"), command.summary)
 
     def resolve(self, actor: Actor, incident: Incident, summary: str) -> Reply:
         """Claim the resolution first (a second resolve gets a clear answer), then tell everyone and clean up."""
@@ -89,7 +103,7 @@ class Resolutions:
             duration=duration,
         )
         try:
-            d.notifier.post(incident.channel_id, final)
+            post_in_channel(d, incident, final)
         except OpsError as exc:
             warnings.append(f"the final update could not be posted ({exc.message})")
         record(
@@ -102,7 +116,7 @@ class Resolutions:
             uow.outbox.unpin(incident.status_key, origin=incident.origin)
             uow.commit()
         try:
-            d.notifier.post(incident.channel_id, Postmortem(incident, draft))
+            post_in_channel(d, incident, Postmortem(incident, draft))
         except OpsError as exc:
             warnings.append(f"the post-mortem draft could not be posted ({exc.message})")
         text = (

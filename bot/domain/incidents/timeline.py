@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.domain.incidents import export
-from bot.domain.incidents.common import by_ref, get, here, open_incidents, record, timeline
+from bot.domain.incidents.common import by_ref, get, here, open_incidents, post_in_channel, record, timeline
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Export, ServicePosted, Timeline
 from bot.domain.incidents.model import Kind
@@ -125,4 +125,4 @@ class IncidentEventListener:
             key=f"event:{digest}",
             at=event.at,
         ):
-            self._d.notifier.post(incident.channel_id, ServicePosted(event))
+            post_in_channel(self._d, incident, ServicePosted(event))

@@ -7,7 +7,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.config.durations import format_duration, parse_duration
-from bot.domain.incidents.common import cadence, change, get, here, record, refresh, require_open, require_participant
+from bot.domain.incidents.common import (
+    INCIDENT_REF,
+    cadence,
+    change,
+    get,
+    post_in_channel,
+    record,
+    refresh,
+    require_open,
+    require_participant,
+    target,
+)
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Choice, StatusUpdate, UpdateForm
 from bot.domain.incidents.model import Incident, Kind, Status
@@ -19,7 +30,7 @@ from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
 
-USAGE = 'incident update <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m]'
+USAGE = 'incident update [INC-n] <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m]'
 CLOCK_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 MAX_NEXT = timedelta(days=2)
 MAX_TEXT = 3000
@@ -35,11 +46,15 @@ class PostUpdate:
     impact: str | None = None
     what_happened: str = ""
     next_update: str | None = None
+    incident: str | None = None  # INC-n: update it from any channel (its commander or an admin)
 
 
 def parse(args: Args) -> PostUpdate:
-    if not args.positional and not args.options:
-        return PostUpdate()
+    words = list(args.positional)
+    ref = words.pop(0) if words and INCIDENT_REF.match(words[0]) else None
+    if not words and not args.options:
+        return PostUpdate(incident=ref)
+    args = Args(tuple(words), args.options, args.flags)
     statuses = [s.value for s in Status]
     status = args.positional[0].lower() if args.positional else ""
     if status not in statuses:
@@ -47,7 +62,7 @@ def parse(args: Args) -> PostUpdate:
     text = " ".join(args.positional[1:]).strip()
     if not text and status != Status.RESOLVED:
         raise UsageError("Say what the current status is after the status word.", f"/ops {USAGE}")
-    return PostUpdate(status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"))
+    return PostUpdate(status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"), ref)
 
 
 def parse_next(text: str, now: datetime) -> datetime:
@@ -103,9 +118,10 @@ class Updates:
 
     def run(self, command: PostUpdate, actor: Actor) -> Reply:
         d = self._d
-        incident = here(d, actor)
+        incident = target(d, actor, command.incident, "incident update")
         require_open(incident)
-        require_participant(d, actor, incident, "incident update")
+        if actor.channel_id == incident.channel_id:  # named from elsewhere, `target` required its commander or an admin
+            require_participant(d, actor, incident, "incident update")
         if command.status is None:
             return self.open_form(actor, incident)
         if command.status == Status.RESOLVED:
@@ -187,7 +203,7 @@ class Updates:
         d = self._d
         now, user = d.clock.now(), actor.user_id
         message = StatusUpdate(incident, status, impact, incident.declared_at, now, what_happened, current, promised, user)
-        d.notifier.post(incident.channel_id, message)
+        post_in_channel(d, incident, message)
 
         def apply(latest: Incident) -> Incident:
             require_open(latest)  # resolved while this update was being posted

@@ -86,3 +86,12 @@ class RateLimited(Unavailable):
         when = f"in {retry_after} s" if retry_after else "in a minute"
         OpsError.__init__(self, f"{what} is rate limiting opsbot right now; nothing was changed. Try again {when} ({doing}).")
         self.what, self.detail, self.retry_after = what, f"{doing}: rate limited", retry_after
+
+
+class ChannelArchived(OpsError):
+    """Slack refused a post because ``channel`` is archived (``is_archived``); a caller with somewhere else to say
+    it (an incident's posts go to the incidents channel) catches this one."""
+
+    def __init__(self, message: str, channel: str | None) -> None:
+        super().__init__(message)
+        self.channel = channel
