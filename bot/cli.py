@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from bot.config import ConfigError, OpsConfig, load_config
 from bot.domain.shared.errors import OpsError
+from bot.domain.shared.text import plural
 from bot.settings import MissingSetting, Settings
 
 EXAMPLE_CONFIG = "opsbot.example.yml"
@@ -56,7 +57,7 @@ def _ready_database(settings: Settings, *, migrate: bool) -> None:
             upgrade(settings.database_url)
         elif pending := pending_migrations(engine):
             raise NotMigrated(
-                f"the database at {_safe_url(settings.database_url)} is not migrated ({len(pending)} migration(s) to apply: "
+                f"the database at {_safe_url(settings.database_url)} is not migrated ({plural(len(pending), 'migration')} to apply: "
                 f"{', '.join(sorted(pending)[:3])}{' …' if len(pending) > 3 else ''}); run `opsbot db upgrade` first"
             )
     finally:
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"opsbot: {exc}", file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"opsbot: the ops config {exc.source} has {len(exc.errors)} error(s):", file=sys.stderr)
+        print(f"opsbot: the ops config {exc.source} has {plural(len(exc.errors), 'error')}:", file=sys.stderr)
         for error in exc.errors:
             print(f"  {error}", file=sys.stderr)
         return 1

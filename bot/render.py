@@ -20,6 +20,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from bot.config.durations import format_duration
 from bot.domain.shared.ports import Message
+from bot.domain.shared.text import plural
 from bot.slack_limits import fit_message, fit_view
 
 USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -152,6 +153,7 @@ class Renderer:
             ago=ago,
             until=until,
             seconds=seconds,
+            plural=plural,
         )
 
     def render_template(self, name: str, context: dict[str, Any]) -> dict[str, Any]:

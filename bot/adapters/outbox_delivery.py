@@ -29,6 +29,7 @@ from slack_sdk.errors import SlackApiError
 from bot.adapters.sql.outbox import FAILED, PENDING, SUPERSEDED, Effect, OutboxTable
 from bot.domain.shared.errors import OpsError, Unavailable
 from bot.domain.shared.ports import AuditEntry, AuditLog, Clock, Jobs, Pending
+from bot.domain.shared.text import plural
 
 log = logging.getLogger("opsbot.outbox")
 METADATA_TYPE = "opsbot_message"
@@ -140,7 +141,8 @@ class OutboxDelivery:
         now = self._clock.now()
         if now >= effect.deadline_at:
             self._give_up(
-                effect, f"not delivered by its deadline after {effect.attempts} attempt(s): {effect.last_error or 'no answer'}"
+                effect,
+                f"not delivered by its deadline after {plural(effect.attempts, 'attempt')}: {effect.last_error or 'no answer'}",
             )
             return
         try:

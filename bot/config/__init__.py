@@ -97,7 +97,7 @@ class ConfigError(Exception):
     """The config cannot be used; ``errors`` holds one line per problem, each starting with its path."""
 
     def __init__(self, source: str, errors: list[str]) -> None:
-        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(errors))
+        super().__init__(f"{source}: {len(errors)} error{'' if len(errors) == 1 else 's'}\n" + "\n".join(errors))
         self.source = source
         self.errors = errors
 

@@ -52,7 +52,7 @@ def approval_for(app: Bot, title: str) -> Posted:
 
 def test_production_deploy_needs_two_other_approvers_then_runs_verifies_and_announces(app: Bot, state_dir: Path) -> None:
     reply = app.command('deploy v1.2.3 api to production --reason "release 42"', user="U0APPROVER1")
-    assert "waiting for 2 approval(s)" in reply.seen() and reply.ephemeral_to == "U0APPROVER1"
+    assert "waiting for 2 approvals" in reply.seen() and reply.ephemeral_to == "U0APPROVER1"
     request = approval_for(app, "Deploy v1.2.3 of api to production")
     assert "release 42" in request.seen() and "0 of 2" in request.seen() and "deploy/api/production" in request.seen()
 
@@ -131,7 +131,7 @@ def test_someone_without_the_deployer_role_is_refused(app: Bot) -> None:
 def test_dry_run_says_who_approves_which_lock_and_what_would_run_and_changes_nothing(app: Bot, state_dir: Path) -> None:
     reply = app.command("deploy v1.2.3 to production --dry-run").seen()
     assert "Dry run: Deploy v1.2.3 of api to production" in reply
-    assert "2 distinct approver(s)" in reply and "@S0SRE" in reply and "@U0APPROVER3" in reply
+    assert "2 distinct approvers" in reply and "@S0SRE" in reply and "@U0APPROVER3" in reply
     assert "deploy/api/production: free" in reply
     assert f"fake_deploy.py {state_dir} api production v1.2.3" in reply
     assert "Nothing was changed" in reply
@@ -190,7 +190,7 @@ def test_two_concurrent_deploys_of_the_same_target_one_wins(app: Bot) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         replies = list(pool.map(lambda user: app.command("deploy v1.2.3 to production", user=user), ["U0DEV", "U0DEV2"]))
     texts = [r.seen() for r in replies]
-    assert sum("waiting for 2 approval(s)" in t for t in texts) == 1
+    assert sum("waiting for 2 approvals" in t for t in texts) == 1
     loser = next(t for t in texts if "was refused" in t)
     assert "held by @U0DEV" in loser or "held by @U0DEV2" in loser
     assert len(app.services.adapters.locks.held()) == 1
@@ -219,6 +219,6 @@ class TestWebhookProvider:
         receiver.script = [("before", 500)] * 3
         app.command("deploy 1a2b3c4 web to staging")
         failed = posted(app, "❌ Deployment of 1a2b3c4 to staging failed")
-        assert "webhook answered HTTP 500 after 3 attempt(s)" in failed.seen()
+        assert "webhook answered HTTP 500 after 3 attempts" in failed.seen()
         assert len(receiver.attempts) == 3 and receiver.done == {}
         assert "No locks are held" in app.command("locks").seen()

@@ -74,7 +74,7 @@ def test_redis_gone_right_after_the_lock_is_taken_still_posts_one_live_request_t
     mocker.patch.object(RedisLockStore, "acquire", acquire_then_redis_goes)
     reply = stage.bot.command("deploy v1.2.3 to production", user="U0DEV").seen()
     mocker.stopall()
-    assert "nothing was changed" not in reply and "waiting for 2 approval(s)" in reply
+    assert "nothing was changed" not in reply and "waiting for 2 approvals" in reply
     request = approval_request(stage)
     eventually(lambda: not stage.redis_proxy.is_cut, timeout=10)
     stage.bot.click(request, "Approve", "U0APPROVER1")

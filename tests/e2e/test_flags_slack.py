@@ -91,7 +91,7 @@ def test_undo_on_the_alert_needs_two_approvers_in_production_then_lifts_the_kill
     refused = sql_bot.click(loud, "Undo", "U0VIEWER")
     assert "needs the *deployer* role" in refused[-1]["text"]
     answer = sql_bot.click(loud, "Undo", "U0DEV2")
-    assert "needs 2 approval(s)" in answer[-1]["text"]
+    assert "needs 2 approvals" in answer[-1]["text"]
     assert flag_row(app_db_url, "checkout.new-flow") == (True, True, 30)
     request = request_in(sql_bot, "C0ALERTS", "Unkill checkout.new-flow in production")
     sql_bot.click(request, "Approve", "U0APPROVER1")

@@ -55,7 +55,7 @@ def test_an_ad_hoc_freeze_refuses_deploys_and_unfreeze_lifts_it(app: Bot) -> Non
     assert "production until 2026-11-23 16:00 UTC: black friday (set by @U0APPROVER1)" in refused
     assert "black friday" in app.command("freezes", user="U0VIEWER").seen()
     app.command("unfreeze production", user="U0APPROVER2")
-    assert "waiting for 2 approval(s)" in app.command("deploy v1.2.3 to production").seen()
+    assert "waiting for 2 approvals" in app.command("deploy v1.2.3 to production").seen()
     actions = [(a, o) for _, a, o in app.audit_actions()]
     assert ("freeze.set", "ok") in actions and ("freeze.lifted", "ok") in actions
 

@@ -124,7 +124,7 @@ def test_a_fleet_of_150_services_fits_one_message_with_the_failing_ones_in_full(
     assert "5 failing, 0 degraded, 145 healthy" in seen
     for i in (0, 30, 60, 90, 120):
         assert f"❌ *svc-{i:03d} · production*" in reply.all_text()
-    assert "✅ 145 more healthy: svc-001/production, svc-002/production" in seen
+    assert "✅ 145 more targets healthy: svc-001/production, svc-002/production" in seen
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def test_failed_verification_offers_a_rollback_button_that_goes_back_to_the_last
 
     services_double.unhealthy.clear()
     reply = app.click(failed, "Rollback", "U0DEV2")
-    assert "Roll back api to v1.2.2 in production" in reply[-1]["text"] and "waiting for 1 approval(s)" in reply[-1]["text"]
+    assert "Roll back api to v1.2.2 in production" in reply[-1]["text"] and "waiting for 1 approval" in reply[-1]["text"]
     request = approval_for(app, "Roll back api to v1.2.2 in production")
     assert "v1.2.3 failed in production" in request.seen()
     app.click(request, "Approve", "U0APPROVER1")
@@ -124,7 +124,7 @@ class TestLockAfterRollback:
         refused = app.command("deploy v1.2.4 to production", user="U0DEV2").seen()
         assert "locked after the rollback to v1.2.2" in refused
         app.command('unlock api production --reason "fixed"', user="U0ADMIN")
-        assert "waiting for 2 approval(s)" in app.command("deploy v1.2.4 to production", user="U0DEV2").seen()
+        assert "waiting for 2 approvals" in app.command("deploy v1.2.4 to production", user="U0DEV2").seen()
 
 
 def test_a_rollback_click_naming_a_deploy_that_did_not_fail_is_refused(app: Bot, services_double: ServiceDouble) -> None:

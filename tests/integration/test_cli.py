@@ -154,7 +154,7 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         },
     )
     assert result.returncode == 2 and "run `opsbot db upgrade` first" in result.stderr
-    assert re.search(r"is not migrated \(\d+ migration\(s\) to apply: 0001_audit_log", result.stderr)
+    assert re.search(r"is not migrated \(\d+ migrations? to apply: 0001_audit_log", result.stderr)
     assert "is not set" not in result.stderr
 
 

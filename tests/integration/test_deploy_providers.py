@@ -142,7 +142,7 @@ def test_a_retry_after_a_lost_response_never_deploys_twice(receiver: WebhookRece
 def test_webhook_gives_up_after_its_retries(receiver: WebhookReceiver) -> None:
     receiver.script = [("before", 500)] * 5
     result = webhook(receiver.base_url, retries=2).deploy(ORDER, StopSignal())
-    assert not result.ok and result.summary == "webhook answered HTTP 500 after 3 attempt(s)" and receiver.done == {}
+    assert not result.ok and result.summary == "webhook answered HTTP 500 after 3 attempts" and receiver.done == {}
 
 
 def test_webhook_4xx_is_not_retried(receiver: WebhookReceiver) -> None:
@@ -153,7 +153,7 @@ def test_webhook_4xx_is_not_retried(receiver: WebhookReceiver) -> None:
 
 def test_webhook_connection_refused_is_retried_then_fails() -> None:
     result = webhook("http://127.0.0.1:1/deploy", retries=1).deploy(ORDER, StopSignal())
-    assert not result.ok and result.summary == "webhook connection failed (ConnectError) after 2 attempt(s)"
+    assert not result.ok and result.summary == "webhook connection failed (ConnectError) after 2 attempts"
 
 
 def test_webhook_without_its_secret_does_not_send_anything(receiver: WebhookReceiver) -> None:

@@ -40,7 +40,7 @@ def test_deploy_parses_version_service_environment_and_flags() -> None:
     "text, message",
     [
         ("", "Name the version to deploy."),
-        ("v1 api extra to production", "Unexpected argument(s): `extra`."),
+        ("v1 api extra to production", "Unexpected argument: `extra`."),
         ("v1 to production api", "`to` takes one word and comes last."),
         ("v1 to production --hotfix", "A hotfix needs a reason"),
     ],
@@ -102,7 +102,7 @@ def test_verification_checks_across_the_whole_watch_window() -> None:
     clock, health = FrozenClock(), ScriptedHealth(report())
     verdict = verification.watch(watch_config(), clock, health, "api", "production", "v1.2.3", sleep=advancing(clock))
     assert verdict.ok and verdict.checks == 4 and health.calls == 4
-    assert verdict.summary == "4 check(s) over 1m passed, reporting v1.2.3"
+    assert verdict.summary == "4 checks over 1m passed, reporting v1.2.3"
 
 
 def test_verification_fails_on_the_first_failed_check_with_its_reason() -> None:

@@ -311,7 +311,7 @@ def test_list_and_show_give_state_per_environment_and_last_change(services: Flag
     assert states["production"].killed and not states["staging"].killed
     detail = run(services, "flag show search").message
     assert [e.environment for e in detail.environments] == ["staging", "production"]  # type: ignore[attr-defined]
-    assert "unkill needs 2 approval(s)" in detail.environments[1].rules  # type: ignore[attr-defined]
+    assert "unkill needs 2 approvals" in detail.environments[1].rules  # type: ignore[attr-defined]
 
 
 def test_flags_not_configured_say_how_to_configure_them() -> None:

@@ -18,6 +18,7 @@ import httpx
 
 from bot.config import WebhookProvider
 from bot.domain.deploys.model import DeployOrder, ProviderResult, StopSignal
+from bot.domain.shared.text import plural
 
 BODY_TAIL_CHARS = 1000
 MAX_BACKOFF_SECONDS = 60.0
@@ -81,7 +82,7 @@ class WebhookDeploy:
                 last = outcome
                 if attempt + 1 < attempts:
                     self._sleep(min(self._spec.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
-        return ProviderResult(False, f"webhook {last} after {attempts} attempt(s)")
+        return ProviderResult(False, f"webhook {last} after {plural(attempts, 'attempt')}")
 
     def _post(self, client: httpx.Client, order: DeployOrder, body: bytes, secret: str) -> ProviderResult | str:
         """A final result, or the reason this attempt may be retried."""

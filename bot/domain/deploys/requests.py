@@ -25,6 +25,7 @@ from bot.domain.shared.commands import Args, expect
 from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, UsageError
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Pending, Reply
+from bot.domain.shared.text import word_for
 
 USAGE = 'deploy <version> [service] [to <env>] [--reason "…"] [--hotfix] [--dry-run]'
 CANCEL_USAGE = "cancel <deploy id>"
@@ -70,7 +71,7 @@ def parse(args: Args) -> StartDeploy:
     if not words:
         raise UsageError("Name the version to deploy.", f"/ops {USAGE}")
     if len(words) > 2:
-        raise UsageError(f"Unexpected argument(s): `{' '.join(words[2:])[:80]}`.", f"/ops {USAGE}")
+        raise UsageError(f"Unexpected {word_for(len(words) - 2, 'argument')}: `{' '.join(words[2:])[:80]}`.", f"/ops {USAGE}")
     reason = args.options.get("reason", "").strip()
     hotfix = "hotfix" in args.flags
     if hotfix and not reason:

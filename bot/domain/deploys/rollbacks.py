@@ -17,6 +17,7 @@ from bot.domain.shared.commands import Args
 from bot.domain.shared.errors import Conflict, NotFound, Refused, UsageError
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
+from bot.domain.shared.text import word_for
 
 USAGE = 'rollback <service> [env] [to <version>] --reason "…"'
 
@@ -34,7 +35,7 @@ def parse(args: Args) -> StartRollback:
     if not words:
         raise UsageError("Name the service to roll back.", f"/ops {USAGE}")
     if len(words) > 2:
-        raise UsageError(f"Unexpected argument(s): `{' '.join(words[2:])[:80]}`.", f"/ops {USAGE}")
+        raise UsageError(f"Unexpected {word_for(len(words) - 2, 'argument')}: `{' '.join(words[2:])[:80]}`.", f"/ops {USAGE}")
     reason = args.options.get("reason", "").strip()
     if not reason:
         raise UsageError('Say why with `--reason "…"`: it goes into the announcement.', f"/ops {USAGE}")

@@ -19,6 +19,7 @@ from bot.domain.health.model import HealthReport
 from bot.domain.health.ports import HealthProbe
 from bot.domain.shared.errors import OpsError
 from bot.domain.shared.ports import Clock
+from bot.domain.shared.text import plural
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,9 @@ def watch(
         sleep(min(settings.check_every_seconds, remaining))
         why = stopped()
         if why:
-            return Verdict(False, f"verification was stopped after {done} check(s): {why}", done)
+            return Verdict(False, f"verification was stopped after {plural(done, 'check')}: {why}", done)
     window = format_duration(timedelta(seconds=settings.watch_seconds))
-    summary = f"{done} check(s) over {window} passed" + (f", reporting {version}" if expects_version else "")
+    summary = f"{plural(done, 'check')} over {window} passed" + (f", reporting {version}" if expects_version else "")
     if degraded:
         summary += f" (slow: {', '.join(sorted(degraded))})"
     return Verdict(True, summary, done)

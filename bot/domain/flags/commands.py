@@ -32,6 +32,7 @@ from bot.domain.shared.errors import Conflict, NotFound, UsageError
 from bot.domain.shared.family import Family
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
+from bot.domain.shared.text import plural
 
 FLAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,99}$")
 PERCENT = re.compile(r"^(\d{1,3})%?$")
@@ -250,7 +251,7 @@ class FlagCommands:
     def _rules(self, env: str) -> str:
         config = self._d.config
         flags, approvals = config.flags, approvals_for(config, env)
-        parts = [f"unkill needs {approvals} approval(s)" if approvals else "unkill needs no approval"]
+        parts = [f"unkill needs {plural(approvals, 'approval')}" if approvals else "unkill needs no approval"]
         parts.append(f"raising exposure by more than {flags.rollout_max_step} points needs approval")
         if env in flags.rollout_ceiling:
             parts.append(f"above {flags.rollout_ceiling[env]}% needs approval")
@@ -288,7 +289,7 @@ class FlagCommands:
                 raise NoChange(before, last, "it is not killed")
             after = before.with_(killed=False)
             if required:
-                raise NeedsApproval(before, after, [f"lifting a kill in {env} takes {required} approver(s)"], required)
+                raise NeedsApproval(before, after, [f"lifting a kill in {env} takes {plural(required, 'approver')}"], required)
             return after
 
         return self._actions.perform(actor, name=command.name, env=env, action="unkill", decide=decide, reason=command.reason)

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from bot.domain.shared.errors import UsageError
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
+from bot.domain.shared.text import word_for
 
 MAX_TEXT_CHARS = 4000
 DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"'})
@@ -139,11 +140,11 @@ def expect(args: Args, spec_usage: str, *, required: int, optional: int = 0) -> 
         raise UsageError("Missing arguments.", f"/ops {spec_usage}")
     if count > required + optional:
         extra = " ".join(args.positional[required + optional :])
-        raise UsageError(f"Unexpected argument(s): `{extra[:80]}`.", f"/ops {spec_usage}")
+        raise UsageError(f"Unexpected {word_for(len(extra.split()), 'argument')}: `{extra[:80]}`.", f"/ops {spec_usage}")
     return args.positional
 
 
 def no_args(args: Args) -> None:
     """A parser for subcommands that take nothing."""
     if args.positional:
-        raise UsageError(f"Unexpected argument(s): `{' '.join(args.positional)[:80]}`.")
+        raise UsageError(f"Unexpected {word_for(len(args.positional), 'argument')}: `{' '.join(args.positional)[:80]}`.")
