@@ -19,7 +19,20 @@ log = logging.getLogger("opsbot.incidents")
 REF = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.I)
 
 
+MAX_ID = 2**31 - 1  # the id column is a 32-bit integer (PostgreSQL refuses larger ones with an error)
+
+
+def number(text: str) -> int | None:
+    """``"12"`` → 12: ASCII digits naming a possible incident id; anything else (``²``, ``-1``, 10¹² …) → None."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
 def get(d: IncidentDeps, incident_id: int) -> Incident | None:
+    if not 0 < incident_id <= MAX_ID:
+        return None
     with d.uow() as uow:
         return uow.incidents.get(incident_id)
 

@@ -47,7 +47,7 @@ def parse(args: Args) -> DeclareIncident:
     services = tuple(part.strip() for part in args.options.get("service", "").split(",") if part.strip())
     return DeclareIncident(
         args.positional[0],
-        " ".join(args.positional[1:]).strip(),
+        args.text(1),
         services,
         args.options.get("impact", "").strip(),
         args.options.get("eta", "").strip(),

@@ -33,7 +33,7 @@ class ShowPostmortem:
 
 
 def parse(args: Args) -> ResolveIncident:
-    return ResolveIncident(" ".join(args.positional).strip())
+    return ResolveIncident(args.text())
 
 
 def parse_postmortem(args: Args) -> ShowPostmortem:

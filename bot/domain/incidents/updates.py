@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.config.durations import format_duration, parse_duration
-from bot.domain.incidents.common import cadence, change, get, here, record, refresh, require_open, require_participant
+from bot.domain.incidents.common import cadence, change, get, here, number, record, refresh, require_open, require_participant
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Choice, StatusUpdate, UpdateForm
 from bot.domain.incidents.model import Incident, Kind, Status
@@ -44,7 +44,7 @@ def parse(args: Args) -> PostUpdate:
     status = args.positional[0].lower() if args.positional else ""
     if status not in statuses:
         raise UsageError(f"Start with the status: one of {', '.join(f'`{s}`' for s in statuses)}.", f"/ops {USAGE}")
-    text = " ".join(args.positional[1:]).strip()
+    text = args.text(1)
     if not text and status != Status.RESOLVED:
         raise UsageError("Say what the current status is after the status word.", f"/ops {USAGE}")
     return PostUpdate(status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"))
@@ -120,7 +120,7 @@ class Updates:
             try:
                 promised = parse_next(command.next_update, now)
             except ValueError as exc:
-                raise UsageError(str(exc) + ".", f"/ops {USAGE}") from None
+                raise UsageError(f"`--next`: {exc}.", f"/ops {USAGE}") from None
         else:
             every = cadence(d, incident)
             if every is None:
@@ -145,7 +145,7 @@ class Updates:
 
     def open_form_for(self, actor: Actor, incident_id: str) -> Reply:
         """The reminder's "Post update" button (it carried only the incident id)."""
-        incident = get(self._d, int(incident_id)) if incident_id.isdigit() else None
+        incident = get(self._d, found) if (found := number(incident_id)) else None
         if incident is None:
             raise NotFound("incident", incident_id[:20])
         require_open(incident)
@@ -154,7 +154,7 @@ class Updates:
 
     def channel_of(self, incident_id: str) -> str | None:
         """The channel of the incident a submitted update form names (a form has no channel of its own)."""
-        incident = get(self._d, int(incident_id)) if incident_id.isdigit() else None
+        incident = get(self._d, found) if (found := number(incident_id)) else None
         return incident.channel_id if incident else None
 
     def submit_form(self, actor: Actor, incident_id: int, values: dict[str, str]) -> Reply:

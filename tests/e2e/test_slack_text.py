@@ -1,0 +1,93 @@
+"""`/ops` text as Slack sends it (``should_escape``: typed ``&<>`` escaped, markup for links, people and channels;
+autocorrected quotes and dashes), through the real app: what the user sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from bot.console.slack_emulator import SlackEmulator
+from tests.flagkit import create_flag_table, flag_row
+from tests.support import Bot, make_config
+
+
+@pytest.fixture
+def flag_bot(emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path) -> Bot:
+    urls = {env: f"sqlite:///{tmp_path / f'{env}-app.db'}" for env in ("staging", "production")}
+    for url in urls.values():
+        create_flag_table(url, {"checkout.new-flow": (True, False, 100), "x.io": (True, False, 100)})
+    flags = {
+        "default_environment": "production",
+        "services": {"checkout.*": "api", "x.*": "api"},
+        "provider": {"type": "sql", "databases": {env: {"url": url} for env, url in urls.items()}},
+    }
+    config = make_config(flags=flags)
+    bot = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config)
+    bot.flag_urls = urls  # type: ignore[attr-defined]
+    return bot
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "\u2018500s after deploy\u2019",
+        "\u201a500s after deploy\u2018",
+        "\u201b500s after deploy\u2019",
+        "\u201c500s after deploy\u201d",
+    ],
+)
+def test_a_kill_with_autocorrected_quotes_is_a_kill(flag_bot: Bot, reason: str) -> None:
+    reply = flag_bot.command(f"flag kill checkout.new-flow --reason {reason}", user="U0DEV")
+    assert "Unexpected argument" not in reply.seen()
+    assert "killed checkout.new-flow in production" in reply.seen() and "500s after deploy" in reply.seen()
+    assert flag_row(flag_bot.flag_urls["production"], "checkout.new-flow") == (True, True, 100)  # type: ignore[attr-defined,index]
+
+
+@pytest.mark.parametrize("dash", ["\u2014", "\u2013"])
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019"])
+def test_an_autocorrected_dash_and_an_apostrophe_in_the_reason_are_read_as_typed(
+    flag_bot: Bot, dash: str, apostrophe: str
+) -> None:
+    reply = flag_bot.command(f"flag kill checkout.new-flow {dash}reason it{apostrophe}s the cache", user="U0DEV")
+    assert "no closing quotation" not in reply.seen()
+    assert f"it{apostrophe}s the cache" in reply.seen() and "killed *checkout.new-flow*" in reply.seen()
+
+
+def test_a_flag_named_like_a_domain_is_unwrapped_from_slacks_link(flag_bot: Bot) -> None:
+    reply = flag_bot.command("flag show <http://x.io|x.io>", user="U0DEV")
+    assert "not a flag name" not in reply.seen()
+    assert "x.io" in reply.seen() and "production" in reply.seen()
+
+
+def test_a_service_and_environment_wrapped_in_links_are_read_as_names(opsbot: Bot) -> None:
+    reply = opsbot.command("lock <http://api|api> <mailto:staging|staging> --reason x", user="U0DEV")
+    assert "deploy/api/staging" in reply.seen() and "locked" in reply.seen()
+
+
+def test_a_nul_byte_in_a_reason_is_a_usage_error_naming_it(opsbot: Bot) -> None:
+    reply = opsbot.command("lock api staging --reason 'cache\x00flush'", user="U0DEV")
+    assert "`--reason` contains a control character (U+0000); remove it." in reply.seen()
+    assert "Something went wrong" not in reply.seen()
+
+
+def test_an_absurd_lock_duration_is_a_usage_error_naming_the_limit(opsbot: Bot) -> None:
+    reply = opsbot.command("lock api staging for=999999999999d --reason x", user="U0DEV")
+    assert "`for=`: `999999999999d` is longer than the maximum of" in reply.seen()
+    assert "Something went wrong" not in reply.seen()
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("freeze staging 99999999999999w --reason x", "`<duration>`: `99999999999999w` is longer than the maximum of"),
+        ("audit since=99999999999999999d", "`since=`: `99999999999999999d` is longer than the maximum of 366d"),
+        ("incident postmortem 99999999999999", "Unknown incident `99999999999999`"),
+        ("cancel 99999999999999999999", "99999999999999999999"),
+        ("flag rollout checkout.new-flow 99999999999999999", "is not a percentage"),
+    ],
+)
+def test_absurd_numbers_are_usage_errors_naming_the_argument(opsbot: Bot, text: str, expected: str) -> None:
+    reply = opsbot.command(text, user="U0ADMIN")
+    assert expected in reply.seen() and "Something went wrong" not in reply.seen()
