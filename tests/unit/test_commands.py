@@ -237,3 +237,7 @@ def test_absurd_durations_are_refused_naming_the_argument_and_the_limit(text: st
 def test_a_duration_without_a_maximum_is_bounded_all_the_same() -> None:
     with pytest.raises(ValueError, match="longer than the maximum of 3650d"):
         parse_duration("999999999w")
+
+
+def test_a_quote_closes_only_with_a_quote_of_its_own_kind() -> None:
+    assert tokenize('x "Café «checkout» 500s" „Zitat hier“ «d e»') == ["x", "Café «checkout» 500s", "Zitat hier", "d e"]

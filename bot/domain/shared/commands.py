@@ -13,10 +13,12 @@ from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import PeopleDirectory, Reply
 
 MAX_TEXT_CHARS = 4000
-# Typographic quotes that phones and macOS substitute for typed ones, by the ASCII quote they stand for.
+# Quotes that open a group, each with the quotes that may close it: ASCII ones, and the typographic ones that phones
+# and macOS substitute for them (“…”, „…“, ‘…’, ‚…‘, ‛…’), or type in other locales (« … »).
 QUOTES = {
-    '"': '"', "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
-    "'": "'", "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
+    '"': '"\u201c\u201d', "\u201c": '"\u201c\u201d', "\u201d": '"\u201d', "\u201e": '"\u201c\u201d', "\u201f": '"\u201d',
+    "\u00ab": "\u00bb", "\u00bb": "\u00ab",
+    "'": "'\u2019", "\u2018": "'\u2018\u2019", "\u2019": "'\u2019", "\u201a": "\u2018\u2019", "\u201b": "'\u2019",
 }  # fmt: skip
 DASHES = ("\u2014", "\u2013")  # em and en dash: autocorrect's `--`
 MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -62,12 +64,12 @@ def tokenize(text: str) -> list[str]:
         start, quoted = i, False
         while i < n and not text[i].isspace():
             char = text[i]
-            kind = QUOTES.get(char)
+            closers = QUOTES.get(char)
             if char == "\\" and i + 1 < n and text[i + 1] in QUOTES:
                 word.append(text[i + 1])
                 i += 2
-            elif kind and (i == start or text[i - 1] == "="):
-                end = _closing_quote(text, i + 1, kind)
+            elif closers and (i == start or text[i - 1] == "="):
+                end = _closing_quote(text, i + 1, closers)
                 if end < 0:
                     raise UsageError(
                         f"Could not read that command: no closing quotation for the {char} before "
@@ -87,11 +89,11 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
-def _closing_quote(text: str, at: int, kind: str) -> int:
-    """Where a group opened before ``at`` closes: its first quote of ``kind`` that ends a word, else its first one."""
+def _closing_quote(text: str, at: int, closers: str) -> int:
+    """Where a group opened before ``at`` closes: its first quote in ``closers`` that ends a word, else its first one."""
     first = -1
     for i in range(at, len(text)):
-        if QUOTES.get(text[i]) == kind and text[i - 1] != "\\":
+        if text[i] in closers and text[i - 1] != "\\":
             if i + 1 == len(text) or text[i + 1].isspace():
                 return i
             if first < 0:
