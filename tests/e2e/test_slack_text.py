@@ -91,3 +91,19 @@ def test_an_absurd_lock_duration_is_a_usage_error_naming_the_limit(opsbot: Bot) 
 def test_absurd_numbers_are_usage_errors_naming_the_argument(opsbot: Bot, text: str, expected: str) -> None:
     reply = opsbot.command(text, user="U0ADMIN")
     assert expected in reply.seen() and "Something went wrong" not in reply.seen()
+
+
+def test_links_people_and_channels_in_a_reason_show_as_in_the_users_message(opsbot: Bot) -> None:
+    reason = "see <https://status.io/inc|the status page>, ask <@U0ADMIN|alice> in <#C0DEPLOYS|deployments> &amp; co"
+    reply = opsbot.command(f"lock api staging --reason {reason}", user="U0DEV")
+    posted = reply.all_text()
+    assert "see <https://status.io/inc|the status page>, ask <@U0ADMIN> in <#C0DEPLOYS|deployments> &amp; co" in posted
+    assert "&lt;https" not in posted and "&lt;@" not in posted
+    assert "see the status page (https://status.io/inc), ask @U0ADMIN in #C0DEPLOYS & co" in reply.seen()
+
+
+def test_broadcasts_and_group_mentions_in_free_text_notify_nobody(opsbot: Bot) -> None:
+    reply = opsbot.command("lock api staging --reason <!channel> <!here> <!everyone> <!subteam^S0SRE|@sre> look", user="U0DEV")
+    posted = reply.all_text()
+    assert "@channel @here @everyone @sre look" in posted
+    assert "<!" not in posted
