@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from bot.adapters.slack.web_api import make_web_client
 from bot.console.slack_emulator import SlackEmulator
+from tests.e2e.incident_helpers import declare
 from tests.flagkit import create_flag_table, flag_row
-from tests.support import Bot, make_config
+from tests.support import USERS, Bot, make_config
 
 
 @pytest.fixture
@@ -107,3 +109,43 @@ def test_broadcasts_and_group_mentions_in_free_text_notify_nobody(opsbot: Bot) -
     posted = reply.all_text()
     assert "@channel @here @everyone @sre look" in posted
     assert "<!" not in posted
+
+
+def test_audit_by_a_name_typed_without_the_at_list_finds_the_person(opsbot: Bot) -> None:
+    opsbot.command("locks", user="U0ADMIN")
+    opsbot.command("locks", user="U0DEV")
+    by_name = opsbot.command("audit by=@alice", user="U0VIEWER").seen()
+    assert "Name the person" not in by_name and "(by U0ADMIN)" in by_name
+    assert "U0DEV" not in by_name.split("\n", 1)[1]
+    assert "(by U0ADMIN)" in opsbot.command("audit by=<@U0ADMIN|alice>", user="U0VIEWER").seen()
+    assert len(opsbot.emulator.calls_to("users.list")) == 1  # cached
+
+
+def test_a_name_nobody_in_the_workspace_has_is_answered_with_the_at_list(opsbot: Bot) -> None:
+    reply = opsbot.command("audit by=@zed", user="U0VIEWER")
+    assert "`@zed` (by=) is not a user of this workspace; pick the person from the @ list." in reply.seen()
+
+
+def test_an_incident_role_given_to_a_typed_name_goes_to_that_person(opsbot: Bot) -> None:
+    channel = declare(opsbot)
+    reply = opsbot.command("incident role scribe @dan", channel=channel.id)
+    assert "scribe" in reply.seen() and "@U0APPROVER3" in reply.seen(), reply.seen()
+    refused = opsbot.command("incident role scribe @nobody-here", channel=channel.id)
+    assert "`@nobody-here` (@user) is not a user of this workspace; pick the person from the @ list." in refused.seen()
+
+
+def test_the_emulator_lists_members_like_slack_in_pages(emulator: SlackEmulator) -> None:
+    client = make_web_client(emulator.token, emulator.api_url)
+    first = client.users_list(limit=3)
+    assert [m["id"] for m in first["members"]] == sorted(USERS)[:3]
+    member = first["members"][0]
+    assert {"id", "team_id", "name", "deleted", "real_name", "is_bot", "profile"} <= set(member)
+    assert member["profile"]["display_name"] == USERS[member["id"]]
+    seen = [m["id"] for m in first["members"]]
+    cursor = first["response_metadata"]["next_cursor"]
+    while cursor:
+        page = client.users_list(limit=3, cursor=cursor)
+        seen += [m["id"] for m in page["members"]]
+        cursor = page["response_metadata"]["next_cursor"]
+    assert seen == sorted(USERS)
+    assert client.users_info(user="U0ADMIN")["user"]["profile"]["display_name"] == "alice"
