@@ -32,7 +32,7 @@ MAILTO = re.compile(r"^mailto:[^\s<>|@]+@[^\s<>|]+$")
 MARKUP = re.compile(r"<([^<>]*)>")
 BROADCAST = re.compile(r"^!(here|channel|everyone)(?:\|.*)?$", re.S)
 YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_YAML_SPECIAL = re.compile(r'[\\"\n\r\t\x00-\x1f\x7f\u2028\u2029\ufeff]')
+_YAML_SPECIAL = re.compile(r'[\\"\n\r\t\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]')
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

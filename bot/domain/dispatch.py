@@ -203,7 +203,7 @@ class Dispatcher:
 
     def _help(self, topic: str, actor: Actor) -> Reply:
         policy = self.policy
-        if topic:
+        if topic.split():
             try:
                 spec, _ = match(self.subcommands, topic.split())
             except UsageError as exc:

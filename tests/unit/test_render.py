@@ -15,6 +15,7 @@ import pytest
 
 import bot.domain
 from bot.console.block_rules import block_errors
+from bot.domain.shared.messages import ErrorNotice
 from bot.render import Renderer, escape_mrkdwn, link, mention, slack_text
 from bot.slack_limits import MARKER, cut, fit_message
 
@@ -171,3 +172,8 @@ def test_operators_can_override_a_template(tmp_path: Any) -> None:
 )
 def test_user_text_keeps_links_people_and_channels_and_notifies_nobody(typed: str, posted: str) -> None:
     assert slack_text(typed) == posted
+
+
+def test_c1_control_characters_in_a_value_still_render() -> None:
+    rendered = Renderer().render(ErrorNotice("usage", "a\x80b\x85c\x9f \ufffe", None))
+    assert rendered["text"].endswith("a\x80b\x85c\x9f \ufffe")
