@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from bot.adapters.slack.web_api import make_web_client
+from bot.console import payloads
 from bot.console.slack_emulator import SlackEmulator
 from tests.e2e.incident_helpers import declare
 from tests.flagkit import create_flag_table, flag_row
@@ -149,3 +150,18 @@ def test_the_emulator_lists_members_like_slack_in_pages(emulator: SlackEmulator)
         cursor = page["response_metadata"]["next_cursor"]
     assert seen == sorted(USERS)
     assert client.users_info(user="U0ADMIN")["user"]["profile"]["display_name"] == "alice"
+
+
+@pytest.mark.parametrize("action", ["approval_approve", "deploy_rollback", "incident_ack", "health_silence"])
+def test_a_forged_button_value_with_a_nul_byte_is_not_found_not_a_database_error(opsbot: Bot, action: str) -> None:
+    url = opsbot.emulator.response_url("C0OPS", "U0ADMIN", "1700000000.000100")
+    body = payloads.block_action(
+        user_id="U0ADMIN",
+        channel_id="C0OPS",
+        message_ts="1700000000.000100",
+        action={"action_id": action, "value": "1\x00"},
+        response_url=url,
+    )
+    assert opsbot.dispatch(body).status == 200
+    answer = opsbot.emulator.wait_for(lambda: opsbot.emulator.responses(url))
+    assert "Something went wrong" not in str(answer[-1].args.get("text"))

@@ -13,7 +13,7 @@ from bot.domain.incidents.messages import Choice, StatusUpdate, UpdateForm
 from bot.domain.incidents.model import Incident, Kind, Status
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.incidents.resolve import Resolutions
-from bot.domain.shared.commands import Args
+from bot.domain.shared.commands import Args, control_characters
 from bot.domain.shared.errors import NotFound, UsageError
 from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor
@@ -87,7 +87,7 @@ def form_errors(values: dict[str, str]) -> dict[str, str]:
     for name in FIELDS:
         if len(values.get(name, "")) > MAX_TEXT:
             errors[name] = f"Keep this under {MAX_TEXT} characters."
-    return errors
+    return {**errors, **control_characters(values)}
 
 
 class Updates:

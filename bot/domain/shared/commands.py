@@ -260,6 +260,13 @@ def _as_option(token: str, known: frozenset[str]) -> str:
     return token
 
 
+def control_characters(values: Mapping[str, str]) -> dict[str, str]:
+    """For each of ``values`` (a submitted form's fields) holding a control character other than newline and tab,
+    what to tell the user, by field."""
+    found = {name: CONTROL.search(value) for name, value in values.items()}
+    return {name: f"Remove the control character (U+{ord(bad.group()):04X})." for name, bad in found.items() if bad}
+
+
 def _checked(value: str, argument: str, spec: Subcommand[Any], *, text: bool, raw: bool = False) -> str:
     """``value`` (unwrapped unless free text or ``raw``) when it holds no control character; else a usage error.
 
