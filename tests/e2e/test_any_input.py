@@ -1,18 +1,21 @@
 """Any text after any `/ops` subcommand, and any value on any button, through the real app: the answer is the command's
 own or an error that says what is wrong, never "Something went wrong", and nothing is logged as an error.
 
-The app runs in this process on SQLite and an in-process Redis (fakeredis), talking to the Slack emulator on loopback.
+The app runs in this process on SQLite, then PostgreSQL, with an in-process Redis (fakeredis) and in-process jobs, talking
+to the Slack emulator on loopback: no other network.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import shutil
 from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,27 +30,38 @@ from handlers.flags import FlagAction
 from handlers.health import HealthAction
 from handlers.incidents import IncidentAction
 from tests.hostile_text import TRICKY
-from tests.support import OPS_CHANNEL, USERS, Bot
+from tests.support import OPS_CHANNEL, USERS, Bot, make_config, start_emulator
 
 BUTTONS: list[type[StrEnum]] = [ApprovalAction, AuditAction, DeployAction, FlagAction, HealthAction, IncidentAction]
 WORD = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12))
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Bot]:
-    """One bot for every example: SQLite, fakeredis, in-process jobs and the emulator."""
-    import shutil
+def _admin(url: str, statement: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(statement))
+    engine.dispose()
 
-    from tests.support import make_config, start_emulator
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    """One bot for every example of a test: SQLite or PostgreSQL, fakeredis, in-process jobs and the emulator."""
     config = make_config()
     emulator: SlackEmulator = start_emulator(config)
-    path = tmp_path_factory.mktemp("any-input") / "opsbot.db"
-    shutil.copy(sqlite_template, path)
-    bot = Bot(emulator=emulator, db_url=f"sqlite:///{path}", redis_client=embedded_redis(), prefix="any:", config=config)
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("any-input") / "opsbot.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        db_url, drop = f"sqlite:///{path}", None
+    else:
+        admin, name = request.getfixturevalue("pg_admin_url"), f"opsbot_any_{secrets.token_hex(4)}"
+        _admin(admin, f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("pg_template")}"')
+        db_url, drop = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False), (admin, name)
+    bot = Bot(emulator=emulator, db_url=db_url, redis_client=embedded_redis(), prefix="any:", config=config)
     yield bot
     bot.close()
     emulator.stop()
+    if drop:
+        _admin(drop[0], f'DROP DATABASE IF EXISTS "{drop[1]}" WITH (FORCE)')
 
 
 @pytest.fixture(autouse=True)
