@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.adapters.slack.web_api import make_web_client
+from bot.adapters.slack.web_api import SlackPeople, make_web_client
 from bot.console import payloads
 from bot.console.slack_emulator import SlackEmulator
 from tests.e2e.incident_helpers import declare
@@ -165,3 +165,19 @@ def test_a_forged_button_value_with_a_nul_byte_is_not_found_not_a_database_error
     assert opsbot.dispatch(body).status == 200
     answer = opsbot.emulator.wait_for(lambda: opsbot.emulator.responses(url))
     assert "Something went wrong" not in str(answer[-1].args.get("text"))
+
+
+def test_an_incident_named_by_its_channel_from_slacks_channel_list_is_found(opsbot: Bot) -> None:
+    channel = declare(opsbot)
+    timeline = opsbot.command(f"incident timeline <#{channel.id}|{channel.name}>", channel="C0OPS").seen()
+    assert "INC-1" in timeline and "Unknown incident" not in timeline
+
+
+def test_people_by_name_skip_deleted_members_and_bots_and_refuse_a_shared_name(emulator: SlackEmulator) -> None:
+    emulator.add_user("U0GONE", "gone", deleted=True)
+    emulator.add_user("U0BOT", "robot", is_bot=True)
+    emulator.add_user("U0TWIN1", "twin1", display_name="twin")
+    emulator.add_user("U0TWIN2", "twin2", display_name="Twin")
+    people = SlackPeople(make_web_client(emulator.token, emulator.api_url))
+    assert people.find("Alice") == "U0ADMIN" and people.find("@twin1") == "U0TWIN1"
+    assert people.find("gone") is None and people.find("robot") is None and people.find("twin") is None

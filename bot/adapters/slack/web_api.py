@@ -97,6 +97,7 @@ class SlackPeople:
         self._lock = threading.Lock()
 
     def find(self, name: str) -> str | None:
+        """The one member named ``name`` (see ``PeopleDirectory.find``); raises ``Unavailable``/``OpsError`` from Slack."""
         wanted = name.strip().lstrip("@").casefold()
         found = self._names().get(wanted, set())
         return next(iter(found)) if len(found) == 1 else None

@@ -79,13 +79,14 @@ def here(d: IncidentDeps, actor: Actor) -> Incident:
 
 
 def by_ref(d: IncidentDeps, text: str) -> Incident:
-    """``12``, ``#12``, ``INC-12`` or the channel name."""
+    """``12``, ``#12``, ``INC-12``, the channel name, or the channel (its ID, as ``<#C123|inc-12-…>`` unwraps to)."""
     match = REF.match(text.strip())
     found = None
     if match:
         found = get(d, int(match.group(1)))
     else:
-        found = next((i for i in open_incidents(d) if i.channel_name == text.strip().lstrip("#")), None)
+        wanted = text.strip().lstrip("#")
+        found = next((i for i in open_incidents(d) if wanted in (i.channel_name, i.channel_id)), None)
     if found is None:
         raise NotFound("incident", text[:40])
     return found
