@@ -48,7 +48,8 @@ def tokenize(text: str) -> list[str]:
     Slack's markup (``<https://x.io|a label>``, ``<@U123|bob>``) stays one word, spaces included. Slack sends
     ``&``, ``<`` and ``>`` typed by the user as ``&amp;``, ``&lt;``, ``&gt;`` (the manifest sets
     ``should_escape``; https://api.slack.com/reference/surfaces/formatting#escaping): they are decoded here,
-    after splitting, so what a user typed is never taken for markup.
+    after splitting, so a typed ``<`` never groups words. (Once decoded, a typed ``<@U123>`` looks like Slack's own
+    markup to the renderer; broadcasts never notify either way, see ``bot.render.slack_text``.)
 
     Raises ``UsageError`` for text over ``MAX_TEXT_CHARS`` or a group with no closing quote.
     """
