@@ -1,9 +1,11 @@
 """Jinja2 templates → Block Kit messages, with every value escaped and every Slack limit respected.
 
-Templates are YAML with ``{{ … }}`` placed inside double-quoted strings. Every value is escaped for
-Slack mrkdwn (``&``, ``<``, ``>``) and for the YAML string it sits in, unless a filter marked it as
-trusted markup (``mention``, ``channel``, ``link``, ``code``): nobody can inject ``<!channel>``,
-a mention or a disguised link through text they typed.
+Templates are YAML with ``{{ … }}`` placed inside double-quoted strings. Every value is written as Slack
+text (``slack_text``) and escaped for the YAML string it sits in, unless a filter marked it as trusted markup
+(``mention``, ``channel``, ``link``, ``code``). In a value, Slack's own markup for a link, a person or a channel
+(what Slack put in the user's message) stays markup, so it shows as it did in their message; broadcasts and
+user-group mentions become plain ``@here`` / ``@sre`` text, so nobody is notified through text they typed; every
+other ``&``, ``<`` and ``>`` is escaped.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
+MAILTO = re.compile(r"^mailto:[^\s<>|@]+@[^\s<>|]+$")
+MARKUP = re.compile(r"<([^<>]*)>")
+BROADCAST = re.compile(r"^!(here|channel|everyone)(?:\|.*)?$", re.S)
 YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_YAML_SPECIAL = re.compile(r'[\\"\n\r\t\x00-\x1f\x7f\u2028\u2029\ufeff]')
+_YAML_SPECIAL = re.compile(r'[\\"\n\r\t\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]')
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -41,6 +46,44 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_text(text: str) -> str:
+    """``text`` as mrkdwn that shows what Slack showed in the user's message, and notifies nobody.
+
+    Slack's markup for a link (``<https://…|label>``, ``<mailto:…|label>``), a person (``<@U123|bob>``) and a channel
+    (``<#C123|deploys>``) is kept (labels escaped); a broadcast (``<!here>``, ``<!channel>``, ``<!everyone>``) becomes
+    the plain text ``@here``; a user group (``<!subteam^S123|@sre>``) its plain ``@sre``; any other ``<…>``, and every
+    ``&``, ``<``, ``>`` outside markup, is escaped
+    (https://api.slack.com/reference/surfaces/formatting#escaping, #mentioning-users, #linking-urls).
+    """
+    out: list[str] = []
+    at = 0
+    for found in MARKUP.finditer(text):
+        out.append(escape_mrkdwn(text[at : found.start()]))
+        out.append(_markup(found.group(1)))
+        at = found.end()
+    out.append(escape_mrkdwn(text[at:]))
+    return "".join(out)
+
+
+def _markup(inner: str) -> str:
+    target, bar, label = inner.partition("|")
+    shown = escape_mrkdwn(label).replace("|", "¦")
+    if target.startswith("@") and USER.match(target[1:]):
+        return f"<{target}>"
+    if target.startswith("#") and CHANNEL.match(target[1:]):
+        return f"<{target}|{shown}>" if bar and shown else f"<{target}>"
+    if SAFE_URL.match(target) or MAILTO.match(target):
+        return f"<{target}|{shown}>" if bar and shown else f"<{target}>"
+    if broadcast := BROADCAST.match(inner):
+        return "@" + broadcast.group(1)
+    if target.startswith("!subteam^"):
+        name = label or target.removeprefix("!subteam^")
+        return escape_mrkdwn("@" + name.lstrip("@"))
+    if target.startswith("!") and bar:
+        return shown  # a date or other special with its fallback text
+    return escape_mrkdwn(f"<{inner}>")
+
+
 def _yaml_escape(text: str) -> str:
     return _YAML_SPECIAL.sub(lambda m: YAML_ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
 
@@ -48,7 +91,7 @@ def _yaml_escape(text: str) -> str:
 def _finalize(value: Any) -> str:
     if value is None:
         return ""
-    text = str(value) if isinstance(value, Mrkdwn) else escape_mrkdwn(str(value))
+    text = str(value) if isinstance(value, Mrkdwn) else slack_text(str(value))
     return _yaml_escape(text)
 
 

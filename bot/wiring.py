@@ -32,7 +32,7 @@ from bot.adapters.redis.locks import RedisLockStore
 from bot.adapters.redis.state import RedisState
 from bot.adapters.redis.watches import RedisWatchStore
 from bot.adapters.slack.conversations import SlackConversations
-from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, make_web_client
+from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, SlackPeople, make_web_client
 from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import create_db_engine
 from bot.adapters.sql.outbox import OutboxTable
@@ -70,6 +70,7 @@ from bot.domain.shared.ports import (
     Jobs,
     Message,
     Notifier,
+    PeopleDirectory,
     Reply,
     ServiceEvents,
     ShutdownSignal,
@@ -91,6 +92,7 @@ class Adapters:
     lock_waiters: LockWaiters
     audit: AuditLog
     groups: GroupDirectory
+    people: PeopleDirectory
     notifier: Notifier
     state: EphemeralState
     conversations: Conversations
@@ -215,7 +217,7 @@ def build_families(a: Adapters) -> Families:
         audit_anchors.family(),
     ]
     return Families(
-        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared),
+        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared, people=a.people),
         lock_commands=lock_commands,
         deploy_locks=deploy_locks,
         approvals=approvals,
@@ -395,6 +397,7 @@ def build_services(
         "lock_waiters": lambda: RedisLockWaiters(r, prefix),
         "audit": lambda: audit,
         "groups": lambda: SlackGroups(web_client),
+        "people": lambda: SlackPeople(web_client),
         "notifier": lambda: SlackNotifier(web_client, renderer),
         "state": lambda: RedisState(r, prefix),
         "conversations": lambda: SlackConversations(web_client, renderer),

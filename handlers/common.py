@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Message, Reply
 
 log = logging.getLogger("opsbot.handlers")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class Operations(Protocol):
@@ -119,9 +121,10 @@ def deliver(reply: Reply, ops: Operations, respond: Any) -> None:
 
 
 def button_value(body: dict[str, Any]) -> str:
-    """The opaque id a button carried: nothing else in a payload is trusted."""
+    """The opaque id a button carried: nothing else in a payload is trusted. Our ids never hold control characters;
+    a forged one that does has them replaced (U+FFFD), so it is "not found" rather than a database error."""
     actions = body.get("actions") or [{}]
-    return str(actions[0].get("value") or "")[:200]
+    return CONTROL.sub("\ufffd", str(actions[0].get("value") or "")[:200])
 
 
 def answer_click(

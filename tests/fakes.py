@@ -16,7 +16,7 @@ from bot.domain.locks.ports import Lease, LockInfo
 from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.ports import AuditEntry, AuditQuery, AuditRecord, Clock, Message, MessageRef, ServiceEvent
 from bot.wiring import Adapters, build_families
-from tests.support import FrozenClock, make_config
+from tests.support import USERS, FrozenClock, make_config
 
 
 class FakeLocks:
@@ -131,6 +131,16 @@ class FakeGroups:
 
     def forget(self, group_id: str) -> None:
         pass
+
+
+class FakePeople:
+    """The test workspace's people by name (``tests.support.USERS``)."""
+
+    def __init__(self, names: dict[str, str] | None = None) -> None:
+        self.names = names if names is not None else {name: uid for uid, name in USERS.items()}
+
+    def find(self, name: str) -> str | None:
+        return self.names.get(name.lstrip("@").casefold())
 
 
 class FakeState:
@@ -357,6 +367,7 @@ def fake_world(
         "lock_waiters": FakeLockWaiters(),
         "audit": FakeAudit(clock),
         "groups": FakeGroups(),
+        "people": FakePeople(),
         "notifier": FakeNotifier(),
         "state": FakeState(),
         "conversations": Unused("conversations"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import re
 import time
@@ -261,11 +263,51 @@ class WebApiMethods:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(group)}
 
+    def _user_json(self, user: dict[str, Any]) -> dict[str, Any]:
+        """A member as Slack describes one (https://api.slack.com/types/user): ``profile`` carries the display name."""
+        extra = {k: v for k, v in user.items() if k not in {"id", "name", "real_name", "tz", "display_name"}}
+        return {
+            "id": user["id"],
+            "team_id": self.team_id,
+            "name": user["name"],
+            "deleted": False,
+            "real_name": user["real_name"],
+            "tz": user["tz"],
+            "is_bot": False,
+            "is_app_user": False,
+            "profile": {
+                "real_name": user["real_name"],
+                "display_name": user.get("display_name", user["name"]),
+                "team": self.team_id,
+            },
+            **extra,
+        }
+
     def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(args.get("user", "")))
         if user is None:
             return {"ok": False, "error": "user_not_found"}
-        return {"ok": True, "user": user}
+        return {"ok": True, "user": self._user_json(user)}
+
+    def _m_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Pages of members, ``limit`` at a time; ``next_cursor`` is Slack's opaque ``dXNlcjpV…`` (base64 of ``user:<id>``)."""
+        ids = sorted(self.users)
+        start = 0
+        if args.get("cursor"):
+            try:
+                start = ids.index(base64.b64decode(str(args["cursor"])).decode().removeprefix("user:"))
+            except (ValueError, UnicodeDecodeError, binascii.Error):
+                return {"ok": False, "error": "invalid_cursor"}
+        limit = int(args.get("limit") or 0) or len(ids) or 1
+        page = ids[start : start + limit]
+        after = ids[start + limit] if start + limit < len(ids) else ""
+        cursor = base64.b64encode(f"user:{after}".encode()).decode() if after else ""
+        return {
+            "ok": True,
+            "members": [self._user_json(self.users[uid]) for uid in page],
+            "cache_ts": int(self._clock),
+            "response_metadata": {"next_cursor": cursor},
+        }
 
     def _m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         view = args.get("view")

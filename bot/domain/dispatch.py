@@ -14,7 +14,7 @@ from bot.domain.shared.errors import OpsError, Unavailable, UsageError
 from bot.domain.shared.family import JOB_ACTOR, Family, JobSpec
 from bot.domain.shared.messages import ErrorNotice, HelpEntry, HelpMessage, Notice, SubcommandHelp
 from bot.domain.shared.policy import Actor, Policy, Role
-from bot.domain.shared.ports import AuditEntry, AuditLog, Reply
+from bot.domain.shared.ports import AuditEntry, AuditLog, PeopleDirectory, Reply
 
 log = logging.getLogger("opsbot.dispatch")
 
@@ -41,8 +41,9 @@ def _plain(value: Any) -> Any:
 class Dispatcher:
     """Runs `/ops` text, button clicks and background jobs, with the same checks, errors and audit."""
 
-    def __init__(self, *, audit: AuditLog, policy: Policy, families: Sequence[Family]) -> None:
+    def __init__(self, *, audit: AuditLog, policy: Policy, families: Sequence[Family], people: PeopleDirectory) -> None:
         self._audit_log = audit
+        self._people = people
         self.policy = policy
         self.families = list(families)
         self.jobs: dict[str, JobSpec] = {job.name: job for family in families for job in family.jobs}
@@ -83,7 +84,7 @@ class Dispatcher:
             spec, rest = match(self.subcommands, tokens or ["help"])
             state["spec"] = spec
             self.policy.require(actor, spec.role, spec.name)
-            command = spec.parse(split_args(spec, rest))
+            command = spec.parse(split_args(spec, rest, self._people))
             state["command"] = command
             if spec.mutates:
                 # No change without a trace: if the audit log cannot take the intent, refuse.
@@ -202,7 +203,7 @@ class Dispatcher:
 
     def _help(self, topic: str, actor: Actor) -> Reply:
         policy = self.policy
-        if topic:
+        if topic.split():
             try:
                 spec, _ = match(self.subcommands, topic.split())
             except UsageError as exc:

@@ -352,7 +352,7 @@ def test_a_message_marked_with_the_reaction_joins_the_timeline_once(opsbot: Bot)
     ]
     assert all(n.link and n.link.startswith("https://") for n in notes)
     timeline = opsbot.command("incident timeline", channel=channel.id)
-    assert "Rolled back to v1.4.1 &lt;!here&gt;" in timeline.all_text()
+    assert "Rolled back to v1.4.1 @here" in timeline.all_text() and "<!here>" not in timeline.all_text()
 
 
 def test_service_events_land_in_the_open_incidents_of_that_service(opsbot: Bot) -> None:

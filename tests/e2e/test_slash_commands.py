@@ -82,11 +82,11 @@ def test_empty_text_answers_with_help(opsbot: Bot) -> None:
     assert "opsbot help" in opsbot.command("", user="U0VIEWER").seen()
 
 
-def test_unicode_and_emoji_in_a_reason_are_kept_and_escaped(opsbot: Bot) -> None:
-    reply = opsbot.command('lock api staging --reason "déploiement 🚀 <!here>"', user="U0DEV")
+def test_unicode_and_emoji_in_a_reason_are_kept_and_a_broadcast_notifies_nobody(opsbot: Bot) -> None:
+    reply = opsbot.command('lock api staging --reason "déploiement 🚀 <!here> &lt;b&gt;"', user="U0DEV")
     assert reply.ephemeral_to is None  # announced in the channel
-    assert "Reason: déploiement 🚀 <!here>" in reply.seen()
-    assert "<!here>" not in reply.all_text() and "&lt;!here&gt;" in reply.all_text()
+    assert "Reason: déploiement 🚀 @here <b>" in reply.seen()
+    assert "<!here>" not in reply.all_text() and "déploiement 🚀 @here &lt;b&gt;" in reply.all_text()
 
 
 def test_a_user_with_no_role_is_told_which_role_and_it_is_audited(opsbot: Bot) -> None:

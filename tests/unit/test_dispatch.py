@@ -106,3 +106,8 @@ def test_unknown_job_is_audited_as_failed(world: World) -> None:
 
 def test_unavailable_is_typed() -> None:
     assert Unavailable("Redis").outcome == "unavailable"
+
+
+def test_help_on_a_blank_quoted_topic_is_the_general_help(world: World) -> None:
+    reply = world.dispatcher.run_text('help " "', Actor("U0DEV"))
+    assert isinstance(reply.message, HelpMessage)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError
-from bot.domain.incidents import export, updates
+from bot.domain.incidents import declare, export, updates
 from bot.domain.incidents.declare import DeclareIncident
 from bot.domain.incidents.messages import StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status, TimelineEntry
@@ -157,3 +157,10 @@ def test_incident_config_errors_name_their_keys() -> None:
         assert any(error.startswith(expected) for error in caught.value.errors), caught.value.errors
     assert make_config(incidents={"severities": {"P1": {"update_every_minutes": 1}}}).incidents.severity("p1") is not None
     assert config_data()["channels"]["incidents"] == "C0INCIDENTS"
+
+
+def test_a_form_field_with_a_control_character_is_named_and_refused() -> None:
+    errors = updates.form_errors({"status": "resolved", "current_status": "fixed\x00", "impact": "a\nb\tc"})
+    assert errors == {"current_status": "Remove the control character (U+0000)."}
+    declared = declare.form_errors(make_config(), {"severity": "P1", "title": "t\x1b", "impact": "ok"})
+    assert declared == {"title": "Remove the control character (U+001B)."}

@@ -35,6 +35,7 @@ SCOPES = {
     "reactions_add": "reactions:write",
     "reactions_get": "reactions:read",
     "users_info": "users:read",
+    "users_list": "users:read",
     "chat_getPermalink": None,
     "views_open": None,
     "views_update": None,

@@ -15,10 +15,11 @@ import pytest
 
 import bot.domain
 from bot.console.block_rules import block_errors
-from bot.render import Renderer, escape_mrkdwn, link, mention
+from bot.domain.shared.messages import ErrorNotice
+from bot.render import Renderer, escape_mrkdwn, link, mention, slack_text
 from bot.slack_limits import MARKER, cut, fit_message
 
-HOSTILE = '<!channel> <@U0EVIL> <https://evil.example|click me> & "quoted" \\ \n- type: injected\n  text: x 💥'
+HOSTILE = '<!channel> <!subteam^S0SRE|@sre> <javascript:x|y> <b> & "quoted" \\ \n- type: injected\n  text: x 💥'
 NOW = datetime(2026, 11, 23, 14, 2, tzinfo=UTC)
 
 
@@ -108,9 +109,9 @@ def test_every_message_escapes_hostile_text_and_keeps_its_structure(cls: type) -
     assert block_errors(rendered["blocks"], max_blocks) == []
     every = [rendered.get("text", ""), *texts(rendered["blocks"])]
     for text in every:
-        assert "<!channel>" not in text and "<@U0EVIL>" not in text and "<https://evil" not in text
+        assert "<!channel>" not in text and "<!subteam" not in text and "<javascript" not in text and "<b>" not in text
     assert not any(b.get("type") == "injected" for b in rendered["blocks"])
-    assert any("&lt;!channel&gt;" in t for t in every) or cls.__name__ in {"LockList", "AuditPage"}
+    assert any("@channel @sre &lt;javascript:x|y&gt; &lt;b&gt;" in t for t in every) or cls.__name__ in {"LockList", "AuditPage"}
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}")
@@ -155,3 +156,24 @@ def test_operators_can_override_a_template(tmp_path: Any) -> None:
 
     lock = LockInfo("deploy/api/production", "U0DEV", "release", NOW, NOW + timedelta(hours=1), 3)
     assert Renderer(tmp_path).render(LockHeldNotice(lock, NOW))["text"] == "custom deploy/api/production"
+
+
+@pytest.mark.parametrize(
+    "typed,posted",
+    [
+        ("see <https://status.io/a|the status page> now", "see <https://status.io/a|the status page> now"),
+        ("<mailto:sre@x.io|sre@x.io>", "<mailto:sre@x.io|sre@x.io>"),
+        ("ask <@U0ALICE|alice> in <#C0OPS|ops>", "ask <@U0ALICE> in <#C0OPS|ops>"),
+        ("<https://x.io|a & b>", "<https://x.io|a &amp; b>"),
+        ("<!channel> <!here> <!everyone> <!here|here>", "@channel @here @everyone @here"),
+        ("<!subteam^S0SRE|@sre> <!subteam^S0SRE>", "@sre @S0SRE"),
+        ("<javascript:alert(1)|x> a < b & c > d", "&lt;javascript:alert(1)|x&gt; a &lt; b &amp; c &gt; d"),
+    ],
+)
+def test_user_text_keeps_links_people_and_channels_and_notifies_nobody(typed: str, posted: str) -> None:
+    assert slack_text(typed) == posted
+
+
+def test_c1_control_characters_in_a_value_still_render() -> None:
+    rendered = Renderer().render(ErrorNotice("usage", "a\x80b\x85c\x9f \ufffe", None))
+    assert rendered["text"].endswith("a\x80b\x85c\x9f \ufffe")

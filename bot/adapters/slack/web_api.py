@@ -1,4 +1,4 @@
-"""Slack Web API adapters: the client, user-group membership (cached briefly) and the notifier."""
+"""Slack Web API adapters: the client, user-group membership and people by name (cached briefly), and the notifier."""
 
 from __future__ import annotations
 
@@ -104,6 +104,54 @@ class SlackGroups:
     def _fetch(self, group_id: str) -> frozenset[str]:
         response = self._client.usergroups_users_list(usergroup=group_id)
         return frozenset(response.get("users") or [])
+
+
+class SlackPeople:
+    """Workspace members by the name typed after ``@``, from ``users.list`` (cached for ``ttl`` seconds).
+
+    A name matches a member's username (``name``) or display name (``profile.display_name``), case-insensitively;
+    deleted members and bots are skipped. https://api.slack.com/methods/users.list
+    """
+
+    def __init__(self, client: WebClient, ttl: float = 60.0) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: tuple[float, dict[str, set[str]]] | None = None
+        self._lock = threading.Lock()
+
+    def find(self, name: str) -> str | None:
+        """The one member named ``name`` (see ``PeopleDirectory.find``); raises ``Unavailable``/``OpsError`` from Slack."""
+        wanted = name.strip().lstrip("@").casefold()
+        found = self._names().get(wanted, set())
+        return next(iter(found)) if len(found) == 1 else None
+
+    def _names(self) -> dict[str, set[str]]:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        names = self._fetch()
+        with self._lock:
+            self._cache = (now, names)
+        return names
+
+    @slack_call("list the workspace's people")
+    def _fetch(self) -> dict[str, set[str]]:
+        names: dict[str, set[str]] = {}
+        cursor = None
+        while True:
+            response = self._client.users_list(limit=200, cursor=cursor) if cursor else self._client.users_list(limit=200)
+            for member in response.get("members") or []:
+                if member.get("deleted") or member.get("is_bot") or not member.get("id"):
+                    continue
+                profile = member.get("profile") or {}
+                for label in {member.get("name"), profile.get("display_name")}:
+                    if label:
+                        names.setdefault(str(label).casefold(), set()).add(str(member["id"]))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return names
 
 
 class SlackNotifier:

@@ -9,7 +9,7 @@ from typing import ClassVar
 from bot.config import OpsConfig
 from bot.config.durations import parse_duration
 from bot.domain.shared import catalog
-from bot.domain.shared.commands import Args, Subcommand, expect, user_id
+from bot.domain.shared.commands import Args, Subcommand, expect, person
 from bot.domain.shared.errors import Conflict, UsageError
 from bot.domain.shared.family import Family
 from bot.domain.shared.policy import Actor, Policy, Role
@@ -53,14 +53,12 @@ def parse(args: Args) -> ShowAudit:
     since = None
     if "since" in args.options:
         try:
-            since = int(parse_duration(args.options["since"], maximum=timedelta(days=366)).total_seconds())
+            since = int(parse_duration(args.options["since"], maximum=timedelta(days=366), argument="since=").total_seconds())
         except ValueError as exc:
             raise UsageError(str(exc) + ".", f"/ops {USAGE}") from None
     actor = None
     if "by" in args.options:
-        actor = user_id(args.options["by"])
-        if actor is None:
-            raise UsageError(f"`by=` takes a user, like by=@alice; got `{args.options['by'][:40]}`.", f"/ops {USAGE}")
+        actor = person(args.options["by"], args.people, argument="by=", usage=f"/ops {USAGE}")
     action = args.options.get("action") or None
     return ShowAudit(service, since, actor, action)
 

@@ -83,7 +83,7 @@ def target_of(config: OpsConfig, name: str) -> tuple[str, str]:
 def parse_freeze(args: Args) -> SetFreeze:
     target, duration = expect(args, FREEZE_USAGE, required=2)
     try:
-        seconds = int(parse_duration(duration, maximum=MAX_FREEZE).total_seconds())
+        seconds = int(parse_duration(duration, maximum=MAX_FREEZE, argument="<duration>").total_seconds())
     except ValueError as exc:
         raise UsageError(str(exc) + ".", f"/ops {FREEZE_USAGE}") from None
     reason = args.options.get("reason", "").strip()

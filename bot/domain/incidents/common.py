@@ -20,7 +20,20 @@ log = logging.getLogger("opsbot.incidents")
 REF = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.I)
 
 
+MAX_ID = 2**31 - 1  # the id column is a 32-bit integer (PostgreSQL refuses larger ones with an error)
+
+
+def number(text: str) -> int | None:
+    """``"12"`` → 12: ASCII digits naming a possible incident id; anything else (``²``, ``-1``, 10¹² …) → None."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
 def get(d: IncidentDeps, incident_id: int) -> Incident | None:
+    if not 0 < incident_id <= MAX_ID:
+        return None
     with d.uow() as uow:
         return uow.incidents.get(incident_id)
 
@@ -94,13 +107,14 @@ def post_in_channel(d: IncidentDeps, incident: Incident, message: Message) -> Me
 
 
 def by_ref(d: IncidentDeps, text: str) -> Incident:
-    """``12``, ``#12``, ``INC-12`` or the channel name."""
+    """``12``, ``#12``, ``INC-12``, the channel name, or the channel (its ID, as ``<#C123|inc-12-…>`` unwraps to)."""
     match = REF.match(text.strip())
     found = None
     if match:
         found = get(d, int(match.group(1)))
     else:
-        found = next((i for i in open_incidents(d) if i.channel_name == text.strip().lstrip("#")), None)
+        wanted = text.strip().lstrip("#")
+        found = next((i for i in open_incidents(d) if wanted in (i.channel_name, i.channel_id)), None)
     if found is None:
         raise NotFound("incident", text[:40])
     return found

@@ -17,7 +17,7 @@ from bot.domain.incidents.naming import channel_name
 from bot.domain.incidents.ports import NameTaken
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.shared import catalog
-from bot.domain.shared.commands import Args
+from bot.domain.shared.commands import Args, control_characters
 from bot.domain.shared.errors import Conflict, NotFound, OpsError, UsageError
 from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor, Role
@@ -55,7 +55,7 @@ def parse(args: Args) -> DeclareIncident:
     services = tuple(part.strip() for part in args.options.get("service", "").split(",") if part.strip())
     return DeclareIncident(
         args.positional[0],
-        " ".join(args.positional[1:]).strip(),
+        args.text(1),
         services,
         args.options.get("impact", "").strip(),
         args.options.get("eta", "").strip(),
@@ -77,7 +77,7 @@ def form_errors(config: OpsConfig, values: dict[str, str]) -> dict[str, str]:
         errors["service"] = f"Unknown service {service!r}."
     if len(values.get("impact", "")) > MAX_TEXT:
         errors["impact"] = f"Keep the impact under {MAX_TEXT} characters."
-    return errors
+    return {**errors, **control_characters(values)}
 
 
 class Declarations:

@@ -9,6 +9,7 @@ from bot.domain.incidents.common import (
     change,
     get,
     here,
+    number,
     open_incidents,
     record,
     refresh,
@@ -22,7 +23,7 @@ from bot.domain.incidents.messages import Frozen, IncidentList, Note
 from bot.domain.incidents.model import FrozenLock, Incident, IncidentRole, Kind
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.shared import catalog
-from bot.domain.shared.commands import Args, expect, no_args, user_id
+from bot.domain.shared.commands import Args, expect, no_args, person
 from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, OpsError, UsageError
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
@@ -59,10 +60,7 @@ def parse_role(args: Args) -> AssignRole:
         raise UsageError(
             f"`{role[:20]}` is not an incident role; use one of {', '.join(f'`{r}`' for r in roles)}.", f"/ops {ROLE_USAGE}"
         )
-    user = user_id(who)
-    if user is None:
-        raise UsageError(f"Name the person with a mention, like @alice; got `{who[:40]}`.", f"/ops {ROLE_USAGE}")
-    return AssignRole(IncidentRole(role.lower()), user)
+    return AssignRole(IncidentRole(role.lower()), person(who, args.people, argument="@user", usage=f"/ops {ROLE_USAGE}"))
 
 
 def parse_ack(args: Args) -> Acknowledge:
@@ -112,7 +110,7 @@ class Management:
 
     def ack_click(self, actor: Actor, incident_id: str) -> Reply:
         """The escalation message's Acknowledge button (it carried only the incident id)."""
-        incident = get(self._d, int(incident_id)) if incident_id.isdigit() else None
+        incident = get(self._d, found) if (found := number(incident_id)) else None
         if incident is None:
             raise NotFound("incident", incident_id[:20])
         return self.acknowledge(actor, incident, replace_original=True)

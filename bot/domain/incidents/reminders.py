@@ -17,6 +17,7 @@ from bot.domain.incidents.common import (
     change,
     get,
     log,
+    number,
     people,
     post_in_channel,
     record,
@@ -91,9 +92,10 @@ class Reminders:
         """The Snooze button: the current reminder moves ``snooze_minutes`` later; the button carried only ``id.seq``."""
         d = self._d
         incident_id, _, seq_text = reminder_id.partition(".")
-        if not incident_id.isdigit() or not seq_text.isdigit():
+        incident_number, seq = number(incident_id), (int(seq_text) if seq_text.isascii() and seq_text.isdigit() else None)
+        if incident_number is None or seq is None:
             raise NotFound("reminder", reminder_id[:20])
-        found = get(d, int(incident_id))
+        found = get(d, incident_number)
         if found is None:
             raise NotFound("incident", incident_id)
         require_open(found)
@@ -101,7 +103,7 @@ class Reminders:
         minutes = d.config.incidents.snooze_minutes
 
         def bump(current: Incident) -> Incident:
-            if current.reminder_seq != int(seq_text):
+            if current.reminder_seq != seq:
                 raise Conflict("This reminder is out of date: an update was posted or it was snoozed already.")
             return replace(current, reminder_seq=current.reminder_seq + 1)
 

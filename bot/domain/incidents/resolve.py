@@ -45,9 +45,8 @@ class ShowPostmortem:
 
 
 def parse(args: Args) -> ResolveIncident:
-    words = list(args.positional)
-    ref = words.pop(0) if words and INCIDENT_REF.match(words[0]) else None
-    return ResolveIncident(" ".join(words).strip(), ref)
+    ref = args.positional[0] if args.positional and INCIDENT_REF.match(args.positional[0]) else None
+    return ResolveIncident(args.text(1 if ref else 0), ref)
 
 
 def parse_postmortem(args: Args) -> ShowPostmortem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from bot.domain.incidents.common import (
     cadence,
     change,
     get,
+    number,
     post_in_channel,
     record,
     refresh,
@@ -24,7 +26,7 @@ from bot.domain.incidents.messages import Choice, StatusUpdate, UpdateForm
 from bot.domain.incidents.model import Incident, Kind, Status
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.incidents.resolve import Resolutions
-from bot.domain.shared.commands import Args
+from bot.domain.shared.commands import Args, control_characters
 from bot.domain.shared.errors import NotFound, UsageError
 from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor
@@ -50,16 +52,16 @@ class PostUpdate:
 
 
 def parse(args: Args) -> PostUpdate:
-    words = list(args.positional)
-    ref = words.pop(0) if words and INCIDENT_REF.match(words[0]) else None
-    if not words and not args.options:
+    ref = args.positional[0] if args.positional and INCIDENT_REF.match(args.positional[0]) else None
+    if ref is not None:  # `update INC-12 …`: the rest as if typed in its channel
+        args = dataclasses.replace(args, positional=args.positional[1:], typed=args.typed[1:] if args.typed else None)
+    if not args.positional and not args.options:
         return PostUpdate(incident=ref)
-    args = Args(tuple(words), args.options, args.flags)
     statuses = [s.value for s in Status]
     status = args.positional[0].lower() if args.positional else ""
     if status not in statuses:
         raise UsageError(f"Start with the status: one of {', '.join(f'`{s}`' for s in statuses)}.", f"/ops {USAGE}")
-    text = " ".join(args.positional[1:]).strip()
+    text = args.text(1)
     if not text and status != Status.RESOLVED:
         raise UsageError("Say what the current status is after the status word.", f"/ops {USAGE}")
     return PostUpdate(status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"), ref)
@@ -102,7 +104,7 @@ def form_errors(values: dict[str, str]) -> dict[str, str]:
     for name in FIELDS:
         if len(values.get(name, "")) > MAX_TEXT:
             errors[name] = f"Keep this under {MAX_TEXT} characters."
-    return errors
+    return {**errors, **control_characters(values)}
 
 
 class Updates:
@@ -136,7 +138,7 @@ class Updates:
             try:
                 promised = parse_next(command.next_update, now)
             except ValueError as exc:
-                raise UsageError(str(exc) + ".", f"/ops {USAGE}") from None
+                raise UsageError(f"`--next`: {exc}.", f"/ops {USAGE}") from None
         else:
             every = cadence(d, incident)
             if every is None:
@@ -161,7 +163,7 @@ class Updates:
 
     def open_form_for(self, actor: Actor, incident_id: str) -> Reply:
         """The reminder's "Post update" button (it carried only the incident id)."""
-        incident = get(self._d, int(incident_id)) if incident_id.isdigit() else None
+        incident = get(self._d, found) if (found := number(incident_id)) else None
         if incident is None:
             raise NotFound("incident", incident_id[:20])
         require_open(incident)
@@ -170,7 +172,7 @@ class Updates:
 
     def channel_of(self, incident_id: str) -> str | None:
         """The channel of the incident a submitted update form names (a form has no channel of its own)."""
-        incident = get(self._d, int(incident_id)) if incident_id.isdigit() else None
+        incident = get(self._d, found) if (found := number(incident_id)) else None
         return incident.channel_id if incident else None
 
     def submit_form(self, actor: Actor, incident_id: int, values: dict[str, str]) -> Reply:

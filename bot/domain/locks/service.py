@@ -57,7 +57,7 @@ def parse_list(args: Args) -> ListLocks:
 def parse_take(args: Args) -> TakeLock:
     service, env = expect(args, LOCK_USAGE, required=2)
     try:
-        duration = parse_duration(args.options.get("for", "1h"), maximum=MAX_MANUAL_LOCK)
+        duration = parse_duration(args.options.get("for", "1h"), maximum=MAX_MANUAL_LOCK, argument="for=")
     except ValueError as exc:
         raise UsageError(str(exc) + ".", f"/ops {LOCK_USAGE}") from None
     return TakeLock(service, env, _reason(args, LOCK_USAGE), int(duration.total_seconds()))

@@ -3,37 +3,130 @@
 from __future__ import annotations
 
 import difflib
-import html
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from bot.domain.shared.errors import UsageError
 from bot.domain.shared.policy import Actor, Role
-from bot.domain.shared.ports import Reply
+from bot.domain.shared.ports import PeopleDirectory, Reply
 from bot.domain.shared.text import word_for
 
 MAX_TEXT_CHARS = 4000
-DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"'})
+# Quotes that open a group, each with the quotes that may close it: ASCII ones, and the typographic ones that phones
+# and macOS substitute for them (“…”, „…“, ‘…’, ‚…‘, ‛…’), or type in other locales (« … »).
+QUOTES = {
+    '"': '"\u201c\u201d', "\u201c": '"\u201c\u201d', "\u201d": '"\u201d', "\u201e": '"\u201c\u201d', "\u201f": '"\u201d',
+    "\u00ab": "\u00bb", "\u00bb": "\u00ab",
+    "'": "'\u2019", "\u2018": "'\u2018\u2019", "\u2019": "'\u2019", "\u201a": "\u2018\u2019", "\u201b": "'\u2019",
+}  # fmt: skip
+DASHES = ("\u2014", "\u2013")  # em and en dash: autocorrect's `--`
 MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 BARE_USER = re.compile(r"^@?([UW][A-Z0-9]{2,})$")
+NAMED_USER = re.compile(r"^@?([\w.\-']{1,80})$")
 KEY_VALUE = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.S)
+SLACK_MARKUP = re.compile(r"^<([^<>|]*)(?:\|([^<>]*))?>$")
+# C0 and C1 control characters, DEL; newline and tab are allowed in free text.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+TEXT_OPTIONS = frozenset({"reason", "impact", "what", "eta"})
 
 C = TypeVar("C")
 
 
+class Word(str):
+    """One word of `/ops` text; ``quoted`` when quotes grouped it (an unquoted free-text value runs on, see ``split_args``)."""
+
+    quoted: bool = False
+
+
 def tokenize(text: str) -> list[str]:
-    """Split command text like a shell would, without running one; Slack's HTML escapes are undone."""
+    """Split `/ops` text into words the way a shell groups them, without running one.
+
+    Quotes (ASCII or the typographic ones autocorrect types: “ ” „ ‟ « » ‘ ’ ‚ ‛) group words, but only a quote at
+    the start of a word (or right after ``=``) opens a group; a quote inside a word is text, so ``it's`` and
+    ``it’s`` are apostrophes. A group closes at the next quote of its kind that ends a word. ``\\"`` is a literal quote.
+    Slack's markup (``<https://x.io|a label>``, ``<@U123|bob>``) stays one word, spaces included. Slack sends
+    ``&``, ``<`` and ``>`` typed by the user as ``&amp;``, ``&lt;``, ``&gt;`` (the manifest sets
+    ``should_escape``; https://api.slack.com/reference/surfaces/formatting#escaping): they are decoded here,
+    after splitting, so a typed ``<`` never groups words. (Once decoded, a typed ``<@U123>`` looks like Slack's own
+    markup to the renderer; broadcasts never notify either way, see ``bot.render.slack_text``.)
+
+    Raises ``UsageError`` for text over ``MAX_TEXT_CHARS`` or a group with no closing quote.
+    """
     if len(text) > MAX_TEXT_CHARS:
         raise UsageError(f"That command is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,}.")
-    text = text.translate(DOUBLE_QUOTES)
-    try:
-        tokens = shlex.split(text, posix=True)
-    except ValueError as exc:
-        raise UsageError(f"Could not read that command: {exc.args[0].lower()} (quotes must come in pairs).") from None
-    return [html.unescape(token) if "&" in token else token for token in tokens]
+    tokens: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        word: list[str] = []
+        start, quoted = i, False
+        while i < n and not text[i].isspace():
+            char = text[i]
+            closers = QUOTES.get(char)
+            if char == "\\" and i + 1 < n and text[i + 1] in QUOTES:
+                word.append(text[i + 1])
+                i += 2
+            elif closers and (i == start or text[i - 1] == "="):
+                end = _closing_quote(text, i + 1, closers)
+                if end < 0:
+                    raise UsageError(
+                        f"Could not read that command: no closing quotation for the {char} before "
+                        f"`{text[i + 1 : i + 21]}` (quotes must come in pairs)."
+                    )
+                word.append(text[i + 1 : end].replace("\\" + '"', '"'))
+                i, quoted = end + 1, True
+            elif char == "<" and (close := text.find(">", i)) > 0 and "<" not in text[i + 1 : close]:
+                word.append(text[i : close + 1])
+                i = close + 1
+            else:
+                word.append(char)
+                i += 1
+        token = Word(_unescape("".join(word)))
+        token.quoted = quoted
+        tokens.append(token)
+    return tokens
+
+
+def _closing_quote(text: str, at: int, closers: str) -> int:
+    """Where a group opened before ``at`` closes: its first quote in ``closers`` that ends a word, else its first one."""
+    first = -1
+    for i in range(at, len(text)):
+        if text[i] in closers and text[i - 1] != "\\":
+            if i + 1 == len(text) or text[i + 1].isspace():
+                return i
+            if first < 0:
+                first = i
+    return first
+
+
+def _unescape(token: str) -> str:
+    """Undo Slack's three escapes; other ``&…;`` text is what the user typed."""
+    if "&" not in token:
+        return token
+    return token.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def unwrap(token: str) -> str:
+    """The identifier inside Slack's markup, or ``token`` itself when it is not markup.
+
+    Slack wraps what it recognises (https://api.slack.com/reference/surfaces/formatting#retrieving-messages):
+    ``<http://x.io|x.io>`` → ``x.io`` (a link's label, or its URL without ``mailto:`` when it has none),
+    ``<mailto:a@b.c|a@b.c>`` → ``a@b.c``, ``<@U123|bob>`` → ``U123``, ``<#C123|deploys>`` → ``C123``.
+    Broadcasts and user groups (``<!here>``, ``<!subteam^S1|@sre>``) are left as they are: they name no identifier.
+    """
+    match = SLACK_MARKUP.match(token)
+    if not match:
+        return token
+    target, label = match.group(1), match.group(2)
+    if target.startswith(("@", "#")):
+        return target[1:]
+    if target.startswith("!"):
+        return token
+    return label if label else target.removeprefix("mailto:")
 
 
 def user_id(token: str) -> str | None:
@@ -42,13 +135,48 @@ def user_id(token: str) -> str | None:
     return match.group(1) if match else None
 
 
+def person(token: str, people: PeopleDirectory, *, argument: str, usage: str | None = None) -> str:
+    """The user ID a person argument names: a mention (``<@U123|bob>``), a user ID, or ``@name`` typed by hand.
+
+    A name is looked up in the workspace (``people``: username or display name, case-insensitive).
+    Raises ``UsageError`` naming ``argument`` when the token names nobody in the workspace.
+    """
+    found = user_id(unwrap(token))
+    if found:
+        return found
+    named = NAMED_USER.match(token.strip())
+    if named and (found := people.find(named.group(1))):
+        return found
+    shown = token if len(token) <= 40 else token[:40] + "…"
+    shown = shown if shown.startswith("@") else "@" + shown
+    raise UsageError(f"`{shown}` ({argument}) is not a user of this workspace; pick the person from the @ list.", usage)
+
+
+class NoPeople:
+    """A directory that knows nobody: parsing without a workspace (tests of pure parsers)."""
+
+    def find(self, name: str) -> str | None:
+        return None
+
+
 @dataclass(frozen=True)
 class Args:
-    """A subcommand's arguments after the subcommand words."""
+    """A subcommand's arguments after the subcommand words.
+
+    ``positional`` reads each word as an identifier (Slack's markup unwrapped, see ``unwrap``); ``text()`` joins the
+    words as typed, markup kept, for free text. Options in ``TEXT_OPTIONS`` (``--reason`` …) keep their markup too.
+    """
 
     positional: tuple[str, ...] = ()
     options: Mapping[str, str] = field(default_factory=dict)
     flags: frozenset[str] = frozenset()
+    typed: tuple[str, ...] | None = None
+    people: PeopleDirectory = field(default_factory=NoPeople, compare=False, repr=False)
+
+    def text(self, start: int = 0) -> str:
+        """Positional words from ``start`` on, as typed (Slack markup kept), joined by spaces."""
+        words = self.typed if self.typed is not None else self.positional
+        return " ".join(words[start:]).strip()
 
 
 @dataclass(frozen=True)
@@ -74,14 +202,21 @@ class Subcommand(Generic[C]):
         return f"/ops {self.usage}"
 
 
-def split_args(spec: Subcommand[Any], tokens: list[str]) -> Args:
-    """Sort the tokens after the subcommand words into positional, ``--option value``, ``--flag`` and ``key=value``."""
+def split_args(spec: Subcommand[Any], tokens: list[str], people: PeopleDirectory | None = None) -> Args:
+    """Sort the tokens after the subcommand words into positional, ``--option value``, ``--flag`` and ``key=value``.
+
+    An em or en dash where an option is expected (``—reason``, autocorrect's ``--reason``) reads as ``--``.
+    Identifiers are unwrapped from Slack's markup; free text (``TEXT_OPTIONS``, ``Args.text()``) is kept as typed.
+    Raises ``UsageError`` for an unknown option, an option without its value, or a control character
+    (newline and tab are allowed in free text), naming the argument.
+    """
     positional: list[str] = []
     options: dict[str, str] = {}
     flags: set[str] = set()
+    known = spec.flags | spec.options
     i = 0
     while i < len(tokens):
-        token = tokens[i]
+        token = _as_option(tokens[i], known)
         if token.startswith("--") and len(token) > 2:
             name, eq, value = token[2:].partition("=")
             name = name.lower()
@@ -93,17 +228,55 @@ def split_args(spec: Subcommand[Any], tokens: list[str]) -> Args:
                         raise UsageError(f"`--{name}` needs a value.", spec.usage_line())
                     i += 1
                     value = tokens[i]
-                options[name] = value
+                if name in TEXT_OPTIONS and not getattr(tokens[i], "quoted", True):
+                    while i + 1 < len(tokens) and not _is_option(tokens[i + 1], spec):
+                        i += 1
+                        value += " " + tokens[i]
+                options[name] = _checked(value, f"`--{name}`", spec, text=name in TEXT_OPTIONS)
             else:
-                known = sorted({f"--{n}" for n in spec.flags | spec.options})
-                hint = f" Known: {', '.join(known)}." if known else ""
-                raise UsageError(f"`{spec.name}` has no option `--{name}`.{hint}", spec.usage_line())
+                hint = f" Known: {', '.join(sorted(f'--{n}' for n in known))}." if known else ""
+                raise UsageError(f"`{spec.name}` has no option `--{name[:40]}`.{hint}", spec.usage_line())
         elif (kv := KEY_VALUE.match(token)) and kv.group(1) in spec.keys:
-            options[kv.group(1)] = kv.group(2)
+            options[kv.group(1)] = _checked(kv.group(2), f"`{kv.group(1)}=`", spec, text=False)
         else:
-            positional.append(token)
+            positional.append(_checked(token, f"argument {len(positional) + 1}", spec, text=True, raw=True))
         i += 1
-    return Args(tuple(positional), options, frozenset(flags))
+    words = tuple(positional)
+    return Args(tuple(unwrap(word) for word in words), options, frozenset(flags), words, people or NoPeople())
+
+
+def _is_option(token: str, spec: Subcommand[Any]) -> bool:
+    """Whether ``token`` starts an option, a flag or a ``key=value`` of ``spec`` (where unquoted free text stops)."""
+    token = _as_option(token, spec.flags | spec.options)
+    if token.startswith("--") and token[2:].partition("=")[0].lower() in spec.flags | spec.options:
+        return True
+    kv = KEY_VALUE.match(token)
+    return bool(kv and kv.group(1) in spec.keys)
+
+
+def _as_option(token: str, known: frozenset[str]) -> str:
+    """``—reason`` / ``–reason`` → ``--reason`` when it names a known option or flag."""
+    for dash in DASHES:
+        if token.startswith(dash) and token[1:].lstrip("-").partition("=")[0].lower() in known:
+            return "--" + token[1:].lstrip("-")
+    return token
+
+
+def control_characters(values: Mapping[str, str]) -> dict[str, str]:
+    """For each of ``values`` (a submitted form's fields) holding a control character other than newline and tab,
+    what to tell the user, by field."""
+    found = {name: CONTROL.search(value) for name, value in values.items()}
+    return {name: f"Remove the control character (U+{ord(bad.group()):04X})." for name, bad in found.items() if bad}
+
+
+def _checked(value: str, argument: str, spec: Subcommand[Any], *, text: bool, raw: bool = False) -> str:
+    """``value`` (unwrapped unless free text or ``raw``) when it holds no control character; else a usage error.
+
+    Free text may hold newlines and tabs; an identifier may not."""
+    bad = CONTROL.search(value) or (None if text else re.search(r"[\n\t]", value))
+    if bad:
+        raise UsageError(f"{argument} contains a control character (U+{ord(bad.group()):04X}); remove it.", spec.usage_line())
+    return value if text or raw else unwrap(value)
 
 
 def match(subcommands: list[Subcommand[Any]], tokens: list[str]) -> tuple[Subcommand[Any], list[str]]:

@@ -115,6 +115,15 @@ class GroupDirectory(Protocol):
         ...
 
 
+class PeopleDirectory(Protocol):
+    """The workspace's people, found by the name typed after ``@`` (Slack's ``users.list``, cached briefly)."""
+
+    def find(self, name: str) -> str | None:
+        """The user ID of the one active member whose username or display name is ``name`` (case-insensitive,
+        no ``@``), or None when nobody (or more than one person) has it. Raises ``Unavailable`` when Slack cannot say."""
+        ...
+
+
 class Notifier(Protocol):
     """Posts the domain's messages to channels and people."""
 
