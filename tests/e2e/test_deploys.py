@@ -57,7 +57,7 @@ def test_production_deploy_needs_two_other_approvers_then_runs_verifies_and_anno
     assert "release 42" in request.seen() and "0 of 2" in request.seen() and "deploy/api/production" in request.seen()
 
     refused = app.click(request, "Approve", "U0APPROVER1")
-    assert "two-person rule" in refused[-1]["text"]
+    assert "You requested this deploy; another approver must approve it (the two-person rule)." in refused[-1]["text"]
     app.click(request, "Approve", "U0APPROVER2")
     assert "Approved by @U0APPROVER2" in app.emulator.find(request.ts).seen()
     assert deployed_log(state_dir) == []

@@ -11,7 +11,7 @@ from tests.integration.console_demo import run_demo
 
 def test_the_console_demo_deploys_verifies_and_rolls_back(tmp_path: Path) -> None:
     out = run_demo("deploys-demo.txt", tmp_path)
-    assert "the two-person rule needs someone else" in out
+    assert "You requested this deploy; another approver must approve it (the two-person rule)." in out
     assert "✅ Approved by @carol" in out and "✅ Approved by @alice" in out
     assert "🚀 Starting deployment of v1.4.2 to production" in out
     # How many checks fit in the 3 s window depends on how fast each one answers: not what is tested.

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.shared.errors import Conflict, NotPermitted
+from bot.domain.shared.errors import Conflict, Refused
 
 
 class Decision(StrEnum):
@@ -127,7 +127,8 @@ def judge_vote(request: ApprovalRequest, votes: list[Vote], ballot: Vote, now: d
         if ballot.decision is Decision.REJECT:
             return Verdict(ApprovalState.CANCELLED)
         if not (request.admin_self_approval and ballot.as_admin):
-            raise NotPermitted("another approver", "approve", "you requested it: the two-person rule needs someone else")
+            kind = {"flag_unkill": "flag change", "flag_rollout": "flag change"}.get(request.kind, request.kind)
+            raise Refused(f"You requested this {kind}; another approver must approve it (the two-person rule).")
     return Verdict(tally(request, [*votes, ballot]))
 
 
