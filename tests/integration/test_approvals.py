@@ -143,6 +143,18 @@ def test_expired_request_refuses_clicks_and_says_so(app: Bot, recorder: Recorder
     assert "expired at 14:30 UTC" in replies[-1]["text"]
     assert "Expired at 14:30" in app.emulator.find(message.ts).seen()
     assert recorder.closed_ids == [(request.id, "expired")]
+    told = [m.seen() for m in app.emulator.visible() if m.channel == "D0DEV"]  # the requester's DM
+    assert len(told) == 1 and "Your request *Deploy v1.2.3 of api to production* expired at 14:30 UTC" in told[0]
+    assert "0 of 2 approvals" in told[0]
+
+
+def test_the_expiry_job_tells_the_requester_when_the_request_expired(app: Bot, recorder: Recorder, clock: FrozenClock) -> None:
+    request, message = open_request(app)
+    app.click(message, "Approve", "U0APPROVER1")
+    clock.advance(minutes=45)  # the expiry is noticed a quarter of an hour late
+    app.services.approvals.expire(Actor("opsbot", source="job"), {"request_id": request.id})
+    told = [m.seen() for m in app.emulator.visible() if m.channel == "D0DEV"]
+    assert len(told) == 1 and "expired at 14:30 UTC with 1 of 2 approvals" in told[0]  # its deadline, not 14:45
 
 
 def test_double_click_by_one_approver_counts_once(app: Bot, recorder: Recorder) -> None:

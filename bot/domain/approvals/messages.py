@@ -39,3 +39,12 @@ class RequestUnposted:
     template: ClassVar[str] = "approvals/unposted"
     request: ApprovalRequest
     why: str
+
+
+@dataclass(frozen=True)
+class RequestExpired:
+    """Told to the requester: nobody decided before the deadline (``request.expires_at``, not when it was noticed)."""
+
+    template: ClassVar[str] = "approvals/expired"
+    request: ApprovalRequest
+    approvals: int

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.domain.approvals.deps import ApprovalDeps
-from bot.domain.approvals.messages import ApprovalMessage, RequestUnposted, VoteReceipt
+from bot.domain.approvals.messages import ApprovalMessage, RequestExpired, RequestUnposted, VoteReceipt
 from bot.domain.approvals.model import (
     ApprovalRequest,
     ApprovalState,
@@ -159,6 +159,8 @@ class ApprovalService:
                 uow.approvals.set_state(request_id, verdict.state, now)
                 after = current.decided(verdict.state, now)
             approved = self._after(uow, actor, Transition(after, votes, current.state))
+            if after.state is ApprovalState.EXPIRED and current.state is not ApprovalState.EXPIRED:
+                self._tell_expired(uow, current, votes)
             uow.commit()
         if approved.then is not None:
             approved.then()
@@ -182,6 +184,8 @@ class ApprovalService:
                 return
             uow.approvals.set_state(current.id, verdict.state, now)
             approved = self._after(uow, actor, Transition(current.decided(verdict.state, now), votes, current.state))
+            if verdict.state is ApprovalState.EXPIRED:
+                self._tell_expired(uow, current, votes)
             uow.commit()
         if approved.then is not None:
             approved.then()
@@ -213,6 +217,11 @@ class ApprovalService:
                 uow.commit()
             done.append(f"cancelled the request {request.title!r} ({request.origin}): its message could not be posted ({why})")
         return done
+
+    def _tell_expired(self, uow: ApprovalsUnitOfWork, request: ApprovalRequest, votes: list[Vote]) -> None:
+        """The requester hears that their request expired, and when: its deadline (keyed: told once)."""
+        expired = RequestExpired(request, approvals_of(votes))
+        uow.outbox.dm(request.requester, expired, key=f"{request.message_key}:expired", origin=request.origin)
 
     def _after(self, uow: ApprovalsUnitOfWork, actor: Actor, transition: Transition) -> Approved:
         """In the decision's unit of work: edit the posted message; on a state change, hand over to the request's family
