@@ -111,6 +111,7 @@ class ConsoleSession:
         self.form: dict[str, Any] | None = None  # the open modal, if any
         self.form_fields: dict[str, str] = {}
         self._views_shown = 0
+        self._calls_seen = 0  # Web API calls already looked at for pins and invites
         self.waiters: list[Callable[[float], bool]] = [self.executor.wait_idle]
         if self.services.local_worker is not None:
             self.waiters.append(self.services.local_worker.wait_idle)
@@ -247,14 +248,30 @@ class ConsoleSession:
         return show(message, self._number, self.name, self._title(message))
 
     def new_output(self) -> list[str]:
-        """Messages posted or edited since last shown, oldest first; then a form that just opened."""
-        out = self._new_messages()
+        """Messages posted or edited since last shown, oldest first; pins and invites; then a form that just opened."""
+        out = self._new_messages() + self._new_pins_and_invites()
         while self._views_shown < len(self.emulator.views):
             view = self.emulator.views[self._views_shown]
             self._views_shown += 1
             self.form, self.form_fields = view, {}
             title = f"form: {view.get('title', {}).get('text', '')} · fill it in with `submit field=value …`"
             out.append(show(Posted("", "", "", list(view.get("blocks") or [])), self._number, self.name, title))
+        return out
+
+    def _new_pins_and_invites(self) -> list[str]:
+        """What Slack shows as channel events and the console would otherwise hide: pins and invitations."""
+        calls = self.emulator.calls[self._calls_seen :]
+        self._calls_seen += len(calls)
+        out = []
+        for call in calls:
+            if not (call.performed and call.response.get("ok")):
+                continue
+            where = f"#{self.name(str(call.args.get('channel', '')))}"
+            if call.method == "pins.add":
+                out.append(f"📌 pinned a message in {where}")
+            elif call.method == "conversations.invite":
+                people = ", ".join(f"@{self.name(u)}" for u in str(call.args.get("users", "")).split(",") if u)
+                out.append(f"➕ invited {people} to {where}")
         return out
 
     def _new_messages(self) -> list[str]:

@@ -245,3 +245,15 @@ def test_socket_mode_with_slack_unreachable_says_so_in_one_line_per_try_and_keep
     tries = [line for line in lines if line.startswith("opsbot: Slack could not be reached to open a Socket Mode connection (")]
     assert len(tries) >= 2 and all("; retrying in " in line for line in tries), stderr
     assert "Traceback" not in stderr and "will be unused" not in stderr, stderr
+
+
+def test_the_console_shows_invites_and_pins_as_slack_shows_them_in_the_channel(tmp_path: Path) -> None:
+    result = opsbot(
+        "console",
+        "-c",
+        '/ops incident declare P1 Checkout down --impact "checkouts fail"',
+        env={"DATABASE_URL": f"sqlite:///{tmp_path}/c.db"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"➕ invited @dave, .* to #inc-\d{8}-checkout-down", result.stdout), result.stdout
+    assert re.search(r"📌 pinned a message in #inc-\d{8}-checkout-down", result.stdout)
