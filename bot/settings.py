@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,10 @@ class Settings(BaseSettings):
     port: int = 3000
     web_concurrency: int = 2
     log_level: str = "INFO"
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="json (one object a line) or console; unset: json unless stderr is a terminal"
+    )
+    opsbot_metrics_port: int | None = Field(default=None, description="`opsbot worker` serves /metrics on it; off when unset")
 
     def require(self, variable: str, why: str) -> str:
         """The secret value of ``variable`` or MissingSetting naming it."""
