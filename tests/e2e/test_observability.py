@@ -180,3 +180,35 @@ def test_no_secret_appears_in_the_logs_of_a_deploy_and_an_incident(
     assert len(log.splitlines()) > 10 and '"command": "deploy"' in log
     assert MARKER not in log
     assert "[redacted]" not in log  # nothing even tried: the scrubber (bot.logs) is only a backstop
+
+
+def test_approvals_and_their_clicks_are_counted_by_outcome(app: Bot) -> None:
+    app.command('deploy v1.2.3 api to production --reason "release 42"', user="U0APPROVER1")
+    request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
+    app.click(request, "Approve", "U0APPROVER1")  # the two-person rule refuses it
+    app.click(request, "Approve", "U0APPROVER2")
+    app.click(request, "Approve", "U0APPROVER3")
+    posted(app, "✅ Deployment of v1.2.3 to production completed")
+    metrics = app.services.metrics.exposition().decode()
+    assert sample(metrics, "opsbot_approvals_total", kind="deploy", outcome="approved") == 1.0
+    assert sample(metrics, "opsbot_requests_total", kind="action", name="approve", outcome="approved") == 2.0
+    assert sample(metrics, "opsbot_requests_total", kind="action", name="approve", outcome="denied") == 1.0
+    assert sample(metrics, "opsbot_deploys_total", kind="deploy", outcome="succeeded") == 1.0
+
+
+def test_metrics_of_every_gunicorn_worker_add_up_whichever_answers_the_scrape(app: Bot, tmp_path: Path, redis_url: str) -> None:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    with serving(app, tmp_path, REDIS_URL=redis_url, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder)) as base:
+        for _ in range(12):
+            response, url = post_command(app, base, "locks", user="U0VIEWER")
+            assert response.status_code == 200
+            app.reply_to(url)
+        scrapes = {
+            sample(httpx.get(base + "/metrics").text, "opsbot_requests_total", kind="command", name="locks", outcome="ok")
+            for _ in range(6)
+        }
+    log = (tmp_path / "serve.log").read_text()
+    workers = set(re.findall(r"Booting worker with pid: (\d+)", log))
+    assert len(workers) == 2 and {path.name for path in folder.glob("counter_*.db")} == {f"counter_{pid}.db" for pid in workers}
+    assert scrapes == {12.0}
