@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         default=None, description="json (one object a line) or console; unset: json unless stderr is a terminal"
     )
     opsbot_metrics_port: int | None = Field(default=None, description="`opsbot worker` serves /metrics on it; off when unset")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lowercase_format(cls, value: object) -> object:
+        return value.strip().lower() or None if isinstance(value, str) else value
 
     def require(self, variable: str, why: str) -> str:
         """The secret value of ``variable`` or MissingSetting naming it."""

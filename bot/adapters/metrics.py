@@ -152,7 +152,9 @@ class MeteredAuditLog:
         kind, _, step = entry.action.partition(".")
         if kind in ("deploy", "rollback") and step in DEPLOY_ENDINGS:
             self._metrics.deploys.labels(kind, DEPLOY_ENDINGS[step] or entry.outcome).inc()
-        if step in APPROVAL_DECISIONS and kind not in ("click", "command", "job"):
+        # A deploy to an environment that needs no approval is "approved" by nobody: no approval was decided.
+        needed = step != "approved" or bool(entry.params.get("approvers"))
+        if step in APPROVAL_DECISIONS and kind not in ("click", "command", "job") and needed:
             self._metrics.approvals.labels(kind, step).inc()
         return record
 

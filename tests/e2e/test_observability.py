@@ -118,9 +118,11 @@ def test_serve_counts_a_deploy_its_command_and_a_rate_limited_slack_call_on_metr
 
         value, metrics = eventually_metric(base + "/metrics", "opsbot_deploys_total", kind="deploy", outcome="succeeded")
         assert value == 1.0, metrics
+        (tmp_path / "metrics.txt").write_text(metrics)  # what an operator's curl sees, kept for a look after a failure
         assert 'opsbot_deploys_total{kind="deploy",outcome="succeeded"} 1.0' in metrics
         assert sample(metrics, "opsbot_requests_total", kind="command", name="deploy", outcome="requested") == 1.0
         assert sample(metrics, "opsbot_slack_api_calls_total", method="chat.postMessage", status="429") == 1.0
+        assert sample(metrics, "opsbot_approvals_total", kind="deploy", outcome="approved") is None  # staging needs none
         assert (sample(metrics, "opsbot_ack_duration_seconds_count") or 0) >= 1
         assert sample(metrics, "opsbot_outbox_pending") is not None
         assert sample(metrics, "opsbot_health_checks_total", result="healthy") is not None
