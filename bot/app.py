@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from concurrent.futures import Executor
 from typing import Any
 
@@ -49,7 +50,12 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
     @app.middleware
     def provide_operations(context: Any, next: Any) -> Any:
         context["ops"] = shared
-        return next()
+        # Listeners ack on this thread and leave their work to the pool: when next() returns, Slack has its answer.
+        started = time.perf_counter()
+        try:
+            return next()
+        finally:
+            runtime.metrics.ack_seconds.observe(time.perf_counter() - started)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:

@@ -72,6 +72,8 @@ class Background:
         if not self._leases.take(LEASE, self.holder, 3 * durability.reconcile_every_seconds):
             return []
         repaired = self._runtime.dispatcher.reconcile()
+        self._runtime.metrics.reconciler_runs.inc()
+        self._runtime.metrics.reconciler_repairs.inc(len(repaired))
         for line in repaired:
             log.warning("reconciler: %s", line)
         retention = timedelta(days=durability.delivered_retention_days)

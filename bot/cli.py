@@ -43,9 +43,12 @@ def _config(settings: Settings) -> OpsConfig:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    from bot.logs import setup_logging
+
+    secrets = [
+        s.get_secret_value() for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token) if s
+    ]
+    setup_logging(settings.log_level, settings.log_format, secrets=secrets)
 
 
 def _ready_database(settings: Settings, *, migrate: bool) -> None:

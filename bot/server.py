@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from bot.settings import Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class RootLogger(Logger):  # type: ignore[misc]
+    """gunicorn's error and access logs through the root logger, so ``LOG_FORMAT`` shapes them like every other line."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A gunicorn worker ended: its live gauges leave the scrape (prometheus_client's multiprocess mode)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 class OpsbotServer(BaseApplication):  # type: ignore[misc]
@@ -32,6 +55,8 @@ class OpsbotServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": self.settings.log_level.lower(),
             "proc_name": "opsbot",
+            "logger_class": RootLogger,
+            "child_exit": child_exit,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -49,5 +74,14 @@ class OpsbotServer(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, *, embedded_redis: bool = False) -> None:
-    """Run until stopped."""
-    OpsbotServer(settings, embedded_redis).run()
+    """Run until stopped. Metrics: every worker writes its samples under ``PROMETHEUS_MULTIPROC_DIR`` (a fresh
+    temporary folder unless it is set; it must be set before prometheus_client is first imported) and a scrape of
+    ``/metrics``, whichever worker answers it, adds them up."""
+    own_folder = not os.environ.get(MULTIPROC_ENV)
+    if own_folder:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="opsbot-metrics-")
+    try:
+        OpsbotServer(settings, embedded_redis).run()
+    finally:
+        if own_folder:
+            shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -37,6 +38,15 @@ class Settings(BaseSettings):
     port: int = 3000
     web_concurrency: int = 2
     log_level: str = "INFO"
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="json (one object a line) or console; unset: json unless stderr is a terminal"
+    )
+    opsbot_metrics_port: int | None = Field(default=None, description="`opsbot worker` serves /metrics on it; off when unset")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lowercase_format(cls, value: object) -> object:
+        return value.strip().lower() or None if isinstance(value, str) else value
 
     def require(self, variable: str, why: str) -> str:
         """The secret value of ``variable`` or MissingSetting naming it."""

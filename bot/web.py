@@ -9,6 +9,7 @@ from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.adapters.metrics import CONTENT_TYPE
 from bot.adapters.sql.engine import ping as ping_db
 from bot.app import create_app
 from bot.domain.shared.errors import Unavailable
@@ -44,7 +45,8 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
 
 
 def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
-    """``POST /slack/events`` for Slack; ``GET /healthz`` (alive) and ``GET /readyz`` (Redis and database)."""
+    """``POST /slack/events`` for Slack; ``GET /healthz`` (alive), ``GET /readyz`` (Redis and database) and
+    ``GET /metrics`` (Prometheus)."""
     slack = SlackRequestHandler(create_app(settings, services), path="/slack/events")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -57,6 +59,10 @@ def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
             if failing:
                 return _json(start_response, "503 Service Unavailable", {"status": "not ready", "failing": failing, **checks})
             return _json(start_response, "200 OK", {"status": "ready", **checks})
+        if path == "/metrics" and method in {"GET", "HEAD"}:
+            data = services.metrics.exposition()
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))])
+            return [data]
         return slack(environ, start_response)
 
     return app

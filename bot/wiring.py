@@ -24,6 +24,7 @@ from bot.adapters.deploy_providers import ConfiguredProviders
 from bot.adapters.flag_providers import build_flag_provider
 from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.local_jobs import InProcessJobs, InProcessWorker
+from bot.adapters.metrics import MeteredAuditLog, Metrics, OutboxCollector, RequestLog
 from bot.adapters.outbox_delivery import OutboxDelivery
 from bot.adapters.redis.connection import connect
 from bot.adapters.redis.jobs import RqJobs
@@ -46,7 +47,7 @@ from bot.domain.audit.service import AuditCommands, AuditDeps
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
 from bot.domain.deploys.service import Deploys
-from bot.domain.dispatch import Dispatcher
+from bot.domain.dispatch import Dispatcher, RequestObserver
 from bot.domain.flags.deps import FlagDeps
 from bot.domain.flags.ports import FlagProvider, FlagsNotConfigured, FlagsUnitOfWork
 from bot.domain.flags.service import Flags
@@ -103,6 +104,14 @@ class Adapters:
     shutdown: ShutdownSignal = field(default_factory=ShutdownSignal)  # SIGTERM: runs hand over within a grace period
     events: ServiceEvents | None = None  # None: open incidents listen (the default)
     approval_outcomes: Mapping[str, ApprovalOutcome] = field(default_factory=dict)  # request kinds of one's own (tests)
+    requests: RequestObserver = field(default_factory=lambda: Unobserved())  # counts and logs each request
+
+
+class Unobserved:
+    """A ``RequestObserver`` that notes nothing (unit tests on fakes)."""
+
+    def finished(self, actor: Actor, action: str, outcome: str, seconds: float) -> None:
+        return None
 
 
 class UnitOfWorks(DeploysUnitOfWork, IncidentsUnitOfWork, FlagsUnitOfWork, Protocol):
@@ -217,7 +226,7 @@ def build_families(a: Adapters) -> Families:
         audit_anchors.family(),
     ]
     return Families(
-        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared, people=a.people),
+        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared, people=a.people, observer=a.requests),
         lock_commands=lock_commands,
         deploy_locks=deploy_locks,
         approvals=approvals,
@@ -247,6 +256,7 @@ class Runtime:
     local_worker: InProcessWorker | None  # runs the jobs when they are in-process (console, tests)
     outbox: OutboxTable  # effects waiting for delivery, for `opsbot outbox` and the deliverer's rounds
     delivery: OutboxDelivery
+    metrics: Metrics  # what `GET /metrics` (serve) and OPSBOT_METRICS_PORT (worker) show
 
     @property
     def config(self) -> OpsConfig:
@@ -328,7 +338,7 @@ def redis_client(settings: Settings, *, allow_embedded: bool) -> redis.Redis:
     raise MissingSetting("REDIS_URL", "locks must be shared between replicas (or pass --embedded-redis for a single process)")
 
 
-def job_queue(settings: Settings, r: redis.Redis, clock: Clock) -> RqJobs | InProcessJobs:
+def job_queue(settings: Settings, r: redis.Redis, clock: Clock, metrics: Metrics | None = None) -> RqJobs | InProcessJobs:
     """RQ on the shared Redis; in-process threads when Redis is embedded (console, single process).
 
     The queue's connection retries a command through a short blip (redis-py's ``Retry`` with backoff) and checks
@@ -343,7 +353,7 @@ def job_queue(settings: Settings, r: redis.Redis, clock: Clock) -> RqJobs | InPr
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 2),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
-        return RqJobs(connection, settings.opsbot_queue, settings.opsbot_redis_prefix)
+        return RqJobs(connection, settings.opsbot_queue, settings.opsbot_redis_prefix, metrics=metrics)
     return InProcessJobs(clock)
 
 
@@ -363,7 +373,7 @@ def build_services(
 
     Raises MissingSetting (a setting the process needs is not set) or ConfigError (the ops config is invalid).
     """
-    names = {f.name for f in fields(Adapters)} - {"config", "clock", "uow"}
+    names = {f.name for f in fields(Adapters)} - {"config", "clock", "uow", "requests"}
     unknown = set(overrides) - names
     if unknown:
         raise TypeError(f"unknown service override(s): {', '.join(sorted(unknown))}")
@@ -373,15 +383,17 @@ def build_services(
     engine = engine or create_db_engine(settings.database_url)
     renderer = renderer or Renderer(settings.opsbot_templates)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    web_client = web_client or make_web_client(token, settings.slack_api_url)
+    metrics = Metrics()
+    web_client = web_client or make_web_client(token, settings.slack_api_url, metrics=metrics)
     prefix = settings.opsbot_redis_prefix
     built = engine
-    jobs: Jobs = overrides["jobs"] if "jobs" in overrides else job_queue(settings, r, clock)
-    audit: AuditLog = overrides["audit"] if "audit" in overrides else SqlAuditLog(built, clock)
+    jobs: Jobs = overrides["jobs"] if "jobs" in overrides else job_queue(settings, r, clock, metrics)
+    audit: AuditLog = MeteredAuditLog(overrides["audit"] if "audit" in overrides else SqlAuditLog(built, clock), metrics)
     outbox_table = OutboxTable(built, clock)
+    metrics.scrape_time(OutboxCollector(outbox_table, clock))
     delivery = OutboxDelivery(
         outbox_table,
-        make_web_client(token, settings.slack_api_url, rate_limit_retries=0, connection_retries=0),
+        make_web_client(token, settings.slack_api_url, rate_limit_retries=0, connection_retries=0, metrics=metrics),
         jobs,
         clock,
         audit,
@@ -402,13 +414,13 @@ def build_services(
         "state": lambda: RedisState(r, prefix),
         "conversations": lambda: SlackConversations(web_client, renderer),
         "deploy_providers": ConfiguredProviders,
-        "health": lambda: HttpHealthProbe(config),
+        "health": lambda: HttpHealthProbe(config, metrics=metrics),
         "watches": lambda: RedisWatchStore(r, clock, prefix),
         "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
     extra = {name: overrides[name] for name in ("events", "approval_outcomes") if name in overrides}
-    adapters = Adapters(config=config, clock=clock, uow=uow, **parts, **extra)
+    adapters = Adapters(config=config, clock=clock, uow=uow, **parts, **extra, requests=RequestLog(metrics))
     families = build_families(adapters)
     queue = adapters.jobs
     local_worker = InProcessWorker(queue, families.dispatcher.run_job) if isinstance(queue, InProcessJobs) else None
@@ -422,4 +434,5 @@ def build_services(
         local_worker=local_worker,
         outbox=outbox_table,
         delivery=delivery,
+        metrics=metrics,
     )

@@ -36,6 +36,11 @@ def run_worker(settings: Settings, config: OpsConfig, *, burst: bool = False) ->
     if not isinstance(jobs, RqJobs):
         raise MissingSetting("REDIS_URL", "the worker needs a real Redis, not the embedded one")
     shutdown = runtime.adapters.shutdown
+    if settings.opsbot_metrics_port and not burst:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.opsbot_metrics_port, registry=runtime.metrics.registry)
+        log.info("metrics on port %d", settings.opsbot_metrics_port)
     background = None if burst else Background(runtime).start()
     wait = 0.5
     worker: OpsWorker | None = None

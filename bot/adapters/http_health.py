@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from bot.adapters.metrics import Metrics
 from bot.config import HealthCheck, OpsConfig, ServiceEnvironment
 from bot.domain.health.judge import Observation, judge, overall, version_of
 from bot.domain.health.model import HealthReport
@@ -47,9 +48,15 @@ class HttpHealthProbe:
     """``HealthProbe`` and ``HealthFanout`` on httpx + asyncio; one event loop per call, on the caller's thread."""
 
     def __init__(
-        self, config: OpsConfig, environ: Mapping[str, str] | None = None, *, verify: ssl.SSLContext | None = None
+        self,
+        config: OpsConfig,
+        environ: Mapping[str, str] | None = None,
+        *,
+        verify: ssl.SSLContext | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._config = config
+        self._metrics = metrics
         self._environ = os.environ if environ is None else environ
         self._verify = verify
 
@@ -58,7 +65,11 @@ class HttpHealthProbe:
 
     def check_many(self, targets: list[tuple[str, str]]) -> list[HealthReport]:
         specs = [self._spec(service, env) for service, env in targets]
-        return asyncio.run(self._check_all(list(zip(targets, specs, strict=True))))
+        reports = asyncio.run(self._check_all(list(zip(targets, specs, strict=True))))
+        if self._metrics is not None:
+            for report in reports:
+                self._metrics.health_checks.labels(report.status).inc()
+        return reports
 
     def _spec(self, service: str, environment: str) -> ServiceEnvironment:
         found = self._config.services.get(service)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from bot.domain.shared.commands import Subcommand, match, split_args, tokenize
 from bot.domain.shared.errors import OpsError, Unavailable, UsageError
@@ -38,11 +39,22 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+class RequestObserver(Protocol):
+    """Told about every request the dispatcher ran: metrics and the request log live behind it, at the edge."""
+
+    def finished(self, actor: Actor, action: str, outcome: str, seconds: float) -> None:
+        """``action`` (``command.deploy``, ``click.approve`` …) run by ``actor`` ended with ``outcome`` after ``seconds``."""
+        ...
+
+
 class Dispatcher:
     """Runs `/ops` text, button clicks and background jobs, with the same checks, errors and audit."""
 
-    def __init__(self, *, audit: AuditLog, policy: Policy, families: Sequence[Family], people: PeopleDirectory) -> None:
+    def __init__(
+        self, *, audit: AuditLog, policy: Policy, families: Sequence[Family], people: PeopleDirectory, observer: RequestObserver
+    ) -> None:
         self._audit_log = audit
+        self._observer = observer
         self._people = people
         self.policy = policy
         self.families = list(families)
@@ -144,6 +156,7 @@ class Dispatcher:
         target: str = "",
     ) -> Reply:
         error: str | None = None
+        started = time.perf_counter()
         try:
             reply = body()
             outcome = reply.outcome
@@ -163,6 +176,10 @@ class Dispatcher:
             )
         action, params = describe()
         self._audit(actor, action, params, outcome, error, target)
+        try:
+            self._observer.finished(actor, action, outcome, time.perf_counter() - started)
+        except Exception:  # counting and logging never change what the user gets
+            log.exception("request observer failed")
         return reply
 
     def _audit(

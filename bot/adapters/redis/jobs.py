@@ -20,6 +20,7 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from bot.adapters.metrics import Metrics
 from bot.domain.shared.errors import Unavailable
 
 log = logging.getLogger("opsbot.jobs")
@@ -34,8 +35,11 @@ JobRunner = Callable[[str, dict[str, Any]], Any]
 class RqJobs:
     """The ``Jobs`` port on RQ. A key is claimed in Redis while its job waits, so a second submit is a no-op."""
 
-    def __init__(self, connection: redis.Redis, queue_name: str = "opsbot", prefix: str = "opsbot:") -> None:
+    def __init__(
+        self, connection: redis.Redis, queue_name: str = "opsbot", prefix: str = "opsbot:", *, metrics: Metrics | None = None
+    ) -> None:
         self._redis = connection
+        self.metrics = metrics
         self.queue = Queue(queue_name, connection=connection)
         self._prefix = prefix
 
@@ -61,6 +65,8 @@ class RqJobs:
                     failure_ttl=7 * 86400,
                     job_timeout=JOB_TIMEOUT_SECONDS,
                 )
+                if self.metrics is not None:
+                    self.metrics.jobs_queued.labels(name).inc()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise Unavailable("Redis", f"queueing {name}: {type(exc).__name__}") from None
 
@@ -108,6 +114,7 @@ class OpsJob(Job):
 
     run_job: JobRunner | None = None
     release_key: Callable[[str], None] | None = None
+    metrics: Metrics | None = None
 
     def perform(self) -> Any:
         if self.func_name != JOB_FUNCTION or self.run_job is None:
@@ -116,7 +123,10 @@ class OpsJob(Job):
         key = rest[0] if rest else None
         if key is not None and self.release_key is not None:
             self.release_key(key)  # running now: the same key may be submitted again
-        return self.run_job(name, payload)
+        reply = self.run_job(name, payload)
+        if self.metrics is not None and getattr(reply, "outcome", "ok") == "error":
+            self.metrics.jobs_failed.labels(name).inc()
+        return reply
 
 
 SCHEDULER_CHECK_SECONDS = 15
@@ -156,4 +166,9 @@ class OpsWorker(SimpleWorker):
         if isinstance(job, OpsJob):
             job.run_job = self._run_job
             job.release_key = self._jobs.release
-        return bool(super().perform_job(job, queue, execution))
+            job.metrics = self._jobs.metrics
+        done = bool(super().perform_job(job, queue, execution))
+        if not done and self._jobs.metrics is not None:  # RQ itself saw it fail (an exception, a timeout)
+            name = job.args[0] if isinstance(job, OpsJob) and job.args else job.func_name
+            self._jobs.metrics.jobs_failed.labels(str(name)).inc()
+        return done

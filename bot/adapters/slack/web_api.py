@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.adapters.metrics import Metrics, SlackCallCounter
 from bot.adapters.slack.refusals import OUTAGES, refusal, retry_after
 from bot.domain.shared.errors import ChannelArchived, OpsError, RateLimited, Unavailable
 from bot.domain.shared.ports import Message, MessageRef
@@ -21,12 +22,21 @@ from bot.render import Renderer
 T = TypeVar("T")
 
 
-def make_web_client(token: str | None, base_url: str, *, rate_limit_retries: int = 2, connection_retries: int = 1) -> WebClient:
+def make_web_client(
+    token: str | None,
+    base_url: str,
+    *,
+    rate_limit_retries: int = 2,
+    connection_retries: int = 1,
+    metrics: Metrics | None = None,
+) -> WebClient:
     """A client that honours Retry-After on 429 up to ``rate_limit_retries`` times and retries a lost connection
     ``connection_retries`` times (slack_sdk's retry handlers). The outbox's deliverer uses 0 and 0: it schedules its
     own retry after Retry-After, and before posting again it looks for the message an attempt whose answer was lost
-    may have posted; the SDK's blind retry would post a twin."""
-    handlers: list[Any] = [ConnectionErrorRetryHandler(max_retry_count=connection_retries)] if connection_retries else []
+    may have posted; the SDK's blind retry would post a twin. With ``metrics``, every attempt is counted by method and status."""
+    handlers: list[Any] = [SlackCallCounter(metrics)] if metrics is not None else []
+    if connection_retries:
+        handlers.append(ConnectionErrorRetryHandler(max_retry_count=connection_retries))
     if rate_limit_retries:
         handlers.append(RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries))
     return WebClient(

@@ -177,6 +177,14 @@ class OutboxTable:
         return None if row is None else _effect(row)
 
     @guard_db
+    def pending_summary(self) -> tuple[int, datetime | None]:
+        """How many effects wait for delivery, and when the oldest of them was recorded (None when none wait)."""
+        query = sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(outbox.c.state == PENDING)
+        with self._engine.connect() as conn:
+            count, oldest = conn.execute(query).one()
+        return int(count), utc_or_none(oldest)
+
+    @guard_db
     def due(self, limit: int = 100) -> list[Effect]:
         """Pending effects whose next attempt is due, each the oldest pending one of its stream, oldest first."""
         now = self._clock.now()
