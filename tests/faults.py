@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import signal
@@ -313,9 +314,17 @@ class TcpProxy:
     async def _listen(self) -> None:
         if self._server is not None:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((LOOPBACK, self._port))
+        for attempt in range(50):  # the reset connections of a cut can hold the port for a moment (seen under load)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((LOOPBACK, self._port))
+                break
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE or attempt == 49:
+                    raise
+                await asyncio.sleep(0.02)
         self._server = await asyncio.start_server(self._serve, sock=sock, backlog=128)
         self._is_cut = False
 
