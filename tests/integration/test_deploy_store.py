@@ -127,3 +127,23 @@ def test_lock_waiters_come_out_in_the_order_they_asked_each_once(redis_client: r
     assert waiters.take_all("deploy/api/production") == ["U0B", "U0A", "U0C"]
     assert waiters.take_all("deploy/api/production") == []
     assert waiters.add("deploy/api/production", "U0B") == 1  # a new line after the release
+
+
+def test_a_run_requeued_by_the_reconciler_can_no_longer_call_the_provider(db_url: str) -> None:
+    """A slow run (not dead) whose deploy the reconciler requeued must not call the provider after the new run does."""
+    store = autocommit(create_db_engine(db_url), "deploys")
+    store.create(a_deploy("d-00000001", "v1.2.3", DeployState.APPROVED, 0))
+    first = store.transition("d-00000001", frozenset({DeployState.APPROVED}), DeployState.RUNNING, started_at=T0)
+    assert first is not None and first.started_at is not None
+
+    assert store.requeue_unstarted("d-00000001") is not None  # its heartbeat went stale before the provider call
+    second = store.transition(
+        "d-00000001", frozenset({DeployState.APPROVED}), DeployState.RUNNING, started_at=T0 + timedelta(seconds=5)
+    )
+    assert second is not None and second.started_at is not None
+
+    assert store.claim_provider_start("d-00000001", first.started_at, T0 + timedelta(seconds=6)) is False  # the old run
+    assert store.claim_provider_start("d-00000001", second.started_at, T0 + timedelta(seconds=6)) is True
+    assert store.claim_provider_start("d-00000001", second.started_at, T0 + timedelta(seconds=7)) is False  # once
+    assert store.requeue_unstarted("d-00000001") is None  # the provider was called: settle it, never run it again
+    assert store.get("d-00000001").provider_started_at == T0 + timedelta(seconds=6)  # type: ignore[union-attr]

@@ -115,6 +115,35 @@ class SqlDeployRepository:
         return _deploy(self._conn.execute(sa.select(deploys).where(deploys.c.id == deploy_id)).one())
 
     @guard_db
+    def claim_provider_start(self, deploy_id: str, run_started_at: datetime, at: datetime) -> bool:
+        result = self._conn.execute(
+            deploys.update()
+            .where(
+                deploys.c.id == deploy_id,
+                deploys.c.state == DeployState.RUNNING.value,
+                deploys.c.started_at == run_started_at,
+                deploys.c.provider_started_at.is_(None),
+            )
+            .values(provider_started_at=at)
+        )
+        return result.rowcount == 1
+
+    @guard_db
+    def requeue_unstarted(self, deploy_id: str) -> Deploy | None:
+        result = self._conn.execute(
+            deploys.update()
+            .where(
+                deploys.c.id == deploy_id,
+                deploys.c.state == DeployState.RUNNING.value,
+                deploys.c.provider_started_at.is_(None),
+            )
+            .values(state=DeployState.APPROVED.value, heartbeat_at=None)
+        )
+        if result.rowcount != 1:
+            return None
+        return _deploy(self._conn.execute(sa.select(deploys).where(deploys.c.id == deploy_id)).one())
+
+    @guard_db
     def update(self, deploy_id: str, **changes: Any) -> None:
         self._conn.execute(deploys.update().where(deploys.c.id == deploy_id).values(**_columns(changes)))
 

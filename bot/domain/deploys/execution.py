@@ -145,9 +145,14 @@ class DeployRuns:
         stop.on_process(lambda process: self._note(deploy.id, provider_process=process))
         try:
             with Heartbeat(d, deploy, lease, stop) as beat:
+                # Past this line the provider may have acted: nothing calls it again for this deploy. Fenced by this
+                # run's start: a run the reconciler requeued or settled meanwhile (its worker was slow, not dead)
+                # finds the deploy no longer its own and calls nothing.
+                if not self._claim_provider(deploy):
+                    support.audit(d, actor, "deploy.provider_call", deploy, "superseded", provider=description)
+                    beat.superseded = True
+                    return
                 support.audit(d, actor, "deploy.provider_call", deploy, "started", provider=description)
-                # Past this line the provider may have acted: nothing calls it again for this deploy.
-                self._note(deploy.id, provider_started_at=d.clock.now())
                 result = _call_provider(provider, order, stop)
                 support.audit(
                     d,
@@ -236,6 +241,26 @@ class DeployRuns:
             return deploy, provider, order, description
 
         return until_back(start, within=RECORD_WITHIN_SECONDS, what=f"starting {deploy_id}", give_up=self._shutting_down)
+
+    def _claim_provider(self, deploy: Deploy) -> bool:
+        """Whether this run (the one that started ``deploy``) may call the provider; recorded if so."""
+        d = self._d
+        assert deploy.started_at is not None
+
+        def claim() -> bool:
+            with d.uow() as uow:
+                claimed = uow.deploys.claim_provider_start(deploy.id, deploy.started_at, d.clock.now())  # type: ignore[arg-type]
+                uow.commit()
+            return claimed
+
+        return bool(
+            until_back(
+                claim,
+                within=RECORD_WITHIN_SECONDS,
+                what=f"recording the provider call of {deploy.id}",
+                give_up=self._shutting_down,
+            )
+        )
 
     def _note(self, deploy_id: str, **changes: Any) -> None:
         def write() -> None:

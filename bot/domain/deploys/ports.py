@@ -61,6 +61,16 @@ class DeployRepository(Protocol):
 
     def update(self, deploy_id: str, **changes: Any) -> None: ...
 
+    def claim_provider_start(self, deploy_id: str, run_started_at: datetime, at: datetime) -> bool:
+        """Record that the run which started at ``run_started_at`` calls the provider now, only if that run still
+        owns the deploy (running, same start, no provider call recorded). False: the reconciler requeued or settled
+        it, or another run took it; the provider must not be called."""
+        ...
+
+    def requeue_unstarted(self, deploy_id: str) -> Deploy | None:
+        """``running`` → ``approved`` only if no run recorded a provider call; None otherwise."""
+        ...
+
     def history(self, service: str | None, environment: str | None, limit: int) -> list[Deploy]:
         """Newest first."""
         ...

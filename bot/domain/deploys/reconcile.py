@@ -70,7 +70,7 @@ class DeployReconciler:
         """Its worker died before calling the provider: run it again (the provider is still called at most once)."""
         d = self._d
         with d.uow() as uow:
-            back = uow.deploys.transition(deploy.id, frozenset({DeployState.RUNNING}), DeployState.APPROVED, heartbeat_at=None)
+            back = uow.deploys.requeue_unstarted(deploy.id)  # not if a run recorded its provider call meanwhile
             if back is None:
                 return ""
             uow.outbox.submit(RUN_JOB, {"deploy_id": deploy.id}, key=run_key(deploy.id), origin=deploy.origin)
