@@ -142,13 +142,13 @@ class OutboxDelivery:
         if now >= effect.deadline_at:
             self._give_up(
                 effect,
-                f"not delivered by its deadline after {plural(effect.attempts, 'attempt')}: {effect.last_error or 'no answer'}",
+                f"not delivered by its deadline after {plural(effect.attempts - 1, 'attempt')}: {effect.last_error or 'no answer'}",
             )
             return
         try:
             posted = self._perform(effect)
         except Retry as wait:
-            delay = wait.after if wait.after is not None else self._backoff(effect.attempts)
+            delay = wait.after if wait.after is not None else self._backoff(effect.attempts - 1)
             self._table.retry_at(effect.id, now + timedelta(seconds=delay), wait.reason)
             log.warning("outbox %s %s (%s): %s; retrying in %.1f s", effect.id, effect.kind, effect.origin, wait.reason, delay)
         except Permanent as refused:
@@ -156,7 +156,7 @@ class OutboxDelivery:
         except Exception as exc:  # an unexpected failure is retried like a transient one, and logged in full
             log.exception("outbox %s %s (%s) failed", effect.id, effect.kind, effect.origin)
             self._table.retry_at(
-                effect.id, now + timedelta(seconds=self._backoff(effect.attempts)), f"{type(exc).__name__}: {exc}"
+                effect.id, now + timedelta(seconds=self._backoff(effect.attempts - 1)), f"{type(exc).__name__}: {exc}"
             )
         else:
             if posted == SUPERSEDED:
@@ -166,7 +166,7 @@ class OutboxDelivery:
 
     def _backoff(self, attempts: int) -> float:
         """1, 2, 4 … seconds (capped at a minute), times a random factor between 1 and 1.5 so retries spread out."""
-        return min(BACKOFF_CAP_SECONDS, 2.0**attempts) * (1 + self._jitter() / 2)
+        return min(BACKOFF_CAP_SECONDS, 2.0**attempts * (1 + self._jitter() / 2))
 
     def _give_up(self, effect: Effect, why: str) -> None:
         self._table.failed(effect.id, why)
@@ -178,7 +178,7 @@ class OutboxDelivery:
                     action="outbox.failed",
                     outcome="failed",
                     target=effect.origin[:200],
-                    params={"effect": effect.id, "kind": effect.kind, "key": effect.key, "attempts": effect.attempts + 1},
+                    params={"effect": effect.id, "kind": effect.kind, "key": effect.key, "attempts": effect.attempts},
                     error=why,
                     source="job",
                 )
@@ -219,7 +219,8 @@ class OutboxDelivery:
     def _post(self, effect: Effect) -> tuple[str, str, str] | None:
         key = effect.key
         existing = self._table.message(key)
-        if existing is None and effect.attempts > 0 and effect.kind == "slack.post" and effect.target:
+        # ``attempts`` counts this attempt too (claims count): above 1, an earlier one may have reached Slack.
+        if existing is None and effect.attempts > 1 and effect.kind == "slack.post" and effect.target:
             existing = self._find_posted(effect.target, key, effect.created_at)
             if existing is not None:
                 log.info("outbox %s: %s was posted by an earlier attempt; editing it instead", effect.id, key)

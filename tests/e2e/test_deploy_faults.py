@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import sqlalchemy as sa
 from pytest_mock import MockerFixture
 
 from bot.adapters.local_jobs import InProcessJobs
+from bot.adapters.outbox_delivery import METADATA_TYPE
 from bot.adapters.redis.connection import connect
-from bot.adapters.sql.outbox import OutboxTable
+from bot.adapters.sql.outbox import OutboxTable, SqlOutbox
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
 from bot.domain.deploys.model import DeployState
 from bot.domain.shared.errors import Unavailable
+from bot.domain.shared.messages import Notice
 from bot.domain.shared.ports import SystemClock
 from tests.deploy_kit import (  # noqa: F401 - fixtures
     RecordedEvents,
@@ -394,3 +398,30 @@ def test_an_admin_settles_an_unknown_outcome_by_hand_announced_and_audited(
     assert ("U0ADMIN", "deploy.settled", "failed") in app.audit_actions()
     assert app.services.adapters.locks.held() == []
     assert "not unknown" in app.command(f'deploy settle {deploy.id} succeeded --reason "again"', user="U0ADMIN").seen()
+
+
+def test_a_post_whose_first_deliverer_died_after_slack_took_it_is_not_posted_twice(app: Bot, emulator: SlackEmulator) -> None:
+    """A worker SIGKILLed right after Slack accepted a post, before recording it: the next deliverer finds it."""
+    table = OutboxTable(app.services.engine, SystemClock())
+    key = "test:died-mid-post"
+    with app.services.engine.begin() as conn:
+        outbox = SqlOutbox(conn, app.services.renderer, SystemClock(), timedelta(hours=1))
+        outbox.post("C0DEPLOYS", Notice("The message a dying worker posted"), key=key, origin="test")
+    [effect] = [e for e in table.listing(states=("pending",)) if e.key == key]
+    claimed = table.claim(effect.id)  # the first deliverer takes it …
+    assert claimed is not None and claimed.attempts == 1
+    app.services.web_client.chat_postMessage(  # … Slack accepts its post …
+        channel="C0DEPLOYS",
+        text="The message a dying worker posted",
+        metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key}},
+    )
+    with app.services.engine.begin() as conn:  # … and it dies: its claim runs out
+        conn.execute(
+            sa.text("UPDATE outbox SET claimed_until = :past WHERE id = :id"),
+            {"past": datetime(2000, 1, 1, tzinfo=UTC), "id": effect.id},
+        )
+
+    assert app.services.delivery.drain() >= 1
+    posted = [m for m in emulator.in_channel("C0DEPLOYS") if "a dying worker posted" in m.seen()]
+    assert len(posted) == 1  # found by its metadata and edited, not posted again
+    assert table.message(key) == ("C0DEPLOYS", posted[0].ts)

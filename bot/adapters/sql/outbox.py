@@ -230,7 +230,9 @@ class OutboxTable:
             result = conn.execute(
                 outbox.update()
                 .where(outbox.c.id == effect_id, outbox.c.state == PENDING, outbox.c.next_attempt_at <= now, free)
-                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                # Counted now, not when the attempt ends: a deliverer that dies mid-attempt (the post may have
+                # reached Slack) leaves a count that makes the next one look the message up before posting.
+                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), attempts=outbox.c.attempts + 1)
             )
             if result.rowcount != 1:
                 return None
@@ -266,7 +268,7 @@ class OutboxTable:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == effect_id)
-                .values(state=state, delivered_at=now, claimed_until=None, attempts=outbox.c.attempts + 1, last_error=None)
+                .values(state=state, delivered_at=now, claimed_until=None, last_error=None)
             )
 
     @guard_db
@@ -275,7 +277,7 @@ class OutboxTable:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == effect_id)
-                .values(next_attempt_at=at, claimed_until=None, attempts=outbox.c.attempts + 1, last_error=error[:2000])
+                .values(next_attempt_at=at, claimed_until=None, last_error=error[:2000])
             )
 
     @guard_db
@@ -286,7 +288,7 @@ class OutboxTable:
                 outbox.update()
                 .where(outbox.c.id == effect_id)
                 .values(
-                    state=FAILED, delivered_at=now, claimed_until=None, attempts=outbox.c.attempts + 1, last_error=error[:2000]
+                    state=FAILED, delivered_at=now, claimed_until=None, last_error=error[:2000]
                 )
             )
 
@@ -294,7 +296,9 @@ class OutboxTable:
     def release(self, effect_id: int) -> None:
         """Give a claimed effect back untried (it was blocked behind an older one)."""
         with self._engine.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == effect_id).values(claimed_until=None))
+            conn.execute(
+                outbox.update().where(outbox.c.id == effect_id).values(claimed_until=None, attempts=outbox.c.attempts - 1)
+            )
 
     # ----- operators -----
     @guard_db
