@@ -106,8 +106,12 @@ class Stage:
         deploys = self.over(timeout)
         for deploy in deploys:
             if deploy.state.value not in ("rejected", "expired", "cancelled") or deploy.started_at:
-                eventually(lambda d=deploy: self.keyed(f"deploy:{d.id}:outcome"), timeout=timeout)
-                assert len(self.keyed(f"deploy:{deploy.id}:outcome")) == 1, f"{deploy.id} outcome announced more than once"
+                # One ending: its outcome, or (ended before it started, e.g. its lock lapsed) "did not start".
+                def ending(d: Deploy = deploy) -> list[Posted]:
+                    return self.keyed(f"deploy:{d.id}:outcome") + self.keyed(f"deploy:{d.id}:not-started")
+
+                eventually(ending, timeout=timeout)
+                assert len(ending()) == 1, f"{deploy.id} ending announced more than once"
         keys = Counter(((m.metadata or {}).get("event_payload") or {}).get("key") for m in self.emulator.visible() if m.metadata)
         assert [k for k, n in keys.items() if n > 1] == [], "a message was posted twice"
         runs = provider_runs(self.state_dir)
