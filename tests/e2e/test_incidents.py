@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -386,8 +387,12 @@ def test_service_events_land_in_the_open_incidents_of_that_service(opsbot: Bot) 
 def test_timeline_exports_as_json_and_markdown(opsbot: Bot) -> None:
     channel = declare(opsbot)
     opsbot.command('incident update identified "Bad <config>"', channel=channel.id)
-    as_json = opsbot.command("incident timeline 1 format=json", user="U0VIEWER").seen()
+    reply = opsbot.command("incident timeline 1 format=json", user="U0VIEWER")
+    as_json = reply.seen()
     assert '"id": "INC-1"' in as_json and '"kind": "update"' in as_json and '"text": "identified: Bad <config>"' in as_json
+    [block] = [b for b in reply.blocks if b["type"] == "markdown"]  # one block to copy, valid JSON inside its fence
+    exported = json.loads(block["text"].removeprefix("```json\n").removesuffix("\n```"))
+    assert exported["incident"]["id"] == "INC-1" and any(e["kind"] == "update" for e in exported["timeline"])
     as_markdown = opsbot.command("incident timeline INC-1 format=markdown", user="U0VIEWER").seen()
     assert (
         "# INC-1 timeline: api - Checkout errors" in as_markdown and "· Update · @U0DEV · identified: Bad <config>" in as_markdown

@@ -287,9 +287,7 @@ class OutboxTable:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == effect_id)
-                .values(
-                    state=FAILED, delivered_at=now, claimed_until=None, last_error=error[:2000]
-                )
+                .values(state=FAILED, delivered_at=now, claimed_until=None, last_error=error[:2000])
             )
 
     @guard_db

@@ -11,6 +11,7 @@ from bot.domain.shared.errors import UsageError
 from bot.domain.shared.ports import ServiceEvent
 
 EXPORT_CHUNK = 2000
+EXPORT_WHOLE_MAX = 11_000  # under Slack's 12,000 characters of markdown blocks in one message (bot/slack_limits.py)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,12 @@ class Export:
     incident: Incident
     format: str
     body: str
+
+    @property
+    def whole(self) -> str | None:
+        """The body as one fenced block (one thing to copy), when it fits a markdown block; None otherwise."""
+        fenced = f"```{self.format}\n{self.body.rstrip()}\n```"
+        return fenced if len(fenced) <= EXPORT_WHOLE_MAX else None
 
     @property
     def chunks(self) -> list[str]:
