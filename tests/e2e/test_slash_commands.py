@@ -61,6 +61,7 @@ def test_signature_older_than_five_minutes_is_refused(opsbot: Bot) -> None:
         ("frobnicate", "Unknown subcommand `frobnicate`"),
         ("lcoks", "Did you mean `locks`"),
         ('lock api production --reason "unbalanced', "quotes must come in pairs"),
+        ('unlock "--reason \x00 x', "quotes must come in pairs"),  # a NUL in the echoed text: PostgreSQL refuses NULs
         ("lock " + "x" * 40_000, "the limit is 4,000"),
         ("lock api production", 'Say why with `--reason "…"`'),
         ("lock api qa --reason x", "Unknown environment `qa`. Known: `staging`, `production`."),

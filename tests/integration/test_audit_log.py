@@ -213,3 +213,11 @@ def test_export_and_verify_from_the_command_line(audit_log: SqlAuditLog, db_url:
     tamper(db_url, "UPDATE audit_log SET actor = 'U0MALLORY' WHERE seq = 1")
     broken = run("audit", "verify")
     assert broken.returncode == 1 and "BROKEN at row 1" in broken.stdout
+
+
+def test_a_nul_in_an_entry_is_stored_visibly_and_the_chain_holds(audit_log: SqlAuditLog) -> None:
+    """PostgreSQL's text refuses NUL bytes; an error quoting what a user typed must still be written."""
+    record = audit_log.record(entry(error="Could not read `a\x00b`"))
+    assert record.entry.error == "Could not read `a\u2400b`"
+    assert audit_log.query(AuditQuery(limit=1))[0].entry.error == "Could not read `a\u2400b`"
+    assert audit_log.verify().ok

@@ -99,7 +99,12 @@ def content(entry: AuditEntry, at: datetime) -> dict[str, Any]:
 
 
 def _clip(value: str | None, size: int) -> str | None:
-    return value if value is None or len(value) <= size else value[: size - 1] + "…"
+    """``value`` cut to ``size`` characters; a NUL (which PostgreSQL's text refuses) shown as ␀, so that text a
+    user typed never keeps an audit row, and the reply behind it, from being written."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "\u2400")
+    return value if len(value) <= size else value[: size - 1] + "…"
 
 
 def append_in(conn: Connection, row: dict[str, Any]) -> AuditRecord:

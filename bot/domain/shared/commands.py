@@ -75,7 +75,7 @@ def tokenize(text: str) -> list[str]:
                 if end < 0:
                     raise UsageError(
                         f"Could not read that command: no closing quotation for the {char} before "
-                        f"`{text[i + 1 : i + 21]}` (quotes must come in pairs)."
+                        f"`{CONTROL.sub('�', text[i + 1 : i + 21])}` (quotes must come in pairs)."
                     )
                 word.append(text[i + 1 : end].replace("\\" + '"', '"'))
                 i, quoted = end + 1, True
