@@ -11,6 +11,7 @@ import redis
 from bot.adapters.slack.web_api import SlackPeople, make_web_client
 from bot.console import payloads
 from bot.console.slack_emulator import SlackEmulator
+from bot.domain.shared.errors import AmbiguousName
 from tests.e2e.incident_helpers import declare
 from tests.flagkit import create_flag_table, flag_row
 from tests.support import USERS, Bot, make_config
@@ -180,4 +181,14 @@ def test_people_by_name_skip_deleted_members_and_bots_and_refuse_a_shared_name(e
     emulator.add_user("U0TWIN2", "twin2", display_name="Twin")
     people = SlackPeople(make_web_client(emulator.token, emulator.api_url))
     assert people.find("Alice") == "U0ADMIN" and people.find("@twin1") == "U0TWIN1"
-    assert people.find("gone") is None and people.find("robot") is None and people.find("twin") is None
+    assert people.find("gone") is None and people.find("robot") is None
+    with pytest.raises(AmbiguousName, match="names 2 people"):
+        people.find("twin")
+
+
+def test_a_name_two_people_share_is_answered_with_the_at_list_not_as_nobody(opsbot: Bot) -> None:
+    opsbot.emulator.add_user("U0TWIN1", "twin1", display_name="twin")
+    opsbot.emulator.add_user("U0TWIN2", "twin2", display_name="Twin")
+    reply = opsbot.command("audit by=@twin", user="U0ADMIN").seen()
+    assert "`@twin` (by=) names 2 people in this workspace; pick the one you mean from the @ list." in reply
+    assert "not a user" not in reply

@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from bot.adapters.metrics import Metrics, SlackCallCounter
 from bot.adapters.slack.refusals import OUTAGES, refusal, retry_after
-from bot.domain.shared.errors import ChannelArchived, OpsError, RateLimited, Unavailable
+from bot.domain.shared.errors import AmbiguousName, ChannelArchived, OpsError, RateLimited, Unavailable
 from bot.domain.shared.ports import Message, MessageRef
 from bot.render import Renderer
 
@@ -133,7 +133,9 @@ class SlackPeople:
         """The one member named ``name`` (see ``PeopleDirectory.find``); raises ``Unavailable``/``OpsError`` from Slack."""
         wanted = name.strip().lstrip("@").casefold()
         found = self._names().get(wanted, set())
-        return next(iter(found)) if len(found) == 1 else None
+        if len(found) > 1:
+            raise AmbiguousName(wanted, len(found))
+        return next(iter(found)) if found else None
 
     def _names(self) -> dict[str, set[str]]:
         now = time.monotonic()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from bot.domain.shared.errors import UsageError
+from bot.domain.shared.errors import AmbiguousName, UsageError
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import PeopleDirectory, Reply
 from bot.domain.shared.text import word_for
@@ -145,10 +145,16 @@ def person(token: str, people: PeopleDirectory, *, argument: str, usage: str | N
     if found:
         return found
     named = NAMED_USER.match(token.strip())
-    if named and (found := people.find(named.group(1))):
-        return found
     shown = token if len(token) <= 40 else token[:40] + "…"
     shown = shown if shown.startswith("@") else "@" + shown
+    try:
+        if named and (found := people.find(named.group(1))):
+            return found
+    except AmbiguousName as exc:
+        raise UsageError(
+            f"`{shown}` ({argument}) names {exc.count} people in this workspace; pick the one you mean from the @ list.",
+            usage,
+        ) from None
     raise UsageError(f"`{shown}` ({argument}) is not a user of this workspace; pick the person from the @ list.", usage)
 
 

@@ -95,3 +95,11 @@ class ChannelArchived(OpsError):
     def __init__(self, message: str, channel: str | None) -> None:
         super().__init__(message)
         self.channel = channel
+
+
+class AmbiguousName(OpsError):
+    """A name typed after ``@`` belongs to ``count`` people of the workspace; only a mention picks one."""
+
+    def __init__(self, name: str, count: int) -> None:
+        super().__init__(f"@{name} names {count} people in this workspace")
+        self.name, self.count = name, count

@@ -120,7 +120,8 @@ class PeopleDirectory(Protocol):
 
     def find(self, name: str) -> str | None:
         """The user ID of the one active member whose username or display name is ``name`` (case-insensitive,
-        no ``@``), or None when nobody (or more than one person) has it. Raises ``Unavailable`` when Slack cannot say."""
+        no ``@``), or None when nobody has it. Raises ``AmbiguousName`` when more than one person has it,
+        ``Unavailable`` when Slack cannot say."""
         ...
 
 
