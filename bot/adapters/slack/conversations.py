@@ -9,42 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.adapters.slack.refusals import OUTAGES, refusal, retry_after
+from bot.adapters.slack.refusals import NETWORK_ERRORS, SlackRefused, typed_error
 from bot.domain.incidents.model import ChannelRef, ChatMessage
 from bot.domain.incidents.ports import NameTaken
-from bot.domain.shared.errors import OpsError, RateLimited, Unavailable
+from bot.domain.shared.errors import OpsError
 from bot.domain.shared.ports import Message
 from bot.render import Renderer
 
 INVITE_BATCH = 100
 
 
-class SlackRefused(OpsError):
-    """Slack answered ``ok: false``; ``error`` is its code; the message says what to do about it."""
-
-    def __init__(self, what: str, error: str, channel: str | None = None, response: Any = None) -> None:
-        super().__init__(refusal(what, error, channel, response))
-        self.error = error
-
-
 def _api(what: str, method: Callable[..., Any], **kwargs: Any) -> Any:
     try:
         return method(**kwargs)
-    except SlackApiError as exc:
-        error = str(exc.response.get("error", "unknown_error"))
-        if error == "ratelimited":
-            raise RateLimited("Slack", what, retry_after(exc.response)) from None
-        if error in OUTAGES:
-            raise Unavailable("Slack", f"{what}: {error}") from None
+    except (SlackApiError, *NETWORK_ERRORS) as exc:
         channel = kwargs.get("channel")
-        raise SlackRefused(what, error, channel if isinstance(channel, str) else None, exc.response) from None
-    except (URLError, TimeoutError, ConnectionError, OSError) as exc:
-        raise Unavailable("Slack", f"{what}: {type(exc).__name__}") from None
+        raise typed_error(exc, what, channel if isinstance(channel, str) else None) from None
 
 
 class SlackConversations:

@@ -6,6 +6,11 @@ Codes and meanings: https://api.slack.com/methods/chat.postMessage#errors (and e
 from __future__ import annotations
 
 from typing import Any
+from urllib.error import URLError
+
+from slack_sdk.errors import SlackApiError
+
+from bot.domain.shared.errors import ChannelArchived, OpsError, RateLimited, Unavailable
 
 # Answers that mean "not now": the caller's outage path (Unavailable), not an instruction.
 OUTAGES = frozenset({"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"})
@@ -53,3 +58,38 @@ def retry_after(response: Any) -> str | None:
     headers = getattr(response, "headers", None) or {}
     value = headers.get("Retry-After") or headers.get("retry-after")
     return str(value) if value else None
+
+
+# What a Web API call raises when Slack cannot be reached at all.
+NETWORK_ERRORS = (URLError, TimeoutError, ConnectionError, OSError)
+
+
+class SlackRefused(OpsError):
+    """Slack answered ``ok: false``; ``error`` is its code; the message says what to do about it."""
+
+    def __init__(self, what: str, error: str, channel: str | None = None, response: Any = None) -> None:
+        OpsError.__init__(self, refusal(what, error, channel, response))
+        self.error = error
+
+
+class SlackArchived(SlackRefused, ChannelArchived):
+    """``is_archived``: a refusal the domain can catch (an incident's posts then go elsewhere)."""
+
+    def __init__(self, what: str, channel: str | None, response: Any = None) -> None:
+        SlackRefused.__init__(self, what, "is_archived", channel, response)
+        self.channel = channel
+
+
+def typed_error(exc: BaseException, what: str, channel: str | None = None) -> OpsError:
+    """The typed error for a failed Web API call made while doing ``what`` (about ``channel``): RateLimited on 429,
+    Unavailable on outages and lost connections, SlackArchived on ``is_archived``, SlackRefused otherwise."""
+    if not isinstance(exc, SlackApiError):
+        return Unavailable("Slack", f"{what}: {type(exc).__name__}")
+    error = str(exc.response.get("error", "unknown_error"))
+    if error == "ratelimited":
+        return RateLimited("Slack", what, retry_after(exc.response))
+    if error in OUTAGES:
+        return Unavailable("Slack", f"{what}: {error}")
+    if error == "is_archived":
+        return SlackArchived(what, channel, exc.response)
+    return SlackRefused(what, error, channel, exc.response)

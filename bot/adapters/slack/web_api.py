@@ -7,15 +7,14 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.adapters.metrics import Metrics, SlackCallCounter
-from bot.adapters.slack.refusals import OUTAGES, refusal, retry_after
-from bot.domain.shared.errors import AmbiguousName, ChannelArchived, OpsError, RateLimited, Unavailable
+from bot.adapters.slack.refusals import NETWORK_ERRORS, typed_error
+from bot.domain.shared.errors import AmbiguousName
 from bot.domain.shared.ports import Message, MessageRef
 from bot.render import Renderer
 
@@ -67,18 +66,8 @@ def slack_call(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def wrapper(*args: Any, **kwargs: Any) -> T:
             try:
                 return fn(*args, **kwargs)
-            except SlackApiError as exc:
-                error = str(exc.response.get("error", "unknown_error"))
-                if error == "ratelimited":
-                    raise RateLimited("Slack", what, retry_after(exc.response)) from None
-                if error in OUTAGES:
-                    raise Unavailable("Slack", f"{what}: {error}") from None
-                channel = _channel_of(args, kwargs)
-                if error == "is_archived":
-                    raise ChannelArchived(refusal(what, error, channel, exc.response), channel) from None
-                raise OpsError(refusal(what, error, channel, exc.response)) from None
-            except (URLError, TimeoutError, ConnectionError, OSError) as exc:
-                raise Unavailable("Slack", f"{what}: {type(exc).__name__}") from None
+            except (SlackApiError, *NETWORK_ERRORS) as exc:
+                raise typed_error(exc, what, _channel_of(args, kwargs)) from None
 
         return wrapper
 
