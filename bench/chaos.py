@@ -57,8 +57,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.deploy_flow import database  # noqa: E402
 from bot.adapters.redis.connection import connect  # noqa: E402
-from bot.adapters.sql.engine import create_db_engine, upgrade  # noqa: E402
+from bot.adapters.sql.engine import create_db_engine  # noqa: E402
 from bot.adapters.sql.tables import outbox  # noqa: E402
 from bot.adapters.sql.unit_of_work import SqlUnitOfWork  # noqa: E402
 from bot.config import parse_config  # noqa: E402
@@ -70,7 +71,6 @@ from tests.durability import FINAL_NAMES, READY  # noqa: E402
 from tests.faults import TcpProxy, WorkerProcess  # noqa: E402
 from tests.support import Bot, start_emulator  # noqa: E402
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 DEPLOY_SECONDS = 3  # how long fake_deploy.py takes per deploy
 REQUESTER = "U0DEV"
@@ -150,23 +150,6 @@ def chaos_config_data(state_dir: Path, services_url: str, services: list[str]) -
                 check["url"] = check["url"].replace("/api/", f"/{name}/")
         data["services"][name] = entry
     return data
-
-
-def create_database() -> tuple[str, Callable[[], None]]:
-    """A fresh, migrated PostgreSQL database: its URL and a function that drops it."""
-    name = f"opsbot_chaos_{secrets.token_hex(4)}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
 
 
 def _pid_alive(pid: int) -> bool:
@@ -302,7 +285,7 @@ def rig_for(name: str, services: list[str], workers: int) -> Iterator[Rig]:
         config = parse_config(chaos_config_data(state_dir, double.base_url, services), "chaos")
         emulator = start_emulator(config)
         cleanup.append(emulator.stop)
-        pg_url, drop = create_database()
+        pg_url, drop = database("postgresql", state_dir)  # bench/deploy_flow.py's: a fresh, migrated database
         cleanup.append(drop)
         cleanup.append(lambda: delete_keys(prefix))
         redis_proxy = TcpProxy("127.0.0.1", 6379).start()

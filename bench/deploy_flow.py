@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def figures(name: str, values: list[float]) -> str:
     return f"{name:<34} p50 {statistics.median(ordered):7.1f} ms   p95 {p95:7.1f} ms   max {ordered[-1]:7.1f} ms"
 
 
-def database(kind: str, workdir: Path) -> tuple[str, object]:
+def database(kind: str, workdir: Path) -> tuple[str, Callable[[], None]]:
+    """A migrated database of ``kind`` (``sqlite`` in ``workdir``, or a fresh PostgreSQL one): its URL and a function
+    that drops it."""
     if kind == "sqlite":
         url = f"sqlite:///{workdir / 'bench.db'}"
         upgrade(url)
@@ -56,6 +59,7 @@ def database(kind: str, workdir: Path) -> tuple[str, object]:
     def drop() -> None:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
     return url, drop
 
