@@ -16,6 +16,7 @@ from pytest_mock import MockerFixture
 from bot.adapters.local_jobs import InProcessJobs
 from bot.adapters.outbox_delivery import METADATA_TYPE
 from bot.adapters.redis.connection import connect
+from bot.adapters.sql.deploys import SqlDeployRepository
 from bot.adapters.sql.outbox import OutboxTable, SqlOutbox
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
@@ -425,3 +426,27 @@ def test_a_post_whose_first_deliverer_died_after_slack_took_it_is_not_posted_twi
     posted = [m for m in emulator.in_channel("C0DEPLOYS") if "a dying worker posted" in m.seen()]
     assert len(posted) == 1  # found by its metadata and edited, not posted again
     assert table.message(key) == ("C0DEPLOYS", posted[0].ts)
+
+
+def test_a_provider_call_recorded_by_a_commit_whose_answer_was_lost_still_runs_once(
+    app: Bot, state_dir: Path, mocker: MockerFixture
+) -> None:
+    """The database took the run's "provider called" write, then the connection dropped before it answered."""
+    (state_dir / "go").touch()
+    claim = SqlDeployRepository.claim_provider_start
+    answers: list[bool] = []
+
+    def committed_then_lost(self: SqlDeployRepository, deploy_id: str, run_started_at: datetime, at: datetime) -> bool:
+        if answers:
+            answers.append(claim(self, deploy_id, run_started_at, at))
+            return answers[-1]
+        with app.services.engine.begin() as conn:  # the write lands …
+            answers.append(claim(SqlDeployRepository(conn), deploy_id, run_started_at, at))
+        raise Unavailable("The database", "connection lost")  # … and its answer does not
+
+    mocker.patch.object(SqlDeployRepository, "claim_provider_start", committed_then_lost)
+    app.command("deploy v2.0.0 to staging")
+    eventually(lambda: app.services.delivery.drain() >= 0 and deployed_log(state_dir), timeout=20)
+    posted(app, "✅ Deployment of v2.0.0 to staging completed")
+    assert answers == [True, False]  # the retry was refused: the row already carried this run's own call
+    assert [line.split()[:3] for line in deployed_log(state_dir)] == [["api", "staging", "v2.0.0"]]

@@ -243,23 +243,26 @@ class DeployRuns:
         return until_back(start, within=RECORD_WITHIN_SECONDS, what=f"starting {deploy_id}", give_up=self._shutting_down)
 
     def _claim_provider(self, deploy: Deploy) -> bool:
-        """Whether this run (the one that started ``deploy``) may call the provider; recorded if so."""
+        """Whether this run (the one that started ``deploy``) may call the provider; recorded if so.
+
+        Retried while the database is away. A try whose commit went through but whose answer was lost looks like
+        a refusal on the next try; the row then carries this run's own time, so it is recognised as this run's."""
         d = self._d
-        assert deploy.started_at is not None
+        started, at = deploy.started_at, d.clock.now()
+        assert started is not None
 
         def claim() -> bool:
             with d.uow() as uow:
-                claimed = uow.deploys.claim_provider_start(deploy.id, deploy.started_at, d.clock.now())  # type: ignore[arg-type]
+                claimed = uow.deploys.claim_provider_start(deploy.id, started, at)
                 uow.commit()
-            return claimed
+            if claimed:
+                return True
+            with d.uow() as uow:
+                current = uow.deploys.get(deploy.id)
+            return current is not None and current.started_at == started and current.provider_started_at == at
 
-        return bool(
-            until_back(
-                claim,
-                within=RECORD_WITHIN_SECONDS,
-                what=f"recording the provider call of {deploy.id}",
-                give_up=self._shutting_down,
-            )
+        return until_back(
+            claim, within=RECORD_WITHIN_SECONDS, what=f"recording the provider call of {deploy.id}", give_up=self._shutting_down
         )
 
     def _note(self, deploy_id: str, **changes: Any) -> None:
