@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import secrets
 import signal
@@ -160,6 +159,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
         self._is_cut = False
+        self._opening = asyncio.Lock()  # one listening socket set up at a time, on the loop
         self._generation = 0  # bumped by every cut: a connection set up across a cut is dropped
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -312,21 +312,16 @@ class TcpProxy:
         self._call(self._listen())
 
     async def _listen(self) -> None:
-        if self._server is not None:
-            return
-        for attempt in range(50):  # the reset connections of a cut can hold the port for a moment (seen under load)
+        # A timed restore and an explicit one can both be queued on the loop: the second waits for the first and
+        # finds it listening, instead of binding again while the first awaits its server (EADDRINUSE).
+        async with self._opening:
+            if self._server is not None:
+                return
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((LOOPBACK, self._port))
-                break
-            except OSError as exc:
-                sock.close()
-                if exc.errno != errno.EADDRINUSE or attempt == 49:
-                    raise
-                await asyncio.sleep(0.02)
-        self._server = await asyncio.start_server(self._serve, sock=sock, backlog=128)
-        self._is_cut = False
+            sock.bind((LOOPBACK, self._port))
+            self._server = await asyncio.start_server(self._serve, sock=sock, backlog=128)
+            self._is_cut = False
 
     async def _cut(self) -> int:
         self._is_cut = True

@@ -179,3 +179,12 @@ def test_a_cut_mid_transaction_fails_the_transaction(pg_proxy: TcpProxy, pg_url:
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM faults_probe")).scalar() == 0  # nothing committed
     engine.dispose()
+
+
+def test_short_outages_back_to_back_always_come_back_listening(redis_proxy: TcpProxy) -> None:
+    """The timer's restore and the block's restore meet on the loop: the second waits, it does not bind again."""
+    for _ in range(40):
+        with redis_proxy.down(seconds=0.05):
+            pass
+        socket.create_connection(redis_proxy.address, timeout=1).close()
+    assert redis_proxy.cuts == 40 and not redis_proxy.is_cut
