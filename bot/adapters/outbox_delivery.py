@@ -149,7 +149,8 @@ class OutboxDelivery:
             posted = self._perform(effect)
         except Retry as wait:
             delay = wait.after if wait.after is not None else self._backoff(effect.attempts - 1)
-            self._table.retry_at(effect.id, now + timedelta(seconds=delay), wait.reason)
+            # A Retry-After (Slack's 429) says when, and that nothing was done: it does not count as an attempt.
+            self._table.retry_at(effect.id, now + timedelta(seconds=delay), wait.reason, did_nothing=wait.after is not None)
             log.warning("outbox %s %s (%s): %s; retrying in %.1f s", effect.id, effect.kind, effect.origin, wait.reason, delay)
         except Permanent as refused:
             self._give_up(effect, str(refused))

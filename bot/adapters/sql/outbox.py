@@ -272,12 +272,15 @@ class OutboxTable:
             )
 
     @guard_db
-    def retry_at(self, effect_id: int, at: datetime, error: str) -> None:
+    def retry_at(self, effect_id: int, at: datetime, error: str, *, did_nothing: bool = False) -> None:
+        """Try again at ``at``. ``did_nothing``: the answer says the attempt changed nothing (Slack's 429), so it is
+        not counted: it neither grows the backoff nor suggests an earlier post to look for."""
+        attempts = outbox.c.attempts - 1 if did_nothing else outbox.c.attempts
         with self._engine.begin() as conn:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == effect_id)
-                .values(next_attempt_at=at, claimed_until=None, last_error=error[:2000])
+                .values(next_attempt_at=at, claimed_until=None, last_error=error[:2000], attempts=attempts)
             )
 
     @guard_db
