@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Protocol
 
-from bot.domain.shared.commands import Subcommand, match, split_args, tokenize
-from bot.domain.shared.errors import OpsError, Unavailable, UsageError
+from bot.domain.shared.commands import DRY_RUN, Subcommand, match, split_args, tokenize
+from bot.domain.shared.errors import NotPermitted, OpsError, Unavailable, UsageError
 from bot.domain.shared.family import JOB_ACTOR, Family, JobSpec
-from bot.domain.shared.messages import ErrorNotice, HelpEntry, HelpMessage, Notice, SubcommandHelp
+from bot.domain.shared.messages import DryRunReport, ErrorNotice, HelpEntry, HelpMessage, Notice, SubcommandHelp
 from bot.domain.shared.policy import Actor, Policy, Role
 from bot.domain.shared.ports import AuditEntry, AuditLog, PeopleDirectory, Reply
 
@@ -96,8 +96,11 @@ class Dispatcher:
             spec, rest = match(self.subcommands, tokens or ["help"])
             state["spec"] = spec
             self.policy.require(actor, spec.role, spec.name)
-            command = spec.parse(split_args(spec, rest, self._people))
+            args = split_args(spec, rest, self._people)
+            command = spec.parse(args)
             state["command"] = command
+            if spec.preview is not None and DRY_RUN in args.flags:
+                return self._preview(spec, command, actor)
             if spec.mutates:
                 # No change without a trace: if the audit log cannot take the intent, refuse.
                 action, params = describe()
@@ -115,6 +118,20 @@ class Dispatcher:
         return self._guarded(
             actor, parse_and_run, describe, usage=lambda: state["spec"].usage_line() if "spec" in state else None
         )
+
+    @staticmethod
+    def _preview(spec: Subcommand[Any], command: Any, actor: Actor) -> Reply:
+        """``--dry-run``: the subcommand's preview, audited once as ``dry_run`` (no "started" row: nothing starts). A
+        refusal the command would meet now (a held lock, an unknown flag …) is part of the answer, not an error; a
+        usage error, a missing role and an unreachable store stay what they are."""
+        assert spec.preview is not None
+        try:
+            reply = spec.preview(command, actor)
+        except (UsageError, NotPermitted, Unavailable):
+            raise  # the command itself is wrong, or the answer cannot be known now: said as for the real thing
+        except OpsError as exc:
+            return Reply(DryRunReport(spec.name, [], refused=exc.message), outcome="dry_run")
+        return dataclasses.replace(reply, visibility="ephemeral", outcome="dry_run")
 
     def perform(
         self,

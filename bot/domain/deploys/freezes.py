@@ -20,6 +20,7 @@ from bot.domain.deploys.planning import FreezeNote
 from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args, expect
 from bot.domain.shared.errors import Conflict, NotFound, UsageError
+from bot.domain.shared.messages import DryRunReport, WouldHappen
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import AuditEntry, Reply
 
@@ -129,6 +130,47 @@ class DeployFreezes:
         self._audit(actor, "freeze.set", scope, target, reason=command.reason, until=freeze.ends_at.isoformat())
         support.announce(d, FreezeSet(freeze))
         return Reply(FreezeSet(freeze), outcome="frozen")
+
+    def preview_freeze(self, command: SetFreeze, actor: Actor) -> Reply:
+        """``--dry-run`` of `/ops freeze`: what would be refused until when; nothing is recorded or announced."""
+        d = self._d
+        scope, target = target_of(d.config, command.target)
+        now = d.clock.now()
+        until = now + timedelta(seconds=command.seconds)
+        what = f"every service in {target}" if scope == "environment" else f"{target} in every environment"
+        with d.uow() as uow:
+            active = [f for f in uow.deploys.active_freezes(now) if f.target == target]
+        steps = [
+            WouldHappen("Freeze", f"deploys of {what} refused until {until:%Y-%m-%d %H:%M} UTC, for: {command.reason}"),
+            WouldHappen(
+                "Exceptions", '`--hotfix --reason "…"` would still ask for an admin\'s approval on top; rollbacks go ahead'
+            ),
+            WouldHappen("Announced", f"in <#{d.config.channels.deployments}>"),
+        ]
+        if active:
+            latest = max(f.ends_at for f in active)
+            steps.append(WouldHappen("Already", f"{target} is frozen until {latest:%Y-%m-%d %H:%M} UTC; this would add a freeze"))
+        return Reply(DryRunReport(f"freeze {target}", steps))
+
+    def preview_unfreeze(self, command: LiftFreeze, actor: Actor) -> Reply:
+        """``--dry-run`` of `/ops unfreeze`: which freezes would be lifted; nothing is changed."""
+        d = self._d
+        _, target = target_of(d.config, command.target)
+        now = d.clock.now()
+        with d.uow() as uow:
+            active = [f for f in uow.deploys.active_freezes(now) if f.target == target]
+        windows = [note for note in windows_now(d.config, now) if note.target == target]
+        if not active:
+            hint = " Its configured freeze window cannot be lifted from Slack." if windows else ""
+            raise Conflict(f"`{target}` has no freeze set with `/ops freeze`.{hint}")
+        steps = [
+            WouldHappen("Lifted", f"until {f.ends_at:%Y-%m-%d %H:%M} UTC, for: {f.reason}, set by", (f.created_by,))
+            for f in active
+        ]
+        if windows:
+            steps.append(WouldHappen("Still frozen", "by its configured freeze window, which cannot be lifted from Slack"))
+        steps.append(WouldHappen("Announced", f"in <#{d.config.channels.deployments}>"))
+        return Reply(DryRunReport(f"unfreeze {target}", steps))
 
     def unfreeze(self, command: LiftFreeze, actor: Actor) -> Reply:
         d = self._d

@@ -27,7 +27,7 @@ from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Pending, Reply
 from bot.domain.shared.text import word_for
 
-USAGE = 'deploy <version> [service] [to <env>] [--reason "…"] [--hotfix] [--dry-run]'
+USAGE = 'deploy <version> [service] [to <env>] [--reason "…"] [--hotfix]'
 CANCEL_USAGE = "cancel <deploy id>"
 SETTLE_USAGE = 'deploy settle <deploy id> succeeded|failed --reason "…"'
 
@@ -39,7 +39,6 @@ class StartDeploy:
     environment: str | None
     reason: str
     hotfix: bool
-    dry_run: bool
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def parse(args: Args) -> StartDeploy:
     hotfix = "hotfix" in args.flags
     if hotfix and not reason:
         raise UsageError('A hotfix needs a reason: add `--reason "…"`.', f"/ops {USAGE}")
-    return StartDeploy(words[0], words[1] if len(words) > 1 else None, environment, reason, hotfix, "dry-run" in args.flags)
+    return StartDeploy(words[0], words[1] if len(words) > 1 else None, environment, reason, hotfix)
 
 
 def parse_cancel(args: Args) -> CancelDeploy:
@@ -104,10 +103,20 @@ class DeployRequests:
         self._takeover = takeover
 
     def deploy(self, command: StartDeploy, actor: Actor) -> Reply:
+        plan = self._plan(command, actor)
+        if plan.freezes and not plan.hotfix:
+            return Reply(Frozen(plan.service, plan.environment, plan.freezes), outcome="frozen")
+        return self.open(actor, plan)
+
+    def preview(self, command: StartDeploy, actor: Actor) -> Reply:
+        """``--dry-run``: who would approve, which lock, which freeze, what the provider would run; nothing changes."""
+        return self.dry_run(self._plan(command, actor), command.hotfix)
+
+    def _plan(self, command: StartDeploy, actor: Actor) -> Plan:
         d = self._d
         service, spec, environment = planning.resolve(d, command.service, command.environment)
         version = planning.check_version(service, spec, command.version)
-        plan = planning.build(
+        return planning.build(
             d,
             actor,
             kind=DeployKind.DEPLOY,
@@ -118,14 +127,9 @@ class DeployRequests:
             reason=command.reason,
             hotfix=command.hotfix,
         )
-        if command.dry_run:
-            return self.dry_run(plan, command.hotfix)
-        if plan.freezes and not plan.hotfix:
-            return Reply(Frozen(service, environment, plan.freezes), outcome="frozen")
-        return self.open(actor, plan)
 
     def dry_run(self, plan: Plan, hotfix_asked: bool) -> Reply:
-        """Who would approve, which lock, which freeze, what the provider would run; nothing changes."""
+        """Who would approve, which lock, which freeze, what the provider would run, for ``plan``; nothing changes."""
         d = self._d
         approvers = list(d.config.roles.approver) + (list(d.config.roles.admin) if plan.hotfix else [])
         holder = d.locks.holder(plan.lock_name)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from bot.domain.deploys import planning, support
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.model import DeployKind, DeployState
+from bot.domain.deploys.planning import Plan
 from bot.domain.deploys.requests import DeployRequests, split_to
 from bot.domain.shared.commands import Args
 from bot.domain.shared.errors import Conflict, NotFound, Refused, UsageError
@@ -52,10 +53,21 @@ class Rollbacks:
     def run(self, command: StartRollback, actor: Actor) -> Reply:
         return self.request(actor, command.service, command.environment, command.version, command.reason)
 
+    def preview(self, command: StartRollback, actor: Actor) -> Reply:
+        """``--dry-run``: the version it would go back to, who would approve, the lock, what the provider would run."""
+        plan = self.plan(actor, command.service, command.environment, command.version, command.reason)
+        return self._requests.dry_run(plan, hotfix_asked=False)
+
     def request(
         self, actor: Actor, service: str, environment: str | None, version: str | None, reason: str, undoing: str | None = None
     ) -> Reply:
         """Check the target and open the rollback request (the same path as a deploy)."""
+        return self._requests.open(actor, self.plan(actor, service, environment, version, reason, undoing))
+
+    def plan(
+        self, actor: Actor, service: str, environment: str | None, version: str | None, reason: str, undoing: str | None = None
+    ) -> Plan:
+        """The rollback request's plan: target checked, version chosen (the last good one unless named); changes nothing."""
         d = self._d
         name, spec, env = planning.resolve(d, service, environment)
         current = planning.last_ran(d, name, env)
@@ -70,7 +82,7 @@ class Rollbacks:
                 raise Conflict(f"`{name}` already runs {version} in {env} (`{current.id}`).")
         else:
             version = self.default_target(name, env)
-        plan = planning.build(
+        return planning.build(
             d,
             actor,
             kind=DeployKind.ROLLBACK,
@@ -82,7 +94,6 @@ class Rollbacks:
             hotfix=False,
             rollback_of=current.id if current else None,
         )
-        return self._requests.open(actor, plan)
 
     def default_target(self, service: str, environment: str) -> str:
         """The last version that deployed and verified successfully before the current one."""

@@ -53,8 +53,9 @@ class Deploys:
                     requests.parse,
                     self.requests.deploy,
                     options=frozenset({"reason"}),
-                    flags=frozenset({"hotfix", "dry-run"}),
+                    flags=frozenset({"hotfix"}),
                     mutates=True,
+                    preview=self.requests.preview,
                 ),
                 Subcommand(
                     ("cancel",),
@@ -84,6 +85,7 @@ class Deploys:
                     self.rollbacks.run,
                     options=frozenset({"reason"}),
                     mutates=True,
+                    preview=self.rollbacks.preview,
                 ),
                 Subcommand(
                     ("freeze",),
@@ -94,6 +96,7 @@ class Deploys:
                     self.freezes.freeze,
                     options=frozenset({"reason"}),
                     mutates=True,
+                    preview=self.freezes.preview_freeze,
                 ),
                 Subcommand(
                     ("unfreeze",),
@@ -103,6 +106,7 @@ class Deploys:
                     freezes.parse_unfreeze,
                     self.freezes.unfreeze,
                     mutates=True,
+                    preview=self.freezes.preview_unfreeze,
                 ),
                 Subcommand(
                     ("freezes",),

@@ -12,13 +12,26 @@ from typing import Any
 from bot.domain.approvals.model import ApprovalRequest, Decision, Vote
 from bot.domain.approvals.ports import Approved
 from bot.domain.approvals.service import ApprovalService
-from bot.domain.flags.changes import Decide, NeedsApproval, NoChange, apply_change, audit, change_params, service_of, timeout_for
+from bot.domain.flags.changes import (
+    Decide,
+    NeedsApproval,
+    NoChange,
+    apply_change,
+    audit,
+    change_params,
+    effective,
+    service_of,
+    timeout_for,
+    unknown_flag,
+)
 from bot.domain.flags.deps import FlagDeps
 from bot.domain.flags.messages import ApprovalAsked, ApprovedChangeFailed, FlagChanged, FlagUnchanged, KillAnnouncement
 from bot.domain.flags.model import FlagChange, FlagState
 from bot.domain.shared.errors import Conflict, OpsError
+from bot.domain.shared.messages import DryRunReport, WouldHappen
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import MessageRef, Reply, ServiceEvent, UnitOfWork
+from bot.domain.shared.text import plural
 
 log = logging.getLogger("opsbot.flags")
 TITLES = {"on": "Turn on {flag} in {env}", "unkill": "Unkill {flag} in {env}", "rollout": "Roll out {flag} to {pct} in {env}"}
@@ -118,6 +131,44 @@ class FlagActions:
             raise
         audit(d, actor, action, "ok", flag=name, env=env, params=change_params(change))
         return Reply(self._announcements.changed(change), visibility="in_channel")
+
+    def preview(self, actor: Actor, *, name: str, env: str, action: str, decide: Decide, reason: str) -> Reply:
+        """What ``perform`` would do now: the state before and after, applied at once or the approval it would ask for,
+        and what would be announced. Reads the provider and the flag history; writes nothing."""
+        d = self._d
+        config = d.config
+        provider = d.provider
+        raw = provider.state(name, env)
+        if raw is None:
+            raise unknown_flag(provider, name, env)
+        with d.uow() as uow:
+            last = uow.flag_history.latest(provider.kind, [name]).get((name, env))
+        before = effective(raw, last, provider.kill_switch)
+        title = f"flag {action} {name} in {env}"
+        steps = [WouldHappen("Now", f"{before.label} in {provider.kind}")]
+        try:
+            after = decide(before, last)
+        except NoChange as same:
+            steps.append(WouldHappen("Change", f"none: {same.why}"))
+            return Reply(DryRunReport(title, steps))
+        except NeedsApproval as need:
+            channel = config.channels.alerts if action == "unkill" else config.channels.deployments
+            steps += [
+                WouldHappen("After approval", need.after.label),
+                WouldHappen("Approval", f"{plural(need.required, 'distinct approver')}, never you: {'; '.join(need.reasons)}"),
+                WouldHappen("Who may approve", "", tuple(config.roles.approver)),
+                WouldHappen("Request", f"posted in <#{channel}> with Approve / Reject; the flag stays as it is until then"),
+            ]
+            return Reply(DryRunReport(title, steps))
+        steps.append(WouldHappen("After", f"{after.label}, at once (no approval needed)"))
+        service = service_of(config, name)
+        if action == "kill":
+            steps.append(WouldHappen("Announced", f"loudly in <#{config.channels.alerts}>, with an Undo button"))
+        if service is not None and action in ("kill", "unkill"):
+            steps.append(WouldHappen("Incidents", f"told to the open incidents of {service}"))
+        if reason:
+            steps.append(WouldHappen("Reason", reason))
+        return Reply(DryRunReport(title, steps))
 
     def ask_approval(self, actor: Actor, *, name: str, env: str, action: str, need: NeedsApproval, reason: str) -> Reply:
         """Open a shared approval request for a guarded change; nothing is written until it is approved."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.domain.flags.actions import FlagActions
 from bot.domain.flags.changes import (
+    Decide,
     NeedsApproval,
     NoChange,
     approvals_for,
@@ -85,6 +86,9 @@ class RolloutFlag:
     percent: int
     environment: str | None = None
     reason: str = ""
+
+
+FlagCommand = SwitchFlag | KillFlag | UnkillFlag | RolloutFlag
 
 
 def flag_name(token: str, usage: str) -> str:
@@ -192,10 +196,16 @@ class FlagCommands:
                     ON_USAGE,
                     parse_switch(True),
                     self.switch,
+                    self.preview,
                 ),
-                _change("off", "Turn a flag off", OFF_USAGE, parse_switch(False), self.switch),
+                _change("off", "Turn a flag off", OFF_USAGE, parse_switch(False), self.switch, self.preview),
                 _change(
-                    "kill", "Kill a flag now, no approval; announced in the alerts channel", KILL_USAGE, parse_kill, self.kill
+                    "kill",
+                    "Kill a flag now, no approval; announced in the alerts channel",
+                    KILL_USAGE,
+                    parse_kill,
+                    self.kill,
+                    self.preview,
                 ),
                 _change(
                     "unkill",
@@ -203,6 +213,7 @@ class FlagCommands:
                     UNKILL_USAGE,
                     parse_unkill,
                     self.unkill,
+                    self.preview,
                 ),
                 _change(
                     "rollout",
@@ -210,6 +221,7 @@ class FlagCommands:
                     ROLLOUT_USAGE,
                     parse_rollout,
                     self.rollout,
+                    self.preview,
                 ),
             ],
         )
@@ -258,58 +270,78 @@ class FlagCommands:
         return " · ".join(parts)
 
     def switch(self, command: SwitchFlag, actor: Actor) -> Reply:
-        env = environment(self._d.config, command.environment)
-        word = "on" if command.on else "off"
-
-        def decide(before: FlagState, last: FlagChange | None) -> FlagState:
-            if before.enabled == command.on:
-                raise NoChange(before, last, f"it is already {word}")
-            after = before.with_(enabled=command.on)
-            self._guard(env, before, after)
-            return after
-
-        return self._actions.perform(actor, name=command.name, env=env, action=word, decide=decide, reason=command.reason)
+        return self.change(command, actor)
 
     def kill(self, command: KillFlag, actor: Actor) -> Reply:
-        env = environment(self._d.config, command.environment)
-
-        def decide(before: FlagState, last: FlagChange | None) -> FlagState:
-            if before.killed:
-                raise NoChange(before, last, "it is already killed")
-            return before.with_(killed=True)
-
-        return self._actions.perform(actor, name=command.name, env=env, action="kill", decide=decide, reason=command.reason)
+        return self.change(command, actor)
 
     def unkill(self, command: UnkillFlag, actor: Actor) -> Reply:
-        env = environment(self._d.config, command.environment)
-        required = approvals_for(self._d.config, env)
-
-        def decide(before: FlagState, last: FlagChange | None) -> FlagState:
-            if not before.killed:
-                raise NoChange(before, last, "it is not killed")
-            after = before.with_(killed=False)
-            if required:
-                raise NeedsApproval(before, after, [f"lifting a kill in {env} takes {plural(required, 'approver')}"], required)
-            return after
-
-        return self._actions.perform(actor, name=command.name, env=env, action="unkill", decide=decide, reason=command.reason)
+        return self.change(command, actor)
 
     def rollout(self, command: RolloutFlag, actor: Actor) -> Reply:
-        env = environment(self._d.config, command.environment)
+        return self.change(command, actor)
 
-        def decide(before: FlagState, last: FlagChange | None) -> FlagState:
+    def change(self, command: FlagCommand, actor: Actor) -> Reply:
+        """Apply ``command`` as ``actor``: at once, or as an approval request when it is guarded."""
+        env, action, decide = self._decision(command)
+        return self._actions.perform(actor, name=command.name, env=env, action=action, decide=decide, reason=command.reason)
+
+    def preview(self, command: FlagCommand, actor: Actor) -> Reply:
+        """``--dry-run``: the flag's state before and after, and whether it would apply at once or need approval."""
+        env, action, decide = self._decision(command)
+        return self._actions.preview(actor, name=command.name, env=env, action=action, decide=decide, reason=command.reason)
+
+    def _decision(self, command: FlagCommand) -> tuple[str, str, Decide]:
+        """The environment, the action's name and how it decides the new state from the current one."""
+        config = self._d.config
+        env = environment(config, command.environment)
+        if isinstance(command, SwitchFlag):
+            word = "on" if command.on else "off"
+
+            def switch(before: FlagState, last: FlagChange | None) -> FlagState:
+                if before.enabled == command.on:
+                    raise NoChange(before, last, f"it is already {word}")
+                after = before.with_(enabled=command.on)
+                self._guard(env, before, after)
+                return after
+
+            return env, word, switch
+        if isinstance(command, KillFlag):
+
+            def kill(before: FlagState, last: FlagChange | None) -> FlagState:
+                if before.killed:
+                    raise NoChange(before, last, "it is already killed")
+                return before.with_(killed=True)
+
+            return env, "kill", kill
+        if isinstance(command, UnkillFlag):
+            required = approvals_for(config, env)
+
+            def unkill(before: FlagState, last: FlagChange | None) -> FlagState:
+                if not before.killed:
+                    raise NoChange(before, last, "it is not killed")
+                after = before.with_(killed=False)
+                if required:
+                    raise NeedsApproval(
+                        before, after, [f"lifting a kill in {env} takes {plural(required, 'approver')}"], required
+                    )
+                return after
+
+            return env, "unkill", unkill
+        wanted = command.percent
+
+        def rollout(before: FlagState, last: FlagChange | None) -> FlagState:
             if before.rollout is None:
                 raise Conflict(
-                    f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; "
-                    "change it in the provider itself."
+                    f"`{command.name}` in `{env}` is targeted by custom rules, not one percentage; change it in the provider itself."
                 )
-            if before.rollout == command.percent:
-                raise NoChange(before, last, f"its rollout already is {command.percent}%")
-            after = before.with_(rollout=command.percent)
+            if before.rollout == wanted:
+                raise NoChange(before, last, f"its rollout already is {wanted}%")
+            after = before.with_(rollout=wanted)
             self._guard(env, before, after)
             return after
 
-        return self._actions.perform(actor, name=command.name, env=env, action="rollout", decide=decide, reason=command.reason)
+        return env, "rollout", rollout
 
     def _guard(self, env: str, before: FlagState, after: FlagState) -> None:
         reasons = rollout_guard(self._d.config, env, before, after)
@@ -330,7 +362,14 @@ class FlagCommands:
 
 
 def _change(
-    word: str, summary: str, usage: str, parse: Callable[[Args], Any], run: Callable[[Any, Actor], Reply]
+    word: str,
+    summary: str,
+    usage: str,
+    parse: Callable[[Args], Any],
+    run: Callable[[Any, Actor], Reply],
+    preview: Callable[[Any, Actor], Reply],
 ) -> Subcommand[Any]:
     """A subcommand that changes a flag: any deployer may ask; the dispatcher audits the intent first."""
-    return Subcommand(("flag", word), summary, usage, Role.DEPLOYER, parse, run, options=frozenset({"reason"}), mutates=True)
+    return Subcommand(
+        ("flag", word), summary, usage, Role.DEPLOYER, parse, run, options=frozenset({"reason"}), mutates=True, preview=preview
+    )

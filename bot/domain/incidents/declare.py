@@ -19,7 +19,7 @@ from bot.domain.incidents.reminders import Reminders
 from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args, control_characters
 from bot.domain.shared.errors import Conflict, NotFound, OpsError, UsageError
-from bot.domain.shared.messages import Notice
+from bot.domain.shared.messages import DryRunReport, Notice, WouldHappen
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
 
@@ -159,14 +159,77 @@ class Declarations:
         fields["services"] = tuple(fields.get("services") or ())
         return self.declare(actor, DeclareIncident(**fields), again=True)
 
-    def declare(self, actor: Actor, command: DeclareIncident, *, again: bool = False) -> Reply:
+    def _checked(self, command: DeclareIncident) -> tuple[str, tuple[str, ...]]:
+        """The severity's configured name and the declared services, checked; raises ``UsageError``/``NotFound``."""
         d = self._d
         severity_name, _ = severity(d, command.severity or "")
         if not command.title:
             raise UsageError("Give the incident a title.", f"/ops {USAGE}")
         if len(command.title) > MAX_TITLE or len(command.impact) > MAX_TEXT:
             raise UsageError(f"Keep the title under {MAX_TITLE} and the impact under {MAX_TEXT} characters.", f"/ops {USAGE}")
-        services = tuple(dict.fromkeys(catalog.service(d.config, name)[0] for name in command.services))
+        return severity_name, tuple(dict.fromkeys(catalog.service(d.config, name)[0] for name in command.services))
+
+    def preview(self, command: DeclareIncident, actor: Actor) -> Reply:
+        """``--dry-run``: the channel it would create, who would be invited, what would be posted and scheduled.
+        Reads the open incidents and the responders' user groups; creates, posts and schedules nothing."""
+        if command.severity is None:
+            raise UsageError("A dry run needs the severity and the title: the form has nothing to preview.", f"/ops {USAGE}")
+        d = self._d
+        severity_name, services = self._checked(command)
+        _, level = severity(d, severity_name)
+        now = d.clock.now()
+        with d.uow() as uow:
+            earlier = _same_declaration(uow.incidents.open_incidents(), actor.user_id, command.title, now)
+        title = f"declare {severity_name}: {command.title[:100]}"
+        if earlier is not None:
+            return Reply(
+                DryRunReport(
+                    title,
+                    [
+                        WouldHappen(
+                            "Duplicate",
+                            f"you declared {earlier.ref} with this title moments ago; you would be asked whether to declare another",
+                        )
+                    ],
+                )
+            )
+        responders, unreadable = people(d, level.responders)
+        planned = channel_name(d.config.incidents.channel_prefix, now, command.title, 1)
+        steps = [
+            WouldHappen("Channel", f"#{planned} created (with -2, -3 … if the name is taken)"),
+            WouldHappen(
+                "Invited", "you and the responders of " + severity_name + ":", tuple(dict.fromkeys([actor.user_id, *responders]))
+            ),
+            WouldHappen("Posted", f"the declaration, pinned in the new channel; a summary in <#{d.config.channels.incidents}>"),
+            WouldHappen(
+                "Reminders",
+                f"an update asked for every {level.update_every_minutes} min"
+                if level.update_every_minutes
+                else "none for this severity",
+            ),
+        ]
+        steps += [
+            WouldHappen(
+                "Escalation",
+                f"after {step.after_minutes} min unacknowledged{f' ({step.label})' if step.label else ''}:",
+                tuple(step.notify),
+            )
+            for step in d.config.incidents.escalation_for(level)
+            if step.notify
+        ]
+        if services:
+            steps.append(
+                WouldHappen("Services", ", ".join(services) + ": their deploys and flag changes are told to the incident")
+            )
+        steps += [
+            WouldHappen("Unreadable", f"user group {group} could not be read, so its members would not be invited")
+            for group in unreadable
+        ]
+        return Reply(DryRunReport(title, steps))
+
+    def declare(self, actor: Actor, command: DeclareIncident, *, again: bool = False) -> Reply:
+        d = self._d
+        severity_name, services = self._checked(command)
         now, user = d.clock.now(), actor.user_id
         with d.uow() as uow:  # step 1: the incident, without a channel yet
             if not again and (earlier := _same_declaration(uow.incidents.open_incidents(), user, command.title, now)):

@@ -44,6 +44,7 @@ class Incidents:
                     self.declarations.run,
                     options=frozenset({"service", "impact", "eta"}),
                     mutates=True,
+                    preview=self.declarations.preview,
                 ),
                 Subcommand(
                     ("incident", "update"),

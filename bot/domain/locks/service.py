@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from bot.config.durations import parse_duration
+from bot.config.durations import format_duration, parse_duration
 from bot.domain.locks.deps import LockDeps
 from bot.domain.locks.messages import HoldEnded, LockBroken, LockList, LockTaken
-from bot.domain.locks.ports import MAX_MANUAL_LOCK
+from bot.domain.locks.ports import MAX_MANUAL_LOCK, LockInfo
 from bot.domain.locks.waiting import DeployLocks
 from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args, Subcommand, expect, no_args
 from bot.domain.shared.errors import Conflict, OpsError, UsageError
 from bot.domain.shared.family import Family, JobSpec
+from bot.domain.shared.messages import DryRunReport, WouldHappen
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import Reply
 
@@ -102,6 +104,7 @@ class LockCommands:
                     options=frozenset({"reason"}),
                     keys=frozenset({"for"}),
                     mutates=True,
+                    preview=self.preview_take,
                 ),
                 Subcommand(
                     ("unlock",),
@@ -112,6 +115,7 @@ class LockCommands:
                     self.unlock,
                     options=frozenset({"reason"}),
                     mutates=True,
+                    preview=self.preview_unlock,
                 ),
             ],
             jobs=[JobSpec(HOLD_ENDED_JOB, self.hold_ended)],
@@ -135,6 +139,54 @@ class LockCommands:
         payload = {"name": name, "fence": lease.fence, "holder": actor.user_id, "reason": command.reason}
         self._d.jobs.schedule(info.expires_at, HOLD_ENDED_JOB, payload, key=hold_key(name, lease.fence))
         return Reply(LockTaken(info, command.reason), visibility="in_channel")
+
+    def preview_take(self, command: TakeLock, actor: Actor) -> Reply:
+        """``--dry-run`` of `/ops lock`: taken for how long, or refused because of whom; nothing is taken."""
+        service, env = self._target(command.service, command.environment)
+        d = self._d
+        name = catalog.lock_name(service, env)
+        held = d.locks.holder(name)
+        title = f"lock {service} in {env}"
+        if held is not None:
+            return Reply(
+                DryRunReport(title, [_held_step(held)], refused=f"`{name}` is held; you could ask to be told when it is free.")
+            )
+        until = d.clock.now() + timedelta(seconds=command.duration_seconds)
+        steps = [
+            WouldHappen(
+                "Lock",
+                f"{name} is free: it would be held by you for {format_duration(timedelta(seconds=command.duration_seconds))}, "
+                f"until {until:%Y-%m-%d %H:%M} UTC, for: {command.reason}",
+            ),
+            WouldHappen("Deploys", f"deploys and rollbacks of {service} to {env} would wait for it (or be refused) until then"),
+            WouldHappen(
+                "Announcements", f"posted here for everyone; when the hold ends, said in <#{d.config.channels.deployments}>"
+            ),
+        ]
+        return Reply(DryRunReport(title, steps))
+
+    def preview_unlock(self, command: ForceUnlock, actor: Actor) -> Reply:
+        """``--dry-run`` of `/ops unlock`: whose lock would be broken and who would be told; nothing is released."""
+        service, env = self._target(command.service, command.environment)
+        name = catalog.lock_name(service, env)
+        held = self._d.locks.holder(name)
+        title = f"unlock {service} in {env}"
+        if held is None:
+            raise Conflict(f"No lock is held on `{service}` in `{env}`.")
+        told = (
+            "you hold it yourself, so nobody is messaged"
+            if held.holder == actor.user_id
+            else "they would get a direct message with your reason:"
+        )
+        steps = [
+            _held_step(held),
+            WouldHappen(
+                "Released", f"at once; a deploy holding it could no longer record its result (fencing token {held.fence})"
+            ),
+            WouldHappen("Holder", told, () if held.holder == actor.user_id else (held.holder,)),
+            WouldHappen("Waiting", "everyone who asked to be told when it is free would be messaged"),
+        ]
+        return Reply(DryRunReport(title, steps))
 
     def hold_ended(self, actor: Actor, payload: dict[str, Any]) -> None:
         """A hand-taken lock's time is up: say so, unless someone took the lock again since."""
@@ -166,3 +218,11 @@ class LockCommands:
     def _target(self, service: str, env: str) -> tuple[str, str]:
         name, _ = catalog.service(self._d.config, service)
         return name, catalog.environment(self._d.config, name, env)
+
+
+def _held_step(held: LockInfo) -> WouldHappen:
+    return WouldHappen(
+        "Lock",
+        f"{held.name} is held since {held.since:%H:%M} UTC until {held.expires_at:%H:%M} UTC ({held.purpose}) by",
+        (held.holder,),
+    )

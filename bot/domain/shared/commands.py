@@ -30,6 +30,7 @@ SLACK_MARKUP = re.compile(r"^<([^<>|]*)(?:\|([^<>]*))?>$")
 # C0 and C1 control characters, DEL; newline and tab are allowed in free text.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 TEXT_OPTIONS = frozenset({"reason", "impact", "what", "eta"})
+DRY_RUN = "dry-run"  # the flag a subcommand with a ``preview`` accepts
 
 C = TypeVar("C")
 
@@ -199,6 +200,15 @@ class Subcommand(Generic[C]):
     flags: frozenset[str] = frozenset()
     keys: frozenset[str] = frozenset()
     mutates: bool = False
+    # What the command would do, changing nothing: run instead of ``run`` when ``--dry-run`` is given (which is then
+    # accepted and shown in the usage line). Audited once, as ``dry_run``.
+    preview: Callable[[C, Actor], Reply] | None = None
+
+    def __post_init__(self) -> None:
+        if self.preview is not None:
+            object.__setattr__(self, "flags", self.flags | {DRY_RUN})
+            if f"--{DRY_RUN}" not in self.usage:
+                object.__setattr__(self, "usage", f"{self.usage} [--{DRY_RUN}]")
 
     @property
     def name(self) -> str:

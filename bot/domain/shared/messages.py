@@ -48,3 +48,26 @@ class Notice:
     text: str
     icon: str = "✅"
     details: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WouldHappen:
+    """One step of a dry run: ``label`` (plain text), what would happen (plain text, escaped when shown) and the
+    people it names (Slack user or user-group IDs, shown as mentions that notify nobody in an ephemeral reply)."""
+
+    label: str
+    text: str
+    people: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    """What a mutating command would do, step by step, having changed nothing (``--dry-run``).
+
+    ``refused`` is the refusal the command would meet now (a held lock, no such flag …), or None when it would go
+    ahead."""
+
+    template: ClassVar[str] = "common/dry_run"
+    title: str
+    steps: list[WouldHappen]
+    refused: str | None = None
