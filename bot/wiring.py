@@ -137,7 +137,9 @@ class Families:
 def build_families(a: Adapters) -> Families:
     """Each family with a dataclass of exactly what it needs, in the order their dependencies allow."""
     config, clock = a.config, a.clock
-    policy = Policy(config.roles.model_dump(), a.groups)
+    policy = Policy(
+        config.roles.model_dump(), a.groups, {env: e.roles.given() for env, e in config.environments.items() if e.roles.given()}
+    )
     lock_deps = LockDeps(
         config=config,
         clock=clock,

@@ -70,8 +70,27 @@ class Roles(Strict):
         return _principals(value)
 
 
+class EnvironmentRoles(Strict):
+    """Roles an environment sets itself: each list given replaces the global one there (narrowing or widening it) for
+    deploys, rollbacks, locks, flag changes, freezes and approvals of that environment. ``viewer`` stays global."""
+
+    admin: list[str] | None = None
+    approver: list[str] | None = None
+    deployer: list[str] | None = None
+
+    @field_validator("admin", "approver", "deployer")
+    @classmethod
+    def _check(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _principals(value)
+
+    def given(self) -> dict[str, list[str]]:
+        """The roles this environment sets, by name."""
+        return {name: list(value) for name, value in self.model_dump().items() if value is not None}
+
+
 class Environment(Strict):
     approvals: int = Field(default=0, ge=0, le=10)
+    roles: EnvironmentRoles = Field(default_factory=EnvironmentRoles)
     rollback_approvals: int | None = Field(default=None, ge=0, le=10)
     approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)

@@ -95,7 +95,7 @@ class Dispatcher:
             tokens = tokenize(text)
             spec, rest = match(self.subcommands, tokens or ["help"])
             state["spec"] = spec
-            self.policy.require(actor, spec.role, spec.name)
+            self.policy.require_somewhere(actor, spec.role, spec.name)
             args = split_args(spec, rest, self._people)
             command = spec.parse(args)
             state["command"] = command
@@ -249,4 +249,20 @@ class Dispatcher:
         allowed = [s for s in self.subcommands if s.role in held]
         entries = [HelpEntry(s.usage_line(), s.summary, s.role.value) for s in allowed]
         roles = sorted(r.value for r in held)
-        return Reply(HelpMessage(entries, roles, hidden=len(self.subcommands) - len(allowed), unreadable=unreadable))
+        hidden = len(self.subcommands) - len(allowed)
+        return Reply(HelpMessage(entries, roles, hidden, unreadable, self._where(actor.user_id, unreadable)))
+
+    def _where(self, user_id: str, unreadable: list[str]) -> list[str]:
+        """Where environments' own roles make ``user_id``'s standing differ from the global one, in words:
+        "deployer: not in production", "approver: also in staging"."""
+        notes = []
+        for role in (Role.ADMIN, Role.APPROVER, Role.DEPLOYER):
+            if not self.policy.environments:
+                break
+            globally = self.policy.has(user_id, role, unreadable=unreadable)
+            held, not_held = self.policy.where(user_id, role, unreadable=unreadable)
+            if globally and not_held:
+                notes.append(f"{role.value}: not in {', '.join(not_held)}")
+            if not globally and held:
+                notes.append(f"{role.value}: only in {', '.join(held)}")
+        return notes

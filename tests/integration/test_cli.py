@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -235,14 +236,24 @@ def test_socket_mode_with_slack_unreachable_says_so_in_one_line_per_try_and_keep
         stderr=subprocess.PIPE,
         text=True,
     )
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(process.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    prefix = "opsbot: Slack could not be reached to open a Socket Mode connection ("
     try:
-        time.sleep(6)  # backoff 1 s, 2 s …: at least two tries
-        assert process.poll() is None  # still trying, not dead
+        # Backoff 1 s, 2 s …: wait for two tries (how long the start takes depends on the machine's load).
+        deadline = time.monotonic() + 60
+        while sum(line.startswith(prefix) for line in list(seen)) < 2 and time.monotonic() < deadline:
+            assert process.poll() is None, "".join(seen)  # still trying, not dead
+            time.sleep(0.1)
+        assert process.poll() is None
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=10)
+        process.wait(timeout=10)
+        reader.join(timeout=10)
+    stderr = "".join(seen)
     lines = [line for line in stderr.splitlines() if line.strip()]
-    tries = [line for line in lines if line.startswith("opsbot: Slack could not be reached to open a Socket Mode connection (")]
+    tries = [line for line in lines if line.startswith(prefix)]
     assert len(tries) >= 2 and all("; retrying in " in line for line in tries), stderr
     assert "Traceback" not in stderr and "will be unused" not in stderr, stderr
 

@@ -132,11 +132,12 @@ class ApprovalService:
         request, _ = found
         withdrawing = voter == request.requester and decision is Decision.REJECT
         fresh = VOTE_FRESHNESS_SECONDS
-        if not withdrawing and not d.policy.has(voter, Role.APPROVER, fresh_within=fresh):
-            raise NotPermitted(Role.APPROVER.value, decision.value, request.title)
+        where = request.environment  # an environment's own roles decide its requests
+        if not withdrawing and not d.policy.has(voter, Role.APPROVER, environment=where, fresh_within=fresh):
+            raise NotPermitted(Role.APPROVER.value, decision.value, request.title, environment=where)
         now = d.clock.now()
         self_approval = voter == request.requester and decision is Decision.APPROVE
-        as_admin = d.policy.has(voter, Role.ADMIN, fresh_within=fresh)
+        as_admin = d.policy.has(voter, Role.ADMIN, environment=where, fresh_within=fresh)
         ballot = Vote(voter, decision, now, as_admin=as_admin, self_approval=self_approval)
         with d.uow() as uow:
             locked = uow.approvals.get(request_id, for_update=True)

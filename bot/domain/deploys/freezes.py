@@ -21,7 +21,7 @@ from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args, expect
 from bot.domain.shared.errors import Conflict, NotFound, UsageError
 from bot.domain.shared.messages import DryRunReport, WouldHappen
-from bot.domain.shared.policy import Actor
+from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import AuditEntry, Reply
 
 MAX_FREEZE = timedelta(days=30)
@@ -120,7 +120,7 @@ class DeployFreezes:
 
     def freeze(self, command: SetFreeze, actor: Actor) -> Reply:
         d = self._d
-        scope, target = target_of(d.config, command.target)
+        scope, target = self._target(actor, command.target)
         now = d.clock.now()
         with d.uow() as uow:
             freeze = uow.deploys.add_freeze(
@@ -134,7 +134,7 @@ class DeployFreezes:
     def preview_freeze(self, command: SetFreeze, actor: Actor) -> Reply:
         """``--dry-run`` of `/ops freeze`: what would be refused until when; nothing is recorded or announced."""
         d = self._d
-        scope, target = target_of(d.config, command.target)
+        scope, target = self._target(actor, command.target)
         now = d.clock.now()
         until = now + timedelta(seconds=command.seconds)
         what = f"every service in {target}" if scope == "environment" else f"{target} in every environment"
@@ -155,7 +155,7 @@ class DeployFreezes:
     def preview_unfreeze(self, command: LiftFreeze, actor: Actor) -> Reply:
         """``--dry-run`` of `/ops unfreeze`: which freezes would be lifted; nothing is changed."""
         d = self._d
-        _, target = target_of(d.config, command.target)
+        _, target = self._target(actor, command.target)
         now = d.clock.now()
         with d.uow() as uow:
             active = [f for f in uow.deploys.active_freezes(now) if f.target == target]
@@ -174,7 +174,7 @@ class DeployFreezes:
 
     def unfreeze(self, command: LiftFreeze, actor: Actor) -> Reply:
         d = self._d
-        scope, target = target_of(d.config, command.target)
+        scope, target = self._target(actor, command.target)
         now = d.clock.now()
         with d.uow() as uow:
             lifted = uow.deploys.lift_freezes(scope, target, now)
@@ -198,6 +198,13 @@ class DeployFreezes:
         notes = windows_now(d.config, now) + [FreezeNote(f.target, f.ends_at, f.reason, f.created_by) for f in active]
         windows = [f"{env}: {window.text}" for env, policy in d.config.environments.items() for window in policy.freeze_windows]
         return Reply(FreezeList(notes, windows, now))
+
+    def _target(self, actor: Actor, name: str) -> tuple[str, str]:
+        """``target_of``, and the actor's approver role where it applies: in that environment, or globally for a
+        service (a service freeze spans every environment)."""
+        scope, target = target_of(self._d.config, name)
+        self._d.policy.require(actor, Role.APPROVER, "freeze", environment=target if scope == "environment" else None)
+        return scope, target
 
     def _audit(self, actor: Actor, action: str, scope: str, target: str, **params: object) -> None:
         self._d.audit.record(

@@ -13,7 +13,7 @@ from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.model import Deploy, DeployKind, DeployOrder
 from bot.domain.shared import catalog
 from bot.domain.shared.errors import OpsError, UsageError
-from bot.domain.shared.policy import Actor
+from bot.domain.shared.policy import Actor, Role
 
 VERSION_HINTS = {
     "semver": "a semver tag like v1.2.3",
@@ -130,7 +130,9 @@ def build(
     hotfix: bool,
     rollback_of: str | None = None,
 ) -> Plan:
-    """Every check but the lock; ``hotfix`` only takes effect when a freeze applies."""
+    """Every check but the lock; ``hotfix`` only takes effect when a freeze applies. Raises NotPermitted unless the
+    actor is a deployer in ``environment`` (its own roles where it sets them)."""
+    d.policy.require(actor, Role.DEPLOYER, "rollback" if kind is DeployKind.ROLLBACK else "deploy", environment=environment)
     policy = d.config.environments[environment]
     current = last_ran(d, service, environment)
     previous = current.version if current else None

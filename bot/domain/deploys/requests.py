@@ -131,7 +131,8 @@ class DeployRequests:
     def dry_run(self, plan: Plan, hotfix_asked: bool) -> Reply:
         """Who would approve, which lock, which freeze, what the provider would run, for ``plan``; nothing changes."""
         d = self._d
-        approvers = list(d.config.roles.approver) + (list(d.config.roles.admin) if plan.hotfix else [])
+        where = plan.environment
+        approvers = d.policy.principals(Role.APPROVER, where) + (d.policy.principals(Role.ADMIN, where) if plan.hotfix else [])
         holder = d.locks.holder(plan.lock_name)
         return Reply(DryRun(plan, approvers, holder, hotfix_asked, d.clock.now()), outcome="dry_run")
 
@@ -233,7 +234,7 @@ class DeployRequests:
         if deploy is None:
             raise NotFound("deploy", command.deploy_id[:20])
         mine = deploy.requester == actor.user_id
-        if not mine and not d.policy.has(actor.user_id, Role.ADMIN):
+        if not mine and not d.policy.has(actor.user_id, Role.ADMIN, environment=deploy.environment):
             raise NotPermitted(Role.ADMIN.value, "cancel", "only its requester or an admin may cancel a deploy")
         if deploy.state is DeployState.RUNNING:
             return self._stop_running(actor, deploy)
@@ -281,6 +282,9 @@ class DeployRequests:
         """An admin settles an unknown outcome by hand: ``succeeded`` or ``failed``, with a reason; announced, audited."""
         d = self._d
         to = DeployState(command.outcome)
+        known = support.get(d, command.deploy_id)
+        if known is not None:
+            d.policy.require(actor, Role.ADMIN, "deploy settle", environment=known.environment)
         with d.uow() as uow:
             settled = uow.deploys.transition(
                 command.deploy_id, frozenset({DeployState.UNKNOWN}), to, detail=f"settled by <@{actor.user_id}>: {command.reason}"

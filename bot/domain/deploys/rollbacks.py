@@ -115,10 +115,11 @@ class Rollbacks:
 
     def from_button(self, actor: Actor, deploy_id: str) -> Reply:
         """The Rollback button on a failure announcement: the same request, filled in from the failed deploy."""
-        self._d.policy.require(actor, Role.DEPLOYER, "rollback")
+        self._d.policy.require_somewhere(actor, Role.DEPLOYER, "rollback")
         failed = support.get(self._d, deploy_id)
         if failed is None:
             raise NotFound("deploy", deploy_id[:20])
+        self._d.policy.require(actor, Role.DEPLOYER, "rollback", environment=failed.environment)
         if failed.state is DeployState.ROLLED_BACK:
             raise Conflict(f"`{failed.id}` was already rolled back (by `{failed.rolled_back_by}`).")
         if failed.state is not DeployState.FAILED or failed.is_rollback:

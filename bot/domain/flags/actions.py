@@ -29,7 +29,7 @@ from bot.domain.flags.messages import ApprovalAsked, ApprovedChangeFailed, FlagC
 from bot.domain.flags.model import FlagChange, FlagState
 from bot.domain.shared.errors import Conflict, OpsError
 from bot.domain.shared.messages import DryRunReport, WouldHappen
-from bot.domain.shared.policy import Actor
+from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import MessageRef, Reply, ServiceEvent, UnitOfWork
 from bot.domain.shared.text import plural
 
@@ -156,7 +156,7 @@ class FlagActions:
             steps += [
                 WouldHappen("After approval", need.after.label),
                 WouldHappen("Approval", f"{plural(need.required, 'distinct approver')}, never you: {'; '.join(need.reasons)}"),
-                WouldHappen("Who may approve", "", tuple(config.roles.approver)),
+                WouldHappen("Who may approve", "", tuple(d.policy.principals(Role.APPROVER, env))),
                 WouldHappen("Request", f"posted in <#{channel}> with Approve / Reject; the flag stays as it is until then"),
             ]
             return Reply(DryRunReport(title, steps))

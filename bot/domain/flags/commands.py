@@ -284,11 +284,13 @@ class FlagCommands:
     def change(self, command: FlagCommand, actor: Actor) -> Reply:
         """Apply ``command`` as ``actor``: at once, or as an approval request when it is guarded."""
         env, action, decide = self._decision(command)
+        self._d.policy.require(actor, Role.DEPLOYER, f"flag {action}", environment=env)
         return self._actions.perform(actor, name=command.name, env=env, action=action, decide=decide, reason=command.reason)
 
     def preview(self, command: FlagCommand, actor: Actor) -> Reply:
         """``--dry-run``: the flag's state before and after, and whether it would apply at once or need approval."""
         env, action, decide = self._decision(command)
+        self._d.policy.require(actor, Role.DEPLOYER, f"flag {action}", environment=env)
         return self._actions.preview(actor, name=command.name, env=env, action=action, decide=decide, reason=command.reason)
 
     def _decision(self, command: FlagCommand) -> tuple[str, str, Decide]:
@@ -351,7 +353,7 @@ class FlagCommands:
     def undo_kill(self, actor: Actor, change_id: str) -> Reply:
         """The Undo button on a kill alert: an unkill of that flag in that environment, under the same rules."""
         d = self._d
-        d.policy.require(actor, Role.DEPLOYER, "flag unkill")
+        d.policy.require_somewhere(actor, Role.DEPLOYER, "flag unkill")  # and in the kill's environment, by unkill
         kind = d.provider.kind  # "flags are not configured" comes first
         with d.uow() as uow:
             kill = uow.flag_history.get(change_id)

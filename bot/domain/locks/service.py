@@ -125,7 +125,7 @@ class LockCommands:
         return Reply(LockList(self._d.locks.held(), self._d.clock.now()))
 
     def take(self, command: TakeLock, actor: Actor) -> Reply:
-        service, env = self._target(command.service, command.environment)
+        service, env = self._target(command.service, command.environment, actor, Role.DEPLOYER, "lock")
         locks = self._d.locks
         name = catalog.lock_name(service, env)
         lease = locks.acquire(
@@ -142,7 +142,7 @@ class LockCommands:
 
     def preview_take(self, command: TakeLock, actor: Actor) -> Reply:
         """``--dry-run`` of `/ops lock`: taken for how long, or refused because of whom; nothing is taken."""
-        service, env = self._target(command.service, command.environment)
+        service, env = self._target(command.service, command.environment, actor, Role.DEPLOYER, "lock")
         d = self._d
         name = catalog.lock_name(service, env)
         held = d.locks.holder(name)
@@ -167,7 +167,7 @@ class LockCommands:
 
     def preview_unlock(self, command: ForceUnlock, actor: Actor) -> Reply:
         """``--dry-run`` of `/ops unlock`: whose lock would be broken and who would be told; nothing is released."""
-        service, env = self._target(command.service, command.environment)
+        service, env = self._target(command.service, command.environment, actor, Role.ADMIN, "unlock")
         name = catalog.lock_name(service, env)
         held = self._d.locks.holder(name)
         title = f"unlock {service} in {env}"
@@ -200,7 +200,7 @@ class LockCommands:
             self._deploy_locks.notify_waiters(payload["name"], f"the hold by {payload['holder']} ended")
 
     def unlock(self, command: ForceUnlock, actor: Actor) -> Reply:
-        service, env = self._target(command.service, command.environment)
+        service, env = self._target(command.service, command.environment, actor, Role.ADMIN, "unlock")
         released = self._d.locks.force_release(catalog.lock_name(service, env))
         if released is None:
             raise Conflict(f"No lock is held on `{service}` in `{env}`.")
@@ -215,9 +215,12 @@ class LockCommands:
                 told = False
         return Reply(LockBroken(released, actor.user_id, command.reason, holder_told=told), visibility="in_channel")
 
-    def _target(self, service: str, env: str) -> tuple[str, str]:
+    def _target(self, service: str, env: str, actor: Actor, role: Role, action: str) -> tuple[str, str]:
+        """The service and environment, checked, and the actor's ``role`` there; raises NotFound or NotPermitted."""
         name, _ = catalog.service(self._d.config, service)
-        return name, catalog.environment(self._d.config, name, env)
+        environment = catalog.environment(self._d.config, name, env)
+        self._d.policy.require(actor, role, action, environment=environment)
+        return name, environment
 
 
 def _held_step(held: LockInfo) -> WouldHappen:

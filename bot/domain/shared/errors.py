@@ -28,8 +28,9 @@ class NotPermitted(OpsError):
 
     outcome = "denied"
 
-    def __init__(self, role: str, action: str, detail: str = "") -> None:
-        message = f"`{action}` needs the *{role}* role" + (f" ({detail})" if detail else "") + "."
+    def __init__(self, role: str, action: str, detail: str = "", *, environment: str | None = None) -> None:
+        where = f" in {environment}" if environment else ""
+        message = f"`{action}` needs the *{role}* role{where}" + (f" ({detail})" if detail else "") + "."
         super().__init__(message)
         self.role = role
         self.action = action

@@ -20,6 +20,7 @@ class HelpMessage:
     roles: list[str]
     hidden: int = 0
     unreadable: list[str] = field(default_factory=list)  # user groups Slack would not show: "S0SRE: …"
+    where: list[str] = field(default_factory=list)  # environments' own roles: "deployer: not in production"
 
 
 @dataclass(frozen=True)
