@@ -57,6 +57,16 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
         finally:
             runtime.metrics.ack_seconds.observe(time.perf_counter() - started)
 
+    @app.middleware
+    def once_per_event(body: dict[str, Any], next: Any) -> Any:
+        # Slack delivers an event again when its ack did not arrive in time (HTTP: X-Slack-Retry-Num; Socket Mode:
+        # retry_attempt), with the same event_id: the first delivery taken is the one handled.
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if isinstance(event_id, str) and not _first_delivery(runtime, settings.opsbot_redis_prefix, event_id):
+            log.info("event %s was delivered again; it is handled already", event_id)
+            return BoltResponse(status=200, body="")
+        return next()
+
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:
         # Last resort for anything a handler did not turn into a reply: never a traceback in Slack.
@@ -74,6 +84,19 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
 
     handlers.register_all(app)
     return app
+
+
+EVENT_SEEN_SECONDS = 3600  # Slack retries an event three times within about an hour (Events API, "Retries")
+
+
+def _first_delivery(runtime: Runtime, prefix: str, event_id: str) -> bool:
+    """Claim ``event_id``; False when an earlier delivery claimed it. Redis unreachable: True (handling an event twice
+    beats losing it)."""
+    try:
+        return bool(runtime.redis.set(f"{prefix}slack-event:{event_id[:100]}", "1", nx=True, ex=EVENT_SEEN_SECONDS))
+    except Exception as exc:  # redis-py raises its ConnectionError/TimeoutError; any failure means "cannot tell"
+        log.warning("could not record event %s (%s); handling it", event_id, type(exc).__name__)
+        return True
 
 
 def _bolt_logger() -> logging.Logger:

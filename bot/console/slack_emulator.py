@@ -37,6 +37,8 @@ class SlackEmulator(WebApiMethods):
 
     def __init__(self, token: str = "xoxb-local-emulator", team_id: str = "T0LOCAL", bot_user: str = "U0OPSBOT") -> None:
         self.token = token
+        self.app_token = "xapp-1-local-emulator"  # Socket Mode's app-level token (apps.connections.open)
+        self.socket_mode_url: str | None = None  # what apps.connections.open answers (a test's Socket Mode server)
         self.team_id = team_id
         self.bot_user = bot_user
         self.channels: dict[str, Channel] = {}
@@ -248,6 +250,12 @@ class SlackEmulator(WebApiMethods):
 
     def _api(self, method: str, headers: dict[str, str], args: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        if method == "apps.connections.open":  # the one method called with the app-level token
+            if auth != f"Bearer {self.app_token}":
+                return 200, {}, {"ok": False, "error": "not_authed" if not auth else "invalid_auth"}
+            if self.socket_mode_url is None:
+                return 200, {}, {"ok": False, "error": "not_allowed_token_type"}
+            return 200, {}, {"ok": True, "url": self.socket_mode_url}
         if auth != f"Bearer {self.token}":
             return 200, {}, {"ok": False, "error": "not_authed" if not auth else "invalid_auth"}
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
