@@ -12,15 +12,20 @@ import json
 import secrets
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from bot.config import OpsConfig
+from bot.console.slack_emulator import SlackEmulator
 from bot.console.slack_model import Posted
 from tests.alertmanager_kit import Alertmanager, alert, alertmanager, free_port, receiver
+from tests.deploy_kit import ServiceDouble, deploy_config, services_double, state_dir  # noqa: F401 - fixtures
 from tests.e2e.incident_helpers import last_view
+from tests.e2e.test_deploys import approval_for, posted
 from tests.servers import SharedServers
 from tests.support import Bot, eventually, make_config
 
@@ -225,3 +230,44 @@ def test_a_post_whose_answer_was_lost_is_found_again_not_posted_twice(opsbot: Bo
         lambda: opsbot.services.delivery.drain() >= 0 and any(m.text.startswith("✅") for m in alert_messages(opsbot)), timeout=20
     )
     assert [m.text for m in alert_messages(opsbot)] == ["✅ DiskFull resolved"]
+
+
+# ----- Roll back: the deploys family's rollback request for the alert's service and environment -----
+@pytest.fixture
+def deploy_app(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+) -> Bot:
+    config = deploy_config(state_dir, services_double.base_url, production={"lock_after_rollback": False})
+    return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config)
+
+
+def test_roll_back_asks_for_the_rollback_of_the_alerts_service_in_its_environment(deploy_app: Bot, token: str) -> None:
+    app = deploy_app
+    for version in ("v1.2.2", "v1.2.3"):
+        app.command(f'deploy {version} to production --reason "release {version}"', user="U0DEV")
+        request = approval_for(app, f"Deploy {version} of api to production")
+        app.click(request, "Approve", "U0APPROVER1")
+        app.click(request, "Approve", "U0APPROVER2")
+        posted(app, f"Deployment of {version} to production completed")
+        app.services.local_worker.wait_idle()  # type: ignore[attr-defined]
+    body = webhook('{}:{alertname="HighLatency"}')
+    body["alerts"][0]["labels"] = body["commonLabels"] = {
+        "alertname": "HighLatency",
+        "service": "api",
+        "environment": "production",
+    }
+    body["groupLabels"] = {"alertname": "HighLatency"}
+    with receiver(app, token) as base:
+        assert post(base, body, token).status_code == 200
+    message = app.emulator.wait_for(lambda: alert_messages(app))[0]
+    refused = app.click(message, "Roll back", "U0VIEWER")
+    assert "`rollback` needs the *deployer* role" in refused[0]["text"]
+    reply = app.click(message, "Roll back", "U0DEV2")
+    assert "Roll back api to v1.2.2 in production" in reply[-1]["text"] and "waiting for 1 approval" in reply[-1]["text"]
+    assert "Alertmanager: HighLatency firing" in approval_for(app, "Roll back api to v1.2.2 in production").seen()
+    assert ("U0DEV2", "click.alert_roll_back", "requested") in app.audit_actions()
