@@ -11,6 +11,7 @@ import dataclasses
 import json
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,24 @@ def test_roll_back_asks_for_the_rollback_of_the_alerts_service_in_its_environmen
     assert "Roll back api to v1.2.2 in production" in reply[-1]["text"] and "waiting for 1 approval" in reply[-1]["text"]
     assert "Alertmanager: HighLatency firing" in approval_for(app, "Roll back api to v1.2.2 in production").seen()
     assert ("U0DEV2", "click.alert_roll_back", "requested") in app.audit_actions()
+
+
+def test_labels_and_annotations_are_shown_as_text_and_notify_nobody(opsbot: Bot, served: str, token: str) -> None:
+    body = webhook()
+    hostile = '<!channel> *boom* `x` <javascript:alert(1)|click> & "quoted" \\ {{ 7*7 }}'
+    body["commonAnnotations"] = body["alerts"][0]["annotations"] = {"summary": hostile}
+    body["groupLabels"] = {"alertname": "DiskFull", "team": "<!here>"}
+    assert post(served, body, token).status_code == 200
+    [message] = opsbot.emulator.wait_for(lambda: alert_messages(opsbot))
+    raw = json.dumps(message.blocks)
+    assert "<!channel>" not in raw and "<!here>" not in raw and "<javascript:" not in raw
+    assert "{{ 7*7 }}" in message.seen() and "@channel" in message.seen()
+
+
+def test_concurrent_first_notifications_of_one_group_make_one_message(opsbot: Bot, served: str, token: str) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: post(served, webhook(), token), range(8)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["group"] for a in answers}) == 1
+    assert [a.json()["message"] for a in answers].count("posted") == 1
+    assert [m.text for m in alert_messages(opsbot)] == ["🔥 DiskFull firing"]
