@@ -27,6 +27,7 @@ from tests.alertmanager_kit import Alertmanager, alert, alertmanager, free_port,
 from tests.deploy_kit import ServiceDouble, deploy_config, services_double, state_dir  # noqa: F401 - fixtures
 from tests.e2e.incident_helpers import last_view
 from tests.e2e.test_deploys import approval_for, posted
+from tests.e2e.test_http_server import serving
 from tests.servers import SharedServers
 from tests.support import Bot, eventually, make_config
 
@@ -293,3 +294,15 @@ def test_concurrent_first_notifications_of_one_group_make_one_message(opsbot: Bo
     assert len({a.json()["group"] for a in answers}) == 1
     assert [a.json()["message"] for a in answers].count("posted") == 1
     assert [m.text for m in alert_messages(opsbot)] == ["🔥 DiskFull firing"]
+
+
+def test_opsbot_serve_takes_the_token_from_its_environment_and_a_real_alertmanager_reaches_it(
+    opsbot: Bot, servers: SharedServers, token: str, am_port: int, tmp_path: Path, redis_url: str
+) -> None:
+    with (
+        serving(opsbot, tmp_path, REDIS_URL=redis_url, OPSBOT_ALERTMANAGER_TOKEN=token) as base,
+        alertmanager(servers, base, token, am_port) as am,
+    ):
+        assert post(base, webhook(), "wrong").status_code == 401
+        message = firing_message(opsbot, am)
+        assert labels(message) == ["Declare incident", "Silence 1h", "Roll back"]
