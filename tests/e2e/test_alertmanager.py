@@ -306,3 +306,16 @@ def test_opsbot_serve_takes_the_token_from_its_environment_and_a_real_alertmanag
         assert post(base, webhook(), "wrong").status_code == 401
         message = firing_message(opsbot, am)
         assert labels(message) == ["Declare incident", "Silence 1h", "Roll back"]
+
+
+def test_on_sqlite_too_a_group_is_one_message_posted_then_resolved_in_place(
+    emulator: SlackEmulator, sqlite_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig, token: str
+) -> None:
+    bot = Bot(emulator=emulator, db_url=sqlite_url, redis_client=redis_client, prefix=redis_prefix, config=config)
+    resolved = webhook(status="resolved")
+    resolved["alerts"][0].update(status="resolved", endsAt="2026-11-29T20:10:00Z")
+    with receiver(bot, token) as base:
+        answers = [post(base, body, token).json()["message"] for body in (webhook(), webhook(), resolved)]
+    assert answers == ["posted", "unchanged", "updated"]
+    [message] = bot.emulator.wait_for(lambda: alert_messages(bot))
+    assert message.text == "✅ DiskFull resolved" and message.edits == 1
