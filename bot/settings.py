@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = Field(
         default=None, description="json (one object a line) or console; unset: json unless stderr is a terminal"
     )
+    opsbot_alertmanager_token: SecretStr | None = Field(
+        default=None, description="the bearer token Alertmanager sends to POST /alertmanager; unset: alerts are refused (503)"
+    )
     opsbot_metrics_port: int | None = Field(default=None, description="`opsbot worker` serves /metrics on it; off when unset")
 
     @field_validator("log_format", mode="before")

@@ -9,6 +9,7 @@ from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot import alertmanager_receiver
 from bot.adapters.metrics import CONTENT_TYPE
 from bot.adapters.sql.engine import ping as ping_db
 from bot.app import create_app
@@ -46,7 +47,7 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
 
 def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
     """``POST /slack/events`` for Slack; ``GET /healthz`` (alive), ``GET /readyz`` (Redis and database) and
-    ``GET /metrics`` (Prometheus)."""
+    ``GET /metrics`` (Prometheus); ``POST /alertmanager`` for Alertmanager's webhook (``bot.alertmanager_receiver``)."""
     slack = SlackRequestHandler(create_app(settings, services), path="/slack/events")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -63,6 +64,8 @@ def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
             data = services.metrics.exposition()
             start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))])
             return [data]
+        if path == alertmanager_receiver.PATH:
+            return alertmanager_receiver.receive(environ, start_response, settings, services.alerts)
         return slack(environ, start_response)
 
     return app

@@ -2,7 +2,7 @@
 
 ``build_services`` builds every adapter once, then each family once with a dataclass of exactly
 what it needs, in the order their dependencies allow (locks → health → incidents → deploy and
-flag outcomes → approvals → deploys, flags → audit), then the dispatcher over their declarations.
+flag outcomes → approvals → deploys, flags → audit → alerts), then the dispatcher over their declarations.
 Nothing is bound after construction and nothing lives in a module global.
 """
 
@@ -20,6 +20,7 @@ from redis.retry import Retry
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
+from bot.adapters.alertmanager import AlertmanagerSilences
 from bot.adapters.deploy_providers import ConfiguredProviders
 from bot.adapters.flag_providers import build_flag_provider
 from bot.adapters.http_health import HttpHealthProbe
@@ -39,6 +40,9 @@ from bot.adapters.sql.engine import create_db_engine
 from bot.adapters.sql.outbox import OutboxTable
 from bot.adapters.sql.unit_of_work import EffectSettings, SqlUnitOfWork
 from bot.config import OpsConfig, load_config
+from bot.domain.alerts.deps import AlertDeps
+from bot.domain.alerts.ports import AlertsUnitOfWork, Silences
+from bot.domain.alerts.service import Alerts
 from bot.domain.approvals.deps import ApprovalDeps
 from bot.domain.approvals.ports import ApprovalOutcome
 from bot.domain.approvals.service import ApprovalService
@@ -105,6 +109,7 @@ class Adapters:
     events: ServiceEvents | None = None  # None: open incidents listen (the default)
     approval_outcomes: Mapping[str, ApprovalOutcome] = field(default_factory=dict)  # request kinds of one's own (tests)
     requests: RequestObserver = field(default_factory=lambda: Unobserved())  # counts and logs each request
+    silences: Silences | None = None  # None: Alertmanager's API at config.alertmanager.url
 
 
 class Unobserved:
@@ -114,7 +119,7 @@ class Unobserved:
         return None
 
 
-class UnitOfWorks(DeploysUnitOfWork, IncidentsUnitOfWork, FlagsUnitOfWork, Protocol):
+class UnitOfWorks(DeploysUnitOfWork, IncidentsUnitOfWork, FlagsUnitOfWork, AlertsUnitOfWork, Protocol):
     """One unit of work that serves every family's port (``SqlUnitOfWork`` does)."""
 
 
@@ -132,6 +137,7 @@ class Families:
     flags: Flags
     audit_commands: AuditCommands
     audit_anchors: AuditAnchors
+    alerts: Alerts
 
 
 def build_families(a: Adapters) -> Families:
@@ -216,6 +222,18 @@ def build_families(a: Adapters) -> Families:
     flags = Flags(flag_deps, approvals, flag_outcomes)
     audit_commands = AuditCommands(AuditDeps(config=config, clock=clock, audit=a.audit, state=a.state, policy=policy))
     audit_anchors = AuditAnchors(AnchorDeps(config=config, clock=clock, audit=a.audit, uow=a.uow))
+    alerts = Alerts(
+        AlertDeps(
+            config=config,
+            clock=clock,
+            uow=a.uow,
+            silences=a.silences or AlertmanagerSilences(config.alertmanager),
+            incidents=incidents,
+            deploys=deploys,
+            policy=policy,
+            audit=a.audit,
+        )
+    )
     # The order here is the order of `/ops help`.
     declared = [
         lock_commands.family(),
@@ -226,6 +244,7 @@ def build_families(a: Adapters) -> Families:
         flags.family(),
         incidents.family(),
         audit_anchors.family(),
+        alerts.family(),
     ]
     return Families(
         dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared, people=a.people, observer=a.requests),
@@ -238,6 +257,7 @@ def build_families(a: Adapters) -> Families:
         flags=flags,
         audit_commands=audit_commands,
         audit_anchors=audit_anchors,
+        alerts=alerts,
     )
 
 
@@ -295,6 +315,10 @@ class Runtime:
     @property
     def audit_commands(self) -> AuditCommands:
         return self.families.audit_commands
+
+    @property
+    def alerts(self) -> Alerts:
+        return self.families.alerts
 
     def render(self, message: Message) -> dict[str, Any]:
         return self.renderer.render(message)
@@ -421,7 +445,7 @@ def build_services(
         "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
-    extra = {name: overrides[name] for name in ("events", "approval_outcomes") if name in overrides}
+    extra = {name: overrides[name] for name in ("events", "approval_outcomes", "silences") if name in overrides}
     adapters = Adapters(config=config, clock=clock, uow=uow, **parts, **extra, requests=RequestLog(metrics))
     families = build_families(adapters)
     queue = adapters.jobs

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import approvals, audit, deploys, flags, health, incidents, ops
+from handlers import alerts, approvals, audit, deploys, flags, health, incidents, ops
 
-FAMILIES = [ops, audit, approvals, health, deploys, flags, incidents]
+FAMILIES = [ops, audit, approvals, health, deploys, flags, incidents, alerts]
 
 
 def register_all(app: App) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from slack_bolt import Ack, App
 
+from bot.domain.alerts.service import Alerts
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.audit.service import AuditCommands
 from bot.domain.deploys.service import Deploys
@@ -52,6 +53,9 @@ class Operations(Protocol):
 
     @property
     def audit_commands(self) -> AuditCommands: ...
+
+    @property
+    def alerts(self) -> Alerts: ...
 
     def render(self, message: Message) -> dict[str, Any]: ...
 

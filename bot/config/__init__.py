@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from bot.config.alerting import Alertmanager
 from bot.config.common import *  # noqa: F403 - the config's public names, re-exported
 from bot.config.common import NAME, AuditSettings, Channels, Environment, Roles, Strict
 from bot.config.durability import Durability
@@ -37,6 +38,7 @@ class OpsConfig(Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     durability: Durability = Field(default_factory=Durability)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    alertmanager: Alertmanager = Field(default_factory=Alertmanager)  # docs/alerts.md
 
     @field_validator("environments", "services")
     @classmethod

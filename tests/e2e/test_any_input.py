@@ -23,6 +23,7 @@ from bot.console import payloads
 from bot.console.slack_emulator import SlackEmulator
 from bot.domain.shared.commands import Subcommand
 from bot.wiring import embedded_redis
+from handlers.alerts import AlertAction
 from handlers.approvals import ApprovalAction
 from handlers.audit import AuditAction
 from handlers.deploys import DeployAction
@@ -32,7 +33,7 @@ from handlers.incidents import IncidentAction
 from tests.hostile_text import TRICKY
 from tests.support import OPS_CHANNEL, USERS, Bot, make_config, start_emulator
 
-BUTTONS: list[type[StrEnum]] = [ApprovalAction, AuditAction, DeployAction, FlagAction, HealthAction, IncidentAction]
+BUTTONS: list[type[StrEnum]] = [AlertAction, ApprovalAction, AuditAction, DeployAction, FlagAction, HealthAction, IncidentAction]
 WORD = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12))
 
 

@@ -245,3 +245,24 @@ leases = sa.Table(
     sa.Column("holder", sa.String(100), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Alertmanager's alert groups (one row per groupKey) and what opsbot did with them; their Slack message is the
+# outbox key "alert-group:<id>:<episode>" (slack_messages).
+alert_groups = sa.Table(
+    "alert_groups",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),  # sha256 of groupKey (which has no length limit)
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("receiver", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # firing | resolved
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("notifications", sa.Integer, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # JSON: labels, annotations, alerts, externalURL, truncatedAlerts
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("silence_id", sa.String(64), nullable=True),
+    sa.Column("silenced_by", sa.String(32), nullable=True),
+    sa.Column("silenced_until", sa.DateTime(timezone=True), nullable=True),
+)

@@ -1,7 +1,7 @@
 """The SQL unit of work: one connection and one transaction, with every repository and the outbox bound to it.
 
 It satisfies each family's unit-of-work port (``ApprovalsUnitOfWork``, ``DeploysUnitOfWork``,
-``IncidentsUnitOfWork``, ``FlagsUnitOfWork``): a family sees only the repositories its port names.
+``IncidentsUnitOfWork``, ``FlagsUnitOfWork``, ``AlertsUnitOfWork``): a family sees only the repositories its port names.
 On ``commit`` the transaction commits, the after-commit actions run, and the effects this unit of work
 recorded are delivered at once; those that could not be are in ``pending`` and retried by `opsbot worker`.
 """
@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 
+from bot.adapters.sql.alert_groups import SqlAlertGroupRepository
 from bot.adapters.sql.approvals import SqlApprovalRepository
 from bot.adapters.sql.deploys import SqlDeployRepository
 from bot.adapters.sql.engine import guard_db
@@ -141,3 +142,7 @@ class SqlUnitOfWork:
     @property
     def flag_history(self) -> SqlFlagHistoryRepository:
         return SqlFlagHistoryRepository(self._connection)
+
+    @property
+    def alert_groups(self) -> SqlAlertGroupRepository:
+        return SqlAlertGroupRepository(self._connection)
