@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +22,21 @@ def sign(
         "x-slack-request-timestamp": ts,
         "x-slack-signature": f"v0={digest}",
     }
+
+
+def as_slack_sends(text: str, users: dict[str, str] | None = None) -> str:
+    """``text`` typed in the message box, as Slack sends it to a command whose manifest sets ``should_escape: true``:
+    ``&``, ``<`` and ``>`` escaped, and ``@name`` of a known user (``users``: ID → name) as the mention Slack's
+    autocomplete inserts, ``<@U…|name>`` (https://api.slack.com/interactivity/slash-commands#creating_commands,
+    "Escape channels, users, and links sent to your app")."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    by_name = {name.lower(): uid for uid, name in (users or {}).items()}
+
+    def person(found: re.Match[str]) -> str:
+        uid = by_name.get(found.group(2).lower())
+        return f"{found.group(1)}<@{uid}|{found.group(2)}>" if uid else found.group(0)
+
+    return re.sub(r"(^|[\s(\[,])@([A-Za-z0-9._-]+)\b", person, escaped)
 
 
 def slash_command(

@@ -191,8 +191,9 @@ class ConsoleSession:
         return [f"(@{self.name(self.user)} reacted :{reaction}: to “{mine[-1].text[:60]}”)", *self.new_output()]
 
     def command(self, text: str) -> int:
+        names = {uid: self.name(uid) for uid in DEMO_USERS}
         body = payloads.slash_command(
-            text,
+            payloads.as_slack_sends(text, names),
             user_id=self.user,
             channel_id=self.channel,
             user_name=self.name(self.user),

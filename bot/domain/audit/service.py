@@ -137,7 +137,7 @@ class AuditCommands:
             for part in (
                 f"service {query.service}" if query.service else "",
                 f"since {query.since:%Y-%m-%d %H:%M} UTC" if query.since else "",
-                f"by {query.actor}" if query.actor else "",
+                f"by <@{query.actor}>" if query.actor else "",  # kept as a mention by the renderer
                 f"action {query.action_prefix}" if query.action_prefix else "",
             )
             if part
