@@ -57,6 +57,7 @@ class OpsConfig(Strict):
                     problems.append(
                         f"services.{service_name}.environments.{env}: unknown environment (known: {', '.join(self.environments) or 'none'})"
                     )
+        problems.extend(_gate_problems(self))
         if self.default_service is not None and self.default_service not in self.services:
             problems.append(f"default_service: unknown service {self.default_service!r}")
         problems.extend(self.flags.problems(self.environments, self.services))
@@ -93,6 +94,28 @@ class OpsConfig(Strict):
     def watched(self) -> dict[tuple[str, str], Watch]:
         """Every watched (service, environment) and the watch that covers it."""
         return {target: watch for target, watch, _ in _watch_targets(self) if target is not None}
+
+
+def _gate_problems(config: OpsConfig) -> list[str]:
+    """``environments.<env>.requires_verified_in`` names another known environment, which every service deployed to
+    ``<env>`` also has (otherwise no deploy of it could ever pass the gate)."""
+    problems = []
+    for name, env in config.environments.items():
+        source = env.requires_verified_in
+        if source is None:
+            continue
+        where = f"environments.{name}.requires_verified_in"
+        if source == name:
+            problems.append(f"{where}: an environment cannot require verification in itself")
+        elif source not in config.environments:
+            problems.append(f"{where}: unknown environment {source!r} (known: {', '.join(config.environments)})")
+        else:
+            problems += [
+                f"services.{service_name}: deploys to {name} need {source} first, but it has no {source} environment"
+                for service_name, service in config.services.items()
+                if name in service.environments and source not in service.environments
+            ]
+    return problems
 
 
 class ConfigError(Exception):

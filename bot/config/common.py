@@ -95,6 +95,9 @@ class Environment(Strict):
     approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     lock_after_rollback: bool = False
+    # The promotion gate (docs/deploys.md): a deploy here needs the same version to have succeeded (deployed and
+    # verified) in this environment first; `--hotfix` passes it with an admin's approval on top.
+    requires_verified_in: str | None = None
 
     @field_validator("freeze_windows", mode="before")
     @classmethod

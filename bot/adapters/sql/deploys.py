@@ -173,6 +173,22 @@ class SqlDeployRepository:
         return None if row is None else _deploy(row)
 
     @guard_db
+    def last_of_version(self, service: str, environment: str, version: str) -> Deploy | None:
+        query = (
+            sa.select(deploys)
+            .where(
+                deploys.c.service == service,
+                deploys.c.environment == environment,
+                deploys.c.version == version,
+                deploys.c.started_at.is_not(None),
+            )
+            .order_by(deploys.c.started_at.desc(), deploys.c.id)
+            .limit(1)
+        )
+        row = self._conn.execute(query).first()
+        return None if row is None else _deploy(row)
+
+    @guard_db
     def last_good(self, service: str, environment: str, *, before: datetime, other_than: str) -> Deploy | None:
         query = (
             sa.select(deploys)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from bot.domain.deploys.model import Deploy
-from bot.domain.deploys.planning import FreezeNote, Plan
+from bot.domain.deploys.planning import FreezeNote, Plan, PromotionGate
 from bot.domain.locks.ports import LockInfo
 
 
@@ -41,6 +41,16 @@ class Frozen:
     service: str
     environment: str
     freezes: list[FreezeNote]
+
+
+@dataclass(frozen=True)
+class NotVerified:
+    """A deploy refused by the promotion gate: the version has not succeeded in ``gate.source`` (yet)."""
+
+    template: ClassVar[str] = "deploy/not_verified"
+    service: str
+    environment: str
+    gate: PromotionGate
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from bot.config import Service
 from bot.domain.deploys.deps import DeployDeps
-from bot.domain.deploys.model import Deploy, DeployKind, DeployOrder
+from bot.domain.deploys.model import Deploy, DeployKind, DeployOrder, DeployState
 from bot.domain.shared import catalog
 from bot.domain.shared.errors import OpsError, UsageError
 from bot.domain.shared.policy import Actor, Role
@@ -33,6 +33,48 @@ class FreezeNote:
 
 
 @dataclass(frozen=True)
+class PromotionGate:
+    """``environments.<env>.requires_verified_in``: ``version`` must have succeeded (deployed and verified) in ``source``
+    before it may be deployed to the gated environment. ``last`` is its latest run there (a deploy or a rollback to it)."""
+
+    source: str
+    version: str
+    last: Deploy | None
+
+    @property
+    def passed(self) -> bool:
+        return self.last is not None and self.last.state is DeployState.SUCCEEDED
+
+    @property
+    def ended(self) -> str:
+        """How its latest run in ``source`` ended, in words: "succeeded", "failed", "was rolled back" …"""
+        if self.last is None:
+            return "never ran"
+        return ENDINGS.get(self.last.state, self.last.state.value.replace("_", " "))
+
+    @property
+    def why(self) -> str:
+        """One line for the refusal, the dry run and the audit log."""
+        last = self.last
+        if last is None:
+            return f"{self.version} was never deployed to {self.source}"
+        when = f"{last.started_at:%Y-%m-%d %H:%M} UTC" if last.started_at else "at an unknown time"
+        what = "rolled back to" if last.kind is DeployKind.ROLLBACK else "deployed to"
+        return f"{self.version} was last {what} {self.source} at {when} ({last.id}) and {self.ended}"
+
+
+ENDINGS = {
+    DeployState.SUCCEEDED: "succeeded (deployed and verified)",
+    DeployState.FAILED: "failed",
+    DeployState.ROLLED_BACK: "was rolled back",
+    DeployState.RUNNING: "is still running",
+    DeployState.UNKNOWN: "its outcome is unknown (an admin has not settled it)",
+    DeployState.LOCK_LOST: "lost its lock before recording a result",
+    DeployState.CANCELLED: "was cancelled",
+}
+
+
+@dataclass(frozen=True)
 class Plan:
     kind: DeployKind
     service: str
@@ -44,10 +86,21 @@ class Plan:
     lock_name: str
     provider: str  # what the provider would do, in words
     previous_version: str | None = None
-    hotfix: bool = False  # a freeze applies and --hotfix was given: an admin's approval on top
+    hotfix: bool = False  # a freeze or the promotion gate applies and --hotfix was given: an admin's approval on top
     freezes: list[FreezeNote] = field(default_factory=list)
     link: str | None = None
     rollback_of: str | None = None
+    gate: PromotionGate | None = None  # the environment requires the version verified elsewhere first
+
+    @property
+    def gate_refused(self) -> bool:
+        """The promotion gate applies and the version was not verified where it must be."""
+        return self.gate is not None and not self.gate.passed
+
+    @property
+    def gate_bypassed(self) -> bool:
+        """``--hotfix`` passes the refused gate, with an admin's approval on top."""
+        return self.gate_refused and self.hotfix
 
     @property
     def needed(self) -> int:
@@ -57,6 +110,8 @@ class Plan:
     def title(self) -> str:
         if self.kind is DeployKind.ROLLBACK:
             return f"Roll back {self.service} to {self.version} in {self.environment}"
+        if self.gate_bypassed:
+            return f"⚠️ HOTFIX, promotion gate bypassed: deploy {self.version} of {self.service} to {self.environment}"
         return f"Deploy {self.version} of {self.service} to {self.environment}"
 
 
@@ -111,6 +166,15 @@ def describe_provider(d: DeployDeps, spec: Service, service: str, order: DeployO
     return d.providers.for_spec(spec.deploy).describe(order)
 
 
+def promotion_gate(d: DeployDeps, kind: DeployKind, service: str, environment: str, version: str) -> PromotionGate | None:
+    """The gate of ``environment`` for a deploy (rollbacks go back to versions that ran there already), or None."""
+    source = d.config.environments[environment].requires_verified_in
+    if source is None or kind is not DeployKind.DEPLOY:
+        return None
+    with d.uow() as uow:
+        return PromotionGate(source, version, uow.deploys.last_of_version(service, source, version))
+
+
 def last_ran(d: DeployDeps, service: str, environment: str) -> Deploy | None:
     """The latest deploy or rollback that reached the provider and recorded a result."""
     with d.uow() as uow:
@@ -130,14 +194,15 @@ def build(
     hotfix: bool,
     rollback_of: str | None = None,
 ) -> Plan:
-    """Every check but the lock; ``hotfix`` only takes effect when a freeze applies. Raises NotPermitted unless the
-    actor is a deployer in ``environment`` (its own roles where it sets them)."""
+    """Every check but the lock; ``hotfix`` only takes effect when a freeze or a refused promotion gate applies.
+    Raises NotPermitted unless the actor is a deployer in ``environment`` (its own roles where it sets them)."""
     d.policy.require(actor, Role.DEPLOYER, "rollback" if kind is DeployKind.ROLLBACK else "deploy", environment=environment)
     policy = d.config.environments[environment]
     current = last_ran(d, service, environment)
     previous = current.version if current else None
     order = DeployOrder("(new)", kind, service, environment, version, actor.user_id, reason, previous)
     freezes = freezes_now(d, service, environment)
+    gate = promotion_gate(d, kind, service, environment, version)
     required = policy.approvals
     if kind is DeployKind.ROLLBACK and policy.rollback_approvals is not None:
         required = policy.rollback_approvals
@@ -152,8 +217,9 @@ def build(
         lock_name=catalog.lock_name(service, environment),
         provider=describe_provider(d, spec, service, order),
         previous_version=previous,
-        hotfix=hotfix and bool(freezes) and kind is DeployKind.DEPLOY,
+        hotfix=hotfix and (bool(freezes) or (gate is not None and not gate.passed)) and kind is DeployKind.DEPLOY,
         freezes=freezes,
         link=change_link(spec, service, environment, version, previous),
         rollback_of=rollback_of,
+        gate=gate,
     )

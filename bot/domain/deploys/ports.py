@@ -79,6 +79,10 @@ class DeployRepository(Protocol):
         """The latest deploy or rollback that reached the provider and recorded a result."""
         ...
 
+    def last_of_version(self, service: str, environment: str, version: str) -> Deploy | None:
+        """The latest deploy or rollback to ``version`` of this target that started (whatever its state now)."""
+        ...
+
     def last_good(self, service: str, environment: str, *, before: datetime, other_than: str) -> Deploy | None:
         """The latest succeeded deploy or rollback that started before ``before``, of a version other than ``other_than``."""
         ...

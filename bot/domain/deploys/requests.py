@@ -14,13 +14,22 @@ from bot.domain.approvals.service import ApprovalService
 from bot.domain.deploys import planning, support
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
-from bot.domain.deploys.messages import CancelRequested, DeployRequested, DeploySettled, DryRun, Frozen, NotStarted
+from bot.domain.deploys.messages import (
+    CancelRequested,
+    DeployRequested,
+    DeploySettled,
+    DryRun,
+    Frozen,
+    NotStarted,
+    NotVerified,
+)
 from bot.domain.deploys.model import Deploy, DeployKind, DeployState
 from bot.domain.deploys.outcomes import DeployOutcomes
-from bot.domain.deploys.planning import Plan
+from bot.domain.deploys.planning import Plan, PromotionGate
 from bot.domain.deploys.ports import TargetBusy
 from bot.domain.incidents.model import Incident
 from bot.domain.locks.waiting import PENDING_MARGIN_SECONDS
+from bot.domain.shared.audit import entry, record_quietly
 from bot.domain.shared.commands import Args, expect
 from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, UsageError
 from bot.domain.shared.policy import Actor, Role
@@ -104,9 +113,30 @@ class DeployRequests:
 
     def deploy(self, command: StartDeploy, actor: Actor) -> Reply:
         plan = self._plan(command, actor)
+        if plan.gate is not None and plan.gate_refused and not plan.hotfix:
+            self._refused_by_gate(actor, plan, plan.gate)
+            return Reply(NotVerified(plan.service, plan.environment, plan.gate), outcome="not_verified")
         if plan.freezes and not plan.hotfix:
             return Reply(Frozen(plan.service, plan.environment, plan.freezes), outcome="frozen")
         return self.open(actor, plan)
+
+    def _refused_by_gate(self, actor: Actor, plan: Plan, gate: PromotionGate) -> None:
+        """The audit row of a promotion gate refusal: nothing was locked, recorded or posted."""
+        last = gate.last
+        params = {"version": plan.version, "requires_verified_in": gate.source, "last_there": last.id if last else None}
+        if last is not None:
+            params["last_state"] = last.state.value
+        row = entry(
+            actor,
+            "deploy.refused",
+            "not_verified",
+            target=f"{plan.service}/{plan.environment}",
+            params=params,
+            error=gate.why,
+            service=plan.service,
+            environment=plan.environment,
+        )
+        record_quietly(self._d.audit, row)
 
     def preview(self, command: StartDeploy, actor: Actor) -> Reply:
         """``--dry-run``: who would approve, which lock, which freeze, what the provider would run; nothing changes."""
@@ -220,6 +250,7 @@ class DeployRequests:
             f"{plan.kind.value}.requested",
             deploy,
             hotfix=plan.hotfix,
+            gate_bypassed=plan.gate.why if plan.gate is not None and plan.gate_bypassed else None,
             needed=plan.needed,
             freezes=[f"{f.target}: {f.reason}" for f in plan.freezes],
         )
@@ -335,4 +366,8 @@ def _details(plan: Plan, deploy_id: str, freeze_of: Incident | None) -> dict[str
             else "rollbacks may run during freezes"
         )
         details["Freeze"] = "; ".join(f"{f.target}: {f.reason}" for f in plan.freezes) + f" ({rule})"
+    if plan.gate is not None and plan.gate_bypassed:
+        details["Promotion gate"] = (
+            f"⚠️ BYPASSED by --hotfix: {plan.gate.why}. An admin's approval is required on top; this is audited."
+        )
     return details
