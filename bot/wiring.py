@@ -38,6 +38,7 @@ from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, SlackPeople, 
 from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import create_db_engine
 from bot.adapters.sql.outbox import OutboxTable
+from bot.adapters.sql.recent_changes import SqlRecentChanges
 from bot.adapters.sql.unit_of_work import EffectSettings, SqlUnitOfWork
 from bot.config import OpsConfig, load_config
 from bot.domain.alerts.deps import AlertDeps
@@ -66,6 +67,7 @@ from bot.domain.locks.deps import LockDeps
 from bot.domain.locks.ports import LockStore, LockWaiters
 from bot.domain.locks.service import LockCommands
 from bot.domain.locks.waiting import DeployLocks
+from bot.domain.shared.changes import NoRecentChanges, RecentChanges
 from bot.domain.shared.policy import Actor, Policy
 from bot.domain.shared.ports import (
     AuditLog,
@@ -110,6 +112,7 @@ class Adapters:
     approval_outcomes: Mapping[str, ApprovalOutcome] = field(default_factory=dict)  # request kinds of one's own (tests)
     requests: RequestObserver = field(default_factory=lambda: Unobserved())  # counts and logs each request
     silences: Silences | None = None  # None: Alertmanager's API at config.alertmanager.url
+    recent_changes: RecentChanges = field(default_factory=NoRecentChanges)  # "what changed"; SQL in build_services
 
 
 class Unobserved:
@@ -168,6 +171,7 @@ def build_families(a: Adapters) -> Families:
         state=a.state,
         policy=policy,
         audit=a.audit,
+        recent_changes=a.recent_changes,
     )
     health = HealthService(health_deps, HealthWatches(health_deps))
     incidents = Incidents(
@@ -184,6 +188,7 @@ def build_families(a: Adapters) -> Families:
             deploy_locks=deploy_locks,
             health=health,
             state=a.state,
+            recent_changes=a.recent_changes,
         )
     )
     events = a.events if a.events is not None else incidents.events
@@ -445,7 +450,8 @@ def build_services(
         "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
-    extra = {name: overrides[name] for name in ("events", "approval_outcomes", "silences") if name in overrides}
+    extra: dict[str, Any] = {name: overrides[name] for name in ("events", "approval_outcomes", "silences") if name in overrides}
+    extra["recent_changes"] = overrides.get("recent_changes") or SqlRecentChanges(built, config)
     adapters = Adapters(config=config, clock=clock, uow=uow, **parts, **extra, requests=RequestLog(metrics))
     families = build_families(adapters)
     queue = adapters.jobs

@@ -60,6 +60,9 @@ class Incidents(Strict):
     channel_prefix: str = Field(default="inc", pattern=r"^[a-z0-9_-]{1,20}$")
     snooze_minutes: int = Field(default=15, ge=1, le=24 * 60)
     freeze_hours: int = Field(default=72, ge=1, le=30 * 24)
+    # "What changed" on a declaration and a health DOWN alert: the declared services' deploys, rollbacks and flag
+    # changes of this many hours (fractions allowed: 0.01 is 36 seconds, for tests).
+    what_changed_hours: float = Field(default=24, gt=0, le=30 * 24)
 
     @field_validator("severities")
     @classmethod

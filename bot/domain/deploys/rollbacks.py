@@ -131,3 +131,22 @@ class Rollbacks:
             )
         reason = f"{failed.version} failed in {failed.environment} ({failed.id}): {failed.detail or 'see the announcement'}"
         return self.request(actor, failed.service, failed.environment, None, reason[:500], undoing=failed.id)
+
+    def from_change(self, actor: Actor, deploy_id: str) -> Reply:
+        """Roll back on a "what changed" list: go back from that deploy or rollback to the version before it, only
+        while it is the latest that ran in its environment (re-checked here, the button carries only the id)."""
+        self._d.policy.require_somewhere(actor, Role.DEPLOYER, "rollback")
+        deploy = support.get(self._d, deploy_id)
+        if deploy is None:
+            raise NotFound("deploy", deploy_id[:20])
+        self._d.policy.require(actor, Role.DEPLOYER, "rollback", environment=deploy.environment)
+        if deploy.state is DeployState.ROLLED_BACK:
+            raise Conflict(f"`{deploy.id}` was already rolled back (by `{deploy.rolled_back_by}`).")
+        if deploy.state not in (DeployState.SUCCEEDED, DeployState.FAILED):
+            raise Refused(
+                f"`{deploy.id}` ({deploy.kind.value} of {deploy.version} to {deploy.environment}) is "
+                f"{deploy.state.value.replace('_', ' ')}: only a deploy that ran to an end is rolled back from here."
+            )
+        what = "rollback to" if deploy.is_rollback else "deploy of"
+        reason = f"back from the {what} {deploy.version} in {deploy.environment} ({deploy.id}), from a what-changed list"
+        return self.request(actor, deploy.service, deploy.environment, None, reason, undoing=deploy.id)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+from bot.domain.shared.changes import ChangeList
+
 
 @dataclass(frozen=True)
 class CheckLine:
@@ -88,6 +90,7 @@ class HealthAlert:
     alert_id: str | None
     rule: str
     at: datetime
+    changed: ChangeList | None = None  # on DOWN: the service's recent deploys, rollbacks and flag changes
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from bot.domain.health.model import HealthReport
 from bot.domain.health.rules import Change, Level, Rules, WatchState, observe, pending_announcement
 from bot.domain.locks.ports import Lease
 from bot.domain.shared.audit import record_quietly
+from bot.domain.shared.changes import what_changed
 from bot.domain.shared.errors import OpsError
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import AuditEntry
@@ -141,7 +142,10 @@ class HealthWatches:
                 },
                 ALERT_TTL_SECONDS,
             )
-        alert = HealthAlert(headline, check_lines(report), alert_id, rule_text(watch), now)
+        changed = None
+        if level is Level.DOWN:  # what changed in the service is the first question of whoever looks
+            changed = what_changed(self._d.recent_changes, [service], now, self._d.config.incidents.what_changed_hours)
+        alert = HealthAlert(headline, check_lines(report), alert_id, rule_text(watch), now, changed)
         return alert, replace(state, announced=level, announced_since=now, alert_id=alert_id or state.alert_id)
 
     def _audit_change(self, actor: Actor, service: str, environment: str, change: Change, *, announced: bool) -> None:

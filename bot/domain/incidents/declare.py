@@ -11,12 +11,22 @@ from typing import Any
 from bot.config import OpsConfig
 from bot.domain.incidents.common import SLACK_SLOW, change, people, severity, still_waiting
 from bot.domain.incidents.deps import IncidentDeps
-from bot.domain.incidents.messages import AlreadyDeclared, Choice, Declaration, Declared, DeclareForm, Declaring, Summary
+from bot.domain.incidents.messages import (
+    AlreadyDeclared,
+    Choice,
+    Declaration,
+    Declared,
+    DeclareForm,
+    Declaring,
+    Summary,
+    WhatChanged,
+)
 from bot.domain.incidents.model import ChannelRef, Incident, Kind, Status, TimelineEntry
 from bot.domain.incidents.naming import channel_name
 from bot.domain.incidents.ports import NameTaken
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.shared import catalog
+from bot.domain.shared.changes import what_changed
 from bot.domain.shared.commands import Args, control_characters
 from bot.domain.shared.errors import Conflict, NotFound, OpsError, UsageError
 from bot.domain.shared.messages import DryRunReport, Notice, WouldHappen
@@ -300,6 +310,7 @@ class Declarations:
         responders, unreadable = people(d, level.responders)
         warnings += [f"user group {group} could not be read, so its members were not invited" for group in unreadable]
         warnings += self._invite(incident.channel_id, [incident.declared_by, *responders])
+        changed = self._what_changed(incident)
         now = d.clock.now()
         with d.uow() as uow:
             current = uow.incidents.get_for_update(incident.id)
@@ -325,6 +336,8 @@ class Declarations:
                 origin=origin,
             )
             uow.outbox.pin(incident.status_key, origin=origin)
+            if changed is not None:
+                uow.outbox.post(incident.channel_id, changed, key=f"incident:{incident.id}:what-changed", origin=origin)
             uow.outbox.post(d.config.channels.incidents, Summary(incident, now), key=incident.summary_key, origin=origin)
             self._reminders.arm(incident, self._reminders.due_after(incident, now, None), uow=uow)
             self._reminders.schedule_escalation(incident, uow=uow)
@@ -340,6 +353,14 @@ class Declarations:
                 *(note for note in waiting if not note.startswith(SLACK_SLOW)),
             ]
         return Declared(incident, warnings, waiting)
+
+    def _what_changed(self, incident: Incident) -> WhatChanged | None:
+        """The declared services' deploys, rollbacks and flag changes of the configured hours before the declaration
+        (None when no service is declared)."""
+        if not incident.services:
+            return None
+        hours = self._d.config.incidents.what_changed_hours
+        return WhatChanged(incident.ref, what_changed(self._d.recent_changes, incident.services, incident.declared_at, hours))
 
     def unfinished(self, actor: Actor) -> list[str]:
         """Reconciler step: declarations a crash or an outage left part-way, older than a grace period, finished."""

@@ -10,6 +10,7 @@ from bot.domain.health.service import HealthService
 from bot.domain.incidents.ports import Conversations, IncidentsUnitOfWork
 from bot.domain.locks.ports import LockStore
 from bot.domain.locks.waiting import DeployLocks
+from bot.domain.shared.changes import RecentChanges
 from bot.domain.shared.policy import Policy
 from bot.domain.shared.ports import Clock, EphemeralState, GroupDirectory, Jobs, Notifier
 
@@ -28,3 +29,4 @@ class IncidentDeps:
     deploy_locks: DeployLocks  # releasing one tells whoever waits for it
     health: HealthService  # a health alert's "Declare incident" button reads the alert
     state: EphemeralState  # "Declare another": the declaration a button stands for, behind an opaque id
+    recent_changes: RecentChanges  # "what changed": the services' recent deploys, rollbacks and flag changes

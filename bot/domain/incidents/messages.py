@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 from bot.domain.incidents.model import Incident, Status, TimelineEntry
+from bot.domain.shared.changes import ChangeList
 from bot.domain.shared.errors import UsageError
 from bot.domain.shared.ports import ServiceEvent
 
@@ -22,6 +23,16 @@ class Declaration:
     incident: Incident
     cadence_minutes: int | None
     now: datetime
+
+
+@dataclass(frozen=True)
+class WhatChanged:
+    """Posted under the declaration: the declared services' deploys, rollbacks and flag changes of the last ``hours``,
+    newest first, each with Roll back (a deploy or rollback) or Undo (a flag kill)."""
+
+    template: ClassVar[str] = "incident/what_changed"
+    ref: str
+    changed: ChangeList
 
 
 @dataclass(frozen=True)
