@@ -27,6 +27,7 @@ from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.local_jobs import InProcessJobs, InProcessWorker
 from bot.adapters.metrics import MeteredAuditLog, Metrics, OutboxCollector, RequestLog
 from bot.adapters.outbox_delivery import OutboxDelivery
+from bot.adapters.pagerduty import PagerDutyEvents, PagerDutyOnCall
 from bot.adapters.redis.connection import connect
 from bot.adapters.redis.jobs import RqJobs
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
@@ -184,6 +185,7 @@ def build_families(a: Adapters) -> Families:
             deploy_locks=deploy_locks,
             health=health,
             state=a.state,
+            oncall=PagerDutyOnCall(config.pagerduty) if config.pagerduty is not None else None,
         )
     )
     events = a.events if a.events is not None else incidents.events
@@ -423,6 +425,7 @@ def build_services(
         jobs,
         clock,
         audit,
+        pager=PagerDutyEvents(config.pagerduty) if config.pagerduty is not None else None,
     )
     effects = EffectSettings(renderer, clock, timedelta(minutes=config.durability.effect_deadline_minutes), delivery)
 

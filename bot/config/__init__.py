@@ -22,6 +22,7 @@ from bot.config.health import *  # noqa: F403
 from bot.config.health import HealthSettings, Watch, _watch_targets, watch_problems
 from bot.config.incidents import *  # noqa: F403
 from bot.config.incidents import Incidents
+from bot.config.paging import PagerDuty
 from bot.config.services import *  # noqa: F403
 from bot.config.services import Deploys, Service
 
@@ -38,6 +39,7 @@ class OpsConfig(Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     durability: Durability = Field(default_factory=Durability)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    pagerduty: PagerDuty | None = None  # paging through PagerDuty (docs/incidents.md, "Paging")
     alertmanager: Alertmanager = Field(default_factory=Alertmanager)  # docs/alerts.md
 
     @field_validator("environments", "services")

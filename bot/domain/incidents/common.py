@@ -11,6 +11,7 @@ from bot.config import Severity
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Declaration, Summary
 from bot.domain.incidents.model import Incident, Kind, TimelineEntry
+from bot.domain.incidents.ports import IncidentsUnitOfWork
 from bot.domain.shared.errors import ChannelArchived, NotFound, NotPermitted, OpsError, UsageError
 from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor, Role
@@ -49,10 +50,16 @@ def timeline(d: IncidentDeps, incident_id: int) -> list[TimelineEntry]:
         return uow.incidents.timeline(incident_id)
 
 
-def change(d: IncidentDeps, incident_id: int, rule: Callable[[Incident], Incident]) -> tuple[Incident, Incident]:
+def change(
+    d: IncidentDeps,
+    incident_id: int,
+    rule: Callable[[Incident], Incident],
+    then: Callable[[IncidentsUnitOfWork, Incident], None] | None = None,
+) -> tuple[Incident, Incident]:
     """Load the incident under a row lock, let ``rule`` decide its next state, save and commit; (before, after).
 
     ``rule`` may raise (Conflict, UsageError …): nothing is saved then. Changes to one incident take turns.
+    ``then(uow, after)`` records what the change implies (outbox effects) in the same transaction.
     """
     with d.uow() as uow:
         before = uow.incidents.get_for_update(incident_id)
@@ -61,6 +68,8 @@ def change(d: IncidentDeps, incident_id: int, rule: Callable[[Incident], Inciden
         after = rule(before)
         if after != before:
             uow.incidents.save(after)
+        if then is not None:
+            then(uow, after)
         uow.commit()
     return before, after
 

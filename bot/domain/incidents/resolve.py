@@ -83,7 +83,7 @@ class Resolutions:
                 next_update_at=None,
             )
 
-        before, incident = change(d, incident.id, close)
+        before, incident = change(d, incident.id, close, then=self._reminders.paging.resolved)
         self._reminders.disarm(before)
         self._reminders.stop_escalation(incident)
         self._freezes.lift(actor, incident)
