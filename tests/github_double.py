@@ -24,7 +24,14 @@ run", "Cancel a workflow run", "Rate limits for the REST API", "Troubleshooting 
   ``x-ratelimit-remaining: 0`` and ``API rate limit exceeded``. ``secondary(count, retry_after, status)``: the next
   ``count`` requests get a secondary rate limit (403 or 429) with ``retry-after``.
 
-``requests`` records every request (method, path, query, monotonic time, status answered).
+  ``rate_limit`` requests per ``window`` seconds, then 403 until the reset (``rate_limit=2, window=2``: a small
+  budget the caller must wait out). ``forbidden``: 403 ``Resource not accessible by personal access token``
+  (a token without Actions permission; the rate-limit headers still show requests left).
+- ``max_per_page`` lowers GitHub's 100 to make pagination cheap to test; ``on_complete(run)`` runs once when a run
+  completes (what the workflow would deploy), ``conclude(run)`` picks a run's conclusion.
+
+``requests`` records every request (method, path, query, monotonic and wall time, status answered); ``statuses``
+every status ``GET …/runs/{id}`` answered; ``cancels`` every run id a cancel was asked for.
 """
 
 from __future__ import annotations

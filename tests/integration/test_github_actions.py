@@ -145,6 +145,18 @@ def test_a_run_name_without_the_correlation_id_fails_saying_what_to_add() -> Non
     )
 
 
+def test_without_a_correlation_input_the_oldest_dispatched_run_since_the_dispatch_is_followed() -> None:
+    inputs = {"version": {"required": True}, "environment": {"required": True}}
+    server = GithubDouble(token=TOKEN, workflows=[workflow(inputs=inputs, run_name=None)]).start()
+    try:
+        result = provider(server, correlation_input=None).deploy(order(), StopSignal())
+    finally:
+        server.stop()
+    [run] = server.dispatched()
+    assert run.inputs == {"version": "v1.2.3", "environment": "production"} and run.display_title == "Deploy"
+    assert result == ProviderResult(True, f"workflow run #{run.run_number} succeeded", link=run_url(run))
+
+
 # ----- how runs end -----
 
 
@@ -169,15 +181,15 @@ def test_a_run_concluding_other_than_success_fails_the_deploy_naming_the_conclus
     )
 
 
-def test_a_run_still_going_at_the_timeout_fails_with_its_link() -> None:
+def test_a_run_still_going_at_the_timeout_is_cancelled_and_fails_with_its_link() -> None:
     server = GithubDouble(token=TOKEN, workflows=[workflow()], appear_after=0.1, running_for=60).start()
     try:
         result = provider(server, timeout=2).deploy(order(), StopSignal())
     finally:
         server.stop()
-    run = the_run(server, "d-1a2b3c4d")
-    assert not result.ok and result.summary == f"workflow run #{run.run_number} still in_progress after 2s; stopped waiting"
-    assert result.link == run_url(run)
+    run = the_run(server, "d-1a2b3c4d")  # like a command past its timeout, the run is stopped
+    assert not result.ok and result.summary == f"workflow run #{run.run_number} still in_progress after 2s; GitHub cancelled it"
+    assert result.link == run_url(run) and server.cancels == [run.id]
 
 
 # ----- stopping: lock lost, /ops cancel, worker handing over -----
@@ -201,7 +213,7 @@ def test_a_deploy_that_loses_its_lock_cancels_its_run_and_waits_for_github_to_co
     assert github.cancels == [run.id]
     assert out["result"] == ProviderResult(
         False,
-        f"workflow run #{run.run_number} was stopped (its deploy lock was broken or ran out); GitHub cancelled it (cancelled)",
+        f"workflow run #{run.run_number} was stopped (its deploy lock was broken or ran out); GitHub cancelled it",
         link=run_url(run),
     )
 
@@ -218,7 +230,7 @@ def test_a_deploy_stopped_before_its_run_is_listed_still_finds_and_cancels_it() 
         server.stop()
     run = the_run(server, "d-1a2b3c4d")
     assert server.cancels == [run.id]
-    assert "was stopped (cancelled by <@U0DEV>); GitHub cancelled it (cancelled)" in out["result"].summary
+    assert "was stopped (cancelled by <@U0DEV>); GitHub cancelled it" in out["result"].summary
 
 
 def test_a_run_handed_over_to_the_reconciler_is_left_running(github: GithubDouble) -> None:
@@ -230,6 +242,16 @@ def test_a_run_handed_over_to_the_reconciler_is_left_running(github: GithubDoubl
     thread.join(20)
     run = the_run(github, "d-1a2b3c4d")
     assert github.cancels == [] and out["result"].summary == f"workflow run #{run.run_number} left running (the worker shut down)"
+
+
+def test_a_deploy_stopped_before_the_dispatch_dispatches_nothing(github: GithubDouble) -> None:
+    stop = StopSignal()
+    stop.stop("cancelled by <@U0DEV>")
+    result = provider(github).deploy(order(), stop)
+    assert not result.ok and result.summary == (
+        "stopped before workflow `deploy.yml` of example/api was dispatched (cancelled by <@U0DEV>)"
+    )
+    assert github.requests == []
 
 
 # ----- rate limits -----
@@ -415,7 +437,7 @@ class TestThroughTheApp:
         stopped = posted(app, "was stopped by @U0DEV", timeout=20)
         run = the_run(github, deploy_id)
         assert github.cancels == [run.id]
-        assert "GitHub cancelled it (cancelled)" in stopped.seen() and f"<{run_url(run)}|Provider run>" in stopped.all_text()
+        assert "GitHub cancelled it" in stopped.seen() and f"<{run_url(run)}|Provider run>" in stopped.all_text()
         assert app.reads.deploys.get(deploy_id).state.value == "cancelled"  # type: ignore[union-attr]
 
     def test_a_deploy_whose_lock_is_broken_cancels_its_workflow_run(self, app: Bot, github: GithubDouble) -> None:
@@ -427,6 +449,6 @@ class TestThroughTheApp:
         lost = posted(app, "lost its deploy lock while it ran", timeout=20)
         run = the_run(github, deploy_id)
         assert github.cancels == [run.id]
-        assert "was stopped (its deploy lock was broken or ran out); GitHub cancelled it (cancelled)" in lost.seen()
+        assert "was stopped (its deploy lock was broken or ran out); GitHub cancelled it" in lost.seen()
         assert f"<{run_url(run)}|Provider run>" in lost.all_text()
         assert app.reads.deploys.get(deploy_id).state.value == "lock_lost"  # type: ignore[union-attr]

@@ -10,8 +10,10 @@ dispatch (every page) and takes the one whose title carries the id: two dispatch
 Rate limits (GitHub's "Rate limits for the REST API"): a 403 or 429 with ``retry-after`` waits that long; with
 ``x-ratelimit-remaining: 0`` it waits until ``x-ratelimit-reset`` (UTC epoch seconds), also before the next call
 after an answer that spent the last request; otherwise a secondary limit waits a minute, doubling. A limit that
-outlasts the deploy's timeout fails the deploy, saying so. Stopping the deploy (lock lost, ``/ops cancel``) cancels
-the run (``POST …/runs/{id}/cancel``) and waits briefly for GitHub to confirm it.
+outlasts the deploy's timeout fails the deploy, saying so. Stopping the deploy (lock lost, ``/ops cancel``) or
+passing ``timeout_seconds`` cancels the run (``POST …/runs/{id}/cancel``) and waits briefly for GitHub to confirm it;
+a worker handing the deploy over to the reconciler leaves it running. The run's page goes to ``stop.link_found`` as
+soon as it is known (the deploy edits its announcement) and into the result's ``link``.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class GithubActionsDeploy:
                     stop.link_found(str(run["html_url"]))
                 return self._follow(api, run, deadline, stop)
             except Failed as exc:
-                return ProviderResult(False, exc.summary, link=exc.link)
+                return ProviderResult(False, exc.summary, link=exc.link or stop.link)
 
     # ----- dispatch and find the run -----
 
@@ -120,6 +122,8 @@ class GithubActionsDeploy:
         since = datetime.fromtimestamp(self._wall(), UTC) - CLOCK_SKEW
         url = f"{self._actions()}/workflows/{quote(self._spec.workflow, safe='')}/dispatches"
         body: dict[str, Any] = {"ref": self._spec.ref, "inputs": self.inputs(order), "return_run_details": True}
+        if stop.stopped:
+            raise Failed(f"stopped before {self._workflow()} was dispatched ({stop.reason})")
         try:
             response = api.call("POST", url, deadline, json=body)
             if response.status_code in (400, 422) and "return_run_details" in _message(response):
@@ -183,10 +187,12 @@ class GithubActionsDeploy:
         url = f"{self._actions()}/workflows/{quote(self._spec.workflow, safe='')}/runs"
         errors = 0
         while True:
+            if stop.stopped and not stop.cancel_remote:
+                raise Failed(f"stopped ({stop.reason}) before the run of {self._workflow()} appeared; it goes on")
             if stop.stopped and not after_stop:  # keep looking a little: the run is to be cancelled
                 give_up, after_stop = min(give_up, self._monotonic() + AFTER_STOP_SECONDS), True
             try:
-                runs = self._list_runs(api, url, params, give_up)
+                runs = self._list_runs(api, url, params, give_up, interruptible=not after_stop)
                 errors = 0
             except (httpx.HTTPError, _BadAnswer) as exc:
                 errors += 1
@@ -224,7 +230,9 @@ class GithubActionsDeploy:
             else:
                 stop.wait(wait)
 
-    def _list_runs(self, api: _Api, url: str, params: dict[str, str | int], deadline: float) -> list[dict[str, Any]]:
+    def _list_runs(
+        self, api: _Api, url: str, params: dict[str, str | int], deadline: float, *, interruptible: bool
+    ) -> list[dict[str, Any]]:
         """Every page of runs (``Link: rel="next"``), newest first; raises _BadAnswer on a non-200."""
         runs: list[dict[str, Any]] = []
         next_url: str | None = url
@@ -232,7 +240,7 @@ class GithubActionsDeploy:
         for _ in range(MAX_PAGES):
             if next_url is None:
                 break
-            response = api.call("GET", next_url, deadline, params=query)
+            response = api.call("GET", next_url, deadline, params=query, interruptible=interruptible)
             if response.status_code != 200:
                 raise _BadAnswer(f"HTTP {response.status_code}: {_message(response)}")
             runs.extend(r for r in _json(response).get("workflow_runs") or [] if isinstance(r, dict))
@@ -261,42 +269,42 @@ class GithubActionsDeploy:
                     ) from None
             if run.get("status") == "completed":
                 return _concluded(run)
-            if self._monotonic() >= deadline:
-                raise Failed(
-                    f"{_label(run)} still {run.get('status', 'unknown')} after "
-                    f"{format_duration_s(self._spec.timeout_seconds)}; stopped waiting",
-                    run.get("html_url"),
-                )
+            if self._monotonic() >= deadline:  # like a command past its timeout, the run is stopped
+                why = f"still {run.get('status', 'unknown')} after {format_duration_s(self._spec.timeout_seconds)}"
+                return self._cancel(api, run, why)
             stop.wait(self._spec.poll_seconds)
 
     def _stopped(self, api: _Api, run: dict[str, Any], stop: StopSignal) -> ProviderResult:
-        """The deploy was stopped: cancel the run (``POST …/runs/{id}/cancel`` → 202) unless it is handed over, then
-        wait up to AFTER_STOP_SECONDS for GitHub to show it completed."""
-        link = run.get("html_url")
         if not stop.cancel_remote:
-            return ProviderResult(False, f"{_label(run)} left running ({stop.reason})", link=link)
+            return ProviderResult(False, f"{_label(run)} left running ({stop.reason})", link=run.get("html_url"))
+        return self._cancel(api, run, f"was stopped ({stop.reason})")
+
+    def _cancel(self, api: _Api, run: dict[str, Any], why: str) -> ProviderResult:
+        """Cancel the run (``POST …/runs/{id}/cancel`` → 202; 409 once it completed), then wait up to
+        AFTER_STOP_SECONDS for GitHub to show it completed. The summary starts with the run and ``why``."""
+        link = run.get("html_url")
+        label = f"{_label(run)} {why}"
         until = self._monotonic() + AFTER_STOP_SECONDS
         try:
             response = api.call("POST", f"{self._actions()}/runs/{int(run['id'])}/cancel", until, interruptible=False)
         except (httpx.HTTPError, Failed) as exc:
-            return ProviderResult(False, f"{_label(run)} was stopped ({stop.reason}); the cancel failed: {_why(exc)}", link=link)
+            return ProviderResult(False, f"{label}; the cancel failed: {_why(exc)}", link=link)
         if response.status_code == 409:
-            return ProviderResult(False, f"{_label(run)} was stopped ({stop.reason}); it had already completed", link=link)
+            return ProviderResult(False, f"{label}; it had already completed", link=link)
         if response.status_code != 202:
             asked = f"GitHub answered HTTP {response.status_code} to the cancel: {_message(response)}"
-            return ProviderResult(False, f"{_label(run)} was stopped ({stop.reason}); {asked}", link=link)
+            return ProviderResult(False, f"{label}; {asked}", link=link)
         while self._monotonic() < until:
             try:
                 answer = api.call("GET", f"{self._actions()}/runs/{int(run['id'])}", until, interruptible=False)
                 if answer.status_code == 200 and _json(answer).get("status") == "completed":
                     conclusion = _json(answer).get("conclusion")
-                    return ProviderResult(
-                        False, f"{_label(run)} was stopped ({stop.reason}); GitHub cancelled it ({conclusion})", link=link
-                    )
+                    ended = "GitHub cancelled it" if conclusion == "cancelled" else f"it completed anyway: {conclusion}"
+                    return ProviderResult(False, f"{label}; {ended}", link=link)
             except (httpx.HTTPError, Failed):
                 pass
             self._sleep(min(self._spec.poll_seconds, FIND_EVERY_SECONDS))
-        return ProviderResult(False, f"{_label(run)} was stopped ({stop.reason}); GitHub was asked to cancel it", link=link)
+        return ProviderResult(False, f"{label}; GitHub was asked to cancel it", link=link)
 
 
 class _BadAnswer(Exception):
