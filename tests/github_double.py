@@ -27,6 +27,8 @@ run", "Cancel a workflow run", "Rate limits for the REST API", "Troubleshooting 
   ``rate_limit`` requests per ``window`` seconds, then 403 until the reset (``rate_limit=2, window=2``: a small
   budget the caller must wait out). ``forbidden``: 403 ``Resource not accessible by personal access token``
   (a token without Actions permission; the rate-limit headers still show requests left).
+- ``dispatch_faults``: the next dispatches lose their answer after starting the run (``"lost"``: the connection
+  closes without one) or answer 502 without starting it (``"502"``).
 - ``max_per_page`` lowers GitHub's 100 to make pagination cheap to test; ``on_complete(run)`` runs once when a run
   completes (what the workflow would deploy), ``conclude(run)`` picks a run's conclusion.
 
@@ -119,6 +121,7 @@ class GithubDouble:
         self.conclusion, self.run_details, self.cancel_takes = conclusion, run_details, cancel_takes
         self.conclude: Callable[[Run], str] | None = None  # a run's conclusion, instead of ``conclusion``
         self.on_complete: Callable[[Run], None] | None = None  # called once when a run completes
+        self.dispatch_faults: list[str] = []  # the next dispatches: "lost" (done, no answer), "502" (not done, 502)
         self.forbidden = False  # the token may not use Actions: 403 "Resource not accessible by personal access token"
         self.max_per_page = max_per_page
         self.statuses: dict[int, list[str]] = {}  # run id -> each status answered for it by GET …/runs/{id}
@@ -165,6 +168,9 @@ class GithubDouble:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, payload, headers = owner.answer(self.command, self.path, dict(self.headers.items()), body)
+                if status == 0:  # the answer is lost: the connection closes without one
+                    self.close_connection = True
+                    return
                 data = b"" if status == 204 else json.dumps(payload).encode()
                 self.send_response(status)
                 for name, value in headers.items():
@@ -285,9 +291,14 @@ class GithubDouble:
         for name, declared in workflow.inputs.items():
             if declared.get("required") and name not in inputs and "default" not in declared:
                 return 422, {"message": f"Required input '{name}' not provided", "documentation_url": DOCS}, {}
+        fault = self.dispatch_faults.pop(0) if self.dispatch_faults else None
+        if fault == "502":
+            return 502, {"message": "Server Error"}, {}
         values = {name: str(inputs.get(name, declared.get("default", ""))) for name, declared in workflow.inputs.items()}
         title = _EXPRESSION.sub(lambda m: values.get(m.group(1), ""), workflow.run_name) if workflow.run_name else workflow.name
         run = self._new_run(workflow, "workflow_dispatch", ref.removeprefix("refs/heads/"), title, values, self.appear_after)
+        if fault == "lost":
+            return 0, None, {}
         if self.run_details and request.get("return_run_details"):
             return 200, {"workflow_run_id": run.id, "run_url": self._api_url(run), "html_url": self._html_url(run)}, {}
         return 204, None, {}

@@ -157,6 +157,35 @@ def test_without_a_correlation_input_the_oldest_dispatched_run_since_the_dispatc
     assert result == ProviderResult(True, f"workflow run #{run.run_number} succeeded", link=run_url(run))
 
 
+def test_a_dispatch_whose_answer_was_lost_is_not_sent_again_and_its_run_is_found(github: GithubDouble) -> None:
+    github.dispatch_faults = ["lost"]  # GitHub started the run; the answer never came
+    result = provider(github).deploy(order(), StopSignal())
+    run = the_run(github, "d-1a2b3c4d")
+    assert result == ProviderResult(True, f"workflow run #{run.run_number} succeeded", link=run_url(run))
+    assert len([r for r in github.requests if r.path.endswith("/dispatches")]) == 1 and len(github.runs) == 1
+
+
+def test_a_dispatch_answered_502_that_started_nothing_fails_after_looking_and_is_not_sent_again(
+    github: GithubDouble,
+) -> None:
+    github.dispatch_faults = ["502"]
+    result = provider(github, timeout=2).deploy(order(), StopSignal())
+    assert not result.ok and github.runs == []
+    assert result.summary == (
+        "GitHub answered HTTP 502 to the dispatch and no run of workflow `deploy.yml` of example/api titled with "
+        "`d-1a2b3c4d` appeared within 2s: it was most likely not dispatched; deploy again"
+    )
+    assert len([r for r in github.requests if r.path.endswith("/dispatches")]) == 1
+
+
+def test_github_unreachable_is_said_after_a_few_tries() -> None:
+    spec = GithubActionsProvider(type="github_actions", repo="example/api", workflow="deploy.yml", api_url="http://127.0.0.1:1")
+    result = GithubActionsDeploy(spec, {"GITHUB_TOKEN": TOKEN}).deploy(order(), StopSignal())
+    assert result == ProviderResult(
+        False, "could not reach GitHub to dispatch workflow `deploy.yml` of example/api (ConnectError)"
+    )
+
+
 # ----- how runs end -----
 
 

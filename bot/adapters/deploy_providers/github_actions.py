@@ -34,6 +34,7 @@ from bot.domain.deploys.model import DeployOrder, ProviderResult, StopSignal
 
 API_VERSION = "2022-11-28"
 MAX_POLL_ERRORS = 5
+CONNECT_TRIES = 3  # a dispatch whose connection failed reached nobody: it may be tried again
 CLOCK_SKEW = timedelta(seconds=30)  # the created filter starts this long before the dispatch (clocks differ)
 FIND_SECONDS = 120.0  # how long the run may take to be listed after the dispatch
 FIND_EVERY_SECONDS = 2.0
@@ -125,20 +126,38 @@ class GithubActionsDeploy:
         if stop.stopped:
             raise Failed(f"stopped before {self._workflow()} was dispatched ({stop.reason})")
         try:
-            response = api.call("POST", url, deadline, json=body)
+            response = self._post(api, url, body, deadline, stop)
             if response.status_code in (400, 422) and "return_run_details" in _message(response):
                 body.pop("return_run_details")  # a server that predates it: ask again without
-                response = api.call("POST", url, deadline, json=body)
-        except httpx.HTTPError as exc:
+                response = self._post(api, url, body, deadline, stop)
+        except httpx.ConnectError as exc:
             raise Failed(f"could not reach GitHub to dispatch {self._workflow()} ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:  # sent, but the answer was lost: GitHub may have started the run
+            doubt = f"the answer to the dispatch was lost ({type(exc).__name__})"
+            return self._find_run(api, order.deploy_id, since, deadline, stop, doubt=doubt)
         except Interrupted:
             raise Failed(f"stopped before {self._workflow()} was dispatched ({stop.reason})") from None
         if response.status_code == 200 and "workflow_run_id" in _json(response):
             details = _json(response)
             return {"id": int(details["workflow_run_id"]), "html_url": details.get("html_url")}
+        if response.status_code >= 500:  # GitHub may or may not have started it: never dispatched twice, looked for
+            doubt = f"GitHub answered HTTP {response.status_code} to the dispatch"
+            return self._find_run(api, order.deploy_id, since, deadline, stop, doubt=doubt)
         if response.status_code != 204:
             raise Failed(self._refused(response))
         return self._find_run(api, order.deploy_id, since, deadline, stop)
+
+    def _post(self, api: _Api, url: str, body: dict[str, Any], deadline: float, stop: StopSignal) -> httpx.Response:
+        """The dispatch, tried again only when the connection could not be made (nothing reached GitHub)."""
+        for attempt in range(CONNECT_TRIES):
+            try:
+                return api.call("POST", url, deadline, json=body)
+            except httpx.ConnectError:
+                if attempt == CONNECT_TRIES - 1:
+                    raise
+                if stop.wait(2.0**attempt):
+                    raise Interrupted() from None
+        raise AssertionError("unreachable")
 
     def _refused(self, response: httpx.Response) -> str:
         """Why GitHub refused the dispatch, and what to change; never the token."""
@@ -172,10 +191,15 @@ class GithubActionsDeploy:
             return f"{self._workflow()} cannot be dispatched (HTTP 422: {message}): add `on: workflow_dispatch` to it"
         return f"GitHub refused to dispatch {self._workflow()}: HTTP {status}: {message}"
 
-    def _find_run(self, api: _Api, correlation: str, since: datetime, deadline: float, stop: StopSignal) -> dict[str, Any]:
+    def _find_run(
+        self, api: _Api, correlation: str, since: datetime, deadline: float, stop: StopSignal, doubt: str | None = None
+    ) -> dict[str, Any]:
         """The run this dispatch started: the one whose title carries ``correlation`` (all pages); without a
-        correlation input, the oldest workflow_dispatch run since the dispatch (which another dispatch can confuse)."""
+        correlation input, the oldest workflow_dispatch run since the dispatch (which another dispatch can confuse).
+        ``doubt``: why the dispatch may not have started anything (then only a correlated run counts)."""
         name = self._spec.correlation_input
+        if doubt and not name:
+            raise Failed(f"{doubt}; without `correlation_input` opsbot cannot tell whether {self._workflow()} started")
         pattern = re.compile(rf"(?<![\w-]){re.escape(correlation)}(?![\w-])")
         find_for = min(FIND_SECONDS, float(self._spec.timeout_seconds))
         give_up, after_stop = min(deadline, self._monotonic() + find_for), False
@@ -212,6 +236,11 @@ class GithubActionsDeploy:
             if mine:
                 return min(mine, key=lambda r: (str(r.get("created_at", "")), int(r.get("id", 0))))
             if self._monotonic() >= give_up:
+                if doubt:
+                    raise Failed(
+                        f"{doubt} and no run of {self._workflow()} titled with `{correlation}` appeared within "
+                        f"{format_duration_s(int(find_for))}: it was most likely not dispatched; deploy again"
+                    )
                 if stop.stopped:
                     raise Failed(f"stopped ({stop.reason}) before the run of {self._workflow()} appeared; check it on GitHub")
                 hint = (
