@@ -95,6 +95,9 @@ class GithubActionsProvider(Strict):
     token_env: str = "GITHUB_TOKEN"
     api_url: str = "https://api.github.com"
     inputs: dict[str, str] = Field(default_factory=dict)
+    # The workflow input that carries the deploy's id; the workflow shows it in its `run-name:` so opsbot can tell
+    # its run from others (GitHub's dispatch answers 204 without a run id). null: take the oldest run since.
+    correlation_input: str | None = Field(default="opsbot_run_id", pattern=r"^[A-Za-z_][\w-]*$")
     timeout_seconds: int = Field(default=1800, ge=1)
     poll_seconds: float = Field(default=10, gt=0, le=300)
 

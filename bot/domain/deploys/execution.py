@@ -143,6 +143,7 @@ class DeployRuns:
         lease = deploy.lease
         stop = StopSignal()
         stop.on_process(lambda process: self._note(deploy.id, provider_process=process))
+        stop.on_link(lambda url: self._linked(deploy, description, url))
         try:
             with Heartbeat(d, deploy, lease, stop) as beat:
                 # Past this line the provider may have acted: nothing calls it again for this deploy. Fenced by this
@@ -189,7 +190,7 @@ class DeployRuns:
             self._hand_over(deploy)
             return
         if beat.lost:
-            self._lock_lost(actor, deploy, "while it ran", result.summary)
+            self._lock_lost(actor, deploy, "while it ran", result.summary, link=result.link)
             return
         if beat.cancelled_by is not None:
             self._stopped(actor, deploy, beat.cancelled_by, result)
@@ -278,6 +279,15 @@ class DeployRuns:
             give_up=self._shutting_down,
         )
 
+    def _linked(self, deploy: Deploy, description: str, url: str) -> None:
+        """The provider said where its run can be watched: the 🚀 announcement is edited to show it."""
+        try:
+            with self._d.uow() as uow:
+                uow.outbox.update(deploy.key("started"), DeployStarted(deploy, description, url), origin=deploy.origin)
+                uow.commit()
+        except OpsError as exc:  # the announcement keeps no link; the outcome will carry it
+            log.warning("could not add the run link to %s's announcement (%s)", deploy.id, exc.message)
+
     def _lease_lost(self, lease: Lease) -> bool:
         """Redis says the lease is not the lock's holder; Redis being away is not "lost" (the database keeps targets apart)."""
         try:
@@ -308,7 +318,7 @@ class DeployRuns:
         d, result, verdict = self._d, ended.result, ended.verdict
         lease = deploy.lease
         if lease is not None and self._lease_lost(lease):
-            self._lock_lost(actor, deploy, "while it ran", result.summary)
+            self._lock_lost(actor, deploy, "while it ran", result.summary, link=result.link)
             return
         if ended.ok and deploy.is_rollback:
             self._rolled_back(actor, deploy, verdict)
@@ -316,7 +326,7 @@ class DeployRuns:
         detail = verdict.summary if verdict is not None else result.summary
         to = DeployState.SUCCEEDED if ended.ok else DeployState.FAILED
         message = (
-            DeploySucceeded(deploy, result.summary, verdict.summary, verdict.verified)
+            DeploySucceeded(deploy, result.summary, verdict.summary, verdict.verified, link=result.link)
             if ended.ok and verdict is not None
             else DeployFailed(
                 deploy,
@@ -440,7 +450,13 @@ class DeployRuns:
         return held is not None
 
     def _lock_lost(
-        self, actor: Actor, deploy: Deploy, stage: str, provider: str | None, was: DeployState = DeployState.RUNNING
+        self,
+        actor: Actor,
+        deploy: Deploy,
+        stage: str,
+        provider: str | None,
+        was: DeployState = DeployState.RUNNING,
+        link: str | None = None,
     ) -> None:
         d = self._d
         detail = f"its deploy lock was broken or ran out {stage}" + (f"; the provider said: {provider}" if provider else "")
@@ -451,7 +467,9 @@ class DeployRuns:
             support.publish(d, lost, kind, support.event_summary(lost, f"lost its lock {stage}"))
 
         why = f"{support.what(deploy)} ({deploy.id}) lost its lock {stage}"
-        self._record_end(actor, deploy, DeployState.LOCK_LOST, LockLost(deploy, stage, provider), why, tell, was, detail=detail)
+        self._record_end(
+            actor, deploy, DeployState.LOCK_LOST, LockLost(deploy, stage, provider, link), why, tell, was, detail=detail
+        )
 
     def _stopped(self, actor: Actor, deploy: Deploy, by: str, result: ProviderResult) -> None:
         d = self._d
@@ -462,7 +480,7 @@ class DeployRuns:
             kind = "rollback.failed" if done.is_rollback else "deploy.failed"
             support.publish(d, done, kind, support.event_summary(done, "was stopped"))
 
-        message = DeployStopped(deploy, by, result.summary)
+        message = DeployStopped(deploy, by, result.summary, result.link)
         why = f"{support.what(deploy)} ({deploy.id}) was stopped"
         self._record_end(
             actor, deploy, DeployState.CANCELLED, message, why, tell, detail=detail, output_tail=result.output_tail or None

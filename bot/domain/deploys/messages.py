@@ -48,6 +48,7 @@ class DeployStarted:
     template: ClassVar[str] = "deploy/started"
     deploy: Deploy
     provider: str
+    link: str | None = None  # where to watch the provider's run (added by an edit once the provider knows it)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class DeploySucceeded:
     verification: str
     verified: bool
     note: str | None = None  # e.g. decided by the reconciler after its worker stopped
+    link: str | None = None  # the provider's run
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class LockLost:
     deploy: Deploy
     stage: str
     provider: str | None = None
+    link: str | None = None  # the provider's run
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class DeployStopped:
     deploy: Deploy
     by: str
     provider: str
+    link: str | None = None  # the provider's run
 
 
 @dataclass(frozen=True)
