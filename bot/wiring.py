@@ -26,6 +26,7 @@ from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.local_jobs import InProcessJobs, InProcessWorker
 from bot.adapters.metrics import MeteredAuditLog, Metrics, OutboxCollector, RequestLog
 from bot.adapters.outbox_delivery import OutboxDelivery
+from bot.adapters.prometheus import PrometheusReader
 from bot.adapters.redis.connection import connect
 from bot.adapters.redis.jobs import RqJobs
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
@@ -62,6 +63,7 @@ from bot.domain.locks.deps import LockDeps
 from bot.domain.locks.ports import LockStore, LockWaiters
 from bot.domain.locks.service import LockCommands
 from bot.domain.locks.waiting import DeployLocks
+from bot.domain.shared.metrics import MetricsReader, NoMetricsStore
 from bot.domain.shared.policy import Actor, Policy
 from bot.domain.shared.ports import (
     AuditLog,
@@ -105,6 +107,7 @@ class Adapters:
     events: ServiceEvents | None = None  # None: open incidents listen (the default)
     approval_outcomes: Mapping[str, ApprovalOutcome] = field(default_factory=dict)  # request kinds of one's own (tests)
     requests: RequestObserver = field(default_factory=lambda: Unobserved())  # counts and logs each request
+    metrics_reader: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails (Prometheus)
 
 
 class Unobserved:
@@ -196,6 +199,7 @@ def build_families(a: Adapters) -> Families:
         jobs=a.jobs,
         policy=policy,
         audit=a.audit,
+        metrics=a.metrics_reader,
     )
     flag_deps = FlagDeps(
         config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy, audit=a.audit
@@ -419,6 +423,7 @@ def build_services(
         "health": lambda: HttpHealthProbe(config, metrics=metrics),
         "watches": lambda: RedisWatchStore(r, clock, prefix),
         "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
+        "metrics_reader": lambda: PrometheusReader(config.prometheus) if config.prometheus else NoMetricsStore(),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
     extra = {name: overrides[name] for name in ("events", "approval_outcomes") if name in overrides}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from bot.domain.deploys.guardrails import GuardrailReading
 from bot.domain.deploys.model import Deploy
 from bot.domain.deploys.planning import FreezeNote, Plan
 from bot.domain.locks.ports import LockInfo
@@ -58,6 +59,7 @@ class DeploySucceeded:
     verification: str
     verified: bool
     note: str | None = None  # e.g. decided by the reconciler after its worker stopped
+    guardrails: tuple[GuardrailReading, ...] = ()  # each metric guardrail's last reading
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class DeployFailed:
     link: str | None = None
     can_roll_back: bool = True
     note: str | None = None
+    guardrails: tuple[GuardrailReading, ...] = ()  # each metric guardrail's reading when verification ended
+    auto_rollback: bool = False  # the environment's auto_rollback opens the rollback at once
 
 
 @dataclass(frozen=True)
