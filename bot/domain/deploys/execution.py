@@ -321,6 +321,7 @@ class DeployRuns:
                 stopped=lambda: stop.reason,
                 metrics=d.metrics,
                 since=deploy.started_at,
+                guardrails_decide=not deploy.is_rollback,
             )
         except Exception as exc:  # a health engine bug must not pass a deploy, nor leave it running
             log.exception("verification of %s broke", deploy.id)

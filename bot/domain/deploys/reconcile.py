@@ -115,6 +115,7 @@ class DeployReconciler:
                 deploy.version,
                 metrics=d.metrics,
                 since=deploy.started_at,
+                guardrails_decide=not deploy.is_rollback,
             )
         except Exception as exc:  # the health engine broke: nobody can say, an admin settles it
             log.exception("verifying %s to settle it broke", deploy.id)

@@ -78,19 +78,22 @@ def watch(
     stopped: Callable[[], str | None] = lambda: None,
     metrics: MetricsReader | None = None,
     since: datetime | None = None,
+    guardrails_decide: bool = True,
 ) -> Verdict:
     """Check repeatedly until the window ends or a check fails; always at least once.
 
     The window is ``deploys.watch_seconds`` with a check every ``deploys.check_every_seconds`` (the
     runbook's "watch for five minutes" after a deploy). ``stopped`` says why to stop early (a lost lock, a cancel).
-    ``metrics`` reads the target's guardrails, whose baselines end at ``since`` (the deploy's start).
+    ``metrics`` reads the target's guardrails, whose baselines end at ``since`` (the deploy's start). With
+    ``guardrails_decide`` False (a rollback) they are read and listed but fail nothing: right after a bad version
+    their windows (``rate(…[1m])``) still hold its errors, and the way back must not be judged by them.
     """
     settings = config.deploys
     target = config.services[service].environments[environment]
     on_unknown = config.environments[environment].on_unknown
     guardrails = GuardrailWatch(metrics or NoMetricsStore(), target.metrics, service, environment, since)
     expects_version = target.version_url is not None
-    if not target.health and not expects_version and not guardrails:
+    if not target.health and not expects_version and not (guardrails and guardrails_decide):
         return Verdict(True, "no health checks or version endpoint are configured, so it was not verified", verified=False)
     deadline = clock.now() + timedelta(seconds=settings.watch_seconds)
     rounds = 1 + math.ceil(settings.watch_seconds / settings.check_every_seconds)  # a bound even if the clock stands still
@@ -102,7 +105,7 @@ def watch(
             return Verdict(False, wrong, done, guardrails=tuple(guardrails.latest))
         if guardrails:
             readings = guardrails.round()
-            wrong = problem(readings, on_unknown)
+            wrong = problem(readings, on_unknown) if guardrails_decide else None
             if wrong:
                 breached = any(r.status == "critical" for r in readings)
                 return Verdict(False, wrong, done, guardrails=tuple(readings), breached=breached)
