@@ -160,24 +160,29 @@ class GuardrailWatch:
                     found[i] = value
         return found
 
-    def _read_baselines(self) -> list[float | MetricUnreadable | None]:
-        asks: list[tuple[str, datetime | None] | None] = []
-        for guardrail, query in zip(self._guardrails, self._queries, strict=True):
-            needed = guardrail.max_increase_percent is not None and self._started_at is not None
-            asks.append((baseline_query(query, guardrail.baseline_seconds), self._started_at) if needed else None)
-        baselines = self._read_all(asks)
+    def _baseline_asks(self) -> list[tuple[str, datetime | None] | None]:
         return [
-            MetricUnreadable("the deploy's start time is not known")
-            if guardrail.max_increase_percent is not None and self._started_at is None
-            else baseline
-            for guardrail, baseline in zip(self._guardrails, baselines, strict=True)
+            (baseline_query(query, guardrail.baseline_seconds), self._started_at)
+            if guardrail.max_increase_percent is not None and self._started_at is not None
+            else None
+            for guardrail, query in zip(self._guardrails, self._queries, strict=True)
         ]
 
     def round(self) -> list[GuardrailReading]:
-        """Read every guardrail now (at once); the readings are also kept in ``latest``."""
+        """Read every guardrail now, all at once (and the baselines with them the first time); kept in ``latest``."""
+        count = len(self._guardrails)
+        current: list[tuple[str, datetime | None] | None] = [(query, None) for query in self._queries]
         if self._baselines is None:
-            self._baselines = self._read_baselines()
-        values = self._read_all([(query, None) for query in self._queries])
+            found = self._read_all(current + self._baseline_asks())
+            values, baselines = found[:count], found[count:]
+            self._baselines = [
+                MetricUnreadable("the deploy's start time is not known")
+                if guardrail.max_increase_percent is not None and self._started_at is None
+                else baseline
+                for guardrail, baseline in zip(self._guardrails, baselines, strict=True)
+            ]
+        else:
+            values = self._read_all(current)
         self.latest = []
         for guardrail, value, baseline in zip(self._guardrails, values, self._baselines, strict=True):
             assert value is not None
