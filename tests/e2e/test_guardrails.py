@@ -14,9 +14,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import yaml
@@ -222,6 +224,7 @@ def unreadable(url: str, query: str, timeout_ms: int = 2000) -> str:
 
 def test_bad_queries_and_bad_servers_read_unknown_with_their_reason(metrics_stack: Metrics, silent_port: int) -> None:
     url = metrics_stack.prometheus.url
+    metrics_stack.prometheus.wait_for_history("up", 2)  # scraped at least once: `up` is a series of its own
     assert (
         unreadable(url, "sum(rate(http_requests_total[1m])")
         == "Prometheus refused the query: 1:34: parse error: unclosed left parenthesis"
@@ -301,3 +304,55 @@ def test_check_config_parses_each_query_with_prometheus_then_promtool(metrics_st
         "metrics: the 1 guardrail query could not be checked: Prometheus at http://127.0.0.1:1 is unreachable" in neither.stdout
     )
     assert "promtool is not installed" in neither.stdout
+
+
+class BearerProxy:
+    """A reverse proxy in front of the real Prometheus that wants ``Authorization: Bearer <token>`` (as a
+    Prometheus behind an auth proxy does); it answers 401 otherwise."""
+
+    def __init__(self, upstream: str, token: str) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.seen.append(self.headers.get("Authorization", ""))
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    status, body = 401, b"Unauthorized\n"
+                else:
+                    answer = httpx.get(upstream + self.path, timeout=5)
+                    status, body = answer.status_code, answer.content
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.seen: list[str] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_bearer_token_comes_from_token_env_and_never_shows_in_a_reason(metrics_stack: Metrics) -> None:
+    proxy = BearerProxy(metrics_stack.prometheus.url, "s3cret-token")
+    settings = Prometheus(url=proxy.url, token_env="PROMETHEUS_TOKEN")
+    try:
+        good = PrometheusReader(settings, environ={"PROMETHEUS_TOKEN": "s3cret-token"})
+        assert good.read("vector(1)") == 1.0
+        wrong = PrometheusReader(settings, environ={"PROMETHEUS_TOKEN": "wrong"})
+        with pytest.raises(MetricUnreadable) as raised:
+            wrong.read("vector(1)")
+        assert (
+            raised.value.reason == f"Prometheus at {proxy.url} answered 401: check the token in the prometheus.token_env variable"
+        )
+        assert "wrong" not in raised.value.reason
+        assert proxy.seen == ["Bearer s3cret-token", "Bearer wrong"]
+    finally:
+        proxy.close()
