@@ -34,8 +34,8 @@ REQUESTS_PER_TICK = 20
 SCRAPE = "1s"
 RATE = "4s"  # the rate() window of the test queries: four scrapes
 BUCKETS = tuple(round(0.01 * i, 2) for i in range(1, 101))  # 10 ms buckets up to 1 s: p95 reads close to the latency
-ERROR_RATE = (
-    'sum(rate(http_requests_total{{service="{{service}}",run="{run}",status=~"5.."}}[{rate}])) '
+ERROR_RATE = (  # `or vector(0)` as docs/metrics.md advises: no 5xx series exists before the first error
+    '(sum(rate(http_requests_total{{service="{{service}}",run="{run}",status=~"5.."}}[{rate}])) or vector(0)) '
     '/ sum(rate(http_requests_total{{service="{{service}}",run="{run}"}}[{rate}]))'
 )
 LATENCY_P95 = (
@@ -106,7 +106,8 @@ class TrafficApp:
                 run.errors_owed += REQUESTS_PER_TICK * now.error_rate
                 errors = int(run.errors_owed)
                 run.errors_owed -= errors
-                self.requests.labels(run.service, name, "500").inc(errors)
+                if errors:  # like a real service: the 5xx series appears with the first error
+                    self.requests.labels(run.service, name, "500").inc(errors)
                 self.requests.labels(run.service, name, "200").inc(REQUESTS_PER_TICK - errors)
                 for _ in range(REQUESTS_PER_TICK):
                     self.duration.labels(run.service, name).observe(now.latency_ms / 1000)
