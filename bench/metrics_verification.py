@@ -8,7 +8,7 @@ zero watch window (exactly one round) through the real health engine against a l
 - + 5 guardrails, first round: also reads the baselines (one subquery per guardrail with ``max_increase_percent``);
 - + 5 guardrails, later rounds: the steady cost per round of the watch window (baselines are read once).
 
-Prints medians and p95s in milliseconds and the extra cost (target: ≤ 50 ms more per round). Asserts nothing.
+The three kinds of round alternate, so the machine's load weighs on each alike. Prints medians and p95s in ms and the extra cost (target: ≤ 50 ms more per round). Asserts nothing.
 
     python bench/metrics_verification.py [--rounds 40] [--baseline-seconds 10]
 """
@@ -82,13 +82,16 @@ def config(health_url: str, prometheus_url: str, guardrails: list[dict[str, Any]
     return parse_config(data)
 
 
-def timed(rounds: int, one: Callable[[], object]) -> list[float]:
-    one()  # warm the connections
-    times = []
+def timed(rounds: int, *kinds: Callable[[], object]) -> list[list[float]]:
+    """Each kind of round ``rounds`` times, interleaved (A B C A B C …) so that the machine's load weighs on all alike."""
+    for one in kinds:
+        one()  # warm the connections
+    times: list[list[float]] = [[] for _ in kinds]
     for _ in range(rounds):
-        started = time.perf_counter()
-        one()
-        times.append((time.perf_counter() - started) * 1000)
+        for one, spent in zip(kinds, times, strict=True):
+            started = time.perf_counter()
+            one()
+            spent.append((time.perf_counter() - started) * 1000)
     return times
 
 
@@ -137,10 +140,8 @@ def main() -> int:
             readings = steady.round()
             assert verdict.ok and all(r.status != "unknown" for r in readings)
 
-        base = timed(args.rounds, health_only)
-        first = timed(args.rounds, first_round)
-        later = timed(args.rounds, later_round)
-        print(f"one verification round, {args.rounds} times each, Prometheus {prometheus.url} (scrape 1 s)")
+        base, first, later = timed(args.rounds, health_only, first_round, later_round)
+        print(f"one verification round, {args.rounds} times each (interleaved), Prometheus {prometheus.url} (scrape 1 s)")
         print(line("health + version only", base))
         print(line("+ 5 guardrails, first round", first, base))
         print(line("+ 5 guardrails, later rounds", later, base))
