@@ -195,6 +195,7 @@ def test_a_clean_deploy_succeeds_listing_each_guardrails_value() -> None:
     verdict = watch(config([ERROR_RATE, LATENCY]), metrics)
     assert verdict.ok and verdict.checks == 4
     assert "metrics: error_rate 0.2 %, latency_p95 120 ms (baseline 110 ms)" in verdict.summary
+    assert verdict.checks_summary == "4 checks over 30s passed"
     assert [r.value_text for r in verdict.guardrails] == ["0.2 %", "120 ms"]
     baselines = [(q, at) for q, at in metrics.asked if q.startswith("avg_over_time")]
     assert len(baselines) == 1 and "[1800s:60s]" in baselines[0][0]  # read once, at the deploy's start

@@ -350,7 +350,7 @@ class DeployRuns:
             and d.config.environments[deploy.environment].auto_rollback
         )
         message = (
-            DeploySucceeded(deploy, result.summary, verdict.summary, verdict.verified, guardrails=readings)
+            DeploySucceeded(deploy, result.summary, verdict.checks_summary, verdict.verified, guardrails=readings)
             if ended.ok and verdict is not None
             else DeployFailed(
                 deploy,

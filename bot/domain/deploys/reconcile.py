@@ -132,7 +132,9 @@ class DeployReconciler:
         elif verdict.ok:
             to, message = (
                 DeployState.SUCCEEDED,
-                DeploySucceeded(deploy, "(its worker stopped)", verdict.summary, True, note=why, guardrails=verdict.guardrails),
+                DeploySucceeded(
+                    deploy, "(its worker stopped)", verdict.checks_summary, True, note=why, guardrails=verdict.guardrails
+                ),
             )
         else:
             can_roll_back = support.earlier_good(d, deploy) is not None

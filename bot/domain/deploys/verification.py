@@ -34,6 +34,12 @@ class Verdict:
     verified: bool = True  # False when there was nothing to verify with
     guardrails: tuple[GuardrailReading, ...] = ()  # each metric guardrail's last reading
     breached: bool = False  # a metric guardrail read critical (what `auto_rollback` acts on)
+    metrics_note: str = ""  # the end of ``summary`` that lists the guardrails ("; metrics: …")
+
+    @property
+    def checks_summary(self) -> str:
+        """``summary`` without the guardrails' list, for messages that show the guardrails apart."""
+        return self.summary.removesuffix(self.metrics_note)
 
 
 def same_version(reported: str, deployed: str) -> bool:
@@ -122,6 +128,5 @@ def watch(
     text = f"{plural(done, 'check')} over {window} passed" + (f", reporting {version}" if expects_version else "")
     if degraded:
         text += f" (slow: {', '.join(sorted(degraded))})"
-    if guardrails:
-        text += f"; metrics: {summary(guardrails.latest)}"
-    return Verdict(True, text, done, guardrails=tuple(guardrails.latest))
+    note = f"; metrics: {summary(guardrails.latest)}" if guardrails else ""
+    return Verdict(True, text + note, done, guardrails=tuple(guardrails.latest), metrics_note=note)
