@@ -157,7 +157,7 @@ def test_above_critical_is_critical_naming_value_threshold_and_baseline() -> Non
 def test_a_rise_over_max_increase_percent_of_the_baseline_is_critical_even_below_critical() -> None:
     reading = judge(guardrail(name="latency_p95", unit="ms", warn=500, critical=1000, max_increase_percent=50), 180, 100)
     assert reading.status == "critical"
-    assert reading.line() == "latency_p95 180 ms (above +50 % over the baseline (150 ms); baseline 100 ms)"
+    assert reading.line() == "latency_p95 180 ms (above the baseline +50 % (150 ms); baseline 100 ms)"
     assert judge(guardrail(unit="ms", warn=500, critical=1000, max_increase_percent=50), 149, 100).status == "ok"
 
 
@@ -212,7 +212,7 @@ def test_a_p95_rising_80_percent_over_its_baseline_fails_on_max_increase_percent
     metrics = FakeMetrics({"avg_over_time": 100, "histogram_quantile": 180})
     verdict = watch(config([LATENCY]), metrics)
     assert not verdict.ok and verdict.breached
-    assert verdict.summary == "metric latency_p95 180 ms (above +50 % over the baseline (150 ms); baseline 100 ms)"
+    assert verdict.summary == "metric latency_p95 180 ms (above the baseline +50 % (150 ms); baseline 100 ms)"
 
 
 def test_unknown_warns_by_default_and_fails_with_on_unknown_fail() -> None:

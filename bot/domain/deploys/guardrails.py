@@ -55,7 +55,7 @@ class GuardrailReading:
     status: Status
     value: float | None = None
     baseline: float | None = None
-    threshold: str | None = None  # the threshold crossed, for people: "critical 5 %", "+50 % over the baseline"
+    threshold: str | None = None  # the threshold crossed, for people: "critical 5 %", "the baseline +50 % (150 ms)"
     reason: str | None = None  # why it is unknown, or how the baseline was left out
 
     @property
@@ -97,7 +97,7 @@ def judge(
         if base is not None and base > 0:
             limit = base * (1 + guardrail.max_increase_percent / 100)
             if value > limit:
-                rise = f"+{number(guardrail.max_increase_percent)} % over the baseline ({shown(limit, unit)})"
+                rise = f"the baseline +{number(guardrail.max_increase_percent)} % ({shown(limit, unit)})"
                 return GuardrailReading(name, unit, "critical", value, base, rise)
         elif base is not None:
             note = "baseline 0: only absolute thresholds apply"
