@@ -123,9 +123,11 @@ class TrafficApp:
 class PrometheusServer:
     """``prometheus`` on 127.0.0.1 with a temporary data directory, scraping ``targets`` every second."""
 
-    def __init__(self, exe: str, targets: list[str]) -> None:
+    def __init__(self, exe: str, targets: list[str], history: str | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="opsbot-test-prometheus-"))
         self.port = free_port()
+        if history is not None:
+            backfill(exe, history, self.workdir)
         config = {
             "global": {"scrape_interval": SCRAPE, "evaluation_interval": SCRAPE},
             "scrape_configs": [{"job_name": "app", "static_configs": [{"targets": targets}]}],
@@ -191,6 +193,43 @@ class PrometheusServer:
                 self.process.wait()
         self.log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def history(run: str, service: str, seconds: int, behaviour: Behaviour, until: float) -> str:
+    """``seconds`` of ``run``'s traffic up to ``until`` (unix time), one sample a second, as OpenMetrics text for
+    ``promtool tsdb create-blocks-from openmetrics``: the backfilled history a long baseline window needs."""
+    rate = REQUESTS_PER_TICK / TICK_S
+    start = int(until) - seconds
+    labels = f'service="{service}",run="{run}"'
+    requests, buckets = ["# TYPE http_requests counter"], ["# TYPE http_request_duration_seconds histogram"]
+    for t in range(start, int(until)):
+        served = (t - start) * rate
+        errors = int(served * behaviour.error_rate)
+        requests.append(f'http_requests_total{{{labels},status="200"}} {served - errors} {t}')
+        if errors:
+            requests.append(f'http_requests_total{{{labels},status="500"}} {errors} {t}')
+        for le in (*BUCKETS, "+Inf"):
+            inside = served if le == "+Inf" or behaviour.latency_ms / 1000 <= float(le) else 0
+            buckets.append(f'http_request_duration_seconds_bucket{{{labels},le="{le}"}} {inside} {t}')
+        buckets.append(f"http_request_duration_seconds_count{{{labels}}} {served} {t}")
+        buckets.append(f"http_request_duration_seconds_sum{{{labels}}} {served * behaviour.latency_ms / 1000} {t}")
+    return "\n".join([*requests, *buckets, "# EOF"]) + "\n"
+
+
+def backfill(exe: str, text: str, workdir: Path) -> None:
+    """Write ``text`` (OpenMetrics) into ``workdir/data`` as TSDB blocks with promtool, before Prometheus starts there."""
+    promtool = shutil.which("promtool") or str(Path(exe).with_name("promtool"))
+    source = workdir / "history.om"
+    source.write_text(text)
+    made = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(workdir / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.fail(f"promtool could not backfill the history: {made.stderr[-2000:]}", pytrace=False)
 
 
 def prometheus_binary(servers: SharedServers) -> str:

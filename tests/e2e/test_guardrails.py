@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,7 +29,18 @@ from bot.config import Prometheus, parse_config
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.domain.shared.metrics import MetricUnreadable
 from tests.deploy_kit import ServiceDouble, deploy_config_data, services_double, state_dir  # noqa: F401 - fixtures
-from tests.prometheus_kit import Behaviour, Metrics, Run, error_rate_query, latency_query, metrics_stack  # noqa: F401
+from tests.prometheus_kit import (  # noqa: F401 - metrics_stack is a fixture
+    Behaviour,
+    Metrics,
+    PrometheusServer,
+    Run,
+    error_rate_query,
+    history,
+    latency_query,
+    metrics_stack,
+    prometheus_binary,
+)
+from tests.servers import SharedServers
 from tests.support import Bot
 
 DEPLOYS = "C0DEPLOYS"
@@ -165,6 +177,27 @@ def test_a_p95_rising_80_percent_over_its_baseline_fails_on_max_increase_percent
     latency, baseline = milliseconds(failed, "latency_p95")
     assert 90 <= baseline <= 110 and latency > baseline * 1.5  # below the absolute critical of 1000 ms
     assert "🔴 `latency_p95`" in failed and "🟢 `error_rate`" in failed
+
+
+def test_a_30_minute_baseline_backfilled_with_promtool_is_what_the_p95_is_held_to(
+    metrics_stack: Metrics, state_dir: Path, bot_for: Any, servers: SharedServers
+) -> None:
+    run = "t" + secrets.token_hex(4)
+    before = history(run, "api", 30 * 60, Behaviour(error_rate=0.0, latency_ms=120), until=time.time() - 2)
+    prometheus = PrometheusServer(prometheus_binary(servers), [metrics_stack.app.target], history=before)
+    try:
+        by_version = {"v2.0.0": Behaviour(error_rate=0.0, latency_ms=200)}
+        metrics_stack.app.add(run, Run("api", state_dir / "api-staging.version", Behaviour(0.0, 100), by_version))
+        p95 = latency_query(run)
+        prometheus.wait_for_history(p95.replace("{service}", "api"), 5)  # live samples after the backfilled ones
+        guardrail = {"name": "latency_p95", "query": p95, "unit": "ms", "max_increase_percent": 50, "baseline_window": "30m"}
+        app = bot_for(prometheus.url, [guardrail])
+        failed = deploy(app, "v2.0.0", "failed verification").seen()
+        latency, baseline = milliseconds(failed, "latency_p95")
+        assert 115 <= baseline <= 120  # the 30 backfilled minutes at 120 ms, not the last seconds at 100 ms
+        assert latency > baseline * 1.5 and "above the baseline +50 % (" in failed
+    finally:
+        prometheus.close()
 
 
 def test_auto_rollback_runs_the_rollback_at_once_where_no_approvals_are_needed(
