@@ -28,6 +28,7 @@ from bot.adapters.local_jobs import InProcessJobs, InProcessWorker
 from bot.adapters.metrics import MeteredAuditLog, Metrics, OutboxCollector, RequestLog
 from bot.adapters.outbox_delivery import OutboxDelivery
 from bot.adapters.pagerduty import PagerDutyEvents, PagerDutyOnCall
+from bot.adapters.prometheus import PrometheusReader
 from bot.adapters.redis.connection import connect
 from bot.adapters.redis.jobs import RqJobs
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
@@ -67,6 +68,7 @@ from bot.domain.locks.deps import LockDeps
 from bot.domain.locks.ports import LockStore, LockWaiters
 from bot.domain.locks.service import LockCommands
 from bot.domain.locks.waiting import DeployLocks
+from bot.domain.shared.metrics import MetricsReader, NoMetricsStore
 from bot.domain.shared.policy import Actor, Policy
 from bot.domain.shared.ports import (
     AuditLog,
@@ -111,6 +113,7 @@ class Adapters:
     approval_outcomes: Mapping[str, ApprovalOutcome] = field(default_factory=dict)  # request kinds of one's own (tests)
     requests: RequestObserver = field(default_factory=lambda: Unobserved())  # counts and logs each request
     silences: Silences | None = None  # None: Alertmanager's API at config.alertmanager.url
+    metrics_reader: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails (Prometheus)
 
 
 class Unobserved:
@@ -204,6 +207,7 @@ def build_families(a: Adapters) -> Families:
         jobs=a.jobs,
         policy=policy,
         audit=a.audit,
+        metrics=a.metrics_reader,
     )
     flag_deps = FlagDeps(
         config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy, audit=a.audit
@@ -446,6 +450,7 @@ def build_services(
         "health": lambda: HttpHealthProbe(config, metrics=metrics),
         "watches": lambda: RedisWatchStore(r, clock, prefix),
         "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
+        "metrics_reader": lambda: PrometheusReader(config.prometheus) if config.prometheus else NoMetricsStore(),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
     extra = {name: overrides[name] for name in ("events", "approval_outcomes", "silences") if name in overrides}

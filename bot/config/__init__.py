@@ -22,6 +22,8 @@ from bot.config.health import *  # noqa: F403
 from bot.config.health import HealthSettings, Watch, _watch_targets, watch_problems
 from bot.config.incidents import *  # noqa: F403
 from bot.config.incidents import Incidents
+from bot.config.metrics import *  # noqa: F403
+from bot.config.metrics import Prometheus
 from bot.config.paging import PagerDuty
 from bot.config.services import *  # noqa: F403
 from bot.config.services import Deploys, Service
@@ -41,6 +43,7 @@ class OpsConfig(Strict):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     pagerduty: PagerDuty | None = None  # paging through PagerDuty (docs/incidents.md, "Paging")
     alertmanager: Alertmanager = Field(default_factory=Alertmanager)  # docs/alerts.md
+    prometheus: Prometheus | None = None  # where metric guardrails are read (docs/metrics.md)
 
     @field_validator("environments", "services")
     @classmethod
@@ -63,6 +66,7 @@ class OpsConfig(Strict):
             problems.append(f"default_service: unknown service {self.default_service!r}")
         problems.extend(self.flags.problems(self.environments, self.services))
         problems.extend(watch_problems(self))
+        problems.extend(_metric_problems(self))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -83,6 +87,8 @@ class OpsConfig(Strict):
                         named.append(
                             (f"services.{service_name}.environments.{env_name}.health[{i}].headers_from_env.{header}", variable)
                         )
+        if self.prometheus is not None and self.prometheus.token_env:
+            named.append(("prometheus.token_env", self.prometheus.token_env))
         provider = self.flags.provider
         if provider is not None and provider.type == "unleash" and provider.token_env:
             named.append(("flags.provider.token_env", provider.token_env))
@@ -95,6 +101,17 @@ class OpsConfig(Strict):
     def watched(self) -> dict[tuple[str, str], Watch]:
         """Every watched (service, environment) and the watch that covers it."""
         return {target: watch for target, watch, _ in _watch_targets(self) if target is not None}
+
+
+def _metric_problems(config: OpsConfig) -> list[str]:
+    if config.prometheus is not None:
+        return []
+    return [
+        f"services.{name}.environments.{env}.metrics: guardrails need a `prometheus:` section (url) to read them from"
+        for name, service in config.services.items()
+        for env, target in service.environments.items()
+        if target.metrics
+    ]
 
 
 class ConfigError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -95,6 +95,8 @@ class Environment(Strict):
     approval_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     lock_after_rollback: bool = False
+    auto_rollback: bool = False  # a critical metric guardrail breach opens the rollback at once (docs/metrics.md)
+    on_unknown: Literal["warn", "fail"] = "warn"  # a guardrail that cannot be read: noted, or fails verification
 
     @field_validator("freeze_windows", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import DeployFailed, DeployStarted, DeployStopped, DeploySucceeded, LockLost, RolledBack
 from bot.domain.deploys.model import Deploy, DeployOrder, DeployState, ProviderResult, StopSignal
 from bot.domain.deploys.ports import DeployProvider
+from bot.domain.deploys.rollbacks import Rollbacks
 from bot.domain.incidents.freezes import Retake
 from bot.domain.locks.ports import MAX_MANUAL_LOCK, Lease
 from bot.domain.shared.errors import OpsError, Unavailable
@@ -123,9 +124,10 @@ class Ended:
 class DeployRuns:
     """Running an approved deploy or rollback to its recorded, announced end."""
 
-    def __init__(self, deps: DeployDeps, takeover: FreezeTakeover) -> None:
+    def __init__(self, deps: DeployDeps, takeover: FreezeTakeover, rollbacks: Rollbacks | None = None) -> None:
         self._d = deps
         self._takeover = takeover
+        self._rollbacks = rollbacks  # opens the rollback at once after a guardrail breach where auto_rollback is set
 
     def run(self, actor: Actor, payload: dict[str, Any]) -> None:
         d = self._d
@@ -196,6 +198,26 @@ class DeployRuns:
             self._stopped(actor, deploy, beat.cancelled_by, result)
             return
         self._finish(actor, deploy, Ended(result.ok and verdict is not None and verdict.ok, result, verdict))
+
+    def _auto_rollback(self, failed: Deploy) -> None:
+        """Open the rollback of ``failed`` at once, requested in its requester's name (it runs at once where the
+        environment needs no rollback approvals). Its failure is logged and audited: the announcement keeps the
+        Rollback button for people."""
+        assert self._rollbacks is not None
+        d = self._d
+        actor = Actor(failed.requester, source="auto_rollback")
+        reason = f"auto_rollback: {failed.version} breached a metric guardrail in {failed.environment} ({failed.id})"
+        try:
+            reply = self._rollbacks.request(actor, failed.service, failed.environment, None, reason, undoing=failed.id)
+        except OpsError as exc:
+            log.warning("auto_rollback of %s was not opened: %s", failed.id, exc.message)
+            support.audit(d, actor, "rollback.auto", failed, "failed", exc.message)
+            return
+        except Exception as exc:  # the deploy's failure is recorded already; a bug here must not hide it
+            log.exception("auto_rollback of %s broke", failed.id)
+            support.audit(d, actor, "rollback.auto", failed, "failed", type(exc).__name__)
+            return
+        support.audit(d, actor, "rollback.auto", failed, reply.outcome, reply=type(reply.message).__name__)
 
     def _shutting_down(self) -> bool:
         """The worker is stopping and its grace period is over: what is left is the reconciler's to finish."""
@@ -307,6 +329,9 @@ class DeployRuns:
                 deploy.version,
                 sleep=stop.wait,
                 stopped=lambda: stop.reason,
+                metrics=d.metrics,
+                since=deploy.started_at,
+                guardrails_decide=not deploy.is_rollback,
             )
         except Exception as exc:  # a health engine bug must not pass a deploy, nor leave it running
             log.exception("verification of %s broke", deploy.id)
@@ -325,8 +350,19 @@ class DeployRuns:
             return
         detail = verdict.summary if verdict is not None else result.summary
         to = DeployState.SUCCEEDED if ended.ok else DeployState.FAILED
+        readings = verdict.guardrails if verdict is not None else ()
+        can_roll_back = not ended.ok and not deploy.is_rollback and support.earlier_good(d, deploy) is not None
+        roll_back_now = (
+            can_roll_back
+            and verdict is not None
+            and verdict.breached
+            and self._rollbacks is not None
+            and d.config.environments[deploy.environment].auto_rollback
+        )
         message = (
-            DeploySucceeded(deploy, result.summary, verdict.summary, verdict.verified, link=result.link)
+            DeploySucceeded(
+                deploy, result.summary, verdict.checks_summary, verdict.verified, link=result.link, guardrails=readings
+            )
             if ended.ok and verdict is not None
             else DeployFailed(
                 deploy,
@@ -334,7 +370,9 @@ class DeployRuns:
                 detail,
                 result.output_tail,
                 result.link,
-                can_roll_back=not deploy.is_rollback and support.earlier_good(d, deploy) is not None,
+                can_roll_back=can_roll_back,
+                guardrails=readings,
+                auto_rollback=roll_back_now,
             )
         )
 
@@ -347,6 +385,8 @@ class DeployRuns:
             else:
                 kind = "rollback.failed" if done.is_rollback else "deploy.failed"
                 support.publish(d, done, kind, support.event_summary(done, f"failed: {detail}"))
+            if roll_back_now:
+                self._auto_rollback(done)
 
         why = f"{support.what(deploy)} ({deploy.id}) {to.value}"
         self._record_end(actor, deploy, to, message, why, tell, detail=detail, output_tail=result.output_tail or None)

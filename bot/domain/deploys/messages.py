@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from bot.domain.deploys.guardrails import GuardrailReading
 from bot.domain.deploys.model import Deploy
 from bot.domain.deploys.planning import FreezeNote, Plan
 from bot.domain.locks.ports import LockInfo
@@ -60,6 +61,7 @@ class DeploySucceeded:
     verified: bool
     note: str | None = None  # e.g. decided by the reconciler after its worker stopped
     link: str | None = None  # the provider's run
+    guardrails: tuple[GuardrailReading, ...] = ()  # each metric guardrail's last reading
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class DeployFailed:
     link: str | None = None
     can_roll_back: bool = True
     note: str | None = None
+    guardrails: tuple[GuardrailReading, ...] = ()  # each metric guardrail's reading when verification ended
+    auto_rollback: bool = False  # the environment's auto_rollback opens the rollback at once
 
 
 @dataclass(frozen=True)
