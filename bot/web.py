@@ -11,6 +11,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.adapters.metrics import CONTENT_TYPE
 from bot.adapters.sql.engine import ping as ping_db
+from bot.adapters.status_page import STATUS_PATHS, StatusPageApp, StatusPageRenderer
 from bot.app import create_app
 from bot.domain.shared.errors import Unavailable
 from bot.settings import Settings
@@ -46,8 +47,9 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
 
 def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
     """``POST /slack/events`` for Slack; ``GET /healthz`` (alive), ``GET /readyz`` (Redis and database) and
-    ``GET /metrics`` (Prometheus)."""
+    ``GET /metrics`` (Prometheus); ``GET /status`` and ``/status.json``, the public status page (404 unless enabled)."""
     slack = SlackRequestHandler(create_app(settings, services), path="/slack/events")
+    status_page = StatusPageApp(services.status_board, StatusPageRenderer(settings.opsbot_templates))
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -63,6 +65,8 @@ def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
             data = services.metrics.exposition()
             start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))])
             return [data]
+        if path in STATUS_PATHS and method in {"GET", "HEAD"}:
+            return status_page(environ, start_response)
         return slack(environ, start_response)
 
     return app

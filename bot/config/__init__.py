@@ -23,6 +23,7 @@ from bot.config.incidents import *  # noqa: F403
 from bot.config.incidents import Incidents
 from bot.config.services import *  # noqa: F403
 from bot.config.services import Deploys, Service
+from bot.config.status_page import StatusPage, status_page_problems
 
 
 class OpsConfig(Strict):
@@ -37,6 +38,7 @@ class OpsConfig(Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     durability: Durability = Field(default_factory=Durability)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    status_page: StatusPage = Field(default_factory=StatusPage)
 
     @field_validator("environments", "services")
     @classmethod
@@ -59,6 +61,7 @@ class OpsConfig(Strict):
             problems.append(f"default_service: unknown service {self.default_service!r}")
         problems.extend(self.flags.problems(self.environments, self.services))
         problems.extend(watch_problems(self))
+        problems.extend(status_page_problems(self))
         if problems:
             raise ValueError("; ".join(problems))
         return self

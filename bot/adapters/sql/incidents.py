@@ -43,7 +43,15 @@ def _row(incident: Incident) -> dict[str, Any]:
 
 def _entry(row: Any) -> TimelineEntry:
     return TimelineEntry(
-        row.incident_id, utc(row.at), Kind(row.kind), row.actor, row.text, row.link, row.key, json.loads(row.data)
+        row.incident_id,
+        utc(row.at),
+        Kind(row.kind),
+        row.actor,
+        row.text,
+        row.link,
+        row.key,
+        json.loads(row.data),
+        row.public_text or "",
     )
 
 
@@ -100,6 +108,7 @@ class SqlIncidentRepository:
             link=entry.link,
             key=entry.key[:200] if entry.key else None,
             data=json.dumps(entry.data),
+            public_text=entry.public or None,
         )
         try:
             # A savepoint: a duplicate key must not abort the rest of the unit of work (PostgreSQL would).

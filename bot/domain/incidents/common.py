@@ -191,9 +191,11 @@ def record(
     key: str | None = None,
     data: dict[str, str] | None = None,
     at: datetime | None = None,
+    public: str = "",
 ) -> bool:
-    """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already recorded."""
-    entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {})
+    """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already
+    recorded. ``public``: what the public status page may show of the entry."""
+    entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {}, public)
     with d.uow() as uow:
         added = uow.incidents.append(entry)
         uow.commit()

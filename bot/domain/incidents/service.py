@@ -52,7 +52,7 @@ class Incidents:
                     Role.VIEWER,
                     updates.parse,
                     self.updates.run,
-                    options=frozenset({"impact", "what", "next"}),
+                    options=frozenset({"impact", "what", "next", "public"}),
                     mutates=True,
                 ),
                 Subcommand(

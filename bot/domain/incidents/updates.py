@@ -32,11 +32,13 @@ from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
 
-USAGE = 'incident update [INC-n] <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m]'
+USAGE = 'incident update [INC-n] <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m] [--public "…"]'
 CLOCK_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 MAX_NEXT = timedelta(days=2)
 MAX_TEXT = 3000
-FIELDS = ("status", "impact", "what_happened", "current_status", "next_update")
+FIELDS = ("status", "impact", "what_happened", "current_status", "next_update", "public")
+MAX_PUBLIC = 1000  # a status page update is a paragraph, not a report
+SLACK_REFERENCE = re.compile(r"<[@#!][^>]*>")  # a person, channel or user group in Slack's markup
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class PostUpdate:
     what_happened: str = ""
     next_update: str | None = None
     incident: str | None = None  # INC-n: update it from any channel (its commander or an admin)
+    public: str = ""  # what the public status page shows ("": the update stays internal)
 
 
 def parse(args: Args) -> PostUpdate:
@@ -64,7 +67,23 @@ def parse(args: Args) -> PostUpdate:
     text = args.text(1)
     if not text and status != Status.RESOLVED:
         raise UsageError("Say what the current status is after the status word.", f"/ops {USAGE}")
-    return PostUpdate(status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"), ref)
+    public = args.options.get("public", "").strip()
+    problem = public_text_problem(public)
+    if problem:
+        raise UsageError(f"`--public`: {problem}", f"/ops {USAGE}")
+    return PostUpdate(
+        status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"), ref, public
+    )
+
+
+def public_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot go on the public status page, or None. It is public: no Slack mentions of people,
+    channels or user groups (their ids would show), and at most ``MAX_PUBLIC`` characters."""
+    if len(text) > MAX_PUBLIC:
+        return f"keep the public text under {MAX_PUBLIC} characters."
+    if SLACK_REFERENCE.search(text):
+        return "the public text names a person, channel or group; the status page is public, so write it without them."
+    return None
 
 
 def parse_next(text: str, now: datetime) -> datetime:
@@ -104,6 +123,9 @@ def form_errors(values: dict[str, str]) -> dict[str, str]:
     for name in FIELDS:
         if len(values.get(name, "")) > MAX_TEXT:
             errors[name] = f"Keep this under {MAX_TEXT} characters."
+    public = public_text_problem(values.get("public", "").strip())
+    if public and "public" not in errors:
+        errors["public"] = public[0].upper() + public[1:]
     return {**errors, **control_characters(values)}
 
 
@@ -148,7 +170,14 @@ class Updates:
                 )
             promised = now + every
         return self.post(
-            actor, incident, Status(command.status), impact, command.what_happened.strip(), command.current_status, promised
+            actor,
+            incident,
+            Status(command.status),
+            impact,
+            command.what_happened.strip(),
+            command.current_status,
+            promised,
+            public=command.public,
         )
 
     def open_form(self, actor: Actor, incident: Incident) -> Reply:
@@ -196,15 +225,28 @@ class Updates:
             values.get("what_happened", "").strip(),
             values["current_status"].strip(),
             parse_next(values["next_update"], now),
+            public=values.get("public", "").strip(),
         )
 
     def post(
-        self, actor: Actor, incident: Incident, status: Status, impact: str, what_happened: str, current: str, promised: datetime
+        self,
+        actor: Actor,
+        incident: Incident,
+        status: Status,
+        impact: str,
+        what_happened: str,
+        current: str,
+        promised: datetime,
+        *,
+        public: str = "",
     ) -> Reply:
-        """Post the update first (if Slack refuses, nothing is recorded), then record it and re-arm the reminder."""
+        """Post the update first (if Slack refuses, nothing is recorded), then record it and re-arm the reminder;
+        ``public`` (if any) is what the public status page shows of it."""
         d = self._d
         now, user = d.clock.now(), actor.user_id
-        message = StatusUpdate(incident, status, impact, incident.declared_at, now, what_happened, current, promised, user)
+        message = StatusUpdate(
+            incident, status, impact, incident.declared_at, now, what_happened, current, promised, user, public=public
+        )
         post_in_channel(d, incident, message)
 
         def apply(latest: Incident) -> Incident:
@@ -228,7 +270,10 @@ class Updates:
             after,
             Kind.UPDATE,
             f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else ""),
+            data={"status": status.value},
+            public=public,
         )
         warnings = refresh(d, after)
         when = f"; the next update is due by {due:%H:%M} UTC" if due else ""
-        return Reply(Notice(f"Update posted in #{after.channel_name}{when}.", details=warnings))
+        published = "; its public text is on the status page" if public and d.config.status_page.enabled else ""
+        return Reply(Notice(f"Update posted in #{after.channel_name}{when}{published}.", details=warnings))
