@@ -9,6 +9,7 @@ public update, ``PUBLIC_TEXT``.
 from __future__ import annotations
 
 import contextlib
+import socketserver
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,12 @@ def fixed_clock() -> FrozenClock:
     return FrozenClock(START)
 
 
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread per connection: a browser's idle pre-opened connection must not hold up its real request."""
+
+    daemon_threads = True
+
+
 class _Quiet(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return None
@@ -86,7 +93,7 @@ class _Quiet(WSGIRequestHandler):
 @contextlib.contextmanager
 def serving(bot: Bot) -> Iterator[str]:
     """``make_wsgi_app`` (what `opsbot serve` runs under gunicorn) on a loopback port; yields its base URL."""
-    server = make_server("127.0.0.1", 0, make_wsgi_app(bot.settings, bot.services), WSGIServer, _Quiet)
+    server = make_server("127.0.0.1", 0, make_wsgi_app(bot.settings, bot.services), _ThreadingServer, _Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
