@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import redis
 from bot.console.slack_emulator import SlackEmulator
 from bot.domain.health.rules import Level
 from tests.e2e.incident_helpers import BotFactory, declare, last_view, posts, submit
+from tests.e2e.test_http_server import serving as served_by_gunicorn
 from tests.faults import TcpProxy, pg_proxy, redis_proxy  # noqa: F401 - fixtures
 from tests.status_kit import PUBLIC_TEXT, SECRET, START, TITLE, fixed_clock, published_state, serving, set_watch, status_config
 from tests.support import USERS, Bot, make_config
@@ -163,3 +165,22 @@ def test_the_page_answers_while_the_database_is_down(
     assert page.status_code == 200 and "Incidents cannot be read right now" in page.text
     assert data["complete"] is False and data["incidents"] == []
     assert data["services"][0] == {"name": "api", "state": "degraded", "since": "2026-11-23T14:00:00Z"}
+
+
+def test_opsbot_serve_answers_the_page_under_gunicorn(
+    emulator: SlackEmulator, pg_url: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    bot = Bot(
+        emulator=emulator,
+        db_url=pg_url,
+        redis_client=redis_client,
+        prefix=redis_prefix,
+        config=make_config(**status_config()),
+        clock=fixed_clock(),
+    )
+    published_state(bot)
+    with served_by_gunicorn(bot, tmp_path, REDIS_URL=redis_url) as base:
+        page = httpx.get(base + "/status", timeout=10)
+        data = httpx.get(base + "/status.json", timeout=10).json()
+    assert page.status_code == 200 and PUBLIC_TEXT in page.text and SECRET not in page.text
+    assert data["services"][0] == {"name": "api", "state": "degraded", "since": "2026-11-23T13:40:00Z"}
