@@ -83,6 +83,7 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     """One thread per connection: a browser's idle pre-opened connection must not hold up its real request."""
 
     daemon_threads = True
+    request_queue_size = 64  # socketserver's 5 drops a crowd's connections (a 1 s SYN retry each)
 
 
 class _Quiet(WSGIRequestHandler):
@@ -93,7 +94,14 @@ class _Quiet(WSGIRequestHandler):
 @contextlib.contextmanager
 def serving(bot: Bot) -> Iterator[str]:
     """``make_wsgi_app`` (what `opsbot serve` runs under gunicorn) on a loopback port; yields its base URL."""
-    server = make_server("127.0.0.1", 0, make_wsgi_app(bot.settings, bot.services), _ThreadingServer, _Quiet)
+    with serving_app(make_wsgi_app(bot.settings, bot.services)) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """Any WSGI app on a loopback port, a thread per connection; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, _ThreadingServer, _Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -10,6 +10,8 @@ import base64
 import hashlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from bot.render import shipped_templates
 
 log = logging.getLogger("opsbot.status")
 STATUS_PATHS = frozenset({"/status", "/status.json"})
+MAX_AGE_SECONDS = 5  # a public page gets a crowd during an incident: one read of Redis and the database per 5 s
 PAGE = "status/page.html.j2"
 SCRIPT = "status/local_time.js.j2"
 Headers = list[tuple[str, str]]
@@ -75,7 +78,7 @@ class StatusPageRenderer:
 def _common(body: bytes) -> Headers:
     return [
         ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-cache"),
+        ("Cache-Control", f"public, max-age={MAX_AGE_SECONDS}"),
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "no-referrer"),
     ]
@@ -84,24 +87,37 @@ def _common(body: bytes) -> Headers:
 class StatusPageApp:
     """``GET /status`` (HTML) and ``GET /status.json`` as a WSGI app; 404 while ``status_page.enabled`` is false.
 
-    It answers 200 even when Redis or the database are down: the page then says what it could not read.
+    It answers 200 even when Redis or the database are down: the page then says what it could not read. One
+    snapshot serves every request for ``max_age`` seconds (per process; the reads happen once however many ask).
     """
 
-    def __init__(self, board: StatusBoard, renderer: StatusPageRenderer) -> None:
+    def __init__(self, board: StatusBoard, renderer: StatusPageRenderer, max_age: float = MAX_AGE_SECONDS) -> None:
         self._board = board
         self._renderer = renderer
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._cached: tuple[float, StatusSnapshot] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not self._board.enabled:
             body = b"Not Found"
             start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
             return [body]
-        try:
-            snapshot = self._board.snapshot()
-        except Exception:  # a public page never answers 500; what broke goes to the log with its traceback
-            log.exception("status page: could not assemble the page")
-            snapshot = self._board.unreadable()
+        snapshot = self._snapshot()
         as_json = environ.get("PATH_INFO", "").endswith(".json")
         body, headers = self._renderer.json(snapshot) if as_json else self._renderer.html(snapshot)
         start_response("200 OK", headers)
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    def _snapshot(self) -> StatusSnapshot:
+        with self._lock:  # one request reads the stores; the others wait for its snapshot
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self._max_age:
+                return self._cached[1]
+            try:
+                snapshot = self._board.snapshot()
+            except Exception:  # a public page never answers 500; what broke goes to the log with its traceback
+                log.exception("status page: could not assemble the page")
+                snapshot = self._board.unreadable()
+            self._cached = (now, snapshot)
+            return snapshot
