@@ -3,7 +3,7 @@
 ``published_state(bot)`` sets the fixed state every status page test starts from: the health watch of ``api`` in
 production says WARNING (the page: degraded), ``web``'s says OK (operational), ``worker`` has no watch (unknown), and
 INC-1 on ``api`` carries ``SECRET`` in everything internal (title, impact, status texts, what happened) and one
-public update, ``PUBLIC_TEXT``.
+public update, ``PUBLIC_TEXT``; INC-2 on ``web`` was resolved with ``SECRET`` in its summary and ``RESOLVED_TEXT`` public.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.support import CONFIG, Bot, FrozenClock
 
 SECRET = "ZQX-INTERNAL-7731"  # appears in every internal field; never on the page
 PUBLIC_TEXT = "Checkout is slow for some customers; we are rolling back a change."
+RESOLVED_TEXT = "Images on the web shop load normally again."
 TITLE = "Example Corp status"
 START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
@@ -73,6 +74,9 @@ def published_state(bot: Bot) -> None:
     reply = bot.command(f'incident update monitoring "{SECRET} later status, internal only" --next 30m', channel=channel.id)
     assert "Update posted" in reply.seen(), reply.seen()
     assert len(posts(bot, channel.id, "Incident Update")) == 2
+    resolved = declare(bot, f'P2 Web {SECRET} --service web --impact "{SECRET}"', user="U0DEV2")
+    reply = bot.command(f'incident resolve "{SECRET} summary" --public "{RESOLVED_TEXT}"', user="U0DEV2", channel=resolved.id)
+    assert "is resolved" in reply.seen(), reply.seen()
 
 
 def fixed_clock() -> FrozenClock:

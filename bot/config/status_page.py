@@ -13,13 +13,15 @@ if TYPE_CHECKING:
 
 
 class StatusPage(Strict):
-    """What the public page shows: its title, which services (default: every configured one) and which
-    environments' health watches decide a service's state (default: every watched one)."""
+    """What the public page shows: its title, which services (default: every configured one), which
+    environments' health watches decide a service's state (default: every watched one), and for how long a
+    resolved incident with public updates stays listed (hours; 0: not at all)."""
 
     enabled: bool = False
     title: str = Field(default="Service status", min_length=1, max_length=100)
     services: list[str] | None = None
     environments: list[str] | None = None
+    show_resolved_hours: int = Field(default=24, ge=0, le=14 * 24)  # resolved incidents stay listed this long
 
 
 def status_page_problems(config: OpsConfig) -> list[str]:

@@ -15,7 +15,18 @@ from bot.domain.health.rules import Level
 from tests.e2e.incident_helpers import BotFactory, declare, last_view, posts, submit
 from tests.e2e.test_http_server import serving as served_by_gunicorn
 from tests.faults import TcpProxy, pg_proxy, redis_proxy  # noqa: F401 - fixtures
-from tests.status_kit import PUBLIC_TEXT, SECRET, START, TITLE, fixed_clock, published_state, serving, set_watch, status_config
+from tests.status_kit import (
+    PUBLIC_TEXT,
+    RESOLVED_TEXT,
+    SECRET,
+    START,
+    TITLE,
+    fixed_clock,
+    published_state,
+    serving,
+    set_watch,
+    status_config,
+)
 from tests.support import USERS, Bot, make_config
 
 
@@ -62,12 +73,24 @@ def test_the_page_shows_service_states_and_only_the_public_update(bot_with: BotF
             "ref": "INC-1",
             "services": ["api"],
             "started_at": "2026-11-23T14:00:00Z",
+            "resolved_at": None,
             "status": "identified",
             "updates": [{"at": "2026-11-23T14:00:00Z", "status": "identified", "text": PUBLIC_TEXT}],
         }
     ]
+    assert data["recently_resolved"] == [
+        {
+            "ref": "INC-2",
+            "services": ["web"],
+            "started_at": "2026-11-23T14:00:00Z",
+            "resolved_at": "2026-11-23T14:00:00Z",
+            "status": "resolved",
+            "updates": [{"at": "2026-11-23T14:00:00Z", "status": "resolved", "text": RESOLVED_TEXT}],
+        }
+    ]
     html = page.text
     assert PUBLIC_TEXT in html and "Degraded performance" in html and "Some services are degraded" in html
+    assert "Recently resolved" in html and RESOLVED_TEXT in html
     assert '<time datetime="2026-11-23T13:40:00Z">2026-11-23 13:40 UTC</time>' in html
 
 
@@ -78,7 +101,7 @@ def test_nothing_internal_reaches_the_page(bot_with: BotFactory) -> None:
     channel = next(c for c in bot.emulator.channels.values() if c.name.startswith("inc-"))
     with serving(bot) as base:
         shown = httpx.get(base + "/status").text + httpx.get(base + "/status.json").text
-    assert PUBLIC_TEXT in shown  # the page did render the incident
+    assert PUBLIC_TEXT in shown and RESOLVED_TEXT in shown  # the page did render both incidents
     assert SECRET not in shown and SECRET.lower() not in shown.lower()
     for user, name in USERS.items():
         assert user not in shown and f"@{name}" not in shown, user
@@ -94,6 +117,21 @@ def test_an_incident_without_a_public_update_is_not_published(bot_with: BotFacto
         data = httpx.get(base + "/status.json").json()
         html = httpx.get(base + "/status").text
     assert data["incidents"] == [] and "No open incidents." in html and SECRET not in html
+
+
+def test_a_resolved_incident_stays_listed_for_show_resolved_hours(bot_with: BotFactory) -> None:
+    bot = bot_with(**status_config(show_resolved_hours=2))
+    channel = declare(bot, "P1 Checkout errors --service api --impact x")
+    reply = bot.command('incident update resolved "Rolled back" --public "Checkout works again."', channel=channel.id)
+    assert "is resolved" in reply.seen(), reply.seen()
+    with serving(bot) as base:
+        data = httpx.get(base + "/status.json").json()
+    assert data["incidents"] == [] and [i["updates"][0]["text"] for i in data["recently_resolved"]] == ["Checkout works again."]
+    bot.services.adapters.clock.advance(hours=2, seconds=1)  # type: ignore[attr-defined]
+    with serving(bot) as base:
+        data = httpx.get(base + "/status.json").json()
+        html = httpx.get(base + "/status").text
+    assert data["recently_resolved"] == [] and "Recently resolved" not in html
 
 
 def test_the_update_form_takes_a_public_text(bot_with: BotFactory) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from bot.adapters.status_page import StatusPageRenderer
 from bot.config import ConfigError, parse_config
-from bot.domain.incidents.updates import public_text_problem
+from bot.domain.incidents.common import public_text_problem
 from bot.domain.status.model import PublicIncident, PublicUpdate, ServiceState, ServiceStatus, StatusSnapshot, state_of
 from tests.support import config_data, make_config
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -94,6 +95,15 @@ class SqlIncidentRepository:
     def open_incidents(self) -> list[Incident]:
         rows = self._conn.execute(
             sa.select(incidents).where(incidents.c.status != Status.RESOLVED.value).order_by(incidents.c.id)
+        )
+        return [_incident(row) for row in rows]
+
+    @guard_db
+    def resolved_since(self, since: datetime) -> list[Incident]:
+        rows = self._conn.execute(
+            sa.select(incidents)
+            .where(incidents.c.status == Status.RESOLVED.value, incidents.c.resolved_at >= since)
+            .order_by(incidents.c.resolved_at.desc(), incidents.c.id.desc())
         )
         return [_incident(row) for row in rows]
 

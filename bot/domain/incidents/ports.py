@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from bot.domain.incidents.model import ChannelRef, ChatMessage, Incident, TimelineEntry
@@ -30,6 +31,10 @@ class IncidentRepository(Protocol):
 
     def open_incidents(self) -> list[Incident]:
         """Open incidents, oldest first."""
+        ...
+
+    def resolved_since(self, since: datetime) -> list[Incident]:
+        """Incidents resolved at or after ``since``, latest resolved first."""
         ...
 
     def get_for_update(self, incident_id: int) -> Incident | None:

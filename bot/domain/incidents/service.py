@@ -97,6 +97,7 @@ class Incidents:
                     Role.VIEWER,
                     resolve.parse,
                     self.resolutions.run,
+                    options=frozenset({"public"}),
                     mutates=True,
                 ),
                 Subcommand(

@@ -15,6 +15,7 @@ from bot.domain.incidents.common import (
     get,
     number,
     post_in_channel,
+    public_text_problem,
     record,
     refresh,
     require_open,
@@ -37,8 +38,6 @@ CLOCK_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 MAX_NEXT = timedelta(days=2)
 MAX_TEXT = 3000
 FIELDS = ("status", "impact", "what_happened", "current_status", "next_update", "public")
-MAX_PUBLIC = 1000  # a status page update is a paragraph, not a report
-SLACK_REFERENCE = re.compile(r"<[@#!][^>]*>")  # a person, channel or user group in Slack's markup
 
 
 @dataclass(frozen=True)
@@ -74,16 +73,6 @@ def parse(args: Args) -> PostUpdate:
     return PostUpdate(
         status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"), ref, public
     )
-
-
-def public_text_problem(text: str) -> str | None:
-    """Why ``text`` cannot go on the public status page, or None. It is public: no Slack mentions of people,
-    channels or user groups (their ids would show), and at most ``MAX_PUBLIC`` characters."""
-    if len(text) > MAX_PUBLIC:
-        return f"keep the public text under {MAX_PUBLIC} characters."
-    if SLACK_REFERENCE.search(text):
-        return "the public text names a person, channel or group; the status page is public, so write it without them."
-    return None
 
 
 def parse_next(text: str, now: datetime) -> datetime:
@@ -149,7 +138,7 @@ class Updates:
         if command.status is None:
             return self.open_form(actor, incident)
         if command.status == Status.RESOLVED:
-            return self._resolutions.resolve(actor, incident, command.current_status)
+            return self._resolutions.resolve(actor, incident, command.current_status, public=command.public)
         impact = incident.impact if command.impact is None else command.impact.strip()
         if not impact:
             raise UsageError(
@@ -215,7 +204,9 @@ class Updates:
         if errors:
             raise UsageError(next(iter(errors.values())))
         if values["status"] == Status.RESOLVED:
-            return self._resolutions.resolve(actor, incident, values["current_status"].strip())
+            return self._resolutions.resolve(
+                actor, incident, values["current_status"].strip(), public=values.get("public", "").strip()
+            )
         now = d.clock.now()
         return self.post(
             actor,

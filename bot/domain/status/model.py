@@ -68,10 +68,21 @@ class PublicIncident:
     services: tuple[str, ...]
     started_at: datetime
     updates: tuple[PublicUpdate, ...]
+    resolved_at: datetime | None = None
 
     @property
     def status(self) -> str:
-        return self.updates[0].status
+        return "resolved" if self.resolved_at is not None else self.updates[0].status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "services": list(self.services),
+            "started_at": _iso(self.started_at),
+            "resolved_at": _iso(self.resolved_at),
+            "status": self.status,
+            "updates": [{"at": _iso(u.at), "status": u.status, "text": u.text} for u in self.updates],
+        }
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class StatusSnapshot:
     services: tuple[ServiceStatus, ...]
     incidents: tuple[PublicIncident, ...]
     notices: tuple[str, ...] = field(default_factory=tuple)
+    resolved: tuple[PublicIncident, ...] = ()  # resolved recently (``status_page.show_resolved_hours``), latest first
 
     @property
     def overall(self) -> ServiceState:
@@ -103,16 +115,8 @@ class StatusSnapshot:
             "complete": not self.notices,
             "notices": list(self.notices),
             "services": [{"name": s.name, "state": s.state.value, "since": _iso(s.since)} for s in self.services],
-            "incidents": [
-                {
-                    "ref": i.ref,
-                    "services": list(i.services),
-                    "started_at": _iso(i.started_at),
-                    "status": i.status,
-                    "updates": [{"at": _iso(u.at), "status": u.status, "text": u.text} for u in i.updates],
-                }
-                for i in self.incidents
-            ],
+            "incidents": [i.to_dict() for i in self.incidents],
+            "recently_resolved": [i.to_dict() for i in self.resolved],
         }
 
 

@@ -7,7 +7,7 @@ It always answers: when Redis (the watches) or the database (incidents) cannot b
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain.health.model import WatchReading
 from bot.domain.incidents.model import Incident, Kind, TimelineEntry
@@ -19,6 +19,7 @@ log = logging.getLogger("opsbot.status")
 MAX_INCIDENTS = 20  # open incidents on one page; more than this is a bad day the page need not list in full
 MAX_UPDATES = 20  # public updates per incident, newest first
 WATCHES_UNREADABLE = "Service states cannot be read right now; they show as unknown."
+PUBLISHED_KINDS = frozenset({Kind.UPDATE, Kind.RESOLVED})  # the timeline entries that may carry a public text
 INCIDENTS_UNREADABLE = "Incidents cannot be read right now; open incidents may be missing below."
 
 
@@ -41,9 +42,14 @@ class StatusBoard:
         """The page now: every listed service's state and every open incident with a public update."""
         notices: list[str] = []
         services = self._services(notices)
-        incidents = self._incidents(notices)
+        incidents, resolved = self._incidents(notices)
         return StatusSnapshot(
-            self._d.config.status_page.title, self._d.clock.now(), tuple(services), tuple(incidents), tuple(notices)
+            self._d.config.status_page.title,
+            self._d.clock.now(),
+            tuple(services),
+            tuple(incidents),
+            tuple(notices),
+            tuple(resolved),
         )
 
     def unreadable(self) -> StatusSnapshot:
@@ -70,17 +76,23 @@ class StatusBoard:
             statuses.append(ServiceStatus(name, state, _since(state, mine)))
         return statuses
 
-    def _incidents(self, notices: list[str]) -> list[PublicIncident]:
+    def _incidents(self, notices: list[str]) -> tuple[list[PublicIncident], list[PublicIncident]]:
+        """(open incidents, recently resolved ones) that have public updates, each latest first."""
         listed = set(self.listed_services())
+        hours = self._d.config.status_page.show_resolved_hours
         try:
             with self._d.uow() as uow:
-                found = [(i, uow.incidents.timeline(i.id)) for i in uow.incidents.open_incidents()]
+                repository = uow.incidents
+                opened = [(i, repository.timeline(i.id)) for i in repository.open_incidents()]
+                since = self._d.clock.now() - timedelta(hours=hours)
+                closed = [(i, repository.timeline(i.id)) for i in repository.resolved_since(since)] if hours else []
         except Unavailable as exc:
             log.warning("status page: incidents unreadable (%s)", exc.detail)
             notices.append(INCIDENTS_UNREADABLE)
-            return []
-        published = [public for incident, timeline in found if (public := _public(incident, timeline, listed)) is not None]
-        return sorted(published, key=lambda i: i.updates[0].at, reverse=True)[:MAX_INCIDENTS]
+            return [], []
+        published = [public for incident, timeline in opened if (public := _public(incident, timeline, listed)) is not None]
+        resolved = [public for incident, timeline in closed if (public := _public(incident, timeline, listed)) is not None]
+        return sorted(published, key=lambda i: i.updates[0].at, reverse=True)[:MAX_INCIDENTS], resolved[:MAX_INCIDENTS]
 
 
 def _public(incident: Incident, timeline: list[TimelineEntry], listed: set[str]) -> PublicIncident | None:
@@ -88,12 +100,12 @@ def _public(incident: Incident, timeline: list[TimelineEntry], listed: set[str])
     updates = [
         PublicUpdate(entry.at, str(entry.data.get("status") or incident.status.value), entry.public)
         for entry in reversed(timeline)
-        if entry.public and entry.kind is Kind.UPDATE
+        if entry.public and entry.kind in PUBLISHED_KINDS
     ]
     if not updates:
         return None
     services = tuple(s for s in incident.services if s in listed)
-    return PublicIncident(incident.ref, services, incident.declared_at, tuple(updates[:MAX_UPDATES]))
+    return PublicIncident(incident.ref, services, incident.declared_at, tuple(updates[:MAX_UPDATES]), incident.resolved_at)
 
 
 def _since(state: ServiceState, readings: list[WatchReading]) -> datetime | None:
