@@ -58,9 +58,11 @@ def test_the_page_shows_service_states_and_only_the_public_update(bot_with: BotF
     with serving(bot) as base:
         page = httpx.get(base + "/status")
         document = httpx.get(base + "/status.json")
+        head = httpx.head(base + "/status")
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     assert "script-src 'sha256-" in page.headers["content-security-policy"]
-    assert document.status_code == 200
+    assert document.status_code == 200 and document.headers["access-control-allow-origin"] == "*"
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == page.headers["content-length"]
     data = document.json()
     assert data["title"] == TITLE and data["overall"] == "degraded" and data["complete"] is True
     assert data["services"] == [
