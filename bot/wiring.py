@@ -84,6 +84,8 @@ from bot.domain.shared.ports import (
     ShutdownSignal,
     SystemClock,
 )
+from bot.domain.status.deps import StatusDeps
+from bot.domain.status.service import StatusBoard
 from bot.render import Renderer
 from bot.settings import MissingSetting, Settings
 
@@ -325,6 +327,12 @@ class Runtime:
     @property
     def alerts(self) -> Alerts:
         return self.families.alerts
+
+    @property
+    def status_board(self) -> StatusBoard:
+        """The public status page's data (`opsbot serve`'s /status); it keeps no state, so it is built on asking."""
+        a = self.adapters
+        return StatusBoard(StatusDeps(config=a.config, clock=a.clock, uow=a.uow, health=self.health))
 
     def render(self, message: Message) -> dict[str, Any]:
         return self.renderer.render(message)

@@ -27,6 +27,7 @@ from bot.config.metrics import Prometheus
 from bot.config.paging import PagerDuty
 from bot.config.services import *  # noqa: F403
 from bot.config.services import Deploys, Service
+from bot.config.status_page import StatusPage, status_page_problems
 
 
 class OpsConfig(Strict):
@@ -44,6 +45,7 @@ class OpsConfig(Strict):
     pagerduty: PagerDuty | None = None  # paging through PagerDuty (docs/incidents.md, "Paging")
     alertmanager: Alertmanager = Field(default_factory=Alertmanager)  # docs/alerts.md
     prometheus: Prometheus | None = None  # where metric guardrails are read (docs/metrics.md)
+    status_page: StatusPage = Field(default_factory=StatusPage)
 
     @field_validator("environments", "services")
     @classmethod
@@ -67,6 +69,7 @@ class OpsConfig(Strict):
         problems.extend(self.flags.problems(self.environments, self.services))
         problems.extend(watch_problems(self))
         problems.extend(_metric_problems(self))
+        problems.extend(status_page_problems(self))
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -200,9 +200,11 @@ def record(
     key: str | None = None,
     data: dict[str, str] | None = None,
     at: datetime | None = None,
+    public: str = "",
 ) -> bool:
-    """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already recorded."""
-    entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {})
+    """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already
+    recorded. ``public``: what the public status page may show of the entry."""
+    entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {}, public)
     with d.uow() as uow:
         added = uow.incidents.append(entry)
         uow.commit()
@@ -246,3 +248,17 @@ def still_waiting(pending: list[Pending]) -> list[str]:
 def cadence_minutes(d: IncidentDeps, incident: Incident) -> int | None:
     value = cadence(d, incident)
     return int(value.total_seconds() // 60) if value else None
+
+
+MAX_PUBLIC = 1000  # a status page update is a paragraph, not a report
+SLACK_REFERENCE = re.compile(r"<[@#!][^>]*>")  # a person, channel or user group in Slack's markup
+
+
+def public_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot go on the public status page, or None. It is public: no Slack mentions of people,
+    channels or user groups (their ids would show), and at most ``MAX_PUBLIC`` characters."""
+    if len(text) > MAX_PUBLIC:
+        return f"keep the public text under {MAX_PUBLIC} characters."
+    if SLACK_REFERENCE.search(text):
+        return "the public text names a person, channel or group; the status page is public, so write it without them."
+    return None

@@ -34,6 +34,10 @@ class IncidentRepository(Protocol):
         """Open incidents, oldest first."""
         ...
 
+    def resolved_since(self, since: datetime) -> list[Incident]:
+        """Incidents resolved at or after ``since``, latest resolved first."""
+        ...
+
     def get_for_update(self, incident_id: int) -> Incident | None:
         """The incident, its row locked until the unit of work ends: changes to one incident take turns."""
         ...

@@ -63,7 +63,7 @@ class Incidents:
                     Role.VIEWER,
                     updates.parse,
                     self.updates.run,
-                    options=frozenset({"impact", "what", "next"}),
+                    options=frozenset({"impact", "what", "next", "public"}),
                     mutates=True,
                 ),
                 Subcommand(
@@ -108,6 +108,7 @@ class Incidents:
                     Role.VIEWER,
                     resolve.parse,
                     self.resolutions.run,
+                    options=frozenset({"public"}),
                     mutates=True,
                 ),
                 Subcommand(
