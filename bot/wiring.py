@@ -2,7 +2,7 @@
 
 ``build_services`` builds every adapter once, then each family once with a dataclass of exactly
 what it needs, in the order their dependencies allow (locks → health → incidents → deploy and
-flag outcomes → approvals → deploys, flags → audit), then the dispatcher over their declarations.
+flag outcomes → approvals → deploys, flags → audit → home), then the dispatcher over their declarations.
 Nothing is bound after construction and nothing lives in a module global.
 """
 
@@ -27,12 +27,14 @@ from bot.adapters.local_jobs import InProcessJobs, InProcessWorker
 from bot.adapters.metrics import MeteredAuditLog, Metrics, OutboxCollector, RequestLog
 from bot.adapters.outbox_delivery import OutboxDelivery
 from bot.adapters.redis.connection import connect
+from bot.adapters.redis.home_viewers import RedisHomeViewers
 from bot.adapters.redis.jobs import RqJobs
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
 from bot.adapters.redis.locks import RedisLockStore
 from bot.adapters.redis.state import RedisState
 from bot.adapters.redis.watches import RedisWatchStore
 from bot.adapters.slack.conversations import SlackConversations
+from bot.adapters.slack.home import SlackHomeSurface
 from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, SlackPeople, make_web_client
 from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import create_db_engine
@@ -55,6 +57,9 @@ from bot.domain.health.deps import HealthDeps
 from bot.domain.health.ports import HealthProbe, WatchStore
 from bot.domain.health.service import HealthService
 from bot.domain.health.watches import HealthWatches
+from bot.domain.home.deps import HomeDeps
+from bot.domain.home.ports import HomeSurface, HomeViewers, NobodyHome, NoHomeSurface
+from bot.domain.home.service import ChangeWatcher, HomeService
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.ports import Conversations, IncidentsUnitOfWork
 from bot.domain.incidents.service import Incidents
@@ -105,6 +110,8 @@ class Adapters:
     events: ServiceEvents | None = None  # None: open incidents listen (the default)
     approval_outcomes: Mapping[str, ApprovalOutcome] = field(default_factory=dict)  # request kinds of one's own (tests)
     requests: RequestObserver = field(default_factory=lambda: Unobserved())  # counts and logs each request
+    home_surface: HomeSurface = field(default_factory=NoHomeSurface)  # views.publish (unit tests: not wired)
+    home_viewers: HomeViewers = field(default_factory=NobodyHome)  # who opened Home lately, publish windows
 
 
 class Unobserved:
@@ -132,6 +139,7 @@ class Families:
     flags: Flags
     audit_commands: AuditCommands
     audit_anchors: AuditAnchors
+    home: HomeService
 
 
 def build_families(a: Adapters) -> Families:
@@ -225,8 +233,26 @@ def build_families(a: Adapters) -> Families:
         incidents.family(),
         audit_anchors.family(),
     ]
+    # Home reads the families above through their public parts, and refreshes when a request changed what it shows.
+    home = HomeService(
+        HomeDeps(
+            config=config,
+            clock=clock,
+            uow=a.uow,
+            locks=a.locks,
+            audit=a.audit,
+            policy=policy,
+            surface=a.home_surface,
+            viewers=a.home_viewers,
+            jobs=a.jobs,
+            notifier=a.notifier,
+            mutating=frozenset("command." + "_".join(s.words) for f in declared for s in f.commands if s.mutates),
+        )
+    )
+    declared.append(home.family())
+    observer = ChangeWatcher(a.requests, home)
     return Families(
-        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared, people=a.people, observer=a.requests),
+        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared, people=a.people, observer=observer),
         lock_commands=lock_commands,
         deploy_locks=deploy_locks,
         approvals=approvals,
@@ -236,6 +262,7 @@ def build_families(a: Adapters) -> Families:
         flags=flags,
         audit_commands=audit_commands,
         audit_anchors=audit_anchors,
+        home=home,
     )
 
 
@@ -293,6 +320,10 @@ class Runtime:
     @property
     def audit_commands(self) -> AuditCommands:
         return self.families.audit_commands
+
+    @property
+    def home(self) -> HomeService:
+        return self.families.home
 
     def render(self, message: Message) -> dict[str, Any]:
         return self.renderer.render(message)
@@ -417,6 +448,8 @@ def build_services(
         "health": lambda: HttpHealthProbe(config, metrics=metrics),
         "watches": lambda: RedisWatchStore(r, clock, prefix),
         "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
+        "home_surface": lambda: SlackHomeSurface(web_client, renderer),
+        "home_viewers": lambda: RedisHomeViewers(r, prefix),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
     extra = {name: overrides[name] for name in ("events", "approval_outcomes") if name in overrides}

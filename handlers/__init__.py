@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import approvals, audit, deploys, flags, health, incidents, ops
+from handlers import approvals, audit, deploys, flags, health, home, incidents, ops
 
-FAMILIES = [ops, audit, approvals, health, deploys, flags, incidents]
+# home before approvals: its Approve/Reject listeners match only clicks on Home, the first match handles a click.
+FAMILIES = [ops, audit, home, approvals, health, deploys, flags, incidents]
 
 
 def register_all(app: App) -> None:
