@@ -234,7 +234,12 @@ class HomeService:
 
     # ----- helpers -----
     def _publish(self, user: str, board: Board, *, notice: HomeNotice | None = None, refreshing: bool = True) -> None:
-        self._d.surface.publish(user, self.view_for(user, board, notice=notice, refreshing=refreshing))
+        d = self._d
+        d.surface.publish(user, self.view_for(user, board, notice=notice, refreshing=refreshing))
+        # The window was opened before reading; it restarts once Slack has the view, so Slack never sees two
+        # publishes for one person less than DEBOUNCE_SECONDS apart, however long reading and rendering took.
+        with contextlib.suppress(Unavailable):
+            d.viewers.hold(user, model.DEBOUNCE_SECONDS)
 
     def _trail(self, user: str) -> None:
         d = self._d
