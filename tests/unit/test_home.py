@@ -4,6 +4,7 @@ log, and the refresh rule (at most one automatic views.publish per person per 10
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -350,3 +351,20 @@ def test_a_running_deploy_is_in_progress_and_a_requested_one_is_not(world: World
     }
     board = world.home.board()
     assert [(d.environment, d.state) for d in board.deploys] == [("staging", DeployState.RUNNING)]
+
+
+def test_someone_with_no_opsbot_role_is_told_so_and_shown_nothing_else(world: World) -> None:
+    world.reads.open = [incident(1)]
+    world.reads.requests = [(request(), [])]
+    world.home.opened(Actor("U0NOBODY"))
+    text = str(blocks_of(world.publishes("U0NOBODY")[0]))
+    assert "with the *viewer* role or above" in text
+    assert "INC-1" not in text and "Deploy v1.2.3" not in text
+
+
+def test_the_manifest_declares_the_home_tab_and_its_event() -> None:
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifest.yml").read_text(encoding="utf-8"))
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]

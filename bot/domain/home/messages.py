@@ -38,3 +38,4 @@ class HomeView:
     notice: HomeNotice | None = None
     unavailable: list[str] = field(default_factory=list)
     refreshing: bool = True
+    permitted: bool = True  # False: the person holds no opsbot role; Home says so and shows nothing else

@@ -194,6 +194,8 @@ class HomeService:
         )
         if groups:
             unavailable.append("Your approver role: " + "; ".join(groups))
+        if not d.policy.has(user, Role.VIEWER, unreadable=groups):  # Home shows what `/ops` shows viewers, no more
+            return HomeView(user, board.read_at, [], 0, [], 0, [], 0, [], 0, [], 0, [], 0, [], permitted=False)
         actions = []
         try:
             actions = model.action_rows(d.audit.query(AuditQuery(actor=user, limit=model.RECENT_ACTIONS)))
