@@ -106,6 +106,7 @@ class FakeViewers:
         self.seen_at: dict[str, datetime] = {}
         self.windows: dict[str, datetime] = {}
         self.notices: dict[str, HomeNotice] = {}
+        self.version = 0
         self.down = False
 
     def _check(self) -> None:
@@ -146,6 +147,14 @@ class FakeViewers:
     def notice(self, user: str) -> HomeNotice | None:
         self._check()
         return self.notices.get(user)
+
+    def board_version(self) -> int:
+        self._check()
+        return self.version
+
+    def bump_board_version(self) -> None:
+        self._check()
+        self.version += 1
 
 
 class FakeSurface:
@@ -368,3 +377,21 @@ def test_the_manifest_declares_the_home_tab_and_its_event() -> None:
     manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifest.yml").read_text(encoding="utf-8"))
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
+
+
+def test_the_board_is_read_once_for_everyone_until_a_change_is_reported_or_it_is_five_seconds_old(world: World) -> None:
+    reads = []
+    original = world.reads.open_incidents
+    world.reads.open_incidents = lambda: reads.append(1) or original()  # type: ignore[method-assign]
+    for user in ("U0APPROVER1", "U0APPROVER2", "U0VIEWER"):
+        world.home.opened(Actor(user))
+    assert len(reads) == 1
+    world.reads.open = [incident(1)]
+    world.home.changed()  # a request changed something: the next reader sees it
+    world.home.opened(Actor("U0ADMIN"))
+    world.home.opened(Actor("U0APPROVER3"))
+    assert len(reads) == 2
+    assert "INC-1" in str(blocks_of(world.publishes("U0ADMIN")[0]))
+    world.clock.advance(seconds=6)
+    world.home.opened(Actor("U0DEV"))
+    assert len(reads) == 3  # older than five seconds: read again

@@ -63,5 +63,13 @@ class RedisHomeViewers:
         data = json.loads(raw)
         return HomeNotice(str(data["icon"]), str(data["text"]))
 
+    @guard_redis
+    def board_version(self) -> int:
+        return int(self._r.get(f"{self._prefix}version") or 0)
+
+    @guard_redis
+    def bump_board_version(self) -> None:
+        self._r.incr(f"{self._prefix}version")
+
     def _window(self, user: str) -> str:
         return f"{self._prefix}window:{user}"

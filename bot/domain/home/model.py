@@ -25,6 +25,7 @@ KILLS_WITHIN = timedelta(hours=24)
 DEBOUNCE_SECONDS = 10.0  # at most one automatic views.publish per person per 10 s (issue 13 §1)
 VIEWERS_FOR = timedelta(minutes=30)  # who opened Home within this is refreshed when something it shows changes
 NOTICE_SECONDS = 120  # a click's answer stays at the top of the clicker's Home this long
+BOARD_MAX_AGE = timedelta(seconds=5)  # a board is read again after this even when no change was reported
 
 T = TypeVar("T")
 

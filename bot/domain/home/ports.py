@@ -57,6 +57,14 @@ class HomeViewers(Protocol):
 
     def notice(self, user: str) -> HomeNotice | None: ...
 
+    def board_version(self) -> int:
+        """How many times something Home shows was reported changed, in any process (0 at first)."""
+        ...
+
+    def bump_board_version(self) -> None:
+        """Something Home shows changed: boards read before now are out of date."""
+        ...
+
 
 class HomeUnitOfWork(DeploysUnitOfWork, IncidentsUnitOfWork, Protocol):
     """What Home reads in one transaction: open incidents, pending approval requests, live deploys, freezes."""
@@ -87,6 +95,12 @@ class NobodyHome:
         return None
 
     def notice(self, user: str) -> HomeNotice | None:
+        return None
+
+    def board_version(self) -> int:
+        return 0
+
+    def bump_board_version(self) -> None:
         return None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,6 +41,8 @@ class HomeService:
 
     def __init__(self, deps: HomeDeps) -> None:
         self._d = deps
+        self._board_lock = threading.Lock()
+        self._cached: tuple[int, Board] | None = None  # (board version it was read at, the board)
 
     def family(self) -> Family:
         # Not audited: they only read and publish; the change that caused them is audited where it happened.
@@ -62,7 +65,7 @@ class HomeService:
         except Unavailable:
             refreshing = False
         try:
-            self._publish(user, self.board(), refreshing=refreshing)
+            self._publish(user, self.shared_board(), refreshing=refreshing)
         except OpsError:
             self._release(user)
             raise
@@ -80,7 +83,7 @@ class HomeService:
         except Unavailable:
             pass
         try:
-            self._publish(user, self.board(), notice=notice)
+            self._publish(user, self.shared_board(), notice=notice)
         except OpsError as exc:
             log.warning("could not publish the Home of %s after a click (%s); answering by DM", user, exc.message)
             try:
@@ -89,7 +92,9 @@ class HomeService:
                 log.error("could not answer %s's click on Home by DM either: %s", user, dm_failed.message)
 
     def changed(self) -> None:
-        """Something Home shows changed: one fan-out job (a burst of changes while it waits is one fan-out)."""
+        """Something Home shows changed: boards read before are out of date, and one fan-out job (a burst of changes
+        while it waits is one fan-out). Raises ``Unavailable`` when Redis is away."""
+        self._d.viewers.bump_board_version()
         self._d.jobs.submit(CHANGED_JOB, {}, key="home:changed")
 
     def shows_change(self, action: str, outcome: str) -> bool:
@@ -111,7 +116,7 @@ class HomeService:
             if not d.viewers.claim(user, model.DEBOUNCE_SECONDS):
                 self._trail(user)
                 continue
-            board = board or self.board()
+            board = board or self.shared_board()
             try:
                 self._publish(user, board)
             except OpsError as exc:
@@ -125,12 +130,29 @@ class HomeService:
             self._trail(user)  # published meanwhile (their own click); changes may have come after it
             return
         try:
-            self._publish(user, self.board())
+            self._publish(user, self.shared_board())
         except OpsError as exc:
             log.warning("could not refresh the Home of %s: %s", user, exc.message)
             self._release(user)
 
     # ----- reading and building -----
+    def shared_board(self) -> Board:
+        """The board, read once for everyone who needs it while nothing changed: reused while the board version
+        (bumped by ``changed`` in any process) is the one it was read at and it is younger than ``BOARD_MAX_AGE``
+        (what changes without a request: a lock running out, a freeze window starting). One reader at a time: the
+        others wait for its board instead of reading their own. Redis away: read for each caller."""
+        try:
+            version = self._d.viewers.board_version()
+        except Unavailable:
+            return self.board()
+        with self._board_lock:
+            cached = self._cached
+            if cached and cached[0] == version and self._d.clock.now() - cached[1].read_at < model.BOARD_MAX_AGE:
+                return cached[1]
+            board = self.board()
+            self._cached = (version, board) if not board.unavailable else None
+            return board
+
     def board(self) -> Board:
         """What everyone sees, read now; a part that cannot be read is named in ``unavailable``, the rest is shown."""
         d = self._d
