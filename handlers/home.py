@@ -56,6 +56,9 @@ def home_opened(event: dict[str, Any], context: Any) -> None:
 
 
 def vote_from_home(action: str, run: Callable[[HomeOperations], Callable[[Actor, str], Reply]]) -> Callable[..., None]:
+    """The listener for an approval button on Home: ``run(ops)`` (``approve`` or ``reject``) through the dispatcher
+    with the button's opaque request id, audited as ``action``; the answer is the clicker's Home (or a DM)."""
+
     def vote(body: dict[str, Any], context: Any) -> None:
         ops = home_operations(context)
         actor = actor_from_action(body, source_of(context))

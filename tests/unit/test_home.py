@@ -12,7 +12,7 @@ import pytest
 from bot.console.block_rules import block_errors
 from bot.domain.approvals.messages import VoteReceipt
 from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Decision, Vote
-from bot.domain.deploys.model import Deploy, DeployKind, DeployState
+from bot.domain.deploys.model import Deploy, DeployKind, DeployState, Freeze
 from bot.domain.home import model
 from bot.domain.home.deps import HomeDeps
 from bot.domain.home.messages import HomeView
@@ -173,6 +173,7 @@ class Reads:
         self.open: list[Incident] = []
         self.requests: list[tuple[ApprovalRequest, list[Vote]]] = []
         self.targets: dict[tuple[str, str], Deploy] = {}
+        self.frozen: list[Freeze] = []
         self.incidents, self.approvals, self.deploys = self, self, self
 
     def __enter__(self) -> Reads:
@@ -193,8 +194,8 @@ class Reads:
     def live(self, service: str, environment: str) -> Deploy | None:
         return self.targets.get((service, environment))
 
-    def active_freezes(self, now: datetime) -> list[Any]:
-        return []
+    def active_freezes(self, now: datetime) -> list[Freeze]:
+        return list(self.frozen)
 
 
 class World:
@@ -206,6 +207,7 @@ class World:
         self.jobs = FakeJobs()
         self.notifier = FakeNotifier()
         self.locks = FakeLocks(self.clock)
+        self.audit = FakeAudit(self.clock)
         config = make_config()
         self.home = HomeService(
             HomeDeps(
@@ -213,7 +215,7 @@ class World:
                 clock=self.clock,
                 uow=lambda: self.reads,
                 locks=self.locks,
-                audit=FakeAudit(self.clock),
+                audit=self.audit,
                 policy=Policy(config.roles.model_dump(), FakeGroups()),
                 surface=self.surface,
                 viewers=self.viewers,
@@ -257,12 +259,23 @@ def blocks_of(view: HomeView) -> list[dict[str, Any]]:
 def test_thirty_of_everything_shows_eight_of_each_and_says_how_many_more_within_slacks_100_blocks(world: World) -> None:
     world.reads.open = [incident(n) for n in range(1, 31)]
     world.reads.requests = [(request(id=f"r{n}", title=f"Deploy v{n}"), []) for n in range(30)]
+    world.reads.frozen = [Freeze(n, "service", f"svc{n}", "why", DEV, NOW, NOW + timedelta(hours=n + 1)) for n in range(30)]
+    world.reads.targets = {
+        (s, e): Deploy(f"d-{s}{e}", DeployKind.DEPLOY, s, e, "v1", DEV, "r", DeployState.RUNNING, NOW)
+        for s, e in [("api", "staging"), ("api", "production"), ("web", "staging"), ("web", "production"), ("worker", "staging")]
+    }
+    for n in range(30):
+        world.locks.acquire(f"deploy/svc{n}/staging", holder=DEV, purpose="hold", ttl_seconds=600)
+        world.audit.record(
+            AuditEntry(DEV, "flag.kill", "ok", f"flag{n}/production", {"flag": f"flag{n}"}, environment="production")
+        )
     world.home.opened(Actor("U0APPROVER1"))
     (view,) = world.publishes("U0APPROVER1")
     blocks = blocks_of(view)
     text = str(blocks)
     assert len(blocks) <= BLOCKS_PER_MODAL_OR_HOME and block_errors(blocks, BLOCKS_PER_MODAL_OR_HOME) == []
     assert "… and 22 more: `/ops incident list`" in text and "… and 22 more: see the deployments" in text
+    assert "… and 22 more: `/ops locks`" in text and "… and 22 more: `/ops audit action=flag.kill since=24h`" in text
     assert "more not shown" not in text  # our own "and N more", not the renderer's last-resort cut
     assert text.count("approval_approve") == 8
 
@@ -342,6 +355,7 @@ def test_a_refused_click_becomes_the_notice() -> None:
         ("command.deploy", "requested", True),
         ("command.locks", "ok", False),  # a read
         ("command.deploy", "denied", False),  # refused: nothing changed
+        ("command.deploy", "dry_run", False),  # only says what would happen
         ("click.approve", "approved", True),
         ("job.deploys.run", "ok", True),
     ],

@@ -32,7 +32,10 @@ log = logging.getLogger("opsbot.home")
 
 CHANGED_JOB = "home.changed"
 REFRESH_JOB = "home.refresh"
-FAILED = frozenset({"failed", "usage_error", "denied", "not_found", "conflict", "unavailable", "error"})
+# Outcomes after which nothing Home shows changed: failures, refusals, and answers that only say what would happen.
+UNCHANGED = frozenset(
+    {"failed", "usage_error", "denied", "not_found", "conflict", "unavailable", "error", "dry_run", "frozen", "unchanged"}
+)
 ICONS = {"usage": "❓", "denied": "⛔", "not_found": "🔎", "conflict": "🔒", "unavailable": "⚠️", "error": "💥"}
 
 
@@ -99,8 +102,8 @@ class HomeService:
 
     def shows_change(self, action: str, outcome: str) -> bool:
         """Whether a finished request may have changed what Home shows: a `/ops` subcommand that changes something,
-        or any click, form or job (reads and failures change nothing)."""
-        if outcome in FAILED:
+        or any click, form or job (reads, failures, refusals and dry runs change nothing)."""
+        if outcome in UNCHANGED:
             return False
         if action.startswith("command."):
             return action in self._d.mutating
