@@ -17,7 +17,7 @@ from bot.console import payloads
 from bot.console.slack_emulator import Posted, SlackEmulator
 from bot.slack_limits import BLOCKS_PER_MODAL_OR_HOME
 from tests.deploy_kit import ServiceDouble, deploy_config_data, services_double, state_dir  # noqa: F401 - fixtures
-from tests.e2e.test_deploys import approval_for
+from tests.e2e.test_deploys import approval_for, posted
 from tests.support import Bot, eventually
 
 TITLE = "Deploy v1.2.3 of api to production"
@@ -169,3 +169,18 @@ def test_with_redis_away_home_still_opens_and_says_what_it_cannot_show(
     assert "INC-1 · P2" in seen  # what the database knows is shown
     assert "Not shown right now: Deploy locks: Redis is unreachable right now" in seen
     assert "will not refresh by itself right now (Redis is unreachable)" in seen
+
+
+def test_the_last_approval_given_on_home_starts_the_deploy_like_one_in_the_channel(
+    app: Bot, incident_and_request: Posted
+) -> None:
+    for approver in ("U0APPROVER2", "U0APPROVER3"):
+        open_home(app, approver)
+        home_after(app, approver, 1)
+        click_home(app, approver, "Approve")
+    last = app.emulator.homes["U0APPROVER3"]
+    assert "That was the last approval needed." in Posted("", "", "", last["blocks"]).seen()
+    posted(app, "✅ Deployment of v1.2.3 to production completed", 20)
+    started = posted(app, "🚀 Starting deployment of v1.2.3 to production")
+    assert "@U0APPROVER2" in started.seen() and "@U0APPROVER3" in started.seen()
+    assert "2 of 2" in app.emulator.find(incident_and_request.ts).seen()  # type: ignore[union-attr]
