@@ -38,7 +38,10 @@ def home_operations(context: Any) -> HomeOperations:
 
 def from_home(body: dict[str, Any]) -> bool:
     """A ``block_actions`` from a Home view: ``container.type`` is ``view`` and the view's type is ``home``."""
-    return (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home"
+    container, view = body.get("container"), body.get("view")
+    return (
+        isinstance(container, dict) and container.get("type") == "view" and isinstance(view, dict) and view.get("type") == "home"
+    )
 
 
 def home_opened(event: dict[str, Any], context: Any) -> None:

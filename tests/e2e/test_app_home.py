@@ -184,3 +184,14 @@ def test_the_last_approval_given_on_home_starts_the_deploy_like_one_in_the_chann
     started = posted(app, "🚀 Starting deployment of v1.2.3 to production")
     assert "@U0APPROVER2" in started.seen() and "@U0APPROVER3" in started.seen()
     assert "2 of 2" in app.emulator.find(incident_and_request.ts).seen()  # type: ignore[union-attr]
+
+
+def test_a_home_button_carrying_anything_but_a_request_id_is_answered_on_home(app: Bot) -> None:
+    open_home(app, "U0APPROVER1")
+    home_after(app, "U0APPROVER1", 1)
+    forged = {"action_id": "approval_approve", "block_id": "x", "value": '<!channel> "; DROP TABLE approvals; --\x00'}
+    body = payloads.home_block_action(user_id="U0APPROVER1", view=app.emulator.homes["U0APPROVER1"], action=forged)
+    assert app.dispatch(body).status == 200
+    answer = home_after(app, "U0APPROVER1", 2)
+    assert "🔎 Unknown approval request" in answer.seen() and "Something went wrong" not in answer.seen()
+    assert ("U0APPROVER1", "click.approve", "not_found") in app.audit_actions()
