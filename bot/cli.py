@@ -222,8 +222,44 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         ]
         if unset:  # a deploy would fail at run time, after its approvals; say it now
             raise ConfigError(str(path), [*unset, "(run where opsbot runs, or pass --skip-environment to check the file alone)"])
+    checked = _check_metric_queries(config, str(path))
     print(f"{path}: ok ({len(config.services)} services, {len(config.environments)} environments)")
+    if checked:
+        print(checked)
     return 0
+
+
+def _check_metric_queries(config: OpsConfig, source: str) -> str | None:
+    """Every guardrail query through Prometheus' own parser (its API when reachable, else promtool); raises ConfigError
+    naming each query that does not parse. What was checked and how, or None when there are no guardrails."""
+    from bot.adapters.prometheus import PrometheusReader, promtool_check
+    from bot.domain.shared.metrics import MetricUnreadable
+
+    queries = {
+        f"services.{name}.environments.{env}.metrics[{i}].query": guardrail.promql(name, env)
+        for name, service in config.services.items()
+        for env, target in service.environments.items()
+        for i, guardrail in enumerate(target.metrics)
+    }
+    if not queries or config.prometheus is None:
+        return None
+    reader = PrometheusReader(config.prometheus)
+    try:
+        problems = {where: error for where, query in queries.items() if (error := reader.check_query(query)) is not None}
+        how = f"Prometheus at {config.prometheus.url}"
+    except MetricUnreadable as exc:
+        found = promtool_check(queries)
+        if found is None:
+            return (
+                f"metrics: the {plural(len(queries), 'guardrail query', 'guardrail queries')} could not be checked: "
+                f"{exc.reason}, and promtool is not installed"
+            )
+        problems, how = found, f"promtool (Prometheus: {exc.reason})"
+    finally:
+        reader.close()
+    if problems:
+        raise ConfigError(source, [f"{where}: not valid PromQL: {error}" for where, error in problems.items()])
+    return f"metrics: {plural(len(queries), 'guardrail query', 'guardrail queries')} parsed by {how}"
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot import alertmanager_receiver
 from bot.adapters.metrics import CONTENT_TYPE
 from bot.adapters.sql.engine import ping as ping_db
+from bot.adapters.status_page import STATUS_PATHS, StatusPageApp, StatusPageRenderer
 from bot.app import create_app
 from bot.domain.shared.errors import Unavailable
 from bot.settings import Settings
@@ -47,8 +48,10 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
 
 def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
     """``POST /slack/events`` for Slack; ``GET /healthz`` (alive), ``GET /readyz`` (Redis and database) and
-    ``GET /metrics`` (Prometheus); ``POST /alertmanager`` for Alertmanager's webhook (``bot.alertmanager_receiver``)."""
+    ``GET /metrics`` (Prometheus); ``POST /alertmanager`` for Alertmanager's webhook (``bot.alertmanager_receiver``);
+    ``GET /status`` and ``/status.json``, the public status page (404 unless enabled)."""
     slack = SlackRequestHandler(create_app(settings, services), path="/slack/events")
+    status_page = StatusPageApp(services.status_board, StatusPageRenderer(settings.opsbot_templates))
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -66,6 +69,8 @@ def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
             return [data]
         if path == alertmanager_receiver.PATH:
             return alertmanager_receiver.receive(environ, start_response, settings, services.alerts)
+        if path in STATUS_PATHS and method in {"GET", "HEAD"}:
+            return status_page(environ, start_response)
         return slack(environ, start_response)
 
     return app

@@ -2,7 +2,7 @@
 
 ``build_services`` builds every adapter once, then each family once with a dataclass of exactly
 what it needs, in the order their dependencies allow (locks → health → incidents → deploy and
-flag outcomes → approvals → deploys, flags → audit → alerts), then the dispatcher over their declarations.
+flag outcomes → approvals → deploys, flags → audit → alerts → home), then the dispatcher over their declarations.
 Nothing is bound after construction and nothing lives in a module global.
 """
 
@@ -27,13 +27,17 @@ from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.local_jobs import InProcessJobs, InProcessWorker
 from bot.adapters.metrics import MeteredAuditLog, Metrics, OutboxCollector, RequestLog
 from bot.adapters.outbox_delivery import OutboxDelivery
+from bot.adapters.pagerduty import PagerDutyEvents, PagerDutyOnCall
+from bot.adapters.prometheus import PrometheusReader
 from bot.adapters.redis.connection import connect
+from bot.adapters.redis.home_viewers import RedisHomeViewers
 from bot.adapters.redis.jobs import RqJobs
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
 from bot.adapters.redis.locks import RedisLockStore
 from bot.adapters.redis.state import RedisState
 from bot.adapters.redis.watches import RedisWatchStore
 from bot.adapters.slack.conversations import SlackConversations
+from bot.adapters.slack.home import SlackHomeSurface
 from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, SlackPeople, make_web_client
 from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import create_db_engine
@@ -60,6 +64,9 @@ from bot.domain.health.deps import HealthDeps
 from bot.domain.health.ports import HealthProbe, WatchStore
 from bot.domain.health.service import HealthService
 from bot.domain.health.watches import HealthWatches
+from bot.domain.home.deps import HomeDeps
+from bot.domain.home.ports import HomeSurface, HomeViewers, NobodyHome, NoHomeSurface
+from bot.domain.home.service import ChangeWatcher, HomeService
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.ports import Conversations, IncidentsUnitOfWork
 from bot.domain.incidents.service import Incidents
@@ -68,6 +75,7 @@ from bot.domain.locks.ports import LockStore, LockWaiters
 from bot.domain.locks.service import LockCommands
 from bot.domain.locks.waiting import DeployLocks
 from bot.domain.shared.changes import NoRecentChanges, RecentChanges
+from bot.domain.shared.metrics import MetricsReader, NoMetricsStore
 from bot.domain.shared.policy import Actor, Policy
 from bot.domain.shared.ports import (
     AuditLog,
@@ -83,6 +91,8 @@ from bot.domain.shared.ports import (
     ShutdownSignal,
     SystemClock,
 )
+from bot.domain.status.deps import StatusDeps
+from bot.domain.status.service import StatusBoard
 from bot.render import Renderer
 from bot.settings import MissingSetting, Settings
 
@@ -113,6 +123,9 @@ class Adapters:
     requests: RequestObserver = field(default_factory=lambda: Unobserved())  # counts and logs each request
     silences: Silences | None = None  # None: Alertmanager's API at config.alertmanager.url
     recent_changes: RecentChanges = field(default_factory=NoRecentChanges)  # "what changed"; SQL in build_services
+    metrics_reader: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails (Prometheus)
+    home_surface: HomeSurface = field(default_factory=NoHomeSurface)  # views.publish (unit tests: not wired)
+    home_viewers: HomeViewers = field(default_factory=NobodyHome)  # who opened Home lately, publish windows
 
 
 class Unobserved:
@@ -141,6 +154,7 @@ class Families:
     audit_commands: AuditCommands
     audit_anchors: AuditAnchors
     alerts: Alerts
+    home: HomeService
 
 
 def build_families(a: Adapters) -> Families:
@@ -189,6 +203,7 @@ def build_families(a: Adapters) -> Families:
             health=health,
             state=a.state,
             recent_changes=a.recent_changes,
+            oncall=PagerDutyOnCall(config.pagerduty) if config.pagerduty is not None else None,
         )
     )
     events = a.events if a.events is not None else incidents.events
@@ -207,6 +222,7 @@ def build_families(a: Adapters) -> Families:
         jobs=a.jobs,
         policy=policy,
         audit=a.audit,
+        metrics=a.metrics_reader,
     )
     flag_deps = FlagDeps(
         config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy, audit=a.audit
@@ -251,8 +267,26 @@ def build_families(a: Adapters) -> Families:
         audit_anchors.family(),
         alerts.family(),
     ]
+    # Home reads the families above through their public parts, and refreshes when a request changed what it shows.
+    home = HomeService(
+        HomeDeps(
+            config=config,
+            clock=clock,
+            uow=a.uow,
+            locks=a.locks,
+            audit=a.audit,
+            policy=policy,
+            surface=a.home_surface,
+            viewers=a.home_viewers,
+            jobs=a.jobs,
+            notifier=a.notifier,
+            mutating=frozenset("command." + "_".join(s.words) for f in declared for s in f.commands if s.mutates),
+        )
+    )
+    declared.append(home.family())
+    observer = ChangeWatcher(a.requests, home)
     return Families(
-        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared, people=a.people, observer=a.requests),
+        dispatcher=Dispatcher(audit=a.audit, policy=policy, families=declared, people=a.people, observer=observer),
         lock_commands=lock_commands,
         deploy_locks=deploy_locks,
         approvals=approvals,
@@ -263,6 +297,7 @@ def build_families(a: Adapters) -> Families:
         audit_commands=audit_commands,
         audit_anchors=audit_anchors,
         alerts=alerts,
+        home=home,
     )
 
 
@@ -324,6 +359,16 @@ class Runtime:
     @property
     def alerts(self) -> Alerts:
         return self.families.alerts
+
+    @property
+    def status_board(self) -> StatusBoard:
+        """The public status page's data (`opsbot serve`'s /status); it keeps no state, so it is built on asking."""
+        a = self.adapters
+        return StatusBoard(StatusDeps(config=a.config, clock=a.clock, uow=a.uow, health=self.health))
+
+    @property
+    def home(self) -> HomeService:
+        return self.families.home
 
     def render(self, message: Message) -> dict[str, Any]:
         return self.renderer.render(message)
@@ -428,6 +473,7 @@ def build_services(
         jobs,
         clock,
         audit,
+        pager=PagerDutyEvents(config.pagerduty) if config.pagerduty is not None else None,
     )
     effects = EffectSettings(renderer, clock, timedelta(minutes=config.durability.effect_deadline_minutes), delivery)
 
@@ -448,6 +494,9 @@ def build_services(
         "health": lambda: HttpHealthProbe(config, metrics=metrics),
         "watches": lambda: RedisWatchStore(r, clock, prefix),
         "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
+        "metrics_reader": lambda: PrometheusReader(config.prometheus) if config.prometheus else NoMetricsStore(),
+        "home_surface": lambda: SlackHomeSurface(web_client, renderer),
+        "home_viewers": lambda: RedisHomeViewers(r, prefix),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
     extra: dict[str, Any] = {name: overrides[name] for name in ("events", "approval_outcomes", "silences") if name in overrides}

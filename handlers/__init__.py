@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import alerts, approvals, audit, deploys, flags, health, incidents, ops
+from handlers import alerts, approvals, audit, deploys, flags, health, home, incidents, ops
 
-FAMILIES = [ops, audit, approvals, health, deploys, flags, incidents, alerts]
+# home before approvals: its Approve/Reject listeners match only clicks on Home, the first match handles a click.
+FAMILIES = [ops, audit, home, approvals, health, deploys, flags, incidents, alerts]
 
 
 def register_all(app: App) -> None:

@@ -280,6 +280,9 @@ class FakeOutbox:
     def cancel_job(self, key: str, *, origin: str) -> None:
         self.effects.append(("cancel", (key,)))
 
+    def page(self, event: dict[str, Any], *, key: str, origin: str) -> None:
+        self.effects.append(("page", (event, key)))
+
     def waiting(self, key: str) -> bool:
         return False
 

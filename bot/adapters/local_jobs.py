@@ -122,7 +122,12 @@ class InProcessWorker:
 
     def _start(self, jobs: list[Queued]) -> int:
         for name, payload, _ in jobs:
-            future = self._pool.submit(self._run, name, payload)
+            try:
+                future = self._pool.submit(self._run, name, payload)
+            except RuntimeError:  # the pool shut down (close() raced a job falling due): the process is stopping
+                if self._stopped:
+                    return 0
+                raise
             with self._idle:
                 self._pending.add(future)
             future.add_done_callback(self._done)

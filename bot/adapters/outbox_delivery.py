@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -69,6 +69,12 @@ class Permanent(Exception):
     """No retry will deliver it."""
 
 
+class Pager(Protocol):
+    """Sends a PagerDuty event; raises ``Retry`` or ``Permanent`` (``bot.adapters.pagerduty.PagerDutyEvents``)."""
+
+    def send(self, event: dict[str, Any]) -> None: ...
+
+
 class OutboxDelivery:
     """Delivers effects through Slack's Web API and the job queue, recording each attempt in the outbox table."""
 
@@ -80,7 +86,9 @@ class OutboxDelivery:
         clock: Clock,
         audit: AuditLog,
         jitter: Callable[[], float] = random.random,
+        pager: Pager | None = None,
     ) -> None:
+        self._pager = pager
         self._table = table
         self._client = client
         self._jobs = jobs
@@ -127,7 +135,13 @@ class OutboxDelivery:
         return attempted
 
     def _pending(self, effect: Effect) -> Pending:
-        waiting_for = "Slack" if effect.kind.startswith("slack.") else "the job queue (Redis)"
+        waiting_for = (
+            "Slack"
+            if effect.kind.startswith("slack.")
+            else "PagerDuty"
+            if effect.kind.startswith("pager.")
+            else "the job queue (Redis)"
+        )
         return Pending(
             effect.kind,
             effect.key,
@@ -205,6 +219,11 @@ class OutboxDelivery:
             return None
         if kind.startswith("job."):
             self._job(effect)
+            return None
+        if kind == "pager.event":
+            if self._pager is None:
+                raise Permanent("PagerDuty is not configured (`pagerduty` in the ops config)")
+            self._pager.send(effect.payload)
             return None
         raise Permanent(f"unknown effect kind {kind!r}")
 

@@ -22,8 +22,12 @@ from bot.config.health import *  # noqa: F403
 from bot.config.health import HealthSettings, Watch, _watch_targets, watch_problems
 from bot.config.incidents import *  # noqa: F403
 from bot.config.incidents import Incidents
+from bot.config.metrics import *  # noqa: F403
+from bot.config.metrics import Prometheus
+from bot.config.paging import PagerDuty
 from bot.config.services import *  # noqa: F403
 from bot.config.services import Deploys, Service
+from bot.config.status_page import StatusPage, status_page_problems
 
 
 class OpsConfig(Strict):
@@ -38,7 +42,10 @@ class OpsConfig(Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     durability: Durability = Field(default_factory=Durability)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    pagerduty: PagerDuty | None = None  # paging through PagerDuty (docs/incidents.md, "Paging")
     alertmanager: Alertmanager = Field(default_factory=Alertmanager)  # docs/alerts.md
+    prometheus: Prometheus | None = None  # where metric guardrails are read (docs/metrics.md)
+    status_page: StatusPage = Field(default_factory=StatusPage)
 
     @field_validator("environments", "services")
     @classmethod
@@ -62,6 +69,8 @@ class OpsConfig(Strict):
             problems.append(f"default_service: unknown service {self.default_service!r}")
         problems.extend(self.flags.problems(self.environments, self.services))
         problems.extend(watch_problems(self))
+        problems.extend(_metric_problems(self))
+        problems.extend(status_page_problems(self))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -82,6 +91,8 @@ class OpsConfig(Strict):
                         named.append(
                             (f"services.{service_name}.environments.{env_name}.health[{i}].headers_from_env.{header}", variable)
                         )
+        if self.prometheus is not None and self.prometheus.token_env:
+            named.append(("prometheus.token_env", self.prometheus.token_env))
         provider = self.flags.provider
         if provider is not None and provider.type == "unleash" and provider.token_env:
             named.append(("flags.provider.token_env", provider.token_env))
@@ -116,6 +127,17 @@ def _gate_problems(config: OpsConfig) -> list[str]:
                 if name in service.environments and source not in service.environments
             ]
     return problems
+
+
+def _metric_problems(config: OpsConfig) -> list[str]:
+    if config.prometheus is not None:
+        return []
+    return [
+        f"services.{name}.environments.{env}.metrics: guardrails need a `prometheus:` section (url) to read them from"
+        for name, service in config.services.items()
+        for env, target in service.environments.items()
+        if target.metrics
+    ]
 
 
 class ConfigError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -98,6 +98,8 @@ class Environment(Strict):
     # The promotion gate (docs/deploys.md): a deploy here needs the same version to have succeeded (deployed and
     # verified) in this environment first; `--hotfix` passes it with an admin's approval on top.
     requires_verified_in: str | None = None
+    auto_rollback: bool = False  # a critical metric guardrail breach opens the rollback at once (docs/metrics.md)
+    on_unknown: Literal["warn", "fail"] = "warn"  # a guardrail that cannot be read: noted, or fails verification
 
     @field_validator("freeze_windows", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ class EscalationStep(Strict):
     after_minutes: int = Field(ge=0, le=7 * 24 * 60)
     notify: Principals
     label: str = Field(default="", max_length=60)
+    page: bool = False  # also (or, with no one to notify, instead) page PagerDuty's on-call at this step
 
     @field_validator("notify")
     @classmethod
@@ -24,6 +25,7 @@ class EscalationStep(Strict):
 
 class Severity(Strict):
     update_every_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    page: bool = False  # trigger a PagerDuty page when declared (needs `pagerduty`)
     responders: Principals = Field(default_factory=list)
     # None: follow incidents.escalation; an empty list turns escalation off for this severity.
     escalation: list[EscalationStep] | None = None

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from bot.config.common import ENV_VAR, HEADER_NAME, VERSION_PATTERNS, Strict
+from bot.config.metrics import MetricGuardrail, unique_names
 
 
 class HealthCheck(Strict):
@@ -69,6 +70,12 @@ class ServiceEnvironment(Strict):
     version_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     version_json_key: str = "version"
     version_timeout_ms: int = Field(default=5000, ge=1, le=120_000)
+    metrics: list[MetricGuardrail] = Field(default_factory=list)  # guardrails checked while a deploy is verified
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, value: list[MetricGuardrail]) -> list[MetricGuardrail]:
+        return unique_names(value)
 
 
 class CommandProvider(Strict):
@@ -95,6 +102,9 @@ class GithubActionsProvider(Strict):
     token_env: str = "GITHUB_TOKEN"
     api_url: str = "https://api.github.com"
     inputs: dict[str, str] = Field(default_factory=dict)
+    # The workflow input that carries the deploy's id; the workflow shows it in its `run-name:` so opsbot can tell
+    # its run from others (GitHub's dispatch answers 204 without a run id). null: take the oldest run since.
+    correlation_input: str | None = Field(default="opsbot_run_id", pattern=r"^[A-Za-z_][\w-]*$")
     timeout_seconds: int = Field(default=1800, ge=1)
     poll_seconds: float = Field(default=10, gt=0, le=300)
 

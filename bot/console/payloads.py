@@ -159,3 +159,48 @@ def event_callback(event: dict[str, Any], *, event_id: str, team_id: str = "T0LO
             "authorizations": [{"team_id": team_id, "user_id": "U0OPSBOT", "is_bot": True, "is_enterprise_install": False}],
         }
     )
+
+
+def app_home_opened(*, user_id: str, view: dict[str, Any] | None = None, tab: str = "home") -> dict[str, Any]:
+    """The ``app_home_opened`` event (https://docs.slack.dev/reference/events/app_home_opened): ``view`` is the Home
+    the person last saw (absent the first time), ``tab`` is ``home`` or ``messages``. Wrap it with ``event_callback``."""
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": "D" + user_id[1:],
+        "tab": tab,
+        "event_ts": f"{time.time():.6f}",
+    }
+    if view is not None:
+        event["view"] = view
+    return event
+
+
+def home_block_action(
+    *, user_id: str, view: dict[str, Any], action: dict[str, Any], trigger_id: str = "1.1.local", team_id: str = "T0LOCAL"
+) -> str:
+    """A ``block_actions`` body for a button on a Home view: ``container`` is the view, and there is no
+    ``channel``, ``message`` or ``response_url`` (Slack sends none for a view)."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0OPSBOT",
+        "token": "unused-verification-token",
+        "container": {"type": "view", "view_id": view.get("id", "")},
+        "trigger_id": trigger_id,
+        "team": {"id": team_id, "domain": "local"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {**view, "type": "home", "state": view.get("state") or {"values": {}}},
+        "actions": [
+            {
+                "action_id": action["action_id"],
+                "block_id": action.get("block_id", ""),
+                "text": action.get("text", {"type": "plain_text", "text": ""}),
+                "value": action.get("value", ""),
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})

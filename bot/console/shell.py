@@ -45,6 +45,7 @@ HELP = """console commands:
   submit field=value …   submit the open form (a modal); fields not given keep their value
   say TEXT               write TEXT in the current channel as the current user
   react [:name:]         react to the last message you said here (default :pushpin:)
+  home                   open your App Home tab (Slack's Home tab: incidents, approvals, deploys, locks …)
   show [N]               show the last N messages again (default 5)
   wait SECONDS           let background work run, then show what it posted
   users | whoami         list demo users | who you are
@@ -84,6 +85,7 @@ class TrackingExecutor(ThreadPoolExecutor):
 class Button:
     message: Posted
     element: dict[str, Any]
+    view: dict[str, Any] | None = None  # a button on a Home view (no message, no response URL)
 
 
 class ConsoleSession:
@@ -111,6 +113,7 @@ class ConsoleSession:
         self.form: dict[str, Any] | None = None  # the open modal, if any
         self.form_fields: dict[str, str] = {}
         self._views_shown = 0
+        self._homes_shown: dict[str, str] = {}  # user → hash of the Home view last shown
         self._calls_seen = 0  # Web API calls already looked at for pins and invites
         self.waiters: list[Callable[[float], bool]] = [self.executor.wait_idle]
         if self.services.local_worker is not None:
@@ -202,7 +205,38 @@ class ConsoleSession:
         )
         return self.dispatch(body)
 
+    def open_home(self) -> list[str]:
+        """Slack's ``app_home_opened`` for the current user, then their Home as Slack would show it."""
+        event = payloads.app_home_opened(user_id=self.user, view=self.emulator.homes.get(self.user))
+        self.dispatch(
+            payloads.event_callback(event, event_id="Ev" + secrets.token_hex(5).upper()), content_type="application/json"
+        )
+        self.settle()
+        out = self._new_messages() + self._new_pins_and_invites()
+        home = self._new_home(always=True)
+        return out + (home or ["(no Home published: is `features.app_home` enabled? the log says why)"])
+
+    def _new_home(self, always: bool = False) -> list[str]:
+        """The current user's Home when it was published again since last shown (or ``always``)."""
+        view = self.emulator.homes.get(self.user)
+        if view is None or (not always and self._homes_shown.get(self.user) == view.get("hash")):
+            return []
+        self._homes_shown[self.user] = str(view.get("hash"))
+        page = Posted("", "", "", list(view.get("blocks") or []))
+
+        def number(message: Posted, element: dict[str, Any]) -> int:
+            n = self._number(message, element)
+            self.buttons[n].view = view
+            return n
+
+        return [show(page, number, self.name, f"Home of @{self.name(self.user)} · the app's Home tab")]
+
     def press(self, button: Button) -> int:
+        if button.view is not None:
+            body = payloads.home_block_action(
+                user_id=self.user, view=button.view, action=button.element, trigger_id=self.emulator.trigger_id()
+            )
+            return self.dispatch(body)
         message = button.message
         body = payloads.block_action(
             user_id=self.user,
@@ -250,7 +284,7 @@ class ConsoleSession:
 
     def new_output(self) -> list[str]:
         """Messages posted or edited since last shown, oldest first; pins and invites; then a form that just opened."""
-        out = self._new_messages() + self._new_pins_and_invites()
+        out = self._new_messages() + self._new_pins_and_invites() + self._new_home()
         while self._views_shown < len(self.emulator.views):
             view = self.emulator.views[self._views_shown]
             self._views_shown += 1
@@ -304,6 +338,8 @@ class ConsoleSession:
             self.press(button)
             self.settle()
             return self.new_output()
+        if word == "home":
+            return self.open_home()
         if word == "as":
             uid = user_id(rest.strip()) or next(
                 (u for u, n in DEMO_USERS.items() if n.split()[0] == rest.strip().lstrip("@")), None

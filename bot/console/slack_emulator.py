@@ -46,6 +46,8 @@ class SlackEmulator(WebApiMethods):
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: list[Posted] = []
         self.views: list[dict[str, Any]] = []
+        self.homes: dict[str, dict[str, Any]] = {}  # each person's Home tab, as last published (views.publish)
+        self.home_tab_enabled = True
         self.calls: list[ApiCall] = []
         self._responses: dict[str, ResponseTarget] = {}
         self._failures: dict[str, list[Failure]] = {}

@@ -30,6 +30,8 @@ class WebApiMethods:
     users: dict[str, dict[str, Any]]
     messages: list[Posted]
     views: list[dict[str, Any]]
+    homes: dict[str, dict[str, Any]]
+    home_tab_enabled: bool
     _counter: itertools.count[int]
     _clock: float
 
@@ -320,6 +322,36 @@ class WebApiMethods:
             return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": errors}}
         stored = {**view, "id": f"V{next(self._counter):08d}", "trigger_id": args["trigger_id"]}
         self.views.append(stored)
+        return {"ok": True, "view": stored}
+
+    def _m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Replace a person's Home tab, as Slack checks it: a ``home`` view of at most 100 valid blocks with unique
+        block ids, for a member of the workspace, in an app whose Home tab is enabled (else ``not_enabled``)."""
+        if not self.home_tab_enabled:
+            return {"ok": False, "error": "not_enabled"}
+        view, user = args.get("view"), str(args.get("user_id") or "")
+        if not isinstance(view, dict) or not user:
+            return {"ok": False, "error": "invalid_arguments"}
+        if self.users and user not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        errors = [] if view.get("type") == "home" else ["must be a valid enum value [json-pointer:/view/type]"]
+        blocks = view.get("blocks") or []
+        errors += block_errors(blocks, BLOCKS_PER_MODAL_OR_HOME)
+        ids = [str(b["block_id"]) for b in blocks if isinstance(b, dict) and b.get("block_id")]
+        errors += [f"duplicate block_id {i!r} [json-pointer:/view/blocks]" for i in sorted({i for i in ids if ids.count(i) > 1})]
+        if errors:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": errors}}
+        earlier = self.homes.get(user)
+        stored = {
+            **view,
+            "id": earlier["id"] if earlier else f"V{next(self._counter):08d}",
+            "team_id": self.team_id,
+            "app_id": "A0OPSBOT",
+            "bot_id": "B0OPSBOT",
+            "hash": f"{time.time():.6f}",
+            "state": {"values": {}},
+        }
+        self.homes[user] = stored
         return {"ok": True, "view": stored}
 
     def _m_views_update(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The deploy providers against real things: a local program, a local webhook receiver, a local GitHub API."""
+"""The deploy providers against real things: a local program and a local webhook receiver."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from bot.adapters.deploy_providers.command import CommandDeploy
-from bot.adapters.deploy_providers.github_actions import GithubActionsDeploy
 from bot.adapters.deploy_providers.webhook import WebhookDeploy
-from bot.config import CommandProvider, GithubActionsProvider, WebhookProvider
+from bot.config import CommandProvider, WebhookProvider
 from bot.domain.deploys.model import DeployKind, DeployOrder, StopSignal
-from tests.deploy_kit import WebhookReceiver, _Server
+from tests.deploy_kit import WebhookReceiver
 
 ORDER = DeployOrder("d-1a2b3c4d", DeployKind.DEPLOY, "api", "production", "v1.2.3", "U0DEV", "release", "v1.2.2")
 SECRET = "s3cret-for-tests"
@@ -161,106 +157,4 @@ def test_webhook_without_its_secret_does_not_send_anything(receiver: WebhookRece
     assert not result.ok and "set the environment variable HOOK_SECRET" in result.summary and receiver.attempts == []
 
 
-# ----- GitHub Actions -----
-
-
-class FakeGithub(_Server):
-    """The GitHub REST endpoints the provider uses, with runs that finish after a few polls."""
-
-    def __init__(self, *, details: bool = True, conclusion: str = "success", polls: int = 2, dispatch_status: int = 0) -> None:
-        self.details, self.conclusion, self.polls, self.dispatch_status = details, conclusion, polls, dispatch_status
-        self.dispatches: list[dict[str, Any]] = []
-        self.auth: set[str] = set()
-        self.run_created: str | None = None
-        self.seen_polls = 0
-
-    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
-        self.auth.add({k.lower(): v for k, v in headers.items()}.get("authorization", ""))
-        route = urlsplit(path).path
-        if method == "POST" and route == "/repos/example/api/actions/workflows/deploy.yml/dispatches":
-            if self.dispatch_status:
-                return self.dispatch_status, {"message": "Workflow does not have 'workflow_dispatch' trigger"}
-            self.dispatches.append(json.loads(body))
-            self.run_created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            if self.details and json.loads(body).get("return_run_details"):
-                return 200, {
-                    "workflow_run_id": 4242,
-                    "run_url": f"{self.base_url}/repos/example/api/actions/runs/4242",
-                    "html_url": "https://github.com/example/api/actions/runs/4242",
-                }
-            return 204, {}
-        if route == "/repos/example/api/actions/workflows/deploy.yml/runs":
-            runs = [{"id": 4242, "created_at": self.run_created}] if self.run_created else []
-            return 200, {"total_count": len(runs), "workflow_runs": runs}
-        if route == "/repos/example/api/actions/runs/4242":
-            self.seen_polls += 1
-            done = self.seen_polls > self.polls
-            return 200, {
-                "id": 4242,
-                "run_number": 17,
-                "status": "completed" if done else "in_progress",
-                "conclusion": self.conclusion if done else None,
-                "html_url": "https://github.com/example/api/actions/runs/4242",
-            }
-        return 404, {"message": "Not Found"}
-
-
-def github(server: FakeGithub, token: str | None = "ghp_test", timeout: int = 10) -> GithubActionsDeploy:
-    spec = GithubActionsProvider(
-        type="github_actions",
-        repo="example/api",
-        workflow="deploy.yml",
-        ref="main",
-        api_url=server.base_url,
-        inputs={"version": "{version}", "environment": "{environment}"},
-        poll_seconds=0.01,
-        timeout_seconds=timeout,
-    )
-    return GithubActionsDeploy(spec, {"GITHUB_TOKEN": token} if token else {})
-
-
-@pytest.fixture
-def fake_github() -> Iterator[FakeGithub]:
-    server = FakeGithub()
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_github_dispatches_the_workflow_with_inputs_and_follows_the_run_to_success(fake_github: FakeGithub) -> None:
-    result = github(fake_github).deploy(ORDER, StopSignal())
-    assert result.ok and result.summary == "workflow run #17 completed: success"
-    assert result.link == "https://github.com/example/api/actions/runs/4242"
-    assert fake_github.dispatches == [
-        {"ref": "main", "inputs": {"version": "v1.2.3", "environment": "production"}, "return_run_details": True}
-    ]
-    assert fake_github.auth == {"Bearer ghp_test"} and fake_github.seen_polls == 3
-
-
-def test_github_run_that_concludes_failure_fails_the_deploy(fake_github: FakeGithub) -> None:
-    fake_github.conclusion = "failure"
-    result = github(fake_github).deploy(ORDER, StopSignal())
-    assert not result.ok and result.summary == "workflow run #17 completed: failure"
-
-
-def test_github_without_run_details_finds_the_run_it_started(fake_github: FakeGithub) -> None:
-    fake_github.details = False
-    result = github(fake_github).deploy(ORDER, StopSignal())
-    assert result.ok and fake_github.seen_polls == 3
-
-
-def test_github_refusing_the_dispatch_says_why(fake_github: FakeGithub) -> None:
-    fake_github.dispatch_status = 422
-    result = github(fake_github).deploy(ORDER, StopSignal())
-    assert not result.ok and "HTTP 422: Workflow does not have 'workflow_dispatch' trigger" in result.summary
-
-
-def test_github_run_still_going_at_the_timeout_fails(fake_github: FakeGithub) -> None:
-    fake_github.polls = 10_000
-    result = github(fake_github, timeout=1).deploy(ORDER, StopSignal())
-    assert not result.ok and "still in_progress after 1s" in result.summary
-
-
-def test_github_without_a_token_sends_nothing(fake_github: FakeGithub) -> None:
-    result = github(fake_github, token=None).deploy(ORDER, StopSignal())
-    assert not result.ok and "GITHUB_TOKEN" in result.summary and fake_github.dispatches == []
+# GitHub Actions: tests/integration/test_github_actions.py, against tests/github_double.py.

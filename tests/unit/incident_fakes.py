@@ -42,6 +42,10 @@ class FakeIncidentRepository:
     def open_incidents(self) -> list[Incident]:
         return [i for i in self.incidents.values() if i.is_open]
 
+    def resolved_since(self, since: datetime) -> list[Incident]:
+        found = [i for i in self.incidents.values() if i.resolved_at is not None and i.resolved_at >= since]
+        return sorted(found, key=lambda i: (i.resolved_at, i.id), reverse=True)
+
     def get_for_update(self, incident_id: int) -> Incident | None:
         return self.incidents.get(incident_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,7 +44,15 @@ def _row(incident: Incident) -> dict[str, Any]:
 
 def _entry(row: Any) -> TimelineEntry:
     return TimelineEntry(
-        row.incident_id, utc(row.at), Kind(row.kind), row.actor, row.text, row.link, row.key, json.loads(row.data)
+        row.incident_id,
+        utc(row.at),
+        Kind(row.kind),
+        row.actor,
+        row.text,
+        row.link,
+        row.key,
+        json.loads(row.data),
+        row.public_text or "",
     )
 
 
@@ -90,6 +99,15 @@ class SqlIncidentRepository:
         return [_incident(row) for row in rows]
 
     @guard_db
+    def resolved_since(self, since: datetime) -> list[Incident]:
+        rows = self._conn.execute(
+            sa.select(incidents)
+            .where(incidents.c.status == Status.RESOLVED.value, incidents.c.resolved_at >= since)
+            .order_by(incidents.c.resolved_at.desc(), incidents.c.id.desc())
+        )
+        return [_incident(row) for row in rows]
+
+    @guard_db
     def append(self, entry: TimelineEntry) -> bool:
         values = dict(
             incident_id=entry.incident_id,
@@ -100,6 +118,7 @@ class SqlIncidentRepository:
             link=entry.link,
             key=entry.key[:200] if entry.key else None,
             data=json.dumps(entry.data),
+            public_text=entry.public or None,
         )
         try:
             # A savepoint: a duplicate key must not abort the rest of the unit of work (PostgreSQL would).

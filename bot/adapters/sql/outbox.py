@@ -102,6 +102,9 @@ class SqlOutbox:
     def cancel_job(self, key: str, *, origin: str) -> None:
         self._add("job.cancel", key, f"job:{key}", None, {}, origin)
 
+    def page(self, event: dict[str, Any], *, key: str, origin: str) -> None:
+        self._add("pager.event", key, f"pager:{event.get('dedup_key', key)}", None, event, origin)
+
     @guard_db
     def waiting(self, key: str) -> bool:
         query = sa.select(outbox.c.id).where(outbox.c.key == key, outbox.c.state == PENDING).limit(1)

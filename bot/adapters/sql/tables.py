@@ -172,6 +172,7 @@ incident_timeline = sa.Table(
     sa.Column("link", sa.Text, nullable=True),
     sa.Column("key", sa.String(200), nullable=True),
     sa.Column("data", sa.Text, nullable=False),
+    sa.Column("public_text", sa.Text, nullable=True),  # what the public status page shows of it (0008)
     sa.UniqueConstraint("incident_id", "key"),
 )
 

@@ -8,7 +8,7 @@ first and handed to the approvals family; the request side (``DeployRequests``) 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import OpsConfig
 from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
@@ -16,6 +16,7 @@ from bot.domain.health.ports import HealthProbe
 from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.locks.ports import LockStore
 from bot.domain.locks.waiting import DeployLocks
+from bot.domain.shared.metrics import MetricsReader, NoMetricsStore
 from bot.domain.shared.policy import Policy
 from bot.domain.shared.ports import AuditLog, Clock, Jobs, Notifier, ServiceEvents, ShutdownSignal
 
@@ -36,3 +37,4 @@ class DeployDeps:
     policy: Policy
     audit: AuditLog
     shutdown: ShutdownSignal  # set on SIGTERM: a running deploy hands over within durability.shutdown_grace_seconds
+    metrics: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails during verification (Prometheus)

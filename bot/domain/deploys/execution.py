@@ -26,6 +26,7 @@ from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import DeployFailed, DeployStarted, DeployStopped, DeploySucceeded, LockLost, RolledBack
 from bot.domain.deploys.model import Deploy, DeployOrder, DeployState, ProviderResult, StopSignal
 from bot.domain.deploys.ports import DeployProvider
+from bot.domain.deploys.rollbacks import Rollbacks
 from bot.domain.incidents.freezes import Retake
 from bot.domain.locks.ports import MAX_MANUAL_LOCK, Lease
 from bot.domain.shared.errors import OpsError, Unavailable
@@ -123,9 +124,10 @@ class Ended:
 class DeployRuns:
     """Running an approved deploy or rollback to its recorded, announced end."""
 
-    def __init__(self, deps: DeployDeps, takeover: FreezeTakeover) -> None:
+    def __init__(self, deps: DeployDeps, takeover: FreezeTakeover, rollbacks: Rollbacks | None = None) -> None:
         self._d = deps
         self._takeover = takeover
+        self._rollbacks = rollbacks  # opens the rollback at once after a guardrail breach where auto_rollback is set
 
     def run(self, actor: Actor, payload: dict[str, Any]) -> None:
         d = self._d
@@ -143,6 +145,7 @@ class DeployRuns:
         lease = deploy.lease
         stop = StopSignal()
         stop.on_process(lambda process: self._note(deploy.id, provider_process=process))
+        stop.on_link(lambda url: self._linked(deploy, description, url))
         try:
             with Heartbeat(d, deploy, lease, stop) as beat:
                 # Past this line the provider may have acted: nothing calls it again for this deploy. Fenced by this
@@ -189,12 +192,32 @@ class DeployRuns:
             self._hand_over(deploy)
             return
         if beat.lost:
-            self._lock_lost(actor, deploy, "while it ran", result.summary)
+            self._lock_lost(actor, deploy, "while it ran", result.summary, link=result.link)
             return
         if beat.cancelled_by is not None:
             self._stopped(actor, deploy, beat.cancelled_by, result)
             return
         self._finish(actor, deploy, Ended(result.ok and verdict is not None and verdict.ok, result, verdict))
+
+    def _auto_rollback(self, failed: Deploy) -> None:
+        """Open the rollback of ``failed`` at once, requested in its requester's name (it runs at once where the
+        environment needs no rollback approvals). Its failure is logged and audited: the announcement keeps the
+        Rollback button for people."""
+        assert self._rollbacks is not None
+        d = self._d
+        actor = Actor(failed.requester, source="auto_rollback")
+        reason = f"auto_rollback: {failed.version} breached a metric guardrail in {failed.environment} ({failed.id})"
+        try:
+            reply = self._rollbacks.request(actor, failed.service, failed.environment, None, reason, undoing=failed.id)
+        except OpsError as exc:
+            log.warning("auto_rollback of %s was not opened: %s", failed.id, exc.message)
+            support.audit(d, actor, "rollback.auto", failed, "failed", exc.message)
+            return
+        except Exception as exc:  # the deploy's failure is recorded already; a bug here must not hide it
+            log.exception("auto_rollback of %s broke", failed.id)
+            support.audit(d, actor, "rollback.auto", failed, "failed", type(exc).__name__)
+            return
+        support.audit(d, actor, "rollback.auto", failed, reply.outcome, reply=type(reply.message).__name__)
 
     def _shutting_down(self) -> bool:
         """The worker is stopping and its grace period is over: what is left is the reconciler's to finish."""
@@ -278,6 +301,15 @@ class DeployRuns:
             give_up=self._shutting_down,
         )
 
+    def _linked(self, deploy: Deploy, description: str, url: str) -> None:
+        """The provider said where its run can be watched: the 🚀 announcement is edited to show it."""
+        try:
+            with self._d.uow() as uow:
+                uow.outbox.update(deploy.key("started"), DeployStarted(deploy, description, url), origin=deploy.origin)
+                uow.commit()
+        except OpsError as exc:  # the announcement keeps no link; the outcome will carry it
+            log.warning("could not add the run link to %s's announcement (%s)", deploy.id, exc.message)
+
     def _lease_lost(self, lease: Lease) -> bool:
         """Redis says the lease is not the lock's holder; Redis being away is not "lost" (the database keeps targets apart)."""
         try:
@@ -297,6 +329,9 @@ class DeployRuns:
                 deploy.version,
                 sleep=stop.wait,
                 stopped=lambda: stop.reason,
+                metrics=d.metrics,
+                since=deploy.started_at,
+                guardrails_decide=not deploy.is_rollback,
             )
         except Exception as exc:  # a health engine bug must not pass a deploy, nor leave it running
             log.exception("verification of %s broke", deploy.id)
@@ -308,15 +343,26 @@ class DeployRuns:
         d, result, verdict = self._d, ended.result, ended.verdict
         lease = deploy.lease
         if lease is not None and self._lease_lost(lease):
-            self._lock_lost(actor, deploy, "while it ran", result.summary)
+            self._lock_lost(actor, deploy, "while it ran", result.summary, link=result.link)
             return
         if ended.ok and deploy.is_rollback:
             self._rolled_back(actor, deploy, verdict)
             return
         detail = verdict.summary if verdict is not None else result.summary
         to = DeployState.SUCCEEDED if ended.ok else DeployState.FAILED
+        readings = verdict.guardrails if verdict is not None else ()
+        can_roll_back = not ended.ok and not deploy.is_rollback and support.earlier_good(d, deploy) is not None
+        roll_back_now = (
+            can_roll_back
+            and verdict is not None
+            and verdict.breached
+            and self._rollbacks is not None
+            and d.config.environments[deploy.environment].auto_rollback
+        )
         message = (
-            DeploySucceeded(deploy, result.summary, verdict.summary, verdict.verified)
+            DeploySucceeded(
+                deploy, result.summary, verdict.checks_summary, verdict.verified, link=result.link, guardrails=readings
+            )
             if ended.ok and verdict is not None
             else DeployFailed(
                 deploy,
@@ -324,7 +370,9 @@ class DeployRuns:
                 detail,
                 result.output_tail,
                 result.link,
-                can_roll_back=not deploy.is_rollback and support.earlier_good(d, deploy) is not None,
+                can_roll_back=can_roll_back,
+                guardrails=readings,
+                auto_rollback=roll_back_now,
             )
         )
 
@@ -337,6 +385,8 @@ class DeployRuns:
             else:
                 kind = "rollback.failed" if done.is_rollback else "deploy.failed"
                 support.publish(d, done, kind, support.event_summary(done, f"failed: {detail}"))
+            if roll_back_now:
+                self._auto_rollback(done)
 
         why = f"{support.what(deploy)} ({deploy.id}) {to.value}"
         self._record_end(actor, deploy, to, message, why, tell, detail=detail, output_tail=result.output_tail or None)
@@ -440,7 +490,13 @@ class DeployRuns:
         return held is not None
 
     def _lock_lost(
-        self, actor: Actor, deploy: Deploy, stage: str, provider: str | None, was: DeployState = DeployState.RUNNING
+        self,
+        actor: Actor,
+        deploy: Deploy,
+        stage: str,
+        provider: str | None,
+        was: DeployState = DeployState.RUNNING,
+        link: str | None = None,
     ) -> None:
         d = self._d
         detail = f"its deploy lock was broken or ran out {stage}" + (f"; the provider said: {provider}" if provider else "")
@@ -451,7 +507,9 @@ class DeployRuns:
             support.publish(d, lost, kind, support.event_summary(lost, f"lost its lock {stage}"))
 
         why = f"{support.what(deploy)} ({deploy.id}) lost its lock {stage}"
-        self._record_end(actor, deploy, DeployState.LOCK_LOST, LockLost(deploy, stage, provider), why, tell, was, detail=detail)
+        self._record_end(
+            actor, deploy, DeployState.LOCK_LOST, LockLost(deploy, stage, provider, link), why, tell, was, detail=detail
+        )
 
     def _stopped(self, actor: Actor, deploy: Deploy, by: str, result: ProviderResult) -> None:
         d = self._d
@@ -462,7 +520,7 @@ class DeployRuns:
             kind = "rollback.failed" if done.is_rollback else "deploy.failed"
             support.publish(d, done, kind, support.event_summary(done, "was stopped"))
 
-        message = DeployStopped(deploy, by, result.summary)
+        message = DeployStopped(deploy, by, result.summary, result.link)
         why = f"{support.what(deploy)} ({deploy.id}) was stopped"
         self._record_end(
             actor, deploy, DeployState.CANCELLED, message, why, tell, detail=detail, output_tail=result.output_tail or None

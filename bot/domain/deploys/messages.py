@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from bot.domain.deploys.guardrails import GuardrailReading
 from bot.domain.deploys.model import Deploy
 from bot.domain.deploys.planning import FreezeNote, Plan, PromotionGate
 from bot.domain.locks.ports import LockInfo
@@ -58,6 +59,7 @@ class DeployStarted:
     template: ClassVar[str] = "deploy/started"
     deploy: Deploy
     provider: str
+    link: str | None = None  # where to watch the provider's run (added by an edit once the provider knows it)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class DeploySucceeded:
     verification: str
     verified: bool
     note: str | None = None  # e.g. decided by the reconciler after its worker stopped
+    link: str | None = None  # the provider's run
+    guardrails: tuple[GuardrailReading, ...] = ()  # each metric guardrail's last reading
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class DeployFailed:
     link: str | None = None
     can_roll_back: bool = True
     note: str | None = None
+    guardrails: tuple[GuardrailReading, ...] = ()  # each metric guardrail's reading when verification ended
+    auto_rollback: bool = False  # the environment's auto_rollback opens the rollback at once
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class LockLost:
     deploy: Deploy
     stage: str
     provider: str | None = None
+    link: str | None = None  # the provider's run
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ class DeployStopped:
     deploy: Deploy
     by: str
     provider: str
+    link: str | None = None  # the provider's run
 
 
 @dataclass(frozen=True)

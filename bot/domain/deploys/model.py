@@ -135,7 +135,9 @@ class StopSignal:
         self.reason: str | None = None
         self.cancel_remote = True  # False when the run is handed over: a remote run goes on, the reconciler checks it
         self.process: str | None = None
+        self.link: str | None = None
         self._on_process: list[Callable[[str], None]] = []
+        self._on_link: list[Callable[[str], None]] = []
 
     def stop(self, reason: str, *, cancel_remote: bool = True) -> None:
         """Ask the provider to stop; the first reason given is kept."""
@@ -160,3 +162,12 @@ class StopSignal:
         self.process = description
         for callback in self._on_process:
             callback(description)
+
+    def on_link(self, callback: Callable[[str], None]) -> None:
+        self._on_link.append(callback)
+
+    def link_found(self, url: str) -> None:
+        """The provider knows where people can watch its run (a URL, e.g. a GitHub Actions run page)."""
+        self.link = url
+        for callback in self._on_link:
+            callback(url)

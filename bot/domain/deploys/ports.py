@@ -118,7 +118,8 @@ class DeployProvider(Protocol):
 
     def deploy(self, order: DeployOrder, stop: StopSignal) -> ProviderResult:
         """Deploy and wait for the outcome; failures are results, not exceptions. When ``stop`` is signalled, stop
-        at once (end a local process group; cancel a remote run where the provider can) and say so in the result."""
+        at once (end a local process group; cancel a remote run where the provider can) and say so in the result.
+        A provider whose run has a page people can watch tells ``stop.link_found(url)`` as soon as it knows it."""
         ...
 
 

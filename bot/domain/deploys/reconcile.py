@@ -106,7 +106,17 @@ class DeployReconciler:
         beat = threading.Thread(target=self._beat_while, args=(deploy.id, beating), name=f"settle-{deploy.id}", daemon=True)
         beat.start()
         try:
-            verdict = verification.watch(d.config, d.clock, d.health, deploy.service, deploy.environment, deploy.version)
+            verdict = verification.watch(
+                d.config,
+                d.clock,
+                d.health,
+                deploy.service,
+                deploy.environment,
+                deploy.version,
+                metrics=d.metrics,
+                since=deploy.started_at,
+                guardrails_decide=not deploy.is_rollback,
+            )
         except Exception as exc:  # the health engine broke: nobody can say, an admin settles it
             log.exception("verifying %s to settle it broke", deploy.id)
             verdict = verification.Verdict(False, f"the verification itself failed ({type(exc).__name__})", verified=False)
@@ -120,12 +130,19 @@ class DeployReconciler:
         if not verdict.verified:
             to, message = DeployState.UNKNOWN, OutcomeUnknown(deploy, why)
         elif verdict.ok:
-            to, message = DeployState.SUCCEEDED, DeploySucceeded(deploy, "(its worker stopped)", verdict.summary, True, note=why)
+            to, message = (
+                DeployState.SUCCEEDED,
+                DeploySucceeded(
+                    deploy, "(its worker stopped)", verdict.checks_summary, True, note=why, guardrails=verdict.guardrails
+                ),
+            )
         else:
             can_roll_back = support.earlier_good(d, deploy) is not None
             to, message = (
                 DeployState.FAILED,
-                DeployFailed(deploy, "verification", verdict.summary, note=why, can_roll_back=can_roll_back),
+                DeployFailed(
+                    deploy, "verification", verdict.summary, note=why, can_roll_back=can_roll_back, guardrails=verdict.guardrails
+                ),
             )
         done = self._record(deploy, to, message, verdict.summary, why)
         if done is None:

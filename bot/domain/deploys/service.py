@@ -31,7 +31,7 @@ class Deploys:
         self.outcomes = outcomes
         self.requests = DeployRequests(deps, approvals, outcomes, self.takeover)
         self.rollbacks = Rollbacks(deps, self.requests)
-        self.runs = DeployRuns(deps, self.takeover)
+        self.runs = DeployRuns(deps, self.takeover, self.rollbacks)
         self.reconciler = DeployReconciler(deps, self.takeover)
         self.freezes = DeployFreezes(deps)
         self.history = DeployHistory(deps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 
@@ -15,6 +16,15 @@ class CheckOutcome:
     status: Literal["healthy", "degraded", "failed"]
     latency_ms: float | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WatchReading:
+    """What a background watch last saw of one service in one environment: ``level`` is ``ok``, ``warning`` or
+    ``down`` (None: it has not checked yet) and ``since`` when that level began."""
+
+    level: str | None
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from bot.domain.health.messages import (
     WatchLine,
     WatchList,
 )
-from bot.domain.health.model import CheckOutcome, HealthReport
+from bot.domain.health.model import CheckOutcome, HealthReport, WatchReading
 from bot.domain.health.ports import HealthFanout
 from bot.domain.health.rules import Level, WatchState
 from bot.domain.health.watches import ALERT_KIND, ENSURE_JOB, TICK_JOB, HealthWatches, rule_text, watch_key
@@ -165,6 +165,18 @@ class HealthService:
                 )
             )
         return Reply(WatchList(lines, now))
+
+    def watch_readings(self) -> dict[tuple[str, str], WatchReading]:
+        """Each watched (service, environment) as its watch last saw it (the public status page reads this).
+
+        Raises Unavailable when the shared watch store (Redis) cannot be read."""
+        store = self._d.watches
+        readings = {}
+        for service, env in sorted(self._d.config.watched()):
+            data = store.load(watch_key(service, env))
+            state = WatchState.from_dict(data)
+            readings[(service, env)] = WatchReading(state.level.value if data else None, state.since if data else None)
+        return readings
 
     def alert_context(self, alert_id: str) -> dict[str, Any]:
         """What an alert's "Declare incident" button needs: service, environment, summary, severity_hint."""

@@ -11,6 +11,7 @@ from bot.config import Severity
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Declaration, Summary
 from bot.domain.incidents.model import Incident, Kind, TimelineEntry
+from bot.domain.incidents.ports import IncidentsUnitOfWork
 from bot.domain.shared.errors import ChannelArchived, NotFound, NotPermitted, OpsError, UsageError
 from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor, Role
@@ -49,10 +50,16 @@ def timeline(d: IncidentDeps, incident_id: int) -> list[TimelineEntry]:
         return uow.incidents.timeline(incident_id)
 
 
-def change(d: IncidentDeps, incident_id: int, rule: Callable[[Incident], Incident]) -> tuple[Incident, Incident]:
+def change(
+    d: IncidentDeps,
+    incident_id: int,
+    rule: Callable[[Incident], Incident],
+    then: Callable[[IncidentsUnitOfWork, Incident], None] | None = None,
+) -> tuple[Incident, Incident]:
     """Load the incident under a row lock, let ``rule`` decide its next state, save and commit; (before, after).
 
     ``rule`` may raise (Conflict, UsageError …): nothing is saved then. Changes to one incident take turns.
+    ``then(uow, after)`` records what the change implies (outbox effects) in the same transaction.
     """
     with d.uow() as uow:
         before = uow.incidents.get_for_update(incident_id)
@@ -61,6 +68,8 @@ def change(d: IncidentDeps, incident_id: int, rule: Callable[[Incident], Inciden
         after = rule(before)
         if after != before:
             uow.incidents.save(after)
+        if then is not None:
+            then(uow, after)
         uow.commit()
     return before, after
 
@@ -191,9 +200,11 @@ def record(
     key: str | None = None,
     data: dict[str, str] | None = None,
     at: datetime | None = None,
+    public: str = "",
 ) -> bool:
-    """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already recorded."""
-    entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {})
+    """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already
+    recorded. ``public``: what the public status page may show of the entry."""
+    entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {}, public)
     with d.uow() as uow:
         added = uow.incidents.append(entry)
         uow.commit()
@@ -237,3 +248,17 @@ def still_waiting(pending: list[Pending]) -> list[str]:
 def cadence_minutes(d: IncidentDeps, incident: Incident) -> int | None:
     value = cadence(d, incident)
     return int(value.total_seconds() // 60) if value else None
+
+
+MAX_PUBLIC = 1000  # a status page update is a paragraph, not a report
+SLACK_REFERENCE = re.compile(r"<[@#!][^>]*>")  # a person, channel or user group in Slack's markup
+
+
+def public_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot go on the public status page, or None. It is public: no Slack mentions of people,
+    channels or user groups (their ids would show), and at most ``MAX_PUBLIC`` characters."""
+    if len(text) > MAX_PUBLIC:
+        return f"keep the public text under {MAX_PUBLIC} characters."
+    if SLACK_REFERENCE.search(text):
+        return "the public text names a person, channel or group; the status page is public, so write it without them."
+    return None

@@ -341,6 +341,7 @@ class Declarations:
             uow.outbox.post(d.config.channels.incidents, Summary(incident, now), key=incident.summary_key, origin=origin)
             self._reminders.arm(incident, self._reminders.due_after(incident, now, None), uow=uow)
             self._reminders.schedule_escalation(incident, uow=uow)
+            self._reminders.paging.declared(uow, incident)
             if tell_declarer:  # they were told the declaration failed part-way: now it is done
                 uow.outbox.dm(
                     incident.declared_by, Declared(incident, warnings), key=f"incident:{incident.id}:declared", origin=origin

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot.config import OpsConfig
 from bot.domain.health.service import HealthService
-from bot.domain.incidents.ports import Conversations, IncidentsUnitOfWork
+from bot.domain.incidents.ports import Conversations, IncidentsUnitOfWork, OnCall
 from bot.domain.locks.ports import LockStore
 from bot.domain.locks.waiting import DeployLocks
 from bot.domain.shared.changes import RecentChanges
@@ -30,3 +30,4 @@ class IncidentDeps:
     health: HealthService  # a health alert's "Declare incident" button reads the alert
     state: EphemeralState  # "Declare another": the declaration a button stands for, behind an opaque id
     recent_changes: RecentChanges  # "what changed": the services' recent deploys, rollbacks and flag changes
+    oncall: OnCall | None = None  # `/ops oncall` (PagerDuty's REST API), when `pagerduty` is configured

@@ -59,6 +59,7 @@ class StatusUpdate:
     next_update: datetime | None
     author: str
     duration: timedelta | None = None
+    public: str = ""  # the text the public status page shows, if any
 
     def __post_init__(self) -> None:
         if self.status is Status.RESOLVED:

@@ -147,6 +147,7 @@ class TimelineEntry:
     link: str | None = None
     key: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    public: str = ""  # what the public status page may show of this entry ("" : nothing)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bot.domain.incidents.model import ChannelRef, ChatMessage, Incident, TimelineEntry
@@ -30,6 +32,10 @@ class IncidentRepository(Protocol):
 
     def open_incidents(self) -> list[Incident]:
         """Open incidents, oldest first."""
+        ...
+
+    def resolved_since(self, since: datetime) -> list[Incident]:
+        """Incidents resolved at or after ``since``, latest resolved first."""
         ...
 
     def get_for_update(self, incident_id: int) -> Incident | None:
@@ -83,4 +89,24 @@ class Conversations(Protocol):
 
     def tell(self, channel: str, user: str, message: Message) -> None:
         """An ephemeral message for ``user`` in ``channel`` (a DM when that is impossible)."""
+        ...
+
+
+@dataclass(frozen=True)
+class OnCallShift:
+    """One person on call now: their name and e-mail as PagerDuty has them, the escalation level (1 = paged first),
+    the escalation policy, and when the shift ends (None: no end)."""
+
+    name: str
+    email: str
+    level: int
+    policy: str
+    until: datetime | None
+
+
+class OnCall(Protocol):
+    """Who is on call (PagerDuty's REST API ``oncalls``)."""
+
+    def now(self, policy_ids: list[str]) -> list[OnCallShift]:
+        """Shifts on call now for these escalation policies (all when empty). Raises Unavailable or Refused."""
         ...

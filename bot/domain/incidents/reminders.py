@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.config.incidents import EscalationStep
 from bot.domain.incidents.common import (
     cadence,
     change,
@@ -27,6 +28,7 @@ from bot.domain.incidents.common import (
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Escalation, Note, Reminder
 from bot.domain.incidents.model import Incident, Kind
+from bot.domain.incidents.paging import Paging
 from bot.domain.shared.errors import Conflict, NotFound, OpsError
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply, UnitOfWork
@@ -48,6 +50,7 @@ class Reminders:
 
     def __init__(self, deps: IncidentDeps) -> None:
         self._d = deps
+        self.paging = Paging(deps)
 
     def due_after(self, incident: Incident, now: datetime, promised: datetime | None) -> datetime | None:
         """When the next update is overdue: the promised time or the severity's cadence, whichever is sooner."""
@@ -124,7 +127,7 @@ class Reminders:
         if found is None:
             return
         for level, step in enumerate(config.escalation_for(found[1])):
-            if step.notify:
+            if step.notify or self._pages_at(step):
                 at = incident.declared_at + timedelta(minutes=step.after_minutes)
                 payload = {"incident": incident.id, "level": level}
                 if uow is not None:
@@ -139,13 +142,16 @@ class Reminders:
         for level in range(max(len(steps), incident.escalation_level + 1)):
             self._d.jobs.cancel(escalation_key(incident.id, level))
 
+    def _pages_at(self, step: EscalationStep) -> bool:
+        return step.page and self._d.config.pagerduty is not None
+
     def escalate(self, actor: Actor, payload: dict[str, Any]) -> None:
         """The job: page this level unless the incident was acknowledged or resolved (or this level already fired)."""
         d, level = self._d, int(payload["level"])
         first = get(d, int(payload["incident"]))
         found = d.config.incidents.severity(first.severity) if first else None
         steps = d.config.incidents.escalation_for(found[1]) if found else []
-        if first is None or level >= len(steps) or not steps[level].notify:
+        if first is None or level >= len(steps) or not (steps[level].notify or self._pages_at(steps[level])):
             return
         step = steps[level]
 
@@ -154,9 +160,17 @@ class Reminders:
                 raise Conflict("skipped")
             return replace(current, escalation_level=level + 1)
 
+        def page(uow: Any, claimed: Incident) -> None:
+            if self._pages_at(step):
+                self.paging.trigger(uow, claimed, f"escalation-{level + 1}")
+
         try:
-            _, incident = change(d, first.id, claim)
+            _, incident = change(d, first.id, claim, then=page)
         except Conflict:
+            return
+        if not step.notify:
+            label = step.label or f"level {level + 1}"
+            record(d, actor, incident, Kind.ESCALATION, f"escalated to {label}: paged through PagerDuty", by="opsbot")
             return
         users, _ = people(d, step.notify)
         if users:

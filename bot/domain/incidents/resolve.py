@@ -11,6 +11,7 @@ from bot.domain.incidents.common import (
     by_ref,
     change,
     post_in_channel,
+    public_text_problem,
     record,
     refresh,
     require_commander,
@@ -24,12 +25,12 @@ from bot.domain.incidents.messages import Postmortem, StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.shared.commands import Args, expect
-from bot.domain.shared.errors import OpsError
+from bot.domain.shared.errors import OpsError, UsageError
 from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
 
-USAGE = "incident resolve [INC-n] [summary]"
+USAGE = 'incident resolve [INC-n] [summary] [--public "…"]'
 POSTMORTEM_USAGE = "incident postmortem <id>"
 
 
@@ -37,6 +38,7 @@ POSTMORTEM_USAGE = "incident postmortem <id>"
 class ResolveIncident:
     summary: str = ""
     incident: str | None = None  # INC-n: resolve it from any channel (its commander or an admin)
+    public: str = ""  # the final text of the public status page ("": none)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,11 @@ class ShowPostmortem:
 
 def parse(args: Args) -> ResolveIncident:
     ref = args.positional[0] if args.positional and INCIDENT_REF.match(args.positional[0]) else None
-    return ResolveIncident(args.text(1 if ref else 0), ref)
+    public = args.options.get("public", "").strip()
+    problem = public_text_problem(public)
+    if problem:
+        raise UsageError(f"`--public`: {problem}", f"/ops {USAGE}")
+    return ResolveIncident(args.text(1 if ref else 0), ref, public)
 
 
 def parse_postmortem(args: Args) -> ShowPostmortem:
@@ -63,10 +69,12 @@ class Resolutions:
         self._freezes = freezes
 
     def run(self, command: ResolveIncident, actor: Actor) -> Reply:
-        return self.resolve(actor, target(self._d, actor, command.incident, "incident resolve"), command.summary)
+        incident = target(self._d, actor, command.incident, "incident resolve")
+        return self.resolve(actor, incident, command.summary, public=command.public)
 
-    def resolve(self, actor: Actor, incident: Incident, summary: str) -> Reply:
-        """Claim the resolution first (a second resolve gets a clear answer), then tell everyone and clean up."""
+    def resolve(self, actor: Actor, incident: Incident, summary: str, *, public: str = "") -> Reply:
+        """Claim the resolution first (a second resolve gets a clear answer), then tell everyone and clean up;
+        ``public`` (if any) is the status page's final text."""
         d = self._d
         require_commander(d, actor, incident, "incident resolve")
         now = d.clock.now()
@@ -83,7 +91,7 @@ class Resolutions:
                 next_update_at=None,
             )
 
-        before, incident = change(d, incident.id, close)
+        before, incident = change(d, incident.id, close, then=self._reminders.paging.resolved)
         self._reminders.disarm(before)
         self._reminders.stop_escalation(incident)
         self._freezes.lift(actor, incident)
@@ -100,13 +108,20 @@ class Resolutions:
             None,
             actor.user_id,
             duration=duration,
+            public=public,
         )
         try:
             post_in_channel(d, incident, final)
         except OpsError as exc:
             warnings.append(f"the final update could not be posted ({exc.message})")
         record(
-            d, actor, incident, Kind.RESOLVED, f"resolved after {format_duration(duration)}" + (f": {summary}" if summary else "")
+            d,
+            actor,
+            incident,
+            Kind.RESOLVED,
+            f"resolved after {format_duration(duration)}" + (f": {summary}" if summary else ""),
+            data={"status": Status.RESOLVED.value},
+            public=public,
         )
         draft = export.postmortem(incident, timeline(d, incident.id), now)
         _, incident = change(d, incident.id, lambda i: replace(i, postmortem=draft, frozen=()))

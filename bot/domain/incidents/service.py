@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bot.domain.incidents import declare, manage, resolve, timeline, updates
+from bot.domain.incidents import declare, manage, oncall, resolve, timeline, updates
 from bot.domain.incidents.declare import Declarations
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.incidents.manage import Management
+from bot.domain.incidents.oncall import OnCallQueries
 from bot.domain.incidents.reminders import ESCALATE_JOB, REMIND_JOB, Reminders
 from bot.domain.incidents.resolve import Resolutions
 from bot.domain.incidents.timeline import IncidentEventListener, Timelines
@@ -29,12 +30,21 @@ class Incidents:
         self.management = Management(deps, self.reminders, self.freezes)
         self.timelines = Timelines(deps)
         self.events = IncidentEventListener(deps)
+        self.oncall = OnCallQueries(deps)
 
     def family(self) -> Family:
         m = self.management
         return Family(
             "incidents",
             commands=[
+                Subcommand(
+                    ("oncall",),
+                    "Who is on call now (PagerDuty), for a service or for all",
+                    oncall.USAGE,
+                    Role.VIEWER,
+                    oncall.parse,
+                    self.oncall.show,
+                ),
                 Subcommand(
                     ("incident", "declare"),
                     "Declare an incident: a channel, responders invited, the status pinned (no arguments: a form)",
@@ -53,7 +63,7 @@ class Incidents:
                     Role.VIEWER,
                     updates.parse,
                     self.updates.run,
-                    options=frozenset({"impact", "what", "next"}),
+                    options=frozenset({"impact", "what", "next", "public"}),
                     mutates=True,
                 ),
                 Subcommand(
@@ -98,6 +108,7 @@ class Incidents:
                     Role.VIEWER,
                     resolve.parse,
                     self.resolutions.run,
+                    options=frozenset({"public"}),
                     mutates=True,
                 ),
                 Subcommand(

@@ -15,6 +15,7 @@ from bot.domain.incidents.common import (
     get,
     number,
     post_in_channel,
+    public_text_problem,
     record,
     refresh,
     require_open,
@@ -32,11 +33,11 @@ from bot.domain.shared.messages import Notice
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
 
-USAGE = 'incident update [INC-n] <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m]'
+USAGE = 'incident update [INC-n] <investigating|identified|monitoring|resolved> <text> [--impact "…"] [--what "…"] [--next 30m] [--public "…"]'
 CLOCK_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 MAX_NEXT = timedelta(days=2)
 MAX_TEXT = 3000
-FIELDS = ("status", "impact", "what_happened", "current_status", "next_update")
+FIELDS = ("status", "impact", "what_happened", "current_status", "next_update", "public")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class PostUpdate:
     what_happened: str = ""
     next_update: str | None = None
     incident: str | None = None  # INC-n: update it from any channel (its commander or an admin)
+    public: str = ""  # what the public status page shows ("": the update stays internal)
 
 
 def parse(args: Args) -> PostUpdate:
@@ -64,7 +66,13 @@ def parse(args: Args) -> PostUpdate:
     text = args.text(1)
     if not text and status != Status.RESOLVED:
         raise UsageError("Say what the current status is after the status word.", f"/ops {USAGE}")
-    return PostUpdate(status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"), ref)
+    public = args.options.get("public", "").strip()
+    problem = public_text_problem(public)
+    if problem:
+        raise UsageError(f"`--public`: {problem}", f"/ops {USAGE}")
+    return PostUpdate(
+        status, text, args.options.get("impact"), args.options.get("what", ""), args.options.get("next"), ref, public
+    )
 
 
 def parse_next(text: str, now: datetime) -> datetime:
@@ -104,6 +112,9 @@ def form_errors(values: dict[str, str]) -> dict[str, str]:
     for name in FIELDS:
         if len(values.get(name, "")) > MAX_TEXT:
             errors[name] = f"Keep this under {MAX_TEXT} characters."
+    public = public_text_problem(values.get("public", "").strip())
+    if public and "public" not in errors:
+        errors["public"] = public[0].upper() + public[1:]
     return {**errors, **control_characters(values)}
 
 
@@ -127,7 +138,7 @@ class Updates:
         if command.status is None:
             return self.open_form(actor, incident)
         if command.status == Status.RESOLVED:
-            return self._resolutions.resolve(actor, incident, command.current_status)
+            return self._resolutions.resolve(actor, incident, command.current_status, public=command.public)
         impact = incident.impact if command.impact is None else command.impact.strip()
         if not impact:
             raise UsageError(
@@ -148,7 +159,14 @@ class Updates:
                 )
             promised = now + every
         return self.post(
-            actor, incident, Status(command.status), impact, command.what_happened.strip(), command.current_status, promised
+            actor,
+            incident,
+            Status(command.status),
+            impact,
+            command.what_happened.strip(),
+            command.current_status,
+            promised,
+            public=command.public,
         )
 
     def open_form(self, actor: Actor, incident: Incident) -> Reply:
@@ -186,7 +204,9 @@ class Updates:
         if errors:
             raise UsageError(next(iter(errors.values())))
         if values["status"] == Status.RESOLVED:
-            return self._resolutions.resolve(actor, incident, values["current_status"].strip())
+            return self._resolutions.resolve(
+                actor, incident, values["current_status"].strip(), public=values.get("public", "").strip()
+            )
         now = d.clock.now()
         return self.post(
             actor,
@@ -196,15 +216,28 @@ class Updates:
             values.get("what_happened", "").strip(),
             values["current_status"].strip(),
             parse_next(values["next_update"], now),
+            public=values.get("public", "").strip(),
         )
 
     def post(
-        self, actor: Actor, incident: Incident, status: Status, impact: str, what_happened: str, current: str, promised: datetime
+        self,
+        actor: Actor,
+        incident: Incident,
+        status: Status,
+        impact: str,
+        what_happened: str,
+        current: str,
+        promised: datetime,
+        *,
+        public: str = "",
     ) -> Reply:
-        """Post the update first (if Slack refuses, nothing is recorded), then record it and re-arm the reminder."""
+        """Post the update first (if Slack refuses, nothing is recorded), then record it and re-arm the reminder;
+        ``public`` (if any) is what the public status page shows of it."""
         d = self._d
         now, user = d.clock.now(), actor.user_id
-        message = StatusUpdate(incident, status, impact, incident.declared_at, now, what_happened, current, promised, user)
+        message = StatusUpdate(
+            incident, status, impact, incident.declared_at, now, what_happened, current, promised, user, public=public
+        )
         post_in_channel(d, incident, message)
 
         def apply(latest: Incident) -> Incident:
@@ -228,7 +261,10 @@ class Updates:
             after,
             Kind.UPDATE,
             f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else ""),
+            data={"status": status.value},
+            public=public,
         )
         warnings = refresh(d, after)
         when = f"; the next update is due by {due:%H:%M} UTC" if due else ""
-        return Reply(Notice(f"Update posted in #{after.channel_name}{when}.", details=warnings))
+        published = "; its public text is on the status page" if public and d.config.status_page.enabled else ""
+        return Reply(Notice(f"Update posted in #{after.channel_name}{when}{published}.", details=warnings))

@@ -29,7 +29,7 @@ KEY_VALUE = re.compile(r"^([a-z][a-z_-]*)=(.*)$", re.S)
 SLACK_MARKUP = re.compile(r"^<([^<>|]*)(?:\|([^<>]*))?>$")
 # C0 and C1 control characters, DEL; newline and tab are allowed in free text.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-TEXT_OPTIONS = frozenset({"reason", "impact", "what", "eta"})
+TEXT_OPTIONS = frozenset({"reason", "impact", "what", "eta", "public"})
 DRY_RUN = "dry-run"  # the flag a subcommand with a ``preview`` accepts
 
 C = TypeVar("C")

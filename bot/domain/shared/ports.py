@@ -221,6 +221,11 @@ class Outbox(Protocol):
         """Cancel the job queued under ``key``, if it has not run."""
         ...
 
+    def page(self, event: dict[str, Any], *, key: str, origin: str) -> None:
+        """Send a PagerDuty Events API v2 event (``event_action``, ``dedup_key``, ``payload`` — the routing key is added
+        on delivery); the events of one ``dedup_key`` go out in the order recorded."""
+        ...
+
     def waiting(self, key: str) -> bool:
         """Whether an effect recorded under ``key`` still waits for delivery."""
         ...

@@ -1,0 +1,28 @@
+"""The port to a metrics store (Prometheus): one number for one query, or the reason there is none."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+
+class MetricUnreadable(Exception):
+    """A query gave no single number: the store is unreachable or slow, the query is invalid, it returned no series
+    or several. ``reason`` says which, in words for the announcement (never a secret)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MetricsReader(Protocol):
+    def read(self, query: str, *, at: datetime | None = None) -> float:
+        """The single value ``query`` evaluates to at ``at`` (now when None); raises MetricUnreadable."""
+        ...
+
+
+class NoMetricsStore:
+    """The reader when no `prometheus:` section is configured: every read is unreadable, saying so."""
+
+    def read(self, query: str, *, at: datetime | None = None) -> float:
+        raise MetricUnreadable("no `prometheus:` section is configured")
