@@ -4,6 +4,8 @@ health DOWN alert. Buttons carry only ids: the server re-checks the deploy is st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ import redis
 from bot.config import OpsConfig, parse_config
 from bot.console import payloads
 from bot.console.slack_emulator import Posted, SlackEmulator
+from bot.domain.shared.changes import RecentChange
+from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.policy import Actor
 from tests.deploy_kit import ServiceDouble, deploy_config_data, services_double, state_dir  # noqa: F401 - fixtures
 from tests.e2e.incident_helpers import declare, posts
@@ -197,3 +201,28 @@ def test_a_health_down_alert_lists_what_changed_in_the_service_with_undo(
     assert "🔎 *What changed* in api in the last 2 h" in down.seen()
     assert entries(down) == [("🚩 *Flag* · api/production · checkout.new-flow killed, now KILLED (underneath: on · 30%)", "Undo")]
     assert [b["text"]["text"] for b in down.buttons()][:2] == ["Declare incident", "Silence 1h"]
+
+
+class LostDatabase:
+    """A ``RecentChanges`` whose database is gone (the rest of the app keeps its own)."""
+
+    def of(self, services: Sequence[str], since: datetime, limit: int) -> list[RecentChange]:
+        raise Unavailable("The database", "connection refused")
+
+
+def test_a_declaration_goes_ahead_saying_what_changed_is_unknown_when_it_cannot_be_read(
+    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, config: OpsConfig
+) -> None:
+    app = Bot(
+        emulator=emulator,
+        db_url=pg_url,
+        redis_client=redis_client,
+        prefix=redis_prefix,
+        config=config,
+        recent_changes=LostDatabase(),
+    )
+    channel = declare(app)
+    [changed] = eventually(lambda: posts(app, channel.id, "What changed"))
+    assert "What changed in api in the last 2 h: unknown" in changed.text
+    assert "⚠️ What changed is unknown: The database could not be read (connection refused)." in changed.seen()
+    assert posts(app, channel.id, "🚨 INCIDENT") and changed.buttons() == []
