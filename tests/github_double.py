@@ -114,10 +114,13 @@ class GithubDouble:
         rate_limit: int = 5000,
         window: int = 3600,
         max_per_page: int = 100,
+        list_delay: float = 0.0,
     ) -> None:
         self.repo, self.token, self.refs = repo, token, set(refs)
         self.workflows = {w.path: w for w in (workflows or [Workflow()])}
         self.appear_after, self.queued_for, self.running_for = appear_after, queued_for, running_for
+        # GitHub's run lists lag behind: a dispatched run may be listed this long after it was created (its created_at)
+        self.list_delay = list_delay
         self.conclusion, self.run_details, self.cancel_takes = conclusion, run_details, cancel_takes
         self.conclude: Callable[[Run], str] | None = None  # a run's conclusion, instead of ``conclusion``
         self.on_complete: Callable[[Run], None] | None = None  # called once when a run completes
@@ -311,6 +314,10 @@ class GithubDouble:
         self.runs.append(run)
         return run
 
+    def _listed(self, run: Run, now: float) -> bool:
+        lag = self.list_delay if run.event == "workflow_dispatch" and run.inputs else 0.0
+        return run.created + lag <= now
+
     def _visible_run(self, run_id: int) -> Run | None:
         now = time.monotonic()
         return next((r for r in self.runs if r.id == run_id and r.created <= now), None)
@@ -371,7 +378,7 @@ class GithubDouble:
         except ValueError:
             return 422, {"message": "Invalid request.", "documentation_url": DOCS}, {}
         now = time.monotonic()
-        runs = [r for r in self.runs if r.created <= now and (workflow is None or r.workflow is workflow)]
+        runs = [r for r in self.runs if self._listed(r, now) and (workflow is None or r.workflow is workflow)]
         if "event" in query:
             runs = [r for r in runs if r.event == query["event"]]
         if "branch" in query:

@@ -64,7 +64,7 @@ def click_home(app: Bot, user: str, label: str) -> Posted:
 @pytest.fixture
 def incident_and_request(app: Bot) -> Posted:
     """An open P1 incident of `api` and a production deploy waiting for its two approvals."""
-    app.command("incident declare P1 checkout is down --service api", user="U0DEV")
+    app.command("incident declare P1 checkout is down --service api", user="U0DEV", timeout=15)
     app.command('deploy v1.2.3 to production --reason "release 42"', user="U0DEV")
     return approval_for(app, TITLE)
 

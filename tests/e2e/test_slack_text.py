@@ -117,9 +117,9 @@ def test_audit_by_a_name_typed_without_the_at_list_finds_the_person(opsbot: Bot)
     opsbot.command("locks", user="U0ADMIN")
     opsbot.command("locks", user="U0DEV")
     by_name = opsbot.command("audit by=@alice", user="U0VIEWER").seen()
-    assert "Name the person" not in by_name and "(by U0ADMIN)" in by_name
+    assert "Name the person" not in by_name and "(by @U0ADMIN)" in by_name
     assert "U0DEV" not in by_name.split("\n", 1)[1]
-    assert "(by U0ADMIN)" in opsbot.command("audit by=<@U0ADMIN|alice>", user="U0VIEWER").seen()
+    assert "(by @U0ADMIN)" in opsbot.command("audit by=<@U0ADMIN|alice>", user="U0VIEWER").seen()
     assert len(opsbot.emulator.calls_to("users.list")) == 1  # cached
 
 

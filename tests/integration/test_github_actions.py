@@ -110,10 +110,12 @@ def test_two_dispatches_at_once_each_follow_their_own_run(github: GithubDouble) 
 
 
 def test_its_run_is_found_on_a_later_page_through_the_link_header() -> None:
-    server = GithubDouble(token=TOKEN, workflows=[workflow()], max_per_page=10, appear_after=0.2).start()
+    # Ours is created 0.2 s after its dispatch but listed only 2 s later (GitHub's lists lag); 25 runs dispatched by
+    # others are created a second after they are added (after ours, however slow the machine: newer, so listed first).
+    server = GithubDouble(token=TOKEN, workflows=[workflow()], max_per_page=10, appear_after=0.2, list_delay=2.0).start()
     try:
-        for i in range(25):  # dispatched by others after ours: newer, so listed before it
-            server.add_run(event="workflow_dispatch", display_title=f"Deploy by hand {i}", after=0.3)
+        for i in range(25):
+            server.add_run(event="workflow_dispatch", display_title=f"Deploy by hand {i}", after=1.0)
         result = provider(server).deploy(order(), StopSignal())
     finally:
         server.stop()
