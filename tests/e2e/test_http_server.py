@@ -31,7 +31,7 @@ def serving(opsbot: Bot, tmp_path: Path, **env: str) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # gunicorn and its workers start slowly on a loaded machine
         while True:
             try:
                 if httpx.get(base + "/healthz", timeout=1).status_code == 200:

@@ -57,7 +57,7 @@ def serving(opsbot: Bot, tmp_path: Path, *args: str, **env: str) -> Iterator[str
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # gunicorn and its workers start slowly on a loaded machine
         while True:
             try:
                 if httpx.get(base + "/healthz", timeout=1).status_code == 200:
@@ -91,7 +91,7 @@ def sample(exposition: str, metric: str, /, **labels: str) -> float | None:
     return None
 
 
-def eventually_metric(url: str, metric: str, /, timeout: float = 15.0, **labels: str) -> tuple[float | None, str]:
+def eventually_metric(url: str, metric: str, /, timeout: float = 30.0, **labels: str) -> tuple[float | None, str]:
     deadline = time.monotonic() + timeout
     while True:
         text = httpx.get(url, timeout=5).text

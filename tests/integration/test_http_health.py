@@ -44,7 +44,9 @@ def only(report: HealthReport) -> CheckOutcome:
 
 def test_a_healthy_endpoint_reports_its_latency_and_the_version() -> None:
     with serving({"/health": HEALTHY, "/version": json_reply({"version": "1.4.2"})}) as server:
-        report = probe([{"url": server.url(), "expect_json": {"status": "healthy"}}], version_url=server.url("/version"))
+        # warn_ms well above any loopback answer: a busy machine (load 9) once took over the 500 ms default
+        check = {"url": server.url(), "expect_json": {"status": "healthy"}, "warn_ms": 5000, "critical_ms": 10000}
+        report = probe([check], version_url=server.url("/version"))
     assert (report.status, report.version, report.version_error) == ("healthy", "1.4.2", None)
     assert only(report).latency_ms is not None and only(report).reason is None
 
