@@ -8,10 +8,10 @@ once per deploy and never twice at once for a target, no lock left held, the aud
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
-import itertools
 import pytest
 import redis
 from pytest_mock import MockerFixture
