@@ -493,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"opsbot: {exc}", file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"opsbot: the ops config {exc.source} has {plural(len(exc.errors), 'error')}:", file=sys.stderr)
+        found = [error for error in exc.errors if not error.startswith("(")]  # "(run where opsbot runs …)" is a hint
+        print(f"opsbot: the ops config {exc.source} has {plural(len(found), 'error')}:", file=sys.stderr)
         for error in exc.errors:
             print(f"  {error}", file=sys.stderr)
         return 1

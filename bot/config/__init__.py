@@ -65,6 +65,7 @@ class OpsConfig(Strict):
                         f"services.{service_name}.environments.{env}: unknown environment (known: {', '.join(self.environments) or 'none'})"
                     )
         problems.extend(_gate_problems(self))
+        problems.extend(_paging_problems(self))
         if self.default_service is not None and self.default_service not in self.services:
             problems.append(f"default_service: unknown service {self.default_service!r}")
         problems.extend(self.flags.problems(self.environments, self.services))
@@ -93,6 +94,9 @@ class OpsConfig(Strict):
                         )
         if self.prometheus is not None and self.prometheus.token_env:
             named.append(("prometheus.token_env", self.prometheus.token_env))
+        if self.pagerduty is not None:  # pages and `/ops oncall` fail without them
+            named.append(("pagerduty.routing_key_env", self.pagerduty.routing_key_env))
+            named.append(("pagerduty.token_env", self.pagerduty.token_env))
         provider = self.flags.provider
         if provider is not None and provider.type == "unleash" and provider.token_env:
             named.append(("flags.provider.token_env", provider.token_env))
@@ -126,6 +130,39 @@ def _gate_problems(config: OpsConfig) -> list[str]:
                 for service_name, service in config.services.items()
                 if name in service.environments and source not in service.environments
             ]
+    for name in config.environments:  # a cycle (staging needs production, production needs staging) passes never
+        seen, at = [name], config.environments[name].requires_verified_in
+        while at is not None and at in config.environments and at not in seen:
+            seen.append(at)
+            at = config.environments[at].requires_verified_in
+        if at == name and len(seen) > 1 and name == min(seen):
+            problems.append(
+                f"environments.{name}.requires_verified_in: the gates form a cycle ({' → '.join([*seen, name])}); "
+                "no version could ever pass them"
+            )
+    return problems
+
+
+def _paging_problems(config: OpsConfig) -> list[str]:
+    """`page: true` needs a `pagerduty:` section; its maps name configured severities and services."""
+    incidents, pd = config.incidents, config.pagerduty
+    problems = []
+    paging = [f"incidents.severities.{n}.page" for n, s in incidents.severities.items() if s.page]
+    paging += [f"incidents.escalation[{i}].page" for i, step in enumerate(incidents.escalation) if step.page]
+    for n, s in incidents.severities.items():
+        paging += [f"incidents.severities.{n}.escalation[{i}].page" for i, step in enumerate(s.escalation or []) if step.page]
+    if pd is None:
+        return [f"{where}: pages need a `pagerduty:` section" for where in paging]
+    problems += [
+        f"pagerduty.severities.{name}: unknown severity (known: {', '.join(incidents.severities)})"
+        for name in pd.severities
+        if incidents.severity(name) is None
+    ]
+    problems += [
+        f"pagerduty.escalation_policies.{name}: unknown service (known: {', '.join(config.services) or 'none'})"
+        for name in pd.escalation_policies
+        if name not in config.services
+    ]
     return problems
 
 

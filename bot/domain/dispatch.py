@@ -237,13 +237,22 @@ class Dispatcher:
 
     def _help(self, topic: str, actor: Actor) -> Reply:
         policy = self.policy
+        words = tuple(topic.split())
+        group = [s for s in self.subcommands if len(s.words) > len(words) and s.words[: len(words)] == words]
+        if words and group and not any(s.words == words for s in self.subcommands):  # `help incident`: the group's list
+            held, unreadable = policy.readable_roles_of(actor.user_id)
+            entries = [HelpEntry(s.usage_line(), s.summary, s.role.value) for s in group if s.role in held]
+            roles = sorted(r.value for r in held)
+            return Reply(
+                HelpMessage(entries, roles, len(group) - len(entries), unreadable, self._where(actor.user_id, unreadable))
+            )
         if topic.split():
             try:
                 spec, _ = match(self.subcommands, topic.split())
             except UsageError as exc:
                 raise UsageError(exc.message.replace("subcommand", "help topic")) from None
             entry = HelpEntry(spec.usage_line(), spec.summary, spec.role.value)
-            return Reply(SubcommandHelp(entry, policy.has(actor.user_id, spec.role)))
+            return Reply(SubcommandHelp(entry, policy.has_somewhere(actor.user_id, spec.role)))
         # A user group Slack will not show (deleted, a missing scope) must not take the whole answer down.
         held, unreadable = policy.readable_roles_of(actor.user_id)
         allowed = [s for s in self.subcommands if s.role in held]

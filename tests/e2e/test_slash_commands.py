@@ -180,3 +180,10 @@ def test_a_reply_whose_template_fails_to_render_still_answers_with_a_reference(
     assert reference is not None, reply
     assert any(reference.group(1) in r.getMessage() and r.exc_info for r in caplog.records)
     assert "no_such_field" not in reply
+
+
+def test_help_lists_every_subcommand_an_admin_may_run_and_help_of_a_group_lists_the_group(opsbot: Bot) -> None:
+    shown = opsbot.command("help", user="U0ADMIN").seen()
+    assert "/ops incident postmortem <id>" in shown and "truncated" not in shown  # not cut at 3,000 characters
+    group = opsbot.command("help incident", user="U0DEV").seen()
+    assert "/ops incident declare" in group and "/ops incident resolve" in group and "needs one of" not in group

@@ -69,3 +69,24 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 def test_missing_file_says_how_to_fix_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape("copy opsbot.example.yml")):
         load_config(tmp_path / "nope.yml")
+
+
+def test_promotion_gates_that_form_a_cycle_are_an_error() -> None:
+    data = config_data()
+    data["environments"]["staging"]["requires_verified_in"] = "production"
+    data["environments"]["production"]["requires_verified_in"] = "staging"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, "test")
+    assert any("the gates form a cycle (production → staging → production)" in e for e in caught.value.errors)
+
+
+def test_paging_without_pagerduty_and_pagerduty_maps_naming_unknown_things_are_errors() -> None:
+    data = config_data(incidents={"severities": {"P1": {"page": True}}})
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, "test")
+    assert "incidents.severities.P1.page: pages need a `pagerduty:` section" in caught.value.errors
+    data = config_data(pagerduty={"severities": {"P7": "critical"}, "escalation_policies": {"nosuch": "PABC123"}})
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, "test")
+    assert any(e.startswith("pagerduty.severities.P7: unknown severity") for e in caught.value.errors)
+    assert any(e.startswith("pagerduty.escalation_policies.nosuch: unknown service") for e in caught.value.errors)

@@ -170,7 +170,8 @@ class ApprovalService:
         receipt = VoteReceipt(
             after, decision, approvals_of(votes), self_approval, waiting=_waiting(uow.pending, approved.next_step)
         )
-        return Reply(receipt, outcome=decision.value + "d")
+        outcome = "withdrawn" if withdrawing else ("approved" if decision is Decision.APPROVE else "rejected")
+        return Reply(receipt, outcome=outcome)
 
     def expire(self, actor: Actor, payload: dict[str, Any]) -> None:
         """The scheduled expiry: a still-pending request becomes expired, its message says so, its family cleans up."""

@@ -150,7 +150,7 @@ class FlagActions:
             after = decide(before, last)
         except NoChange as same:
             steps.append(WouldHappen("Change", f"none: {same.why}"))
-            return Reply(DryRunReport(title, steps))
+            return Reply(DryRunReport(title, steps, changes=False))
         except NeedsApproval as need:
             channel = config.channels.alerts if action == "unkill" else config.channels.deployments
             steps += [

@@ -227,6 +227,8 @@ class Declarations:
             for step in d.config.incidents.escalation_for(level)
             if step.notify
         ]
+        if d.config.pagerduty is not None and level.page:
+            steps.append(WouldHappen("Paged", f"PagerDuty's on-call, at once ({severity_name} pages when declared)"))
         if services:
             steps.append(
                 WouldHappen("Services", ", ".join(services) + ": their deploys and flag changes are told to the incident")

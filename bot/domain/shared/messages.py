@@ -72,3 +72,4 @@ class DryRunReport:
     title: str
     steps: list[WouldHappen]
     refused: str | None = None
+    changes: bool = True  # False: the command would change nothing (the flag is already as asked)
