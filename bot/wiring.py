@@ -174,6 +174,7 @@ def build_families(a: Adapters) -> Families:
         state=a.state,
         policy=policy,
         audit=a.audit,
+        metrics=a.metrics_reader,
     )
     health = HealthService(health_deps, HealthWatches(health_deps))
     incidents = Incidents(
@@ -210,6 +211,7 @@ def build_families(a: Adapters) -> Families:
         policy=policy,
         audit=a.audit,
         metrics=a.metrics_reader,
+        health_alert=health.alert_context,
     )
     flag_deps = FlagDeps(
         config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy, audit=a.audit

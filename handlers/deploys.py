@@ -1,4 +1,5 @@
-"""Deploy buttons: "Notify me when free" on a lock refusal, and Rollback on a failure announcement.
+"""Deploy buttons: "Notify me when free" on a lock refusal, Rollback on a failure announcement, and "Roll back the last
+deploy of <service>" on a health metric alert.
 
 Approve and Reject on deploy and rollback requests are the shared approval buttons (handlers/approvals.py).
 Each button carries only an opaque id; the domain looks everything else up and re-checks the clicker.
@@ -17,6 +18,7 @@ from handlers.common import answer_click, button, operations
 class DeployAction(StrEnum):
     NOTIFY_WHEN_FREE = "deploy_notify_free"
     ROLLBACK = "deploy_rollback"
+    ROLLBACK_LAST = "deploy_rollback_last"  # on a health metric alert; its value is the alert's opaque id
 
 
 def notify_when_free(body: dict[str, Any], respond: Any, context: Any) -> None:
@@ -31,6 +33,18 @@ def roll_back(body: dict[str, Any], respond: Any, context: Any) -> None:
     )
 
 
+def roll_back_last(body: dict[str, Any], respond: Any, context: Any) -> None:
+    answer_click(
+        body,
+        respond,
+        context,
+        f"click.{DeployAction.ROLLBACK_LAST}",
+        operations(context).deploys.rollbacks.from_health_alert,
+        "alert",
+    )
+
+
 def register(app: App) -> None:
     button(app, DeployAction.NOTIFY_WHEN_FREE, notify_when_free)
     button(app, DeployAction.ROLLBACK, roll_back)
+    button(app, DeployAction.ROLLBACK_LAST, roll_back_last)

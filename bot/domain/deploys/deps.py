@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.config import OpsConfig
 from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
@@ -36,5 +37,6 @@ class DeployDeps:
     jobs: Jobs
     policy: Policy
     audit: AuditLog
+    health_alert: Callable[[str], dict[str, Any]]  # a health alert's context by its opaque id (raises NotFound)
     shutdown: ShutdownSignal  # set on SIGTERM: a running deploy hands over within durability.shutdown_grace_seconds
     metrics: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails during verification (Prometheus)

@@ -131,3 +131,13 @@ class Rollbacks:
             )
         reason = f"{failed.version} failed in {failed.environment} ({failed.id}): {failed.detail or 'see the announcement'}"
         return self.request(actor, failed.service, failed.environment, None, reason[:500], undoing=failed.id)
+
+    def from_health_alert(self, actor: Actor, alert_id: str) -> Reply:
+        """A metric alert's "Roll back the last deploy of <service>" button: roll back whatever last ran in the
+        alert's environment, to the version before it (the same request as `/ops rollback`)."""
+        self._d.policy.require_somewhere(actor, Role.DEPLOYER, "rollback")
+        alert = self._d.health_alert(alert_id)
+        service, environment = str(alert["service"]), str(alert["environment"])
+        self._d.policy.require(actor, Role.DEPLOYER, "rollback", environment=environment)
+        reason = f"health alert: {alert['summary']}"
+        return self.request(actor, service, environment, None, reason[:500])

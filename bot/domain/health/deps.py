@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.config import OpsConfig
 from bot.domain.health.ports import HealthProbe, WatchStore
+from bot.domain.shared.metrics import MetricsReader
 from bot.domain.shared.policy import Policy
 from bot.domain.shared.ports import AuditLog, Clock, EphemeralState, Jobs, Notifier
 
@@ -21,3 +22,4 @@ class HealthDeps:
     state: EphemeralState
     policy: Policy
     audit: AuditLog
+    metrics: MetricsReader  # the watches' metric rules (Prometheus; NoMetricsStore without a `prometheus:` section)
