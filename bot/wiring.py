@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
 from bot.adapters.alertmanager import AlertmanagerSilences
+from bot.adapters.charts import MatplotlibCharts
 from bot.adapters.deploy_providers import ConfiguredProviders
 from bot.adapters.flag_providers import build_flag_provider
 from bot.adapters.http_health import HttpHealthProbe
@@ -36,6 +37,7 @@ from bot.adapters.redis.locks import RedisLockStore
 from bot.adapters.redis.state import RedisState
 from bot.adapters.redis.watches import RedisWatchStore
 from bot.adapters.slack.conversations import SlackConversations
+from bot.adapters.slack.files import SlackFiles
 from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, SlackPeople, make_web_client
 from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import create_db_engine
@@ -50,6 +52,7 @@ from bot.domain.approvals.ports import ApprovalOutcome
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.audit.anchors import AnchorDeps, AuditAnchors
 from bot.domain.audit.service import AuditCommands, AuditDeps
+from bot.domain.deploys.charts import ChartImages, FileUploads, NoFileUploads
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
 from bot.domain.deploys.service import Deploys
@@ -116,6 +119,8 @@ class Adapters:
     requests: RequestObserver = field(default_factory=lambda: Unobserved())  # counts and logs each request
     silences: Silences | None = None  # None: Alertmanager's API at config.alertmanager.url
     metrics_reader: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails (Prometheus)
+    charts: ChartImages = field(default_factory=MatplotlibCharts)  # `/ops metrics`' chart
+    files: FileUploads = field(default_factory=NoFileUploads)  # the chart's upload (Slack files.uploadV2)
 
 
 class Unobserved:
@@ -211,6 +216,8 @@ def build_families(a: Adapters) -> Families:
         policy=policy,
         audit=a.audit,
         metrics=a.metrics_reader,
+        charts=a.charts,
+        files=a.files,
         health_alert=health.alert_context,
     )
     flag_deps = FlagDeps(
@@ -461,6 +468,7 @@ def build_services(
         "watches": lambda: RedisWatchStore(r, clock, prefix),
         "flags": lambda: build_flag_provider(config.flags) or FlagsNotConfigured(),
         "metrics_reader": lambda: PrometheusReader(config.prometheus) if config.prometheus else NoMetricsStore(),
+        "files": lambda: SlackFiles(web_client),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
     extra = {name: overrides[name] for name in ("events", "approval_outcomes", "silences") if name in overrides}
