@@ -30,7 +30,10 @@ class MatplotlibCharts:
     def render(self, chart: MetricsChart) -> bytes:
         rows = max(len(chart.series), 1)
         with _DRAWING:
-            figure = Figure(figsize=(self._width, self._panel * rows + 0.8), dpi=self._dpi, layout="constrained")
+            height = self._panel * rows + 0.8
+            figure = Figure(figsize=(self._width, height), dpi=self._dpi)
+            # Fixed margins in inches, not a layout engine: "constrained" cost 40 % more per chart (bench/metric_chart.py).
+            figure.subplots_adjust(left=0.08, right=0.98, top=1 - 0.45 / height, bottom=0.45 / height, hspace=0.12)
             axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
             figure.suptitle(f"{chart.title} · {chart.start:%H:%M}–{chart.end:%H:%M} UTC", fontsize=12)
             for ax, series in zip(axes, chart.series, strict=False):
