@@ -23,7 +23,7 @@ from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import SystemClock
 from tests.deploy_kit import ServiceDouble, deploy_config_data, services_double, state_dir  # noqa: F401 - fixtures
 from tests.e2e.incident_helpers import last_view
-from tests.health_stubs import StubServer, Switch, serving
+from tests.health_stubs import StubServer, Switch, closed_port, hang, serving
 from tests.prometheus_kit import Behaviour, Metrics, Run, error_rate_query, metrics_stack  # noqa: F401 - a fixture
 from tests.support import Bot, config_data, eventually, start_emulator
 
@@ -166,15 +166,45 @@ def test_the_alerts_buttons_roll_back_the_last_deploy_and_declare_a_p0(deploy_bo
     assert ("U0DEV", "click.deploy_rollback_last", "requested") in actions and ("opsbot", "rollback.succeeded", "ok") in actions
 
 
+@pytest.fixture
+def slow_prometheus() -> Iterator[StubServer]:
+    with serving({"/api/v1/query": hang}) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("where", "query", "reason"),
+    [
+        ("unreachable", "up", "is unreachable (ConnectError)"),
+        ("slow", "up", "did not answer within 300 ms"),
+        ("real", "sum(rate(http_requests_total[1m]", "Prometheus refused the query: "),
+        ("real", 'http_requests_total{run="nothing-here"}', "the query returned no series"),
+        ("real", 'vector(1) or label_replace(vector(2), "replica", "b", "", "")', "series where one was expected"),
+    ],
+)
 def test_an_unreadable_metric_reads_unknown_with_the_reason_and_fires_nothing(
-    emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str, health_server: StubServer
+    metrics_stack: Metrics,
+    slow_prometheus: StubServer,
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    health_server: StubServer,
+    where: str,
+    query: str,
+    reason: str,
 ) -> None:
-    data = config_data(prometheus={"url": "http://127.0.0.1:9", "timeout_ms": 500})
+    urls = {
+        "unreachable": f"http://127.0.0.1:{closed_port()}",
+        "slow": slow_prometheus.url("").rstrip("/"),
+        "real": metrics_stack.prometheus.url,
+    }
+    data = config_data(prometheus={"url": urls[where], "timeout_ms": 300})
     data["services"]["api"] = {
         "environments": {
             "production": {
                 "health": [{"url": health_server.url()}],
-                "metrics": [{"name": "error_rate", "query": "sum(rate(x[1m]))", "critical": 0.05}],
+                "metrics": [{"name": "error_rate", "query": query, "critical": 0.05}],
             }
         }
     }
@@ -183,5 +213,5 @@ def test_an_unreadable_metric_reads_unknown_with_the_reason_and_fires_nothing(
     app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config)
     app.services.health.watches.tick(Actor("opsbot", source="job"), {"service": "api", "environment": "production"})
     seen = app.command("health watches").seen()
-    assert "`error_rate > 0.05 for 1s -> P0`: unknown (Prometheus at http://127.0.0.1:9 is unreachable (ConnectError))" in seen
-    assert not emulator.in_channel(ALERTS)
+    assert "`error_rate > 0.05 for 1s -> P0`: unknown (" in seen and reason in seen, seen
+    assert "Traceback" not in seen and not emulator.in_channel(ALERTS)

@@ -21,6 +21,7 @@ from matplotlib.image import imread
 from bot.config import dump_config, parse_config
 from bot.console.slack_emulator import Posted, SlackEmulator
 from tests.deploy_kit import ServiceDouble, deploy_config_data, services_double, state_dir  # noqa: F401 - fixtures
+from tests.health_stubs import hang, serving
 from tests.prometheus_kit import Behaviour, Metrics, Run, error_rate_query, latency_query, metrics_stack  # noqa: F401
 from tests.support import OPS_CHANNEL, Bot, eventually
 
@@ -109,7 +110,7 @@ def test_each_guardrail_against_its_thresholds_and_a_chart_with_the_deploys_mark
     [
         ("sum(rate(http_requests_total[1m]", "Prometheus refused the query: "),
         ('http_requests_total{run="nothing-here"}', "the query returned no series"),
-        ("sum by (status) (http_requests_total)", "series where one was expected"),
+        ('vector(1) or label_replace(vector(2), "replica", "b", "", "")', "series where one was expected"),
     ],
 )
 def test_a_bad_query_reads_unknown_with_the_reason_and_the_chart_says_so(
@@ -126,6 +127,13 @@ def test_prometheus_unreachable_reads_unknown_and_never_a_traceback(app_for: Any
     seen = app.command("metrics api staging", timeout=20).seen()
     assert "❔ `error_rate` *unknown*" in seen and "Prometheus at http://127.0.0.1:9 is unreachable (ConnectError)" in seen
     assert "Traceback" not in seen
+
+
+def test_a_slow_prometheus_reads_unknown_within_its_timeout(app_for: Any) -> None:
+    with serving({"/api/v1/query": hang, "/api/v1/query_range": hang}) as slow:
+        app = app_for(slow.url("").rstrip("/"), [{"name": "error_rate", "query": "up", "critical": 0.05}])
+        seen = app.command("metrics api staging", timeout=20).seen()
+    assert "❔ `error_rate` *unknown*" in seen and "did not answer within 2000 ms" in seen
 
 
 def test_a_service_without_metrics_or_an_unknown_one_gets_a_short_answer(metrics_stack: Metrics, app_for: Any) -> None:
