@@ -156,6 +156,8 @@ def test_the_alerts_buttons_roll_back_the_last_deploy_and_declare_a_p0(deploy_bo
     reply = app.click(fired, "Roll back the last deploy of api", "U0DEV")
     assert "Roll back api to v1.0.0 in staging" in reply[-1]["text"]
     app.emulator.wait_for(lambda: [m for m in app.emulator.messages if "Rolled back api to v1.0.0 in staging" in m.seen()], 40)
+    again = app.click(fired, "Roll back the last deploy of api", "U0DEV2")  # the same click twice: nothing more
+    assert "`api` in staging has changed since this alert" in again[-1]["text"] and "rollback of v1.0.0" in again[-1]["text"]
     app.emulator.wait_for(lambda: alerts(app.emulator, "🟢 api staging: error_rate back to"), timeout=40)
     answer = app.click(fired, "Declare incident", "U0DEV")
     assert "The declare form is open." in answer[0]["text"]

@@ -8,6 +8,7 @@ when it succeeds, the undone deploy becomes ``rolled_back``. Rollbacks may run d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.domain.deploys import planning, support
 from bot.domain.deploys.deps import DeployDeps
@@ -139,5 +140,15 @@ class Rollbacks:
         alert = self._d.health_alert(alert_id)
         service, environment = str(alert["service"]), str(alert["environment"])
         self._d.policy.require(actor, Role.DEPLOYER, "rollback", environment=environment)
+        # A second click, or a deploy since the alert: "the last deploy" is no longer the one the alert was about.
+        with self._d.uow() as uow:
+            newest = uow.deploys.history(service, environment, 1)
+        if newest and newest[0].requested_at > datetime.fromisoformat(str(alert["at"])):
+            since = newest[0]
+            raise Conflict(
+                f"`{service}` in {environment} has changed since this alert: `{since.id}` ({since.kind.value} of "
+                f"{since.version}, {since.state.value.replace('_', ' ')}). To go back from there, use "
+                f'`/ops rollback {service} {environment} --reason "…"`.'
+            )
         reason = f"health alert: {alert['summary']}"
         return self.request(actor, service, environment, None, reason[:500])
