@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
 from bot.adapters.alertmanager import AlertmanagerSilences
+from bot.adapters.charts import MatplotlibCharts
 from bot.adapters.deploy_providers import ConfiguredProviders
 from bot.adapters.flag_providers import build_flag_provider
 from bot.adapters.http_health import HttpHealthProbe
@@ -37,6 +38,7 @@ from bot.adapters.redis.locks import RedisLockStore
 from bot.adapters.redis.state import RedisState
 from bot.adapters.redis.watches import RedisWatchStore
 from bot.adapters.slack.conversations import SlackConversations
+from bot.adapters.slack.files import SlackFiles
 from bot.adapters.slack.home import SlackHomeSurface
 from bot.adapters.slack.web_api import SlackGroups, SlackNotifier, SlackPeople, make_web_client
 from bot.adapters.sql.audit import SqlAuditLog
@@ -53,6 +55,7 @@ from bot.domain.approvals.ports import ApprovalOutcome
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.audit.anchors import AnchorDeps, AuditAnchors
 from bot.domain.audit.service import AuditCommands, AuditDeps
+from bot.domain.deploys.charts import ChartImages, FileUploads, NoFileUploads
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
 from bot.domain.deploys.service import Deploys
@@ -126,6 +129,8 @@ class Adapters:
     metrics_reader: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails (Prometheus)
     home_surface: HomeSurface = field(default_factory=NoHomeSurface)  # views.publish (unit tests: not wired)
     home_viewers: HomeViewers = field(default_factory=NobodyHome)  # who opened Home lately, publish windows
+    charts: ChartImages = field(default_factory=MatplotlibCharts)  # `/ops metrics`' chart
+    files: FileUploads = field(default_factory=NoFileUploads)  # the chart's upload (Slack files.uploadV2)
 
 
 class Unobserved:
@@ -186,6 +191,7 @@ def build_families(a: Adapters) -> Families:
         policy=policy,
         audit=a.audit,
         recent_changes=a.recent_changes,
+        metrics=a.metrics_reader,
     )
     health = HealthService(health_deps, HealthWatches(health_deps))
     incidents = Incidents(
@@ -223,6 +229,9 @@ def build_families(a: Adapters) -> Families:
         policy=policy,
         audit=a.audit,
         metrics=a.metrics_reader,
+        charts=a.charts,
+        files=a.files,
+        health_alert=health.alert_context,
     )
     flag_deps = FlagDeps(
         config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy, audit=a.audit
@@ -497,6 +506,7 @@ def build_services(
         "metrics_reader": lambda: PrometheusReader(config.prometheus) if config.prometheus else NoMetricsStore(),
         "home_surface": lambda: SlackHomeSurface(web_client, renderer),
         "home_viewers": lambda: RedisHomeViewers(r, prefix),
+        "files": lambda: SlackFiles(web_client),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
     extra: dict[str, Any] = {name: overrides[name] for name in ("events", "approval_outcomes", "silences") if name in overrides}

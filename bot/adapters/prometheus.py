@@ -11,12 +11,13 @@ API reference: https://prometheus.io/docs/prometheus/latest/querying/api/ (respo
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,32 @@ class PrometheusReader:
                 f"the query returned {len(result)} series where one was expected ({names}{more}); aggregate it, e.g. with sum()"
             )
         return _number(result[0]["value"][1])
+
+    def read_range(self, query: str, *, start: datetime, end: datetime, step_seconds: float) -> list[tuple[datetime, float]]:
+        """The one series of ``query`` over [start, end] (``GET /api/v1/query_range``); NaN points are left out.
+
+        Raises MetricUnreadable as ``read`` does; no series, or several, are unreadable too."""
+        params = {
+            "query": query,
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+            "step": f"{max(step_seconds, 1.0):.3f}",
+            "timeout": f"{self._settings.timeout_ms}ms",
+        }
+        data = self._call("/api/v1/query_range", params)
+        result = data.get("result")
+        if data.get("resultType") != "matrix" or not isinstance(result, list):
+            raise MetricUnreadable(f"the query gave a {data.get('resultType')}, not a series over time")
+        if not result:
+            raise MetricUnreadable("the query returned no series (no data for this service yet, or a label that matches nothing)")
+        if len(result) > 1:
+            names = ", ".join(_labels(series.get("metric", {})) for series in result[:SHOWN_LABELS])
+            more = "…" if len(result) > SHOWN_LABELS else ""
+            raise MetricUnreadable(
+                f"the query returned {len(result)} series where one was expected ({names}{more}); aggregate it, e.g. with sum()"
+            )
+        points = [(datetime.fromtimestamp(float(t), UTC), _number(v)) for t, v in result[0].get("values", [])]
+        return [(t, v) for t, v in points if not math.isnan(v)]
 
     def check_query(self, query: str) -> str | None:
         """Prometheus' own parser on ``query`` (``/api/v1/format_query``): its error, or None when it parses.

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from bot.config.common import Strict
 from bot.config.durations import parse_duration
+from bot.config.metric_rules import MetricRule, parse_rule
 
 if TYPE_CHECKING:
     from bot.config import OpsConfig
@@ -31,6 +32,21 @@ class Watch(Strict):
     window: str = "5m"
     slow_checks: int = Field(default=3, ge=1, le=100)
     recover_checks: int = Field(default=2, ge=1, le=100)
+    # "error_rate > 0.05 for 5m -> P0": guardrails by name, read from Prometheus each tick (docs/metrics.md)
+    metric_rules: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("metric_rules")
+    @classmethod
+    def _metric_rules(cls, value: list[str]) -> list[str]:
+        rules = [parse_rule(text) for text in value]
+        keys = [r.key for r in rules]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each metric rule is given once")
+        return value
+
+    @property
+    def rules(self) -> list[MetricRule]:
+        return [parse_rule(text) for text in self.metric_rules]
 
     @field_validator("interval")
     @classmethod
@@ -88,14 +104,35 @@ def _watch_targets(config: OpsConfig) -> list[tuple[tuple[str, str] | None, Watc
 
 
 def watch_problems(config: OpsConfig) -> list[str]:
-    """Watches naming unknown or unchecked services, and targets two watches both claim."""
+    """Watches naming unknown or unchecked services, targets two watches both claim, and metric rules naming a
+    metric the target does not define or a severity that does not exist."""
     problems: list[str] = []
     seen: dict[tuple[str, str], str] = {}
-    for target, _, where in _watch_targets(config):
+    for target, watch, where in _watch_targets(config):
         if target is None:
             problems.append(where)
         elif target in seen:
             problems.append(f"{where}: {target[0]} in {target[1]} is already watched by {seen[target]}")
         else:
             seen[target] = where
+            problems.extend(_rule_problems(config, target, watch, where))
     return list(dict.fromkeys(problems))
+
+
+def _rule_problems(config: OpsConfig, target: tuple[str, str], watch: Watch, where: str) -> list[str]:
+    service, env = target
+    defined = {m.name for m in config.services[service].environments[env].metrics}
+    problems = []
+    for i, rule in enumerate(watch.rules):
+        path = f"{where}.metric_rules[{i}]"
+        if rule.metric not in defined:
+            known = ", ".join(sorted(defined)) or "none"
+            problems.append(
+                f"{path}: {service} in {env} defines no metric {rule.metric!r} under "
+                f"services.{service}.environments.{env}.metrics (defined: {known})"
+            )
+        if config.incidents.severity(rule.severity) is None:
+            problems.append(
+                f"{path}: unknown severity {rule.severity!r} (incidents.severities: {', '.join(config.incidents.severities)})"
+            )
+    return problems

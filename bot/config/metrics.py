@@ -27,6 +27,17 @@ class Prometheus(Strict):
     url: str = Field(default="http://127.0.0.1:9090", pattern=r"^https?://[^\s]+$")
     token_env: str | None = None  # a bearer token read from this variable, when set
     timeout_ms: int = Field(default=2000, ge=1, le=60_000)
+    chart_window: str = "1h"  # how far back `/ops metrics` charts (`90s` in tests, at most 7d)
+
+    @field_validator("chart_window")
+    @classmethod
+    def _chart_window(cls, value: str) -> str:
+        _seconds(value, MAX_BASELINE)
+        return value
+
+    @property
+    def chart_seconds(self) -> float:
+        return _seconds(self.chart_window, MAX_BASELINE)
 
     @field_validator("token_env")
     @classmethod

@@ -58,5 +58,7 @@ def show(message: Posted, number: Callable[[Posted, dict[str, Any]], int], names
             lines.append(_indent(plain(block.get("text", ""), names), "│ "))
         elif kind == "input":
             lines.append(_input(block))
+    for file in message.files or []:
+        lines.append(f"│ 🖼  {file.get('title') or file.get('name')}: {file.get('path')}")
     lines.append("└─")
     return "\n".join(lines)

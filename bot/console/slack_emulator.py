@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bot.console.slack_files import FileMethods
 from bot.console.slack_methods import WebApiMethods
 from bot.console.slack_model import ApiCall, Channel, Failure, Posted, ResponseTarget
 
@@ -32,7 +33,7 @@ class ConnectionDropped(Exception):
     """``handle()`` raises it for a call that gets no response: the HTTP server closes the connection."""
 
 
-class SlackEmulator(WebApiMethods):
+class SlackEmulator(WebApiMethods, FileMethods):
     """Start with ``start()``; ``api_url`` is the Web API base, ``response_url()`` mints response URLs."""
 
     def __init__(self, token: str = "xoxb-local-emulator", team_id: str = "T0LOCAL", bot_user: str = "U0OPSBOT") -> None:
@@ -55,6 +56,7 @@ class SlackEmulator(WebApiMethods):
         self._lock = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
         self._clock = time.time()
+        FileMethods.__init__(self)
 
     # ----- lifecycle -----
     def start(self, host: str = "127.0.0.1", port: int = 0) -> SlackEmulator:
@@ -65,7 +67,17 @@ class SlackEmulator(WebApiMethods):
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode("utf-8") if length else ""
+                data = self.rfile.read(length) if length else b""
+                if self.path.startswith("/upload/"):  # files.getUploadURLExternal's URL: the file's bytes, not a form
+                    status, text = emulator.receive_upload(self.path.rsplit("/", 1)[-1], data)
+                    reply = text.encode("utf-8")
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                    return
+                raw = data.decode("utf-8")
                 try:
                     status, headers, body = emulator.handle(self.path, dict(self.headers.items()), raw)
                 except ConnectionDropped:
@@ -104,6 +116,9 @@ class SlackEmulator(WebApiMethods):
     @property
     def api_url(self) -> str:
         return self.base_url + "/api/"
+
+    def _upload_url(self, file_id: str) -> str:
+        return f"{self.base_url}/upload/{file_id}"
 
     # ----- workspace set-up -----
     def add_channel(self, channel_id: str, name: str, members: list[str] | None = None) -> Channel:

@@ -25,6 +25,7 @@ class Posted:
     response_key: str | None = None
     user: str | None = None  # who wrote it, for messages people typed (None: the bot)
     metadata: dict[str, Any] | None = None  # {"event_type": str, "event_payload": {...}}, as the app attached it
+    files: list[dict[str, Any]] | None = None  # files shared with the message: {"id", "name", "title", "path"}
 
     def buttons(self) -> list[dict[str, Any]]:
         """Every button in the message, each with the block it sits in."""

@@ -42,6 +42,7 @@ SCOPES = {
     "views_push": None,
     "auth_test": None,
     "conversations_open": "im:write",
+    "files_upload_v2": "files:write",  # files.getUploadURLExternal and files.completeUploadExternal
 }
 ALWAYS = {"commands"}  # the slash command itself
 

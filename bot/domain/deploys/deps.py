@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.config import OpsConfig
+from bot.domain.deploys.charts import ChartImages, FileUploads
 from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
 from bot.domain.health.ports import HealthProbe
 from bot.domain.incidents.freezes import IncidentFreezes
@@ -36,5 +38,8 @@ class DeployDeps:
     jobs: Jobs
     policy: Policy
     audit: AuditLog
+    charts: ChartImages  # `/ops metrics`: the chart as an image (matplotlib)
+    files: FileUploads  # … shared in the channel (Slack's files.uploadV2)
+    health_alert: Callable[[str], dict[str, Any]]  # a health alert's context by its opaque id (raises NotFound)
     shutdown: ShutdownSignal  # set on SIGTERM: a running deploy hands over within durability.shutdown_grace_seconds
     metrics: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails during verification (Prometheus)

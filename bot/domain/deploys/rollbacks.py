@@ -8,6 +8,7 @@ when it succeeds, the undone deploy becomes ``rolled_back``. Rollbacks may run d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.domain.deploys import planning, support
 from bot.domain.deploys.deps import DeployDeps
@@ -150,3 +151,23 @@ class Rollbacks:
         what = "rollback to" if deploy.is_rollback else "deploy of"
         reason = f"back from the {what} {deploy.version} in {deploy.environment} ({deploy.id}), from a what-changed list"
         return self.request(actor, deploy.service, deploy.environment, None, reason, undoing=deploy.id)
+
+    def from_health_alert(self, actor: Actor, alert_id: str) -> Reply:
+        """A metric alert's "Roll back the last deploy of <service>" button: roll back whatever last ran in the
+        alert's environment, to the version before it (the same request as `/ops rollback`)."""
+        self._d.policy.require_somewhere(actor, Role.DEPLOYER, "rollback")
+        alert = self._d.health_alert(alert_id)
+        service, environment = str(alert["service"]), str(alert["environment"])
+        self._d.policy.require(actor, Role.DEPLOYER, "rollback", environment=environment)
+        # A second click, or a deploy since the alert: "the last deploy" is no longer the one the alert was about.
+        with self._d.uow() as uow:
+            newest = uow.deploys.history(service, environment, 1)
+        if newest and newest[0].requested_at > datetime.fromisoformat(str(alert["at"])):
+            since = newest[0]
+            raise Conflict(
+                f"`{service}` in {environment} has changed since this alert: `{since.id}` ({since.kind.value} of "
+                f"{since.version}, {since.state.value.replace('_', ' ')}). To go back from there, use "
+                f'`/ops rollback {service} {environment} --reason "…"`.'
+            )
+        reason = f"health alert: {alert['summary']}"
+        return self.request(actor, service, environment, None, reason[:500])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from bot.domain.approvals.service import ApprovalService
-from bot.domain.deploys import freezes, history, requests, rollbacks
+from bot.domain.deploys import freezes, history, metrics_view, requests, rollbacks
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.execution import DeployRuns
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.freezes import DeployFreezes
 from bot.domain.deploys.history import DeployHistory
+from bot.domain.deploys.metrics_view import MetricsView
 from bot.domain.deploys.outcomes import RUN_JOB, DeployOutcomes
 from bot.domain.deploys.reconcile import SETTLE_JOB, DeployReconciler
 from bot.domain.deploys.requests import DeployRequests
@@ -35,6 +36,7 @@ class Deploys:
         self.reconciler = DeployReconciler(deps, self.takeover)
         self.freezes = DeployFreezes(deps)
         self.history = DeployHistory(deps)
+        self.metrics = MetricsView(deps)
 
     @staticmethod
     def outcomes_for(deps: DeployDeps) -> DeployOutcomes:
@@ -123,6 +125,14 @@ class Deploys:
                     Role.VIEWER,
                     history.parse,
                     self.history.show,
+                ),
+                Subcommand(
+                    ("metrics",),
+                    "Each guardrail's value now against its thresholds, and a chart of the last hour with deploys",
+                    metrics_view.USAGE,
+                    Role.VIEWER,
+                    metrics_view.parse,
+                    self.metrics.show,
                 ),
             ],
             jobs=[JobSpec(RUN_JOB, self.runs.run), JobSpec(SETTLE_JOB, self.reconciler.settle)],

@@ -100,3 +100,15 @@ class AlertSilenced:
     environment: str
     by: str
     until: datetime
+
+
+@dataclass(frozen=True)
+class MetricAlert:
+    """A metric rule fired (with Declare incident and "Roll back the last deploy of <service>") or recovered."""
+
+    template: ClassVar[str] = "health/metric_alert"
+    headline: str
+    lines: list[str]
+    alert_id: str | None  # None for a recovery: no buttons
+    service: str
+    at: datetime

@@ -44,6 +44,7 @@ class WatchState:
     reason: str = ""  # why the last non-healthy check was not healthy
     alert_id: str | None = None  # the alert of the current bad episode (for the buttons)
     fence: int = 0  # the lease that wrote this state
+    metric_rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # RuleState of each metric rule, by key
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class WatchState:
             "reason": self.reason,
             "alert_id": self.alert_id,
             "fence": self.fence,
+            "metric_rules": self.metric_rules,
         }
 
     @classmethod
@@ -78,6 +80,7 @@ class WatchState:
             reason=str(data.get("reason", "")),
             alert_id=data.get("alert_id"),
             fence=int(data.get("fence", 0)),
+            metric_rules=dict(data.get("metric_rules") or {}),
         )
 
 

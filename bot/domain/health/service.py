@@ -22,10 +22,11 @@ from bot.domain.health.messages import (
     WatchLine,
     WatchList,
 )
+from bot.domain.health.metric_alerts import ALERT_KIND, rule_summary
 from bot.domain.health.model import CheckOutcome, HealthReport, WatchReading
 from bot.domain.health.ports import HealthFanout
 from bot.domain.health.rules import Level, WatchState
-from bot.domain.health.watches import ALERT_KIND, ENSURE_JOB, TICK_JOB, HealthWatches, rule_text, watch_key
+from bot.domain.health.watches import ENSURE_JOB, TICK_JOB, HealthWatches, rule_text, watch_key
 from bot.domain.shared import catalog
 from bot.domain.shared.audit import entry
 from bot.domain.shared.commands import Args, Subcommand, expect, no_args
@@ -161,7 +162,7 @@ class HealthService:
                     active[0] if active else None,
                     active[1] if active else None,
                     state.reason if state.level is not Level.OK else "",
-                    rule_text(watch),
+                    rule_text(watch) + rule_summary(watch, state.metric_rules),
                 )
             )
         return Reply(WatchList(lines, now))

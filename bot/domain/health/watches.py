@@ -17,6 +17,7 @@ from typing import Any
 from bot.config import Watch
 from bot.domain.health.deps import HealthDeps
 from bot.domain.health.messages import HealthAlert
+from bot.domain.health.metric_alerts import ALERT_KIND, ALERT_TTL_SECONDS, RulePost, evaluate
 from bot.domain.health.model import HealthReport
 from bot.domain.health.rules import Change, Level, Rules, WatchState, observe, pending_announcement
 from bot.domain.locks.ports import Lease
@@ -30,8 +31,6 @@ log = logging.getLogger("opsbot.health.watch")
 TICK_JOB = "health.watch_tick"
 ENSURE_JOB = "health.ensure_watches"
 SUPERVISE_EVERY = timedelta(minutes=5)
-ALERT_KIND = "health-alert"
-ALERT_TTL_SECONDS = 7 * 24 * 3600
 ICONS = {Level.OK: "🟢", Level.WARNING: "🟠", Level.DOWN: "🔴"}
 SEVERITY_HINT = {Level.DOWN: "P0", Level.WARNING: "P2"}
 INCIDENT_BUTTON = "incident_declare_from_alert"  # handled by the incidents family, never here
@@ -100,11 +99,16 @@ class HealthWatches:
         alert: HealthAlert | None = None
         if due is not None:
             alert, told = self._announcement(service, environment, watch, state, due, report, now, was)
+        rule_states, rule_posts, rule_changes = evaluate(self._d, service, environment, watch, state.metric_rules, now)
+        told = replace(told, metric_rules=rule_states)
         if not store.save(lease, told.to_dict()):
             log.warning("health watch %s: lease lost before saving; a newer tick owns it", key)
             return
         if change is not None:
             self._audit_change(actor, service, environment, change, announced=alert is not None)
+        for rule, event in rule_changes:
+            self._audit_rule(actor, service, environment, rule.text, event.kind, event.value)
+        told = self._post_rules(lease, told, rule_posts)
         if alert is not None:
             try:
                 self._d.notifier.post(self._d.config.channels.alerts, alert)
@@ -112,6 +116,32 @@ class HealthWatches:
                 # Not announced: put the old announcement back so the next tick tries again.
                 log.error("health watch %s: could not post the alert (%s); will retry", key, exc.message)
                 store.save(lease, replace(told, announced=state.announced, announced_since=state.announced_since).to_dict())
+
+    def _post_rules(self, lease: Lease, told: WatchState, posts: list[RulePost]) -> WatchState:
+        """Post each metric rule's alert; one Slack refuses is put back in the state so the next tick tries again."""
+        for post in posts:
+            try:
+                self._d.notifier.post(self._d.config.channels.alerts, post.alert)
+            except OpsError as exc:
+                log.error("health watch %s: could not post a metric alert (%s); will retry", lease.name, exc.message)
+                told = replace(told, metric_rules={**told.metric_rules, post.key: post.previous})
+                self._d.watches.save(lease, told.to_dict())
+        return told
+
+    def _audit_rule(self, actor: Actor, service: str, environment: str, rule: str, kind: str, value: float) -> None:
+        record_quietly(
+            self._d.audit,
+            AuditEntry(
+                actor=actor.user_id,
+                action="health.metric_fired" if kind == "fire" else "health.metric_recovered",
+                outcome="ok",
+                target=watch_key(service, environment),
+                params={"rule": rule[:200], "value": value},
+                source="job",
+                service=service,
+                environment=environment,
+            ),
+        )
 
     def _announcement(
         self,
@@ -175,7 +205,9 @@ class HealthWatches:
         spec = config.services[service].environments[environment]
         timeouts = [c.timeout_ms for c in spec.health] + ([spec.version_timeout_ms] if spec.version_url else [])
         waves = -(-len(timeouts) // config.health.concurrency)
-        return waves * max(timeouts) / 1000 + 30
+        rules = len(config.watched()[(service, environment)].metric_rules)
+        reads = rules * (config.prometheus.timeout_ms if config.prometheus else 0) / 1000  # metric rules read one by one
+        return waves * max(timeouts) / 1000 + reads + 30
 
 
 def headline_of(service: str, environment: str, told: Level, level: Level, state: WatchState, watch: Watch, now: datetime) -> str:

@@ -20,9 +20,17 @@ class MetricsReader(Protocol):
         """The single value ``query`` evaluates to at ``at`` (now when None); raises MetricUnreadable."""
         ...
 
+    def read_range(self, query: str, *, start: datetime, end: datetime, step_seconds: float) -> list[tuple[datetime, float]]:
+        """The one series ``query`` gives from ``start`` to ``end``, a point every ``step_seconds`` (NaN points left
+        out); raises MetricUnreadable like ``read`` (no series, several series …)."""
+        ...
+
 
 class NoMetricsStore:
     """The reader when no `prometheus:` section is configured: every read is unreadable, saying so."""
 
     def read(self, query: str, *, at: datetime | None = None) -> float:
+        raise MetricUnreadable("no `prometheus:` section is configured")
+
+    def read_range(self, query: str, *, start: datetime, end: datetime, step_seconds: float) -> list[tuple[datetime, float]]:
         raise MetricUnreadable("no `prometheus:` section is configured")
