@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pytest_mock import MockerFixture
 
 from bot.adapters.local_jobs import InProcessJobs
-from bot.adapters.outbox_delivery import METADATA_TYPE
+from bot.adapters.outbox_delivery import METADATA_TYPE, OutboxDelivery
 from bot.adapters.redis.connection import connect
 from bot.adapters.sql.deploys import SqlDeployRepository
 from bot.adapters.sql.outbox import OutboxTable, SqlOutbox
@@ -356,6 +356,8 @@ def test_a_deliverer_acting_on_a_copy_read_before_another_attempt_posts_no_twin(
 ) -> None:
     """Two deliverers (the worker's round, a command's thread): one read the row, the other attempted it meanwhile."""
     emulator.fail_connection("chat.postMessage", after=True)  # Slack posts the request, the answer is lost
+    # The retry 4 s away (not 1-1.5 s): on a loaded machine the drain below once came after a 1 s backoff had passed.
+    mocker.patch.object(OutboxDelivery, "_backoff", return_value=4.0)
     app.command("deploy v1.2.3 to production", user="U0DEV")
     table = OutboxTable(app.services.engine, SystemClock())
     [effect] = [e for e in table.listing(states=("pending",)) if e.key.startswith("approval:")]
@@ -364,7 +366,7 @@ def test_a_deliverer_acting_on_a_copy_read_before_another_attempt_posts_no_twin(
     mocker.patch.object(OutboxTable, "due", return_value=[stale])
     assert app.services.delivery.drain() == 0  # not due yet: the claim reads the row as it is now
 
-    eventually(lambda: app.services.delivery.drain() == 1, timeout=10)  # once due, the claimed row says "attempted"
+    eventually(lambda: app.services.delivery.drain() == 1, timeout=20)  # once due, the claimed row says "attempted"
     requests = [m for m in emulator.in_channel("C0DEPLOYS") if "Approval needed" in m.seen()]
     assert len(requests) == 1  # found again by its metadata and edited, not posted twice
 

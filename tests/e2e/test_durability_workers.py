@@ -103,7 +103,11 @@ def test_an_incident_declared_while_slack_answers_429_gets_its_status_message_fr
     eventually(lambda: channel.pins == [status[0].ts], timeout=10)
     assert len(eventually(lambda: stage.keyed("incident:1:summary"), timeout=10)) == 1
     eventually(lambda: stage.bot.services.outbox.listing() == [], timeout=10)  # reminders and escalation queued too
-    assert len(stage.emulator.in_channel(channel.id)) == 1
+    # one status message, no twin (and the "what changed" list of the declared service beside it)
+    assert [m.metadata["event_payload"]["key"] for m in stage.emulator.in_channel(channel.id)] == [  # type: ignore[index]
+        "incident:1:status",
+        "incident:1:what-changed",
+    ]
 
 
 def test_scheduled_jobs_run_again_soon_after_a_redis_outage_killed_rqs_scheduler(stage: Stage) -> None:

@@ -76,7 +76,8 @@ def test_a_declaration_cut_short_after_its_channel_is_finished_by_the_reconciler
     assert bot.services.dispatcher.reconcile() == ["finished the declaration of INC-1"]
     assert bot.services.dispatcher.reconcile() == []
 
-    [declaration] = emulator.in_channel(channel.id)
+    [declaration, what_changed] = emulator.in_channel(channel.id)  # the declaration, then what changed in api
+    assert "What changed" in what_changed.seen()
     assert "🚨 INCIDENT: api - Checkout errors" in declaration.seen() and channel.pins == [declaration.ts]
     assert len([m for m in emulator.in_channel("C0INCIDENTS") if "INC-1" in m.seen()]) == 1
     told = [m for m in emulator.visible() if m.channel.startswith("D") and "Declared INC-1" in m.seen()]

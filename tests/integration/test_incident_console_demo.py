@@ -35,8 +35,10 @@ def test_the_incident_demo_shows_a_rollback_during_the_incident_on_its_timeline_
     assert "failed verification:* health check /api/production/health failed" in step(
         printed, "/ops deploy v1.4.3-broken", then=4
     )
-    declared = in_channel(step(printed, "/ops incident declare"), "inc-")
+    posted = in_channel(step(printed, "/ops incident declare"), "inc-")
+    declared = [m for m in posted if "WHAT CHANGED" not in m.upper()]  # the declaration; then what changed in api
     assert len(declared) == 1 and "🚨 INCIDENT: API - CHECKOUT ERRORS" in declared[0]
+    assert len(posted) == 2 and "What changed" in posted[1]
     first = in_channel(step(printed, "/ops incident update identified"), "inc-")
     assert any("📣 INCIDENT UPDATE" in m and "🎯 Identified" in m for m in first)
 
