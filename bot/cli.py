@@ -423,7 +423,11 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="opsbot", description="ChatOps for runbooks, from Slack or a local console.")
     sub = root.add_subparsers(dest="command_name", required=True)
 
-    serve = sub.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz, GET /readyz (gunicorn)")
+    serve = sub.add_parser(
+        "serve",
+        help="HTTP mode (gunicorn): POST /slack/events, GET /healthz, /readyz, /metrics, /status, /status.json "
+        "(when status_page is enabled), POST /alertmanager",
+    )
     serve.add_argument("--port", type=int, help="listen port (default: $PORT or 3000)")
     serve.add_argument("--embedded-redis", action="store_true", help="use an in-process Redis (one process only)")
     serve.set_defaults(func=cmd_serve)

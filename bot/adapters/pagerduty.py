@@ -19,7 +19,7 @@ import httpx
 from bot.adapters.outbox_delivery import Permanent, Retry
 from bot.config.paging import PagerDuty
 from bot.domain.incidents.ports import OnCallShift
-from bot.domain.shared.errors import OpsError, Refused, Unavailable
+from bot.domain.shared.errors import OpsError, Refused
 
 SUMMARY_MAX = 1024  # Events API v2: payload.summary
 
@@ -62,8 +62,8 @@ class PagerDutyOnCall:
         self._client = client or httpx.Client(timeout=config.timeout_seconds)
 
     def now(self, policy_ids: list[str]) -> list[OnCallShift]:
-        """The shifts on call now for ``policy_ids`` (all when empty), lowest escalation level first. Raises
-        Unavailable (unreachable, 429, 5xx) or Refused (no token, 401, 403)."""
+        """The shifts on call now for ``policy_ids`` (all when empty), lowest escalation level first. Raises OpsError
+        (unreachable, 429, 5xx: a read, so no "nothing was changed") or Refused (no token, 401, 403)."""
         token = self._environ.get(self._config.token_env, "")
         if not token:
             raise Refused(f"PagerDuty's API token is not set: set the environment variable {self._config.token_env}.")
@@ -79,11 +79,11 @@ class PagerDutyOnCall:
                     headers={"Authorization": f"Token token={token}", "Accept": "application/vnd.pagerduty+json;version=2"},
                 )
             except httpx.HTTPError as exc:
-                raise Unavailable("PagerDuty", f"unreachable ({type(exc).__name__})") from None
+                raise OpsError(f"PagerDuty could not be reached ({type(exc).__name__}); try again in a minute.") from None
             if response.status_code in (401, 403):
                 raise Refused(f"PagerDuty refused the API token ({response.status_code}); check {self._config.token_env}.")
             if response.status_code == 429 or response.status_code >= 500:
-                raise Unavailable("PagerDuty", f"HTTP {response.status_code}")
+                raise OpsError(f"PagerDuty answered {response.status_code}; try again in a minute.")
             if response.status_code >= 400:
                 raise OpsError(f"PagerDuty answered {response.status_code}: {_message(response)}")
             data = response.json()

@@ -147,3 +147,12 @@ def test_oncall_with_a_bad_token_or_without_pagerduty_says_what_to_fix(
     assert "PagerDuty refused the API token (401); check PAGERDUTY_TOKEN." in bot.command("oncall api").seen()
     plain = make_bot(make_config())
     assert "PagerDuty is not configured" in plain.command("oncall").seen()
+
+
+def test_oncall_with_pagerduty_unreachable_says_so_as_for_a_read(make_bot: Any, pagerduty: PagerDutyDouble) -> None:
+    config = paging_config(pagerduty)
+    assert config.pagerduty is not None
+    gone = config.model_copy(update={"pagerduty": config.pagerduty.model_copy(update={"api_url": "http://127.0.0.1:9"})})
+    shown = make_bot(gone).command("oncall api").seen()
+    assert "PagerDuty could not be reached (ConnectError); try again in a minute." in shown
+    assert "nothing was changed" not in shown

@@ -108,5 +108,5 @@ class OnCall(Protocol):
     """Who is on call (PagerDuty's REST API ``oncalls``)."""
 
     def now(self, policy_ids: list[str]) -> list[OnCallShift]:
-        """Shifts on call now for these escalation policies (all when empty). Raises Unavailable or Refused."""
+        """Shifts on call now for these escalation policies (all when empty). Raises OpsError or Refused."""
         ...
