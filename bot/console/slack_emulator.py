@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from bot.console.slack_files import FileMethods
-from bot.console.slack_methods import WebApiMethods
 from bot.console.slack_model import ApiCall, Channel, Failure, Posted, ResponseTarget
 
 __all__ = ["ApiCall", "Channel", "ConnectionDropped", "Posted", "SlackEmulator"]
@@ -33,7 +32,7 @@ class ConnectionDropped(Exception):
     """``handle()`` raises it for a call that gets no response: the HTTP server closes the connection."""
 
 
-class SlackEmulator(WebApiMethods, FileMethods):
+class SlackEmulator(FileMethods):
     """Start with ``start()``; ``api_url`` is the Web API base, ``response_url()`` mints response URLs."""
 
     def __init__(self, token: str = "xoxb-local-emulator", team_id: str = "T0LOCAL", bot_user: str = "U0OPSBOT") -> None:

@@ -16,34 +16,32 @@ import json
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from bot.console.slack_model import Channel, Posted
+from bot.console.slack_methods import WebApiMethods
+from bot.console.slack_model import Posted
 
 MAX_FILE_BYTES = 1024 * 1024 * 1024  # Slack takes files up to 1 GB
 
 
-class FileMethods:
-    channels: dict[str, Channel]
+class _UploadHost(Protocol):
+    """What the upload-URL step needs of the emulator it is part of (its HTTP address)."""
+
+    files: dict[str, dict[str, Any]]
+
+    def _upload_url(self, file_id: str) -> str: ...
+
+
+class FileMethods(WebApiMethods):
+    """The file-upload methods, on top of the Web API methods whose channels and messages they share."""
+
     _lock: threading.Condition
 
     def __init__(self) -> None:
         self.files: dict[str, dict[str, Any]] = {}  # file id → {"name", "length", "data", "path", "title"}
         self.files_dir = Path(tempfile.mkdtemp(prefix="opsbot-slack-files-"))
 
-    def _upload_url(self, file_id: str) -> str:
-        raise NotImplementedError
-
-    def _ts(self) -> str:
-        raise NotImplementedError
-
-    def _channel_for(self, channel: str) -> Channel | None:
-        raise NotImplementedError
-
-    def _store(self, message: Posted) -> Posted:
-        raise NotImplementedError
-
-    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _m_files_getUploadURLExternal(self: _UploadHost, args: dict[str, Any]) -> dict[str, Any]:
         name, length = str(args.get("filename") or ""), str(args.get("length") or "")
         if not name or not length.isdigit() or not 0 < int(length) <= MAX_FILE_BYTES:
             return {"ok": False, "error": "invalid_arguments"}

@@ -10,10 +10,10 @@ import pytest
 from bot.config import ConfigError, OpsConfig, parse_config
 from bot.config.metrics import MetricGuardrail
 from bot.domain.deploys import guardrails, verification
-from bot.domain.deploys.guardrails import baseline_query, judge, shown
+from bot.domain.deploys.guardrails import baseline_query, judge
 from bot.domain.deploys.messages import DeployFailed, DeploySucceeded
 from bot.domain.health.model import HealthReport
-from bot.domain.shared.metrics import MetricUnreadable
+from bot.domain.shared.metrics import MetricUnreadable, shown
 from bot.render import Renderer
 from tests.support import FrozenClock, config_data
 

@@ -10,7 +10,8 @@ import pytest
 from bot.config import ConfigError, parse_config
 from bot.config.metric_rules import parse_rule
 from bot.domain.health.metric_alerts import rule_summary
-from bot.domain.health.metric_rules import RuleState, shown, step
+from bot.domain.health.metric_rules import RuleState, step
+from bot.domain.shared.metrics import shown
 from tests.support import config_data
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class GroupStatus(StrEnum):
@@ -122,19 +123,26 @@ class Received:
     pending: list[str] = field(default_factory=list)  # what still waits for delivery, in words
 
 
+def _as_sent(n: Notification) -> dict[str, Any]:
+    """What a group takes over from each notification of it, as Alertmanager sent it."""
+    return {
+        "receiver": n.receiver,
+        "status": n.status,
+        "group_labels": n.group_labels,
+        "common_labels": n.common_labels,
+        "common_annotations": n.common_annotations,
+        "external_url": n.external_url,
+        "alerts": n.alerts,
+        "truncated_alerts": n.truncated_alerts,
+    }
+
+
 def new_group(group_id: str, notification: Notification, now: datetime) -> AlertGroup:
     n = notification
     return AlertGroup(
         id=group_id,
         group_key=n.group_key,
-        receiver=n.receiver,
-        status=n.status,
-        group_labels=n.group_labels,
-        common_labels=n.common_labels,
-        common_annotations=n.common_annotations,
-        external_url=n.external_url,
-        alerts=n.alerts,
-        truncated_alerts=n.truncated_alerts,
+        **_as_sent(n),
         first_seen_at=now,
         updated_at=now,
         resolved_at=now if n.status is GroupStatus.RESOLVED else None,
@@ -151,14 +159,7 @@ def apply(group: AlertGroup, notification: Notification, now: datetime) -> tuple
     silence = group.silence if group.silence is not None and group.silence.until > now else None
     updated = replace(
         group,
-        receiver=n.receiver,
-        status=n.status,
-        group_labels=n.group_labels,
-        common_labels=n.common_labels,
-        common_annotations=n.common_annotations,
-        external_url=n.external_url,
-        alerts=n.alerts,
-        truncated_alerts=n.truncated_alerts,
+        **_as_sent(n),
         updated_at=now,
         episode=group.episode + 1 if again else group.episode,
         notifications=1 if again else group.notifications + 1,

@@ -22,28 +22,11 @@ from datetime import datetime
 from typing import Literal
 
 from bot.config.metrics import MetricGuardrail
-from bot.domain.shared.metrics import MetricsReader, MetricUnreadable
+from bot.domain.shared.metrics import MetricsReader, MetricUnreadable, number, shown
 
 Status = Literal["ok", "warn", "critical", "unknown"]
 PARALLEL_READS = 8  # guardrails read at once: one round costs about one query, not one per guardrail
 SUBQUERY_POINTS = 30  # the baseline subquery's resolution: the window in this many steps (at least 1 s each)
-
-
-def number(value: float) -> str:
-    """Three significant figures or whole numbers, never scientific notation: ``812``, ``10.2``, ``0.41``."""
-    size = abs(value)
-    digits = 0 if size >= 100 else 1 if size >= 10 else 2 if size >= 0.1 else 4
-    text = f"{value:.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def shown(value: float, unit: str) -> str:
-    """A value in its unit for people: a ``ratio`` is shown as a percentage (0.102 → ``10.2 %``)."""
-    if unit == "ratio":
-        return f"{number(value * 100)} %"
-    if unit == "percent":
-        return f"{number(value)} %"
-    return f"{number(value)} {unit}"
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from bot.config.metrics import MetricGuardrail
 from bot.domain.deploys import planning
 from bot.domain.deploys.charts import ChartSeries, DeployMark, MetricsChart
 from bot.domain.deploys.deps import DeployDeps
-from bot.domain.deploys.guardrails import GuardrailReading, judge, shown
+from bot.domain.deploys.guardrails import GuardrailReading, judge
 from bot.domain.shared.commands import Args, expect
 from bot.domain.shared.errors import OpsError, UsageError
-from bot.domain.shared.metrics import MetricUnreadable
+from bot.domain.shared.metrics import MetricUnreadable, shown
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply
 

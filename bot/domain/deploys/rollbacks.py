@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bot.domain.deploys import planning, support
 from bot.domain.deploys.deps import DeployDeps
-from bot.domain.deploys.model import DeployKind, DeployState
+from bot.domain.deploys.model import Deploy, DeployKind, DeployState
 from bot.domain.deploys.planning import Plan
 from bot.domain.deploys.requests import DeployRequests, split_to
 from bot.domain.shared.commands import Args
@@ -116,13 +116,7 @@ class Rollbacks:
 
     def from_button(self, actor: Actor, deploy_id: str) -> Reply:
         """The Rollback button on a failure announcement: the same request, filled in from the failed deploy."""
-        self._d.policy.require_somewhere(actor, Role.DEPLOYER, "rollback")
-        failed = support.get(self._d, deploy_id)
-        if failed is None:
-            raise NotFound("deploy", deploy_id[:20])
-        self._d.policy.require(actor, Role.DEPLOYER, "rollback", environment=failed.environment)
-        if failed.state is DeployState.ROLLED_BACK:
-            raise Conflict(f"`{failed.id}` was already rolled back (by `{failed.rolled_back_by}`).")
+        failed = self._clicked(actor, deploy_id)
         if failed.state is not DeployState.FAILED or failed.is_rollback:
             # The button is only on failure announcements: a click naming anything else was not made on one.
             raise Refused(
@@ -136,13 +130,7 @@ class Rollbacks:
     def from_change(self, actor: Actor, deploy_id: str) -> Reply:
         """Roll back on a "what changed" list: go back from that deploy or rollback to the version before it, only
         while it is the latest that ran in its environment (re-checked here, the button carries only the id)."""
-        self._d.policy.require_somewhere(actor, Role.DEPLOYER, "rollback")
-        deploy = support.get(self._d, deploy_id)
-        if deploy is None:
-            raise NotFound("deploy", deploy_id[:20])
-        self._d.policy.require(actor, Role.DEPLOYER, "rollback", environment=deploy.environment)
-        if deploy.state is DeployState.ROLLED_BACK:
-            raise Conflict(f"`{deploy.id}` was already rolled back (by `{deploy.rolled_back_by}`).")
+        deploy = self._clicked(actor, deploy_id)
         if deploy.state not in (DeployState.SUCCEEDED, DeployState.FAILED):
             raise Refused(
                 f"`{deploy.id}` ({deploy.kind.value} of {deploy.version} to {deploy.environment}) is "
@@ -151,6 +139,18 @@ class Rollbacks:
         what = "rollback to" if deploy.is_rollback else "deploy of"
         reason = f"back from the {what} {deploy.version} in {deploy.environment} ({deploy.id}), from a what-changed list"
         return self.request(actor, deploy.service, deploy.environment, None, reason, undoing=deploy.id)
+
+    def _clicked(self, actor: Actor, deploy_id: str) -> Deploy:
+        """The deploy a Roll back button names (its only value), once the clicker is a deployer in its environment
+        and it was not rolled back already; raises NotPermitted, NotFound or Conflict."""
+        self._d.policy.require_somewhere(actor, Role.DEPLOYER, "rollback")
+        deploy = support.get(self._d, deploy_id)
+        if deploy is None:
+            raise NotFound("deploy", deploy_id[:20])
+        self._d.policy.require(actor, Role.DEPLOYER, "rollback", environment=deploy.environment)
+        if deploy.state is DeployState.ROLLED_BACK:
+            raise Conflict(f"`{deploy.id}` was already rolled back (by `{deploy.rolled_back_by}`).")
+        return deploy
 
     def from_health_alert(self, actor: Actor, alert_id: str) -> Reply:
         """A metric alert's "Roll back the last deploy of <service>" button: roll back whatever last ran in the

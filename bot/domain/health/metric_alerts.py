@@ -15,7 +15,8 @@ from bot.config import Watch
 from bot.config.metric_rules import MetricRule
 from bot.domain.health.deps import HealthDeps
 from bot.domain.health.messages import MetricAlert
-from bot.domain.health.metric_rules import RuleEvent, RuleState, guardrail_of, read_metric, shown, step
+from bot.domain.health.metric_rules import RuleEvent, RuleState, guardrail_of, read_metric, step
+from bot.domain.shared.metrics import shown
 
 ALERT_KIND = "health-alert"  # the same store as DOWN alerts: one lookup serves both buttons
 ALERT_TTL_SECONDS = 7 * 24 * 3600

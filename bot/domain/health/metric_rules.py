@@ -99,23 +99,6 @@ def read_metric(
         return None, exc.reason
 
 
-def number(value: float) -> str:
-    """Three significant figures or whole numbers, never scientific notation: ``812``, ``10.2``, ``0.41``."""
-    size = abs(value)
-    digits = 0 if size >= 100 else 1 if size >= 10 else 2 if size >= 0.1 else 4
-    text = f"{value:.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def shown(value: float, unit: str) -> str:
-    """A value in its unit for people, as deploy verification shows it: a ``ratio`` as a percentage (0.102 → 10.2 %)."""
-    if unit == "ratio":
-        return f"{number(value * 100)} %"
-    if unit == "percent":
-        return f"{number(value)} %"
-    return f"{number(value)} {unit}"
-
-
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
