@@ -8,6 +8,7 @@ Nothing is bound after construction and nothing lives in a module global.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
@@ -404,15 +405,24 @@ class Runtime:
 
 def embedded_redis() -> redis.Redis:
     """An in-process Redis-compatible store (fakeredis with Lua) for the console and single-process runs."""
-    import fakeredis
+    # fakeredis imports numpy when it can, only for Redis' vector sets, which opsbot never uses: a third of
+    # `opsbot console`'s start-up (bench/console_startup.py). numpy is hidden while fakeredis loads, then given back
+    # (the /ops metrics chart imports it for real).
+    hidden = "numpy" not in sys.modules
+    if hidden:
+        sys.modules["numpy"] = None  # type: ignore[assignment]  # None in sys.modules: `import numpy` raises ImportError
+    try:
+        import fakeredis
+    finally:
+        if hidden:
+            del sys.modules["numpy"]
 
     return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
 
 
-def embedded_redis_type() -> type:
-    import fakeredis
-
-    return fakeredis.FakeRedis
+def is_embedded(r: redis.Redis) -> bool:
+    """Whether ``r`` is the in-process store; told without importing fakeredis (and numpy with it: about 20 MB a worker)."""
+    return type(r).__module__.startswith("fakeredis")
 
 
 def redis_client(settings: Settings, *, allow_embedded: bool) -> redis.Redis:
@@ -429,7 +439,7 @@ def job_queue(settings: Settings, r: redis.Redis, clock: Clock, metrics: Metrics
     The queue's connection retries a command through a short blip (redis-py's ``Retry`` with backoff) and checks
     an idle connection before using it; a longer outage reaches the caller as ``Unavailable``.
     """
-    if settings.redis_url and not isinstance(r, embedded_redis_type()):
+    if settings.redis_url and not is_embedded(r):
         connection = redis.Redis.from_url(
             settings.redis_url,
             socket_timeout=5,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import threading
-
-import matplotlib.dates as mdates
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from bot.domain.deploys.charts import ChartSeries, MetricsChart
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCALE = {"ratio": 100.0}  # a ratio is drawn as a percentage, as messages show it
 LABEL = {"ratio": "%", "percent": "%", "ms": "ms", "s": "s"}
@@ -28,6 +28,11 @@ class MatplotlibCharts:
         self._width, self._panel, self._dpi = width_in, panel_height_in, dpi
 
     def render(self, chart: MetricsChart) -> bytes:
+        # matplotlib is imported on the first chart, not at start: it is a third of a worker's memory (about 40 MB)
+        # and of `opsbot console`'s start-up time, for a command most sessions never run (bench/ack_latency.py).
+        import matplotlib.dates as mdates
+        from matplotlib.figure import Figure
+
         rows = max(len(chart.series), 1)
         with _DRAWING:
             height = self._panel * rows + 0.8

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +40,22 @@ class PrometheusReader:
         self._settings = settings
         self._environ = os.environ if environ is None else environ
         self._url = settings.url.rstrip("/")
-        self._client = httpx.Client(timeout=settings.timeout_ms / 1000, headers={"User-Agent": USER_AGENT})
+        self._made: httpx.Client | None = None
+        self._making = threading.Lock()
+
+    @property
+    def _client(self) -> httpx.Client:
+        """Made on the first query, not at start: an httpx client loads the CA bundle (about 0.2 s of
+        `opsbot console`'s start-up, bench/console_startup.py) and most processes never read a metric."""
+        with self._making:
+            if self._made is None:
+                self._made = httpx.Client(timeout=self._settings.timeout_ms / 1000, headers={"User-Agent": USER_AGENT})
+            return self._made
 
     def close(self) -> None:
-        self._client.close()
+        with self._making:
+            if self._made is not None:
+                self._made.close()
 
     def _headers(self) -> dict[str, str]:
         variable = self._settings.token_env

@@ -1,0 +1,82 @@
+"""`opsbot console -c '/ops help'` wall time beside importing, alone, the third-party stack it loads.
+
+The baseline is measured, not listed by hand: one console run reports the third-party packages it loaded
+(everything imported from site-packages), and the baseline is a bare `python -c "import …"` of exactly those.
+A third column imports opsbot's console module (the stack plus opsbot's own modules, nothing run), so the
+table shows where the time goes: the stack, opsbot's modules, or the run itself (wiring, SQLite, the emulator,
+the command, shutting down). Every command runs ``--repeat`` times, interleaved; medians and minimums are
+printed. The issue's target: the console's wall at most 1.2× the stack's import. Asserts nothing.
+
+    python bench/console_startup.py [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOADED = """
+import json, sys, sysconfig
+sys.argv = ["opsbot", "console", "-c", "/ops help"]
+from bot.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+site = sysconfig.get_paths()["purelib"]
+names = sorted({name.split(".")[0] for name, module in list(sys.modules.items())
+                if module is not None and (getattr(module, "__file__", None) or "").startswith(site)
+                and not name.startswith("_")})
+sys.stderr.write("LOADED " + json.dumps(names) + "\\n")
+"""
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="opsbot-console-bench-"))  # the console's SQLite file lands here
+    env_python = sys.executable
+    probe = subprocess.run([env_python, "-c", LOADED], cwd=work, capture_output=True, text=True, check=True)
+    line = next(line for line in probe.stderr.splitlines() if line.startswith("LOADED "))
+    packages = [name for name in json.loads(line.removeprefix("LOADED ")) if name not in ("bot", "handlers", "templates")]
+    opsbot = str(Path(env_python).with_name("opsbot"))
+    commands = {
+        "import the stack": [env_python, "-c", "import " + ", ".join(packages)],
+        "import opsbot's console": [env_python, "-c", "import bot.cli, bot.console.shell"],
+        "opsbot console -c '/ops help'": [opsbot, "console", "-c", "/ops help"],
+    }
+    for argv in commands.values():  # warm the file cache and the bytecode caches
+        timed(argv, work)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(args.repeat):
+        for name, argv in commands.items():
+            times[name].append(timed(argv, work))
+    base = statistics.median(times["import the stack"])
+    print(f"\n{args.repeat} runs each, interleaved; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    print(f"the stack: {len(packages)} third-party packages the console loads: {', '.join(packages)}\n")
+    print(f"{'command':<32} {'median':>8} {'min':>8} {'× stack':>8}")
+    print("-" * 60)
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:<32} {median:>7.3f}s {min(values):>7.3f}s {median / base:>7.2f}x")
+    print("\ntarget (issue 14): opsbot console's wall ≤ 1.2× the stack's import")
+
+
+if __name__ == "__main__":
+    main()
