@@ -262,8 +262,131 @@ def test_the_dry_run_shows_ci(app: Bot, github: GithubDouble) -> None:
     nothing_happened(app)
 
 
-def test_staging_and_rollbacks_do_not_wait_for_ci(app: Bot, github: GithubDouble) -> None:
+def test_the_gate_applies_only_to_its_environments(app: Bot, github: GithubDouble) -> None:
     github.add_check("v1.2.4", "build", conclusion="failure")
     app.command("deploy v1.2.4 api to staging")
     posted(app, "✅ Deployment of v1.2.4 to staging completed")
     assert not [r for r in github.requests if "/commits/" in r.path]
+
+
+def waiting_bot(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    github: GithubDouble,
+    monkeypatch: pytest.MonkeyPatch,
+    **ci: Any,
+) -> Bot:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    return make_bot(emulator, pg_url, redis_client, redis_prefix, ci_config(state_dir, services_double, github, **ci))
+
+
+def scheduled_polls(app: Bot) -> list[dict[str, Any]]:
+    return [payload for _, name, payload in app.services.adapters.jobs.scheduled() if name == "deploys.ci_poll"]  # type: ignore[attr-defined]
+
+
+def test_the_same_poll_delivered_twice_reads_ci_once_and_queues_one_run(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    github: GithubDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Polls an hour apart: only the deliveries this test makes run.
+    app = waiting_bot(
+        emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github, monkeypatch, poll_seconds=600
+    )
+    github.add_check(REF, "build", status="in_progress")
+    app.command(f'deploy {REF} api to production --reason "release 42"')
+    request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
+    app.click(request, "Approve", "U0APPROVER1")
+    app.click(request, "Approve", "U0APPROVER2")
+    (poll,) = scheduled_polls(app)
+    github.set_check(REF, "build", conclusion="success")
+    reads = len([r for r in github.requests if r.path.endswith("/check-runs")])
+    app.services.dispatcher.run_job("deploys.ci_poll", poll)
+    app.services.dispatcher.run_job("deploys.ci_poll", poll)  # delivered again (a retried RQ job)
+    posted(app, "✅ Deployment of v1.2.3 to production completed")
+    assert len([r for r in github.requests if r.path.endswith("/check-runs")]) == reads + 1
+    assert len(deployed_log(state_dir)) == 1 and len(audit_rows(app, "deploy.ci_passed")) == 1
+
+
+def test_a_request_whose_poll_was_lost_gets_one_from_the_reconciler(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    github: GithubDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = waiting_bot(
+        emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github, monkeypatch, poll_seconds=0.2
+    )
+    github.add_check(REF, "build", status="in_progress")
+    app.command(f'deploy {REF} api to production --reason "release 42"')
+    request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
+    (deploy,) = app.reads.deploys.history(None, None, 1)  # type: ignore[union-attr]
+    app.services.adapters.jobs.cancel(f"deploy:{deploy.id}:ci-poll")  # the worker died with its scheduled poll
+    assert scheduled_polls(app) == []
+    github.set_check(REF, "build", conclusion="success")
+    assert app.services.dispatcher.reconcile() == []  # not quiet long enough yet (3 polls + 2 s)
+    repaired = eventually(lambda: app.services.dispatcher.reconcile(), timeout=8)
+    assert repaired == [f"{deploy.id}: waiting for CI with no poll since {deploy.ci_checked_at:%H:%M:%S}; polling again"]
+    request_shows(app, request, "✅ 1 of 1 check passed")
+    app.click(request, "Approve", "U0APPROVER1")
+    app.click(request, "Approve", "U0APPROVER2")
+    posted(app, "✅ Deployment of v1.2.3 to production completed")
+
+
+def test_where_no_approval_is_needed_the_deploy_is_queued_and_starts_once_ci_is_green(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    github: GithubDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = waiting_bot(
+        emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github, monkeypatch, environments=None
+    )
+    github.add_check(REF, "build", status="in_progress")
+    reply = app.command(f"deploy {REF} api to staging").seen()
+    assert "needs no approval in staging" in reply and "It starts only once CI is green" in reply
+    assert deployed_log(state_dir) == []
+    github.set_check(REF, "build", conclusion="success")
+    posted(app, "✅ Deployment of v1.2.3 to staging completed")
+    assert [line.split()[:3] for line in deployed_log(state_dir)] == [["api", "staging", REF]]
+
+
+def test_a_rollback_does_not_wait_on_ci(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    github: GithubDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = waiting_bot(
+        emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github, monkeypatch, environments=None
+    )
+    for version in ("v1.2.2", REF):
+        github.add_check(version, "build")
+        app.command(f"deploy {version} api to staging")
+        posted(app, f"✅ Deployment of {version} to staging completed")
+    github.set_check("v1.2.2", "build", conclusion="failure")  # v1.2.2's CI went red since it ran
+    reads = len(github.requests)
+    app.command('rollback api staging --reason "error rate x3"')
+    posted(app, "Rolled back api to v1.2.2 in staging")
+    assert len(github.requests) == reads

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import CiGate
@@ -50,12 +50,15 @@ class CiWaits:
         self._takeover = takeover
 
     def start(self, uow: DeploysUnitOfWork, deploy: Deploy, gate: CiGate) -> None:
-        """In the request's unit of work: its first poll, ``poll_seconds`` from now."""
-        self._schedule(uow, deploy, gate, self._d.clock.now())
+        """In the request's unit of work: its first poll, ``poll_seconds`` after CI was read for the request."""
+        self._schedule(uow, deploy, gate, deploy.ci_checked_at or self._d.clock.now())
 
-    def _schedule(self, uow: DeploysUnitOfWork, deploy: Deploy, gate: CiGate, now: datetime) -> None:
-        at = now + timedelta(seconds=gate.poll_seconds)
-        uow.outbox.schedule(at, CI_POLL_JOB, {"deploy_id": deploy.id}, key=poll_key(deploy.id), origin=deploy.origin)
+    def _schedule(self, uow: DeploysUnitOfWork, deploy: Deploy, gate: CiGate, checked_at: datetime) -> None:
+        """The next poll, ``poll_seconds`` after ``checked_at``; it carries that time, so a second delivery of it (or a
+        poll that lost a race with another) finds CI read since and does nothing."""
+        at = checked_at + timedelta(seconds=gate.poll_seconds)
+        payload = {"deploy_id": deploy.id, "checked_at": _stamp(checked_at)}
+        uow.outbox.schedule(at, CI_POLL_JOB, payload, key=poll_key(deploy.id), origin=deploy.origin)
 
     # ----- the job -----
     def poll(self, actor: Actor, payload: dict[str, Any]) -> None:
@@ -72,8 +75,9 @@ class CiWaits:
         if gate is None:  # the gate was removed from the config since: nothing to wait for
             self.green(actor, deploy.id, "no CI gate is configured any more")
             return
-        if deploy.ci_checked_at is not None and (now - deploy.ci_checked_at).total_seconds() < gate.poll_seconds / 2:
-            return  # this poll was delivered twice: the first one read CI and scheduled the next
+        expected = payload.get("checked_at")  # None: a poll the reconciler restarted
+        if expected is not None and expected != _stamp(deploy.ci_checked_at):
+            return  # this poll was delivered twice (or another one ran): CI was read since it was scheduled
         try:
             report: CiReport | None = d.ci.read(gate, deploy.version)
             trouble = None
@@ -99,7 +103,7 @@ class CiWaits:
                     f"{base}; GitHub could not be read at {now:%H:%M:%S} UTC "
                     f"({trouble.message}); trying again every {gate.poll_seconds:g} s until {ends:%H:%M} UTC"
                 )
-            self._still_waiting(deploy.id, gate, line, now)
+            self._still_waiting(deploy.id, gate, line, now, deploy.ci_checked_at)
 
     def _locked(self, uow: DeploysUnitOfWork, deploy_id: str) -> Deploy | None:
         """The deploy as it is now, read after taking its approval request's row lock: votes on that request take the
@@ -110,12 +114,14 @@ class CiWaits:
             deploy = uow.deploys.get(deploy_id)
         return deploy
 
-    def _still_waiting(self, deploy_id: str, gate: CiGate, line: str, now: datetime) -> None:
+    def _still_waiting(self, deploy_id: str, gate: CiGate, line: str, now: datetime, read_after: datetime | None) -> None:
         d = self._d
         with d.uow() as uow:
             deploy = self._locked(uow, deploy_id)
             if deploy is None or deploy.state not in WAITING or not deploy.waits_for_ci:
                 return
+            if _stamp(deploy.ci_checked_at) != _stamp(read_after):
+                return  # a twin of this poll recorded its reading (and scheduled the next) meanwhile
             uow.deploys.update(deploy_id, ci_summary=line, ci_checked_at=now)
             if deploy.approval_id is not None and line != deploy.ci_summary:
                 self._approvals.revise(uow, deploy.approval_id, details={CI_LABEL: line})
@@ -209,3 +215,8 @@ class CiWaits:
             support.audit(d, actor, "deploy.ci_poll_restarted", deploy, "ok", last_checked=str(deploy.ci_checked_at))
             repaired.append(f"{deploy.id}: waiting for CI with no poll since {last:%H:%M:%S}; polling again")
         return repaired
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    """A check time as a poll's payload carries it (UTC, microseconds)."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()
