@@ -77,6 +77,12 @@ class Deploy:
         return self.ci_state == "pending"
 
     @property
+    def ci_green(self) -> bool:
+        """Its CI gate passed: green at request time, or turned green while it waited (``ci_gate.CiWaits.green``).
+        False also when no gate applies (``ci_state`` None): nothing vouched for its CI."""
+        return self.ci_state == "green"
+
+    @property
     def origin(self) -> str:
         """How effects and logs name it: ``deploy d-1a2b3c4d``."""
         return f"{self.kind.value} {self.id}"
