@@ -290,7 +290,7 @@ def scheduled_polls(app: Bot) -> list[dict[str, Any]]:
 
 def test_the_same_poll_delivered_twice_reads_ci_once_and_queues_one_run(
     emulator: SlackEmulator,
-    pg_url: str,
+    db_url: str,
     redis_client: redis.Redis,
     redis_prefix: str,
     state_dir: Path,
@@ -298,9 +298,10 @@ def test_the_same_poll_delivered_twice_reads_ci_once_and_queues_one_run(
     github: GithubDouble,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Polls an hour apart: only the deliveries this test makes run.
+    # Polls ten minutes apart: only the deliveries this test makes run. On SQLite and PostgreSQL (a poll carries the
+    # reading time it follows, which must read back from either exactly as written).
     app = waiting_bot(
-        emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github, monkeypatch, poll_seconds=600
+        emulator, db_url, redis_client, redis_prefix, state_dir, services_double, github, monkeypatch, poll_seconds=600
     )
     github.add_check(REF, "build", status="in_progress")
     app.command(f'deploy {REF} api to production --reason "release 42"')
