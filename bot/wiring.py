@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from bot.adapters.alertmanager import AlertmanagerSilences
 from bot.adapters.charts import MatplotlibCharts
+from bot.adapters.ci_github import GithubCiStatus
 from bot.adapters.deploy_providers import ConfiguredProviders
 from bot.adapters.flag_providers import build_flag_provider
 from bot.adapters.http_health import HttpHealthProbe
@@ -58,7 +59,7 @@ from bot.domain.audit.anchors import AnchorDeps, AuditAnchors
 from bot.domain.audit.service import AuditCommands, AuditDeps
 from bot.domain.deploys.charts import ChartImages, FileUploads, NoFileUploads
 from bot.domain.deploys.deps import DeployDeps
-from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
+from bot.domain.deploys.ports import CiStatus, DeployProviders, DeploysUnitOfWork
 from bot.domain.deploys.service import Deploys
 from bot.domain.dispatch import Dispatcher, RequestObserver
 from bot.domain.flags.deps import FlagDeps
@@ -132,6 +133,7 @@ class Adapters:
     home_viewers: HomeViewers = field(default_factory=NobodyHome)  # who opened Home lately, publish windows
     charts: ChartImages = field(default_factory=MatplotlibCharts)  # `/ops metrics`' chart
     files: FileUploads = field(default_factory=NoFileUploads)  # the chart's upload (Slack files.uploadV2)
+    ci: CiStatus = field(default_factory=GithubCiStatus)  # the CI gate: commit statuses and check runs on GitHub
 
 
 class Unobserved:
@@ -233,6 +235,7 @@ def build_families(a: Adapters) -> Families:
         charts=a.charts,
         files=a.files,
         health_alert=health.alert_context,
+        ci=a.ci,
     )
     flag_deps = FlagDeps(
         config=config, clock=clock, provider=a.flags, uow=a.uow, notifier=a.notifier, events=events, policy=policy, audit=a.audit
@@ -519,7 +522,9 @@ def build_services(
         "files": lambda: SlackFiles(web_client),
     }
     parts = {name: overrides[name] if name in overrides else make() for name, make in defaults.items()}
-    extra: dict[str, Any] = {name: overrides[name] for name in ("events", "approval_outcomes", "silences") if name in overrides}
+    extra: dict[str, Any] = {
+        name: overrides[name] for name in ("events", "approval_outcomes", "silences", "ci") if name in overrides
+    }
     extra["recent_changes"] = overrides.get("recent_changes") or SqlRecentChanges(built, config)
     adapters = Adapters(config=config, clock=clock, uow=uow, **parts, **extra, requests=RequestLog(metrics))
     families = build_families(adapters)

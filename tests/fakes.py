@@ -225,6 +225,9 @@ class FakeApprovalRepository:
     def set_state(self, request_id: str, state: ApprovalState, at: datetime) -> None:
         self.requests[request_id] = self.requests[request_id].decided(state, at)
 
+    def set_details(self, request_id: str, details: dict[str, str]) -> None:
+        self.requests[request_id] = replace(self.requests[request_id], details=dict(details))
+
     def attach_message(self, request_id: str, ref: MessageRef) -> None:
         self.requests[request_id] = replace(self.requests[request_id], channel=ref.channel, message_ts=ref.ts)
 

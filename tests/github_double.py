@@ -32,6 +32,19 @@ run", "Cancel a workflow run", "Rate limits for the REST API", "Troubleshooting 
 - ``max_per_page`` lowers GitHub's 100 to make pagination cheap to test; ``on_complete(run)`` runs once when a run
   completes (what the workflow would deploy), ``conclude(run)`` picks a run's conclusion.
 
+CI of a commit (the CI gate; REST "Get the combined status for a specific reference", "List check runs for a Git
+reference"):
+
+- ``GET /repos/{owner}/{repo}/commits/{ref}/status``: ``state`` (failure if any context is failure or error,
+  pending if there are none or one is pending, else success), ``statuses`` (one per context: ``context``, ``state``,
+  ``target_url``, ``description``), ``total_count``, ``sha``; ``GET …/commits/{ref}/check-runs``: ``total_count`` and
+  ``check_runs`` (``id``, ``name``, ``status``, ``conclusion``, ``html_url``). Both take ``per_page`` (at most
+  ``max_per_page``) and ``page`` and answer a ``Link`` header.
+- A ref the repository does not have: 422 ``No commit found for SHA: <ref>`` (what api.github.com answers on commit
+  endpoints for an unknown ref); another repository: 404 ``Not Found``.
+- ``add_check(ref, name, …)`` / ``set_check`` and ``set_status(ref, context, state)`` set them; ``malformed = True``
+  makes these two answer 200 with a body that is not JSON.
+
 ``requests`` records every request (method, path, query, monotonic and wall time, status answered); ``statuses``
 every status ``GET …/runs/{id}`` answered; ``cancels`` every run id a cancel was asked for.
 """
@@ -48,7 +61,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 DOCS = "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event"
 PRIMARY_LIMIT = (
@@ -83,6 +96,18 @@ class Run:
     inputs: dict[str, str]
     cancel_at: float | None = None
     conclusion: str | None = None  # decided when it completes
+
+
+@dataclass
+class CheckRun:
+    id: int
+    name: str
+    status: str = "completed"  # queued, in_progress, completed
+    conclusion: str | None = "success"  # once completed: success, failure, neutral, cancelled, skipped, timed_out …
+
+
+class RawBody(bytes):
+    """An answer body sent as is (not JSON)."""
 
 
 @dataclass
@@ -137,6 +162,9 @@ class GithubDouble:
         self._secondary: list[tuple[int, int]] = []  # (status, retry_after) for the next requests
         self._lock = threading.Lock()
         self._next_id = 9_000_000_001
+        self.check_runs: dict[str, list[CheckRun]] = {}  # ref -> its check runs
+        self.commit_statuses: dict[str, dict[str, str]] = {}  # ref -> context -> state (success, pending, failure, error)
+        self.malformed = False  # the commit status and check-runs endpoints answer 200 with a body that is not JSON
 
     # ----- on demand -----
 
@@ -156,6 +184,26 @@ class GithubDouble:
         with self._lock:
             return self._new_run(next(iter(self.workflows.values())), event, "main", display_title, {}, after)
 
+    def add_check(self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success") -> CheckRun:
+        """A check run on ``ref`` (a ref given checks exists in the repository)."""
+        with self._lock:
+            run = CheckRun(self._next_id, name, status, conclusion if status == "completed" else None)
+            self._next_id += 7
+            self.check_runs.setdefault(ref, []).append(run)
+            return run
+
+    def set_check(self, ref: str, name: str, status: str = "completed", conclusion: str | None = "success") -> None:
+        """Move the check run ``name`` of ``ref`` on (e.g. to completed with ``failure``)."""
+        with self._lock:
+            for run in self.check_runs[ref]:
+                if run.name == name:
+                    run.status, run.conclusion = status, conclusion if status == "completed" else None
+
+    def set_status(self, ref: str, context: str, state: str) -> None:
+        """The commit status of ``context`` on ``ref``: success, pending, failure or error."""
+        with self._lock:
+            self.commit_statuses.setdefault(ref, {})[context] = state
+
     def dispatched(self) -> list[Run]:
         return [r for r in self.runs if r.event == "workflow_dispatch"]
 
@@ -174,12 +222,13 @@ class GithubDouble:
                 if status == 0:  # the answer is lost: the connection closes without one
                     self.close_connection = True
                     return
-                data = b"" if status == 204 else json.dumps(payload).encode()
+                data = b"" if status == 204 else payload if isinstance(payload, RawBody) else json.dumps(payload).encode()
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 if data:
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                    kind = "text/html" if isinstance(payload, RawBody) else "application/json; charset=utf-8"
+                    self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -246,6 +295,8 @@ class GithubDouble:
             return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}, {}
         if self.forbidden:
             return 403, {"message": "Resource not accessible by personal access token", "documentation_url": DOCS}, {}
+        if m := re.fullmatch(rf"/repos/{re.escape(self.repo)}/commits/(.+)/(status|check-runs)", path):
+            return self._commit_ci(path, unquote(m.group(1)), m.group(2), query) if method == "GET" else (404, {}, {})
         prefix = f"/repos/{self.repo}/actions"
         not_found = (404, {"message": "Not Found", "documentation_url": DOCS}, {})
         if not path.startswith(prefix + "/"):
@@ -270,6 +321,51 @@ class GithubDouble:
             self.statuses.setdefault(run.id, []).append(answer["status"])
             return 200, answer, {}
         return not_found
+
+    def _commit_ci(self, path: str, ref: str, what: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        docs = "https://docs.github.com/rest/commits/statuses"
+        if ref not in self.refs and ref not in self.check_runs and ref not in self.commit_statuses:
+            return 422, {"message": f"No commit found for SHA: {ref}", "documentation_url": docs}, {}
+        if self.malformed:
+            return 200, RawBody(b"<html><body>Unicorn! We are having trouble</body></html>"), {}
+        sha = f"{abs(hash(ref)) % 16**40:040x}"
+        if what == "status":
+            contexts = self.commit_statuses.get(ref, {})
+            items: list[dict[str, Any]] = [
+                {"context": c, "state": s, "target_url": f"https://ci.example.com/{c}/{sha[:7]}", "description": s}
+                for c, s in contexts.items()
+            ]
+            states = set(contexts.values())
+            combined = (
+                "failure" if states & {"failure", "error"} else "pending" if not states or "pending" in states else "success"
+            )
+            page, links = self._page(path, query, items)
+            return 200, {"state": combined, "sha": sha, "total_count": len(items), "statuses": page}, links
+        runs = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "head_sha": sha,
+                "status": r.status,
+                "conclusion": r.conclusion,
+                "html_url": f"https://github.com/{self.repo}/runs/{r.id}",
+            }
+            for r in self.check_runs.get(ref, [])
+        ]
+        page, links = self._page(path, query, runs)
+        return 200, {"total_count": len(runs), "check_runs": page}, links
+
+    def _page(self, path: str, query: dict[str, str], items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        per_page = min(self.max_per_page, max(1, int(query.get("per_page", 30))))
+        page = max(1, int(query.get("page", 1)))
+        last = max(1, math.ceil(len(items) / per_page))
+        links = []
+        if page < last:
+            links += [
+                f'<{self.base_url}{path}?{urlencode({**query, "page": page + 1})}>; rel="next"',
+                f'<{self.base_url}{path}?{urlencode({**query, "page": last})}>; rel="last"',
+            ]
+        return items[(page - 1) * per_page : page * per_page], ({"link": ", ".join(links)} if links else {})
 
     def _workflow(self, key: str) -> Workflow | None:
         return self.workflows.get(key) or next((w for w in self.workflows.values() if str(w.id) == key), None)

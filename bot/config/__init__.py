@@ -65,6 +65,7 @@ class OpsConfig(Strict):
                         f"services.{service_name}.environments.{env}: unknown environment (known: {', '.join(self.environments) or 'none'})"
                     )
         problems.extend(_gate_problems(self))
+        problems.extend(_ci_problems(self))
         problems.extend(_paging_problems(self))
         if self.default_service is not None and self.default_service not in self.services:
             problems.append(f"default_service: unknown service {self.default_service!r}")
@@ -86,6 +87,8 @@ class OpsConfig(Strict):
                 named.append((f"services.{service_name}.deploy.secret_env", deploy.secret_env))
             elif deploy is not None and deploy.type == "github_actions":
                 named.append((f"services.{service_name}.deploy.token_env", deploy.token_env))
+            if service.ci is not None:
+                named.append((f"services.{service_name}.ci.token_env", service.ci.token_env))
             for env_name, env in service.environments.items():
                 for i, check in enumerate(env.health):
                     for header, variable in check.headers_from_env.items():
@@ -140,6 +143,23 @@ def _gate_problems(config: OpsConfig) -> list[str]:
                 f"environments.{name}.requires_verified_in: the gates form a cycle ({' → '.join([*seen, name])}); "
                 "no version could ever pass them"
             )
+    return problems
+
+
+def _ci_problems(config: OpsConfig) -> list[str]:
+    """``services.<name>.ci.environments`` names environments of that service; a gate needs a deploy provider."""
+    problems = []
+    for name, service in config.services.items():
+        ci = service.ci
+        if ci is None:
+            continue
+        problems += [
+            f"services.{name}.ci.environments: {env!r} is not an environment of {name} (it has: {', '.join(service.environments)})"
+            for env in ci.environments or []
+            if env not in service.environments
+        ]
+        if service.deploy is None:
+            problems.append(f"services.{name}.ci: a CI gate needs a `deploy:` provider to gate")
     return problems
 
 

@@ -109,12 +109,28 @@ class GithubActionsProvider(Strict):
     poll_seconds: float = Field(default=10, gt=0, le=300)
 
 
+class CiGate(Strict):
+    """``services.<name>.ci``: the version's commit status and check runs on GitHub must be green before it deploys
+    (docs/deploys.md, "The CI gate")."""
+
+    provider: Literal["github"] = "github"
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    token_env: str = Field(default="GITHUB_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
+    ci_timeout_minutes: float = Field(default=30, gt=0, le=24 * 60)  # a request still waiting for CI then is refused
+    poll_seconds: float = Field(default=15, gt=0, le=600)  # how often a waiting request reads CI again
+    environments: list[str] | None = None  # where the gate applies; None: every environment of the service
+    required_checks: list[str] = Field(default_factory=list)  # check runs or status contexts that must be reported
+    request_timeout_seconds: float = Field(default=10, gt=0, le=60)  # one HTTP call to GitHub
+
+
 DeployProvider = Annotated[CommandProvider | WebhookProvider | GithubActionsProvider, Field(discriminator="type")]
 
 
 class Service(Strict):
     environments: dict[str, ServiceEnvironment]
     deploy: DeployProvider | None = None
+    ci: CiGate | None = None  # the CI gate: GitHub's checks of the version must be green
     version_pattern: str = "semver"
     change_url: str | None = None
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import re
 import types
 import typing
 from datetime import datetime, timedelta
 from typing import Any
 
+import pydantic
 import pytest
 
 from tests.unit.test_render import CLASSES, NOW, render, texts
@@ -56,6 +58,11 @@ def sample(hint: Any, count: int, person: bool) -> Any:
         return next(iter(hint))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, count)
+    if isinstance(hint, type) and issubclass(hint, pydantic.BaseModel):  # a config section (e.g. the CI gate)
+        required = {n: sample(f.annotation, count, False) for n, f in hint.model_fields.items() if f.is_required()}
+        return hint.model_construct(**required)
+    if isinstance(hint, type) and issubclass(hint, Exception):  # a typed error kept for the message (its words)
+        return hint(*["thing"] * (len(inspect.signature(hint).parameters)))
     return USER if person else "thing"
 
 

@@ -90,3 +90,34 @@ def test_paging_without_pagerduty_and_pagerduty_maps_naming_unknown_things_are_e
         parse_config(data, "test")
     assert any(e.startswith("pagerduty.severities.P7: unknown severity") for e in caught.value.errors)
     assert any(e.startswith("pagerduty.escalation_policies.nosuch: unknown service") for e in caught.value.errors)
+
+
+def ci_service(**ci: object) -> dict[str, object]:
+    return {
+        "environments": ["staging", "production"],
+        "deploy": {"type": "command", "argv": ["./deploy.sh"]},
+        "ci": {"repo": "example/api", **ci},
+    }
+
+
+def test_a_ci_gate_takes_githubs_defaults_and_names_its_token_as_a_secret() -> None:
+    config = parse_config(config_data(services={"api": ci_service()}), "test.yml")
+    ci = config.services["api"].ci
+    assert ci is not None and (ci.provider, ci.token_env, ci.api_url) == ("github", "GITHUB_TOKEN", "https://api.github.com")
+    assert (ci.ci_timeout_minutes, ci.poll_seconds, ci.environments) == (30, 15, None)
+    assert ("services.api.ci.token_env", "GITHUB_TOKEN") in config.secret_variables()
+
+
+def test_a_ci_gate_must_name_the_services_environments_and_a_real_repo() -> None:
+    errors = errors_of(config_data(services={"api": ci_service(environments=["prod"], repo="not a repo")}))
+    assert any(e.startswith("services.api.ci.repo:") for e in errors), errors
+    errors = errors_of(config_data(services={"api": ci_service(environments=["prod"])}))
+    assert any("services.api.ci.environments: 'prod' is not an environment of api" in e for e in errors), errors
+
+
+def test_a_ci_gate_needs_a_deploy_provider_and_a_positive_timeout() -> None:
+    service = ci_service(ci_timeout_minutes=0)
+    errors = errors_of(config_data(services={"api": service}))
+    assert any(e.startswith("services.api.ci.ci_timeout_minutes:") for e in errors), errors
+    errors = errors_of(config_data(services={"api": {"environments": ["staging"], "ci": {"repo": "example/api"}}}))
+    assert any("services.api.ci: a CI gate needs a `deploy:` provider" in e for e in errors), errors

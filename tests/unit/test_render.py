@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import inspect
 import pkgutil
 import types
 import typing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pydantic
 import pytest
 
 import bot.domain
@@ -66,6 +68,11 @@ def sample(hint: Any, text: str, depth: int = 0) -> Any:
         return next(iter(hint))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, text, depth + 1)
+    if isinstance(hint, type) and issubclass(hint, pydantic.BaseModel):  # a config section (e.g. the CI gate)
+        required = {n: sample(f.annotation, text, depth + 1) for n, f in hint.model_fields.items() if f.is_required()}
+        return hint.model_construct(**required)
+    if isinstance(hint, type) and issubclass(hint, Exception):  # a typed error kept for its words
+        return hint(*[text] * len(inspect.signature(hint).parameters))
     return text
 
 

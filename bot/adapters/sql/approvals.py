@@ -106,6 +106,12 @@ class SqlApprovalRepository:
         )
 
     @guard_db
+    def set_details(self, request_id: str, details: dict[str, str]) -> None:
+        self._conn.execute(
+            approval_requests.update().where(approval_requests.c.id == request_id).values(details=json.dumps(details))
+        )
+
+    @guard_db
     def attach_message(self, request_id: str, ref: MessageRef) -> None:
         self._conn.execute(
             approval_requests.update().where(approval_requests.c.id == request_id).values(channel=ref.channel, message_ts=ref.ts)

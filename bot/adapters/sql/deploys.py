@@ -15,7 +15,7 @@ from bot.adapters.sql.tables import deploy_freezes, deploys
 from bot.domain.deploys.model import LIVE, RAN, Deploy, DeployKind, DeployState, Freeze
 from bot.domain.deploys.ports import TargetBusy
 
-TIMES = ("requested_at", "approved_at", "started_at", "finished_at", "heartbeat_at", "provider_started_at")
+TIMES = ("requested_at", "approved_at", "started_at", "finished_at", "heartbeat_at", "provider_started_at", "ci_checked_at")
 
 
 def _deploy(row: Any) -> Deploy:
@@ -34,7 +34,7 @@ def _columns(changes: dict[str, Any]) -> dict[str, Any]:
     for key in ("state", "kind"):
         if key in values:
             values[key] = str(values[key].value)
-    for key in ("detail", "output_tail"):
+    for key in ("detail", "output_tail", "ci_summary"):
         if isinstance(values.get(key), str):
             values[key] = values[key][:4000]
     return values
@@ -102,6 +102,13 @@ class SqlDeployRepository:
     def get(self, deploy_id: str) -> Deploy | None:
         row = self._conn.execute(sa.select(deploys).where(deploys.c.id == deploy_id[:16])).first()
         return None if row is None else _deploy(row)
+
+    @guard_db
+    def waiting_for_ci(self) -> list[Deploy]:
+        query = sa.select(deploys).where(
+            deploys.c.state.in_([DeployState.REQUESTED.value, DeployState.APPROVED.value]), deploys.c.ci_state == "pending"
+        )
+        return [_deploy(row) for row in self._conn.execute(query.order_by(deploys.c.requested_at))]
 
     @guard_db
     def transition(self, deploy_id: str, allowed: frozenset[DeployState], to: DeployState, **changes: Any) -> Deploy | None:

@@ -102,6 +102,9 @@ deploys = sa.Table(
     sa.Column("provider_started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("provider_process", sa.String(200), nullable=True),
     sa.Column("cancel_requested_by", sa.String(32), nullable=True),
+    sa.Column("ci_state", sa.String(16), nullable=True),  # the CI gate: pending, green, failed (None: no gate)
+    sa.Column("ci_summary", sa.Text, nullable=True),
+    sa.Column("ci_checked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_deploys_service_environment", "service", "environment"),
     # At most one deploy or rollback per service and environment that is not over: the database itself says so,
     # so a Redis lock that vanished (TTL, failover, eviction) can never admit a second one.

@@ -28,6 +28,10 @@ class ApprovalRepository(Protocol):
 
     def set_state(self, request_id: str, state: ApprovalState, at: datetime) -> None: ...
 
+    def set_details(self, request_id: str, details: dict[str, str]) -> None:
+        """Replace the request's details (the labelled lines its message shows)."""
+        ...
+
     def attach_message(self, request_id: str, ref: MessageRef) -> None: ...
 
     def pending(self) -> list[ApprovalRequest]:
@@ -43,10 +47,12 @@ class ApprovalsUnitOfWork(UnitOfWork, Protocol):
 @dataclass(frozen=True)
 class Approved:
     """What a family answers when its request is approved: what happens next, in words, for the voter ("The deploy
-    starts"); and work to do once the decision is committed (``then``), whose typed errors reach the voter."""
+    starts"); and work to do once the decision is committed (``then``), whose typed errors reach the voter; what it
+    still waits for (``holds``), if anything."""
 
     next_step: str | None = None
     then: Callable[[], None] | None = None
+    holds: str | None = None  # why it does not start yet though approved (e.g. it waits for CI), told to the voter
 
 
 class ApprovalOutcome(Protocol):

@@ -10,6 +10,7 @@ so twenty concurrent Approve clicks move a request to ``approved`` once, and ``a
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -167,9 +168,8 @@ class ApprovalService:
             approved.then()
         if after.state is ApprovalState.EXPIRED and after.state is not current.state:
             raise Conflict(f"This request expired at {after.expires_at:%H:%M} UTC; ask for a new one.")
-        receipt = VoteReceipt(
-            after, decision, approvals_of(votes), self_approval, waiting=_waiting(uow.pending, approved.next_step)
-        )
+        waiting = ([approved.holds] if approved.holds else []) + _waiting(uow.pending, approved.next_step)
+        receipt = VoteReceipt(after, decision, approvals_of(votes), self_approval, waiting=waiting)
         outcome = "withdrawn" if withdrawing else ("approved" if decision is Decision.APPROVE else "rejected")
         return Reply(receipt, outcome=outcome)
 
@@ -219,6 +219,35 @@ class ApprovalService:
                 uow.commit()
             done.append(f"cancelled the request {request.title!r} ({request.origin}): its message could not be posted ({why})")
         return done
+
+    def revise(
+        self,
+        uow: ApprovalsUnitOfWork,
+        request_id: str,
+        *,
+        details: dict[str, str] | None = None,
+        close_as: ApprovalState | None = None,
+    ) -> ApprovalRequest | None:
+        """The owning family changes its request in ``uow``: sets detail lines (``details`` are merged in, by label),
+        and/or closes a pending request as ``close_as`` (a gate of its own refused it: no vote decided it, so its
+        ``ApprovalOutcome`` is not called; the caller does its own part). The message is edited to match.
+        The request after, or None when it does not exist."""
+        locked = uow.approvals.get(request_id, for_update=True)
+        if locked is None:
+            return None
+        request, votes = locked
+        now = self._d.clock.now()
+        if details:
+            merged = {**request.details, **details}
+            uow.approvals.set_details(request_id, merged)
+            request = replace(request, details=merged)
+        if close_as is not None and request.state is ApprovalState.PENDING:
+            uow.approvals.set_state(request_id, close_as, now)
+            request = request.decided(close_as, now)
+            uow.outbox.cancel_job(expiry_key(request.id), origin=request.origin)
+        message = ApprovalMessage(request, votes, approvals_of(votes), now)
+        uow.outbox.update(request.message_key, message, origin=request.origin)
+        return request
 
     def _tell_expired(self, uow: ApprovalsUnitOfWork, request: ApprovalRequest, votes: list[Vote]) -> None:
         """The requester hears that their request expired, and when: its deadline (keyed: told once)."""

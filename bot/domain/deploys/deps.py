@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.config import OpsConfig
 from bot.domain.deploys.charts import ChartImages, FileUploads
-from bot.domain.deploys.ports import DeployProviders, DeploysUnitOfWork
+from bot.domain.deploys.ports import CiStatus, DeployProviders, DeploysUnitOfWork
 from bot.domain.health.ports import HealthProbe
 from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.locks.ports import LockStore
@@ -42,4 +42,5 @@ class DeployDeps:
     files: FileUploads  # … shared in the channel (Slack's files.uploadV2)
     health_alert: Callable[[str], dict[str, Any]]  # a health alert's context by its opaque id (raises NotFound)
     shutdown: ShutdownSignal  # set on SIGTERM: a running deploy hands over within durability.shutdown_grace_seconds
+    ci: CiStatus  # the CI gate: a version's checks on GitHub (services.<name>.ci)
     metrics: MetricsReader = field(default_factory=NoMetricsStore)  # metric guardrails during verification (Prometheus)

@@ -235,6 +235,9 @@ class DeployRuns:
                 current = uow.deploys.get(deploy_id)
                 if current is None or current.state is not DeployState.APPROVED:
                     return None
+                if current.waits_for_ci:  # queued by mistake: the CI gate queues it again once CI is green
+                    log.warning("%s was queued while it waits for CI; not started", current.id)
+                    return None
                 if current.lease is not None and self._lease_lost(current.lease):
                     return current
                 spec = d.config.services[current.service].deploy if current.service in d.config.services else None

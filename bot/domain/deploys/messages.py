@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from bot.domain.deploys.ci import CiCheck, CiReading
 from bot.domain.deploys.guardrails import GuardrailReading
 from bot.domain.deploys.model import Deploy
 from bot.domain.deploys.planning import FreezeNote, Plan, PromotionGate
@@ -52,6 +53,27 @@ class NotVerified:
     service: str
     environment: str
     gate: PromotionGate
+
+
+@dataclass(frozen=True)
+class CiFailed:
+    """A deploy refused at request time by the CI gate: a check of the version failed (``--hotfix`` does not pass it)."""
+
+    template: ClassVar[str] = "deploy/ci_failed"
+    service: str
+    environment: str
+    reading: CiReading
+    failed: CiCheck
+    why: str  # "check `build` failed (failure): <link|details>"
+
+
+@dataclass(frozen=True)
+class CiRefusedForRequester:
+    """A direct message to the requester: their request waited for CI, and CI failed or did not finish in time."""
+
+    template: ClassVar[str] = "deploy/ci_refused_dm"
+    deploy: Deploy
+    why: str
 
 
 @dataclass(frozen=True)

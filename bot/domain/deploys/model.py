@@ -67,6 +67,20 @@ class Deploy:
     provider_started_at: datetime | None = None  # set just before the provider is called: past it, never call it again
     provider_process: str | None = None  # "host:pgid:start-ticks" of a command provider's process group
     cancel_requested_by: str | None = None
+    ci_state: str | None = None  # the CI gate (``ci.CiState``): pending, green, failed; None when no gate applies
+    ci_summary: str | None = None  # what CI said last, in one line ("waiting for CI (3 of 5 checks done)")
+    ci_checked_at: datetime | None = None  # when CI was last read (the reconciler restarts a poll that went quiet)
+
+    @property
+    def waits_for_ci(self) -> bool:
+        """Its CI gate has not turned green yet: it must not start (``ci_state`` pending)."""
+        return self.ci_state == "pending"
+
+    @property
+    def ci_green(self) -> bool:
+        """Its CI gate passed: green at request time, or turned green while it waited (``ci_gate.CiWaits.green``).
+        False also when no gate applies (``ci_state`` None): nothing vouched for its CI."""
+        return self.ci_state == "green"
 
     @property
     def origin(self) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import cast
 
+from bot.config import CiGate
 from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Decision, Vote
 from bot.domain.approvals.ports import Approved
 from bot.domain.deploys import support
+from bot.domain.deploys.ci import gate_for, lock_seconds
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import NotStarted
@@ -57,18 +59,31 @@ class DeployOutcomes:
             if current is not None and current.state is not DeployState.LOCK_LOST:
                 self._not_started(uow, actor, current, None, f"it was already {current.state.value}")
             return None
-        if self._lock_is_gone(deploy):
+        gate = self._ci_gate(deploy)
+        ttl = d.config.deploys.lock_ttl_seconds
+        if gate is not None:  # it waits for CI first: its lock lasts until CI's deadline, then the run's TTL
+            ttl = lock_seconds(gate, deploy, d.clock.now(), ttl)
+        if self._lock_is_gone(deploy, ttl):
             why = "its deploy lock was broken or ran out while it waited for approval"
             ended = uow.deploys.transition(
                 deploy.id, frozenset({DeployState.APPROVED}), DeployState.LOCK_LOST, finished_at=d.clock.now(), detail=why
             )
             self._not_started(uow, actor, ended or deploy, DeployState.LOCK_LOST, why)
             return None
-        uow.outbox.submit(RUN_JOB, {"deploy_id": deploy.id}, key=run_key(deploy.id), origin=deploy.origin)
         uow.after_commit(lambda: support.audit(d, actor, f"{deploy.kind.value}.approved", deploy, approvers=approvers))
+        if deploy.waits_for_ci:  # the CI gate queues it once CI is green (ci_gate.CiWaits.green)
+            return "The deploy starts once CI is green"
+        uow.outbox.submit(RUN_JOB, {"deploy_id": deploy.id}, key=run_key(deploy.id), origin=deploy.origin)
         return "The rollback starts" if deploy.is_rollback else "The deploy starts"
 
-    def _lock_is_gone(self, deploy: Deploy) -> bool:
+    def _ci_gate(self, deploy: Deploy) -> CiGate | None:
+        """The CI gate this deploy still waits for, if any."""
+        spec = self._d.config.services.get(deploy.service)
+        if not deploy.waits_for_ci or spec is None:
+            return None
+        return gate_for(spec, deploy.kind, deploy.environment)
+
+    def _lock_is_gone(self, deploy: Deploy, ttl: float) -> bool:
         """True when Redis says someone else holds (or nobody holds) the deploy's lock; renews it when it is still ours.
 
         Redis being away is not "gone": the database keeps deploys of one target apart, and the run checks again.
@@ -77,7 +92,7 @@ class DeployOutcomes:
         if lease is None:
             return True
         try:
-            return not self._d.locks.extend(lease, self._d.config.deploys.lock_ttl_seconds)
+            return not self._d.locks.extend(lease, ttl)
         except Unavailable:
             return False
 
@@ -99,7 +114,16 @@ class DeployOutcomes:
         approvers = [
             v.voter + (" (self-approved, hotfix)" if v.self_approval else "") for v in votes if v.decision is Decision.APPROVE
         ]
-        return Approved(self.queue(deploys_uow, actor, str(request.payload.get("deploy_id", "")), approvers))
+        deploy_id = str(request.payload.get("deploy_id", ""))
+        next_step = self.queue(deploys_uow, actor, deploy_id, approvers)
+        queued = deploys_uow.deploys.get(deploy_id)
+        holds = None
+        if queued is not None and queued.state is DeployState.APPROVED and queued.waits_for_ci:
+            holds = (
+                f"The deploy starts once CI is green: {_plain(queued.ci_summary)}. "
+                "The request's message shows CI's progress; nothing needs to be done again."
+            )
+        return Approved(next_step, holds=holds)
 
     def closed(self, uow: UnitOfWork, actor: Actor, request: ApprovalRequest) -> None:
         """Rejected, expired or withdrawn: record it; once committed, release the lock (or give it back to a freeze)."""
@@ -117,3 +141,8 @@ class DeployOutcomes:
         uow.after_commit(
             lambda: self.takeover.release_quietly(actor, ended, f"{support.what(ended)} ({ended.id}) was {to.value}")
         )
+
+
+def _plain(ci_summary: str | None) -> str:
+    """A waiting request's CI line without its icon and retry note: ``waiting for CI (3 of 5 checks done)``."""
+    return (ci_summary or "waiting for CI").removeprefix("⏳ ").split("; GitHub could not be read")[0]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.config import Service
+from bot.config import CiGate, Service
+from bot.domain.deploys.ci import CiReading, CiUnreadable, gate_for
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.model import Deploy, DeployKind, DeployOrder, DeployState
 from bot.domain.shared import catalog
@@ -91,6 +92,7 @@ class Plan:
     link: str | None = None
     rollback_of: str | None = None
     gate: PromotionGate | None = None  # the environment requires the version verified elsewhere first
+    ci: CiReading | None = None  # the service's CI gate applies: the version's checks as read now
 
     @property
     def gate_refused(self) -> bool:
@@ -175,6 +177,14 @@ def promotion_gate(d: DeployDeps, kind: DeployKind, service: str, environment: s
         return PromotionGate(source, version, uow.deploys.last_of_version(service, source, version))
 
 
+def read_ci(d: DeployDeps, gate: CiGate, ref: str) -> CiReading:
+    """The CI of ``ref`` now, or why it could not be read (never raises ``CiUnreadable``)."""
+    try:
+        return CiReading(gate, ref, report=d.ci.read(gate, ref))
+    except CiUnreadable as exc:
+        return CiReading(gate, ref, error=exc)
+
+
 def last_ran(d: DeployDeps, service: str, environment: str) -> Deploy | None:
     """The latest deploy or rollback that reached the provider and recorded a result."""
     with d.uow() as uow:
@@ -194,7 +204,7 @@ def build(
     hotfix: bool,
     rollback_of: str | None = None,
 ) -> Plan:
-    """Every check but the lock; ``hotfix`` only takes effect when a freeze or a refused promotion gate applies.
+    """Every check but the lock (CI is read here, once, when the service's CI gate applies); ``hotfix`` only takes effect when a freeze or a refused promotion gate applies.
     Raises NotPermitted unless the actor is a deployer in ``environment`` (its own roles where it sets them)."""
     d.policy.require(actor, Role.DEPLOYER, "rollback" if kind is DeployKind.ROLLBACK else "deploy", environment=environment)
     policy = d.config.environments[environment]
@@ -203,6 +213,7 @@ def build(
     order = DeployOrder("(new)", kind, service, environment, version, actor.user_id, reason, previous)
     freezes = freezes_now(d, service, environment)
     gate = promotion_gate(d, kind, service, environment, version)
+    ci_gate = gate_for(spec, kind, environment)
     required = policy.approvals
     if kind is DeployKind.ROLLBACK and policy.rollback_approvals is not None:
         required = policy.rollback_approvals
@@ -222,4 +233,5 @@ def build(
         link=change_link(spec, service, environment, version, previous),
         rollback_of=rollback_of,
         gate=gate,
+        ci=read_ci(d, ci_gate, version) if ci_gate is not None else None,
     )

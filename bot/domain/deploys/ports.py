@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.config import CiGate
 from bot.domain.approvals.ports import ApprovalsUnitOfWork
+from bot.domain.deploys.ci import CiReport
 from bot.domain.deploys.model import Deploy, DeployOrder, DeployState, Freeze, ProviderResult, StopSignal
 from bot.domain.shared.errors import Conflict
 
@@ -54,6 +56,10 @@ class DeployRepository(Protocol):
         ...
 
     def get(self, deploy_id: str) -> Deploy | None: ...
+
+    def waiting_for_ci(self) -> list[Deploy]:
+        """Requested or approved deploys whose CI gate is still pending (``ci_state`` = pending), oldest first."""
+        ...
 
     def transition(self, deploy_id: str, allowed: frozenset[DeployState], to: DeployState, **changes: Any) -> Deploy | None:
         """Move the deploy to ``to`` (with ``changes``) only if its state is in ``allowed``; None otherwise."""
@@ -131,4 +137,14 @@ class DeployProviders(Protocol):
     def end_process(self, description: str) -> bool:
         """End the local process group a run reported (``StopSignal.process_started``) if it is still there, on this
         host; True when it was ended. The reconciler uses it when the worker that ran it died."""
+        ...
+
+
+class CiStatus(Protocol):
+    """Reads a version's CI (its commit statuses and check runs) where ``services.<name>.ci`` says."""
+
+    def read(self, gate: CiGate, ref: str) -> CiReport:
+        """Every check of ``ref`` in ``gate.repo``, every page; raises ``CiUnreadable`` (its ``outcome`` says why:
+        unreachable, unauthorized, forbidden, rate limited with the reset time, unknown ref, malformed answer).
+        The token is read from the environment variable ``gate.token_env`` and never appears in a message."""
         ...

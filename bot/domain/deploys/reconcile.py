@@ -209,6 +209,7 @@ class DeployReconciler:
         now = d.clock.now()
         with d.uow() as uow:
             waiting = uow.deploys.waiting_to_start(now - timedelta(seconds=d.config.durability.never_started_after_seconds))
+        waiting = [w for w in waiting if not w.waits_for_ci]  # the CI gate queues those once CI is green
         repaired = []
         for deploy in waiting:
             with d.uow() as uow:

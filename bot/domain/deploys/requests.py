@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from bot.domain.approvals.model import Decision
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.deploys import planning, support
+from bot.domain.deploys.ci import CiState, CiUnreadable, describe_failure
+from bot.domain.deploys.ci_gate import CI_LABEL, CiWaits
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import (
     CancelRequested,
+    CiFailed,
     DeployRequested,
     DeploySettled,
     DryRun,
@@ -105,17 +108,28 @@ def parse_settle(args: Args) -> SettleDeploy:
 class DeployRequests:
     """Opening deploy and rollback requests (lock, record, approvals) and withdrawing them."""
 
-    def __init__(self, deps: DeployDeps, approvals: ApprovalService, outcomes: DeployOutcomes, takeover: FreezeTakeover) -> None:
+    def __init__(
+        self,
+        deps: DeployDeps,
+        approvals: ApprovalService,
+        outcomes: DeployOutcomes,
+        takeover: FreezeTakeover,
+        ci_waits: CiWaits,
+    ) -> None:
         self._d = deps
         self._approvals = approvals
         self._outcomes = outcomes
         self._takeover = takeover
+        self._ci_waits = ci_waits
 
     def deploy(self, command: StartDeploy, actor: Actor) -> Reply:
         plan = self._plan(command, actor)
         if plan.gate is not None and plan.gate_refused and not plan.hotfix:
             self._refused_by_gate(actor, plan, plan.gate)
             return Reply(NotVerified(plan.service, plan.environment, plan.gate), outcome="not_verified")
+        refused = self._refused_by_ci(actor, plan)
+        if refused is not None:
+            return refused
         if plan.freezes and not plan.hotfix:
             return Reply(Frozen(plan.service, plan.environment, plan.freezes), outcome="frozen")
         return self.open(actor, plan)
@@ -137,6 +151,30 @@ class DeployRequests:
             environment=plan.environment,
         )
         record_quietly(self._d.audit, row)
+
+    def _refused_by_ci(self, actor: Actor, plan: Plan) -> Reply | None:
+        """The CI gate at request time: CI that could not be read (raised: an ephemeral message saying what to do) or
+        that failed (a refusal naming the check) stops the request before anything is locked, recorded or posted.
+        ``--hotfix`` does not pass it. Both are audited as ``deploy.refused``."""
+        reading = plan.ci
+        if reading is None:
+            return None
+        params = {"version": plan.version, "repo": reading.gate.repo, "ci": reading.line}
+        where = {"target": f"{plan.service}/{plan.environment}", "service": plan.service, "environment": plan.environment}
+        if reading.error is not None:
+            message = (
+                f"`{plan.service}`: the CI gate could not read {plan.version} in {reading.gate.repo}: {reading.error.message}"
+            )
+            record_quietly(
+                self._d.audit, entry(actor, "deploy.refused", reading.error.outcome, params=params, error=message, **where)
+            )
+            raise CiUnreadable(reading.error.outcome, message)
+        failed = reading.report.failed if reading.report is not None else None
+        if failed is None:
+            return None
+        why = describe_failure(failed)
+        record_quietly(self._d.audit, entry(actor, "deploy.refused", "ci_failed", params=params, error=why, **where))
+        return Reply(CiFailed(plan.service, plan.environment, reading, failed, why), outcome="ci_failed")
 
     def preview(self, command: StartDeploy, actor: Actor) -> Reply:
         """``--dry-run``: who would approve, which lock, which freeze, what the provider would run; nothing changes."""
@@ -173,7 +211,11 @@ class DeployRequests:
         d, now = self._d, self._d.clock.now()
         deploy_id = support.new_id(plan.kind)
         ttl = plan.timeout_minutes * 60 + PENDING_MARGIN_SECONDS if plan.needed else d.config.deploys.lock_ttl_seconds
+        ci = plan.ci.report if plan.ci is not None else None
+        waits_for_ci = ci is not None and ci.state is CiState.PENDING
         wanted = f"{'rollback to' if plan.kind is DeployKind.ROLLBACK else 'deploy of'} {plan.version}"
+        if waits_for_ci and plan.ci is not None:  # the lock lasts while it may wait for CI (then the run's TTL)
+            ttl = max(ttl, plan.ci.gate.ci_timeout_minutes * 60 + PENDING_MARGIN_SECONDS)
         lease, freeze_of = self._takeover.acquire(
             actor, plan.kind, plan.lock_name, deploy_id, purpose=f"{wanted} ({deploy_id})", ttl_seconds=ttl
         )
@@ -193,6 +235,9 @@ class DeployRequests:
             lock_token=lease.token if lease else None,
             lock_fence=lease.fence if lease else None,
             rollback_of=plan.rollback_of,
+            ci_state=ci.state.value if ci is not None else None,
+            ci_summary=(f"⏳ {ci.summary}" if waits_for_ci else ci.summary) if ci is not None else None,
+            ci_checked_at=now if ci is not None else None,
         )
         if lease is None:
             reply = d.deploy_locks.refusal(plan.lock_name, wanted)
@@ -214,6 +259,8 @@ class DeployRequests:
             with d.uow() as uow:
                 stale = uow.deploys.abandon_older(plan.lock_name, lease.fence, now)
                 uow.deploys.create(deploy)
+                if waits_for_ci and plan.ci is not None:
+                    self._ci_waits.start(uow, deploy, plan.ci.gate)
                 if plan.needed == 0:
                     next_step = self._outcomes.queue(uow, actor, deploy.id, [])
                 else:
@@ -229,7 +276,7 @@ class DeployRequests:
                         environment=plan.environment,
                         require_admin=plan.hotfix,
                         admin_self_approval=plan.hotfix,
-                        details=_details(plan, deploy_id, freeze_of),
+                        details=_details(plan, deploy_id, freeze_of, deploy.ci_summary),
                         payload={"deploy_id": deploy_id},
                         link=plan.link,
                     )
@@ -353,8 +400,10 @@ def _waiting(pending: list[Pending], next_step: str | None, channel: str) -> lis
     return notes
 
 
-def _details(plan: Plan, deploy_id: str, freeze_of: Incident | None) -> dict[str, str]:
+def _details(plan: Plan, deploy_id: str, freeze_of: Incident | None, ci_line: str | None) -> dict[str, str]:
     details = {"Service": plan.service, "Environment": plan.environment, "Version": plan.version}
+    if ci_line is not None:
+        details[CI_LABEL] = ci_line
     if plan.previous_version:
         details["Currently"] = plan.previous_version
     taken = f", taken over from the deploy freeze of {freeze_of.ref} until it ends" if freeze_of else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.deploys import freezes, history, metrics_view, requests, rollbacks
+from bot.domain.deploys.ci_gate import CI_POLL_JOB, CiWaits
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.execution import DeployRuns
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
@@ -30,7 +31,8 @@ class Deploys:
         self.deps = deps
         self.takeover = outcomes.takeover
         self.outcomes = outcomes
-        self.requests = DeployRequests(deps, approvals, outcomes, self.takeover)
+        self.ci_waits = CiWaits(deps, approvals, self.takeover)
+        self.requests = DeployRequests(deps, approvals, outcomes, self.takeover, self.ci_waits)
         self.rollbacks = Rollbacks(deps, self.requests)
         self.runs = DeployRuns(deps, self.takeover, self.rollbacks)
         self.reconciler = DeployReconciler(deps, self.takeover)
@@ -135,6 +137,10 @@ class Deploys:
                     self.metrics.show,
                 ),
             ],
-            jobs=[JobSpec(RUN_JOB, self.runs.run), JobSpec(SETTLE_JOB, self.reconciler.settle)],
-            reconcile=[self.reconciler.round],
+            jobs=[
+                JobSpec(RUN_JOB, self.runs.run),
+                JobSpec(SETTLE_JOB, self.reconciler.settle),
+                JobSpec(CI_POLL_JOB, self.ci_waits.poll),
+            ],
+            reconcile=[self.reconciler.round, self.ci_waits.quiet_polls],
         )
