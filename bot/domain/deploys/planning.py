@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.config import Service
+from bot.domain.approvals.model import ChecklistItem
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.model import Deploy, DeployKind, DeployOrder, DeployState
 from bot.domain.shared import catalog
@@ -62,6 +63,16 @@ class PromotionGate:
         what = "rolled back to" if last.kind is DeployKind.ROLLBACK else "deployed to"
         return f"{self.version} was last {what} {self.source} at {when} ({last.id}) and {self.ended}"
 
+    @property
+    def proof(self) -> str:
+        """How the gate passed, for the checklist item it ticks: "v1.2.3 succeeded in staging at … (d-…)"."""
+        last = self.last
+        if last is None or not self.passed:
+            return ""
+        moment = last.finished_at or last.started_at
+        when = f" at {moment:%Y-%m-%d %H:%M} UTC" if moment else ""
+        return f"{self.version} succeeded in {self.source}{when} ({last.id})"
+
 
 ENDINGS = {
     DeployState.SUCCEEDED: "succeeded (deployed and verified)",
@@ -91,6 +102,7 @@ class Plan:
     link: str | None = None
     rollback_of: str | None = None
     gate: PromotionGate | None = None  # the environment requires the version verified elsewhere first
+    checklist: tuple[ChecklistItem, ...] = ()  # what each approver ticks (environments.<env>.checklist), deploys only
 
     @property
     def gate_refused(self) -> bool:
@@ -222,4 +234,18 @@ def build(
         link=change_link(spec, service, environment, version, previous),
         rollback_of=rollback_of,
         gate=gate,
+        checklist=checklist(d, kind, environment, gate),
     )
+
+
+def checklist(d: DeployDeps, kind: DeployKind, environment: str, gate: PromotionGate | None) -> tuple[ChecklistItem, ...]:
+    """``environments.<env>.checklist`` for a deploy's approval request, the item bound to the promotion gate ticked by
+    opsbot when the gate passed. Rollbacks have none: they restore a version that ran there, as the incident's way out
+    (the promotion gate skips them too)."""
+    if kind is not DeployKind.DEPLOY:
+        return ()
+    items = []
+    for item in d.config.environments[environment].checklist:
+        satisfied = gate.proof if item.satisfied_by == "promotion" and gate is not None and gate.passed else None
+        items.append(ChecklistItem(item.item, item.satisfied_by, satisfied))
+    return tuple(items)
