@@ -20,10 +20,9 @@ from handlers.common import CONTROL, ack_now, actor_from_action, answer_click, b
 class ApprovalAction(StrEnum):
     APPROVE = "approval_approve"
     REJECT = "approval_reject"
-    CHECK = "approval_check_"  # + the item's position: one checkboxes element per checklist item
 
 
-CHECK_ACTION = re.compile(r"^approval_check_(\d{1,2})$")
+CHECK_ACTION = re.compile(r"^approval_check_(\d{1,2})$")  # one checkboxes element per checklist item, by its position
 CHECKLIST_BLOCK = "checklist-"
 
 

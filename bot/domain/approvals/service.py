@@ -190,7 +190,7 @@ class ApprovalService:
         found = self.get(request_id)
         if found is None:
             raise NotFound("approval request", request_id[:20])
-        self._require_approver(voter, found[0], "tick the checklist of")
+        self._require_approver(voter, found[0], "tick the checklist")
         now = d.clock.now()
         with d.uow() as uow:
             locked = uow.approvals.get(request_id, for_update=True)
