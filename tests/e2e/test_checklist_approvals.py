@@ -229,3 +229,10 @@ def test_home_links_to_the_request_instead_of_offering_approve(app: Bot, request
     assert [b["text"]["text"] for b in home.buttons()] == ["Reject"]
     ts = request_message.ts.replace(".", "")
     assert f"https://slack.com/archives/{DEPLOYS}/p{ts}" in json.dumps(app.emulator.homes["U0APPROVER1"]["blocks"])
+
+
+def test_the_dry_run_shows_the_checklist_approvers_would_tick(app: Bot) -> None:
+    seen = app.command("deploy v1.2.3 api to production --dry-run").seen()
+    assert "*Checklist*\nEach approver would tick these before their Approve counts:\n☐ Database migrations tested" in seen
+    assert "☐ Staging deployment successful" in seen  # not verified in staging: nobody ticks it for them
+    assert "Checklist" not in app.command("deploy v1.2.3 api to staging --dry-run").seen()
