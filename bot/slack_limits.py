@@ -59,6 +59,14 @@ CONTEXT_TEXT_MAX = 2000
 """Characters in a text element of a context block. Slack's context block page states only the element count, and
 its text object page caps text at 3000 (https://docs.slack.dev/reference/block-kit/composition-objects/text-object); opsbot keeps to the stricter 2000
 it has always used, and the console's emulator holds messages to the same number."""
+CHECKBOXES_OPTIONS_MAX = 10
+"""Options in a checkboxes element (https://docs.slack.dev/reference/block-kit/block-elements/checkboxes-element);
+``bot.config.common.CHECKLIST_ITEMS_MAX`` holds the config to it."""
+OPTION_TEXT_MAX = 75
+"""Characters in an option object's ``text`` (https://docs.slack.dev/reference/block-kit/composition-objects/option-object);
+``bot.config.common.CHECKLIST_ITEM_TEXT_MAX`` holds the config to it."""
+OPTION_VALUE_MAX = 150
+"""Characters in an option object's ``value`` (https://docs.slack.dev/reference/block-kit/composition-objects/option-object)."""
 INPUT_LABEL_MAX = 2000
 """Characters in an input block's ``label`` (https://docs.slack.dev/reference/block-kit/blocks/input-block)."""
 
@@ -110,6 +118,13 @@ def _fit_element(element: dict[str, Any]) -> None:
             raise ValueError("a button value is over Slack's limit: carry an opaque id instead")
         if "url" in element and len(element["url"]) > BUTTON_URL_MAX:
             del element["url"]
+    if element.get("type") == "checkboxes":
+        options = element.get("options") or []
+        del options[CHECKBOXES_OPTIONS_MAX:]
+        for option in options:
+            _fit_text_object(option.get("text"), OPTION_TEXT_MAX)
+            if len(str(option.get("value", ""))) > OPTION_VALUE_MAX:
+                raise ValueError("an option value is over Slack's limit: carry an opaque id instead")
     if len(str(element.get("action_id", ""))) > ACTION_ID_MAX:
         raise ValueError("an action_id is over Slack's limit")
 

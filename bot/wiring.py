@@ -250,7 +250,16 @@ def build_families(a: Adapters) -> Families:
         **a.approval_outcomes,
     }
     approvals = ApprovalService(
-        ApprovalDeps(config=config, clock=clock, uow=a.uow, notifier=a.notifier, jobs=a.jobs, policy=policy, outcomes=outcomes)
+        ApprovalDeps(
+            config=config,
+            clock=clock,
+            uow=a.uow,
+            notifier=a.notifier,
+            jobs=a.jobs,
+            policy=policy,
+            audit=a.audit,
+            outcomes=outcomes,
+        )
     )
     deploys = Deploys(deploy_deps, approvals, deploy_outcomes)
     flags = Flags(flag_deps, approvals, flag_outcomes)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import OpsConfig
-from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Vote
+from bot.domain.approvals.model import ApprovalRequest, ApprovalState, ChecklistItem, Tick, Vote
 from bot.domain.flags.ports import FlagsNotConfigured
 from bot.domain.locks.ports import Lease, LockInfo
 from bot.domain.shared.errors import Unavailable
@@ -211,9 +211,27 @@ class FakeApprovalRepository:
     def __init__(self) -> None:
         self.requests: dict[str, ApprovalRequest] = {}
         self.votes: dict[str, list[Vote]] = {}
+        self.checklist_ticks: dict[str, list[Tick]] = {}
 
     def add(self, request: ApprovalRequest) -> None:
-        self.requests[request.id], self.votes[request.id] = request, []
+        self.requests[request.id], self.votes[request.id], self.checklist_ticks[request.id] = request, [], []
+
+    def ticks(self, request_id: str) -> list[Tick]:
+        return list(self.checklist_ticks.get(request_id, []))
+
+    def set_tick(self, request_id: str, tick: Tick, ticked: bool) -> bool:
+        ticks = self.checklist_ticks[request_id]
+        present = next((t for t in ticks if (t.voter, t.item) == (tick.voter, tick.item)), None)
+        if (present is not None) == ticked:
+            return False
+        if ticked:
+            ticks.append(tick)
+        else:
+            ticks.remove(present)  # type: ignore[arg-type]
+        return True
+
+    def set_checklist(self, request_id: str, checklist: tuple[ChecklistItem, ...]) -> None:
+        self.requests[request_id] = replace(self.requests[request_id], checklist=checklist)
 
     def get(self, request_id: str, *, for_update: bool = False) -> tuple[ApprovalRequest, list[Vote]] | None:
         request = self.requests.get(request_id)
@@ -291,6 +309,9 @@ class FakeOutbox:
 
     def failed(self, key: str) -> str | None:
         return self._db.failed_effects.get(key)
+
+    def posted(self, key: str) -> MessageRef | None:
+        return self._db.messages.get(key)
 
     def deliver(self) -> None:
         db = self._db

@@ -283,6 +283,33 @@ class Bot:
             for c in calls
         ]
 
+    def tick(self, message: Posted, item: str, user: str, ticked: bool = True, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Click the checkbox of ``item`` on ``message`` as ``user``, leaving it ticked (or unticked): Slack sends that
+        element's ``selected_options`` after the click. Returns the payloads sent to the response URL."""
+        element, block_id = next(
+            (e, block.get("block_id", ""))
+            for block in message.blocks
+            for e in block.get("elements") or []
+            if e.get("type") == "checkboxes" and any(o["text"]["text"] == item for o in e.get("options", []))
+        )
+        chosen = [o for o in element["options"] if o["text"]["text"] == item] if ticked else []
+        url = self.emulator.response_url(message.channel, user, message.ts)
+        body = payloads.block_action(
+            user_id=user,
+            channel_id=message.channel,
+            message_ts=message.ts,
+            action={**element, "block_id": block_id, "selected_options": chosen},
+            response_url=url,
+            trigger_id=self.emulator.trigger_id(),
+        )
+        response = self.dispatch(body)
+        assert response.status == 200, (response.status, response.body)
+        calls = self.emulator.wait_for(lambda: self.emulator.responses(url), timeout)
+        return [
+            {**c.args, "text": Posted("", "", str(c.args.get("text", "")), list(c.args.get("blocks") or [])).seen()}
+            for c in calls
+        ]
+
     def audit_actions(self) -> list[tuple[str, str, str]]:
         """(actor, action, outcome) of every audit row, oldest first."""
         return [(r["actor"], r["action"], r["outcome"]) for r in self.services.adapters.audit.rows()]  # type: ignore[attr-defined]

@@ -66,6 +66,7 @@ class OpsConfig(Strict):
                     )
         problems.extend(_gate_problems(self))
         problems.extend(_ci_problems(self))
+        problems.extend(_checklist_problems(self))
         problems.extend(_paging_problems(self))
         if self.default_service is not None and self.default_service not in self.services:
             problems.append(f"default_service: unknown service {self.default_service!r}")
@@ -160,6 +161,25 @@ def _ci_problems(config: OpsConfig) -> list[str]:
         ]
         if service.deploy is None:
             problems.append(f"services.{name}.ci: a CI gate needs a `deploy:` provider to gate")
+    return problems
+
+
+def _checklist_problems(config: OpsConfig) -> list[str]:
+    """A checklist is shown on an environment's deploy approval requests: the environment must ask for approvals, and an
+    item ``satisfied_by: promotion`` needs that environment's promotion gate (``requires_verified_in``)."""
+    problems = []
+    for name, env in config.environments.items():
+        if env.checklist and env.approvals == 0:
+            problems.append(
+                f"environments.{name}.checklist: it is shown on approval requests, but {name} needs no approvals "
+                "(approvals: 0), so nobody would tick it"
+            )
+        problems += [
+            f"environments.{name}.checklist[{i}].satisfied_by: promotion needs the promotion gate "
+            f"(environments.{name}.requires_verified_in)"
+            for i, item in enumerate(env.checklist)
+            if item.satisfied_by == "promotion" and env.requires_verified_in is None
+        ]
     return problems
 
 

@@ -88,6 +88,42 @@ class EnvironmentRoles(Strict):
         return {name: list(value) for name, value in self.model_dump().items() if value is not None}
 
 
+# Slack's checkboxes element takes at most 10 options, and an option's text at most 75 characters
+# (https://docs.slack.dev/reference/block-kit/block-elements/checkboxes-element,
+# https://docs.slack.dev/reference/block-kit/composition-objects/option-object). bot.slack_limits states the same
+# numbers for the renderer; config may not import it (independent layers), a unit test keeps the two equal.
+CHECKLIST_ITEMS_MAX = 10
+CHECKLIST_ITEM_TEXT_MAX = 75
+CHECKLIST_GATES = ("ci", "promotion")  # the gates that may tick an item for everyone
+
+
+class ChecklistItem(Strict):
+    """One line of ``environments.<env>.checklist``: its text, and the gate that ticks it for everyone when it passes
+    (``promotion``: the promotion gate, ``ci``: the CI gate). A plain string is an item people tick."""
+
+    item: str
+    satisfied_by: Literal["ci", "promotion"] | None = None
+
+    @field_validator("satisfied_by", mode="before")
+    @classmethod
+    def _gate(cls, value: Any) -> Any:
+        if value is not None and value not in CHECKLIST_GATES:
+            raise ValueError(f"unknown gate {str(value)[:40]!r} (known: {', '.join(CHECKLIST_GATES)})")
+        return value
+
+    @field_validator("item")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("an empty checklist item; write what the approver confirms")
+        if len(value) > CHECKLIST_ITEM_TEXT_MAX:
+            raise ValueError(
+                f"{len(value)} characters; Slack shows a checkbox's text up to {CHECKLIST_ITEM_TEXT_MAX} characters, say it shorter"
+            )
+        return value
+
+
 class Environment(Strict):
     approvals: int = Field(default=0, ge=0, le=10)
     roles: EnvironmentRoles = Field(default_factory=EnvironmentRoles)
@@ -100,6 +136,29 @@ class Environment(Strict):
     requires_verified_in: str | None = None
     auto_rollback: bool = False  # a critical metric guardrail breach opens the rollback at once (docs/metrics.md)
     on_unknown: Literal["warn", "fail"] = "warn"  # a guardrail that cannot be read: noted, or fails verification
+    # What each approver ticks before their Approve counts, on deploy requests here (docs/deploys.md, "Checklist").
+    checklist: list[ChecklistItem] = Field(default_factory=list)
+
+    @field_validator("checklist", mode="before")
+    @classmethod
+    def _checklist_items(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"item": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("checklist")
+    @classmethod
+    def _checklist(cls, items: list[ChecklistItem]) -> list[ChecklistItem]:
+        if len(items) > CHECKLIST_ITEMS_MAX:
+            raise ValueError(
+                f"{len(items)} items; Slack shows at most {CHECKLIST_ITEMS_MAX} checkboxes in one group, keep the essential ones"
+            )
+        seen: set[str] = set()
+        for item in items:
+            if item.item.casefold() in seen:
+                raise ValueError(f"{item.item!r} is listed twice")
+            seen.add(item.item.casefold())
+        return items
 
     @field_validator("freeze_windows", mode="before")
     @classmethod

@@ -13,11 +13,14 @@ from bot.slack_limits import (
     BLOCK_ID_MAX,
     BUTTON_TEXT_MAX,
     BUTTON_VALUE_MAX,
+    CHECKBOXES_OPTIONS_MAX,
     CONTEXT_BLOCK_ELEMENTS_MAX,
     CONTEXT_TEXT_MAX,
     HEADER_TEXT_MAX,
     INPUT_LABEL_MAX,
     MARKDOWN_BLOCK_TEXT_MAX,
+    OPTION_TEXT_MAX,
+    OPTION_VALUE_MAX,
     SECTION_FIELD_TEXT_MAX,
     SECTION_FIELDS_MAX_ITEMS,
     SECTION_TEXT_MAX,
@@ -44,6 +47,19 @@ def _button(element: dict[str, Any], pointer: str, errors: list[str]) -> None:
     _text(element.get("text"), BUTTON_TEXT_MAX, f"{pointer}/text", errors)
     if len(str(element.get("value", ""))) > BUTTON_VALUE_MAX:
         errors.append(_too_long(BUTTON_VALUE_MAX, f"{pointer}/value"))
+    if len(str(element.get("action_id", ""))) > ACTION_ID_MAX:
+        errors.append(_too_long(ACTION_ID_MAX, f"{pointer}/action_id"))
+
+
+def _checkboxes(element: dict[str, Any], pointer: str, errors: list[str]) -> None:
+    options = element.get("options")
+    if not isinstance(options, list) or not options or len(options) > CHECKBOXES_OPTIONS_MAX:
+        errors.append(f"must have between 1 and {CHECKBOXES_OPTIONS_MAX} items [json-pointer:{pointer}/options]")
+        return
+    for k, option in enumerate(options):
+        _text(option.get("text") if isinstance(option, dict) else None, OPTION_TEXT_MAX, f"{pointer}/options/{k}/text", errors)
+        if isinstance(option, dict) and len(str(option.get("value", ""))) > OPTION_VALUE_MAX:
+            errors.append(_too_long(OPTION_VALUE_MAX, f"{pointer}/options/{k}/value"))
     if len(str(element.get("action_id", ""))) > ACTION_ID_MAX:
         errors.append(_too_long(ACTION_ID_MAX, f"{pointer}/action_id"))
 
@@ -97,6 +113,8 @@ def block_errors(blocks: Any, max_blocks: int) -> list[str]:
             for j, element in enumerate(elements):
                 if isinstance(element, dict) and element.get("type") == "button":
                     _button(element, f"{pointer}/elements/{j}", errors)
+                elif isinstance(element, dict) and element.get("type") == "checkboxes":
+                    _checkboxes(element, f"{pointer}/elements/{j}", errors)
         elif kind == "markdown":
             if len(str(block.get("text", ""))) > MARKDOWN_BLOCK_TEXT_MAX:
                 errors.append(_too_long(MARKDOWN_BLOCK_TEXT_MAX, f"{pointer}/text"))

@@ -93,20 +93,25 @@ def block_action(
         "team": {"id": team_id, "domain": "local"},
         "channel": {"id": channel_id, "name": channel_id.lower()},
         "response_url": response_url,
-        "actions": [
-            {
-                "action_id": action["action_id"],
-                "block_id": action.get("block_id", ""),
-                "text": action.get("text", {"type": "plain_text", "text": ""}),
-                "value": action.get("value", ""),
-                "type": "button",
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
+        "actions": [_action(action)],
     }
     if message is not None:
         payload["message"] = message
     return urlencode({"payload": json.dumps(payload)})
+
+
+def _action(element: dict[str, Any]) -> dict[str, Any]:
+    """One entry of a ``block_actions`` payload's ``actions``: a button's ``value``, or a checkboxes element's
+    ``selected_options`` after the click (``element["selected_options"]``; none when everything is unticked)."""
+    common = {"action_id": element["action_id"], "block_id": element.get("block_id", ""), "action_ts": f"{time.time():.6f}"}
+    if element.get("type") == "checkboxes":
+        return {**common, "type": "checkboxes", "selected_options": list(element.get("selected_options") or [])}
+    return {
+        **common,
+        "text": element.get("text", {"type": "plain_text", "text": ""}),
+        "value": element.get("value", ""),
+        "type": "button",
+    }
 
 
 def view_submission(*, user_id: str, view: dict[str, Any], values: dict[str, dict[str, Any]], team_id: str = "T0LOCAL") -> str:

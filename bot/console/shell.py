@@ -39,7 +39,7 @@ DEMO_USERS = {
 DEMO_GROUPS = {"S0SRE": ["U0APPROVER1", "U0APPROVER2"]}
 HELP = """console commands:
   /ops …                 run an opsbot command as the current user
-  press N | press Label  press button N (or the newest button with that label)
+  press N | press Label  press button N (or the newest button with that label); on a checkbox ☐/☑ it ticks or unticks
   as @U0APPROVER1        act as another user (users: {users})
   in #C0DEPLOYS          type in another channel (a name, an ID, or the start of a name: `in inc-`)
   submit field=value …   submit the open form (a modal); fields not given keep their value
@@ -114,6 +114,7 @@ class ConsoleSession:
         self.form_fields: dict[str, str] = {}
         self._views_shown = 0
         self._homes_shown: dict[str, str] = {}  # user → hash of the Home view last shown
+        self.ticked: set[tuple[str, str, str, str]] = set()  # (user, message ts, block id, action id): a box ticked on screen
         self._calls_seen = 0  # Web API calls already looked at for pins and invites
         self.waiters: list[Callable[[float], bool]] = [self.executor.wait_idle]
         if self.services.local_worker is not None:
@@ -238,11 +239,16 @@ class ConsoleSession:
             )
             return self.dispatch(body)
         message = button.message
+        action = button.element
+        if action.get("type") == "checkboxes":  # a click toggles the box on this person's screen, as in Slack
+            box = (self.user, message.ts, str(action.get("block_id", "")), str(action.get("action_id", "")))
+            self.ticked.symmetric_difference_update({box})
+            action = {**action, "selected_options": action.get("options", []) if box in self.ticked else []}
         body = payloads.block_action(
             user_id=self.user,
             channel_id=message.channel,
             message_ts=message.ts,
-            action=button.element,
+            action=action,
             response_url=self.emulator.response_url(message.channel, self.user, message.ts),
             trigger_id=self.emulator.trigger_id(),
             is_ephemeral=message.ephemeral_to is not None,
@@ -280,7 +286,10 @@ class ConsoleSession:
         return where + (" · updated" if message.edits else "")
 
     def render(self, message: Posted) -> str:
-        return show(message, self._number, self.name, self._title(message))
+        return show(message, self._number, self.name, self._title(message), self._ticked)
+
+    def _ticked(self, message: Posted, element: dict[str, Any]) -> bool:
+        return (self.user, message.ts, str(element.get("block_id", "")), str(element.get("action_id", ""))) in self.ticked
 
     def new_output(self) -> list[str]:
         """Messages posted or edited since last shown, oldest first; pins and invites; then a form that just opened."""
@@ -392,7 +401,9 @@ class ConsoleSession:
         if ref.isdigit():
             return self.buttons.get(int(ref))
         for n in sorted(self.buttons, reverse=True):
-            if self.buttons[n].element.get("text", {}).get("text", "").lower() == ref.lower():
+            element = self.buttons[n].element
+            labels = [element.get("text", {}).get("text", "")] + [o["text"]["text"] for o in element.get("options", [])]
+            if ref.lower() in (label.lower() for label in labels):
                 return self.buttons[n]
         return None
 

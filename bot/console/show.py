@@ -23,8 +23,19 @@ def _input(block: dict[str, Any]) -> str:
     return line + (f"  · one of: {', '.join(choices)}" if choices else "")
 
 
-def show(message: Posted, number: Callable[[Posted, dict[str, Any]], int], names: Callable[[str], str], title: str) -> str:
-    """A message as a framed block of text; ``number`` assigns each button its press number."""
+def _unticked(message: Posted, element: dict[str, Any]) -> bool:
+    return False
+
+
+def show(
+    message: Posted,
+    number: Callable[[Posted, dict[str, Any]], int],
+    names: Callable[[str], str],
+    title: str,
+    ticked: Callable[[Posted, dict[str, Any]], bool] = _unticked,
+) -> str:
+    """A message as a framed block of text; ``number`` assigns each button and checkbox its press number, ``ticked``
+    says whether a checkbox shows ticked on this screen (pressing one toggles it, as a click in Slack does)."""
     lines = [f"┌─ {title}"]
     if not message.blocks:
         lines.append(_indent(plain(message.text, names), "│ "))
@@ -51,7 +62,14 @@ def show(message: Posted, number: Callable[[Posted, dict[str, Any]], int], names
                 for e in block.get("elements", [])
                 if e.get("type") == "button"
             ]
-            lines.append("│ " + "   ".join(buttons))
+            if buttons:
+                lines.append("│ " + "   ".join(buttons))
+            for e in block.get("elements", []):
+                if e.get("type") == "checkboxes":
+                    element = {**e, "block_id": block.get("block_id", "")}
+                    box = "☑" if ticked(message, element) or e.get("initial_options") else "☐"
+                    options = " / ".join(plain(o["text"]["text"], names) for o in e.get("options", []))
+                    lines.append(f"│ [{number(message, element)}] {box} {options}")
         elif kind == "divider":
             lines.append("│ " + "─" * 40)
         elif kind == "markdown":

@@ -127,3 +127,33 @@ def test_any_value_on_any_button_gets_an_answer_and_logs_no_error(
     seen = " ".join(str(a.args.get("text", "")) for a in answers if hasattr(a, "args"))
     assert "Something went wrong" not in seen, (action, value, seen)
     assert errors_logged(caplog) == [], (action, value)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    block_id=st.one_of(st.sampled_from(TRICKY), st.text(max_size=40)).map(lambda v: f"checklist-{v}"),
+    position=st.integers(min_value=0, max_value=99),
+    ticked=st.booleans(),
+    user=st.sampled_from(sorted(USERS)),
+)
+def test_any_checklist_checkbox_click_gets_an_answer_and_logs_no_error(
+    app: Bot, caplog: pytest.LogCaptureFixture, block_id: str, position: int, ticked: bool, user: str
+) -> None:
+    url = app.emulator.response_url(OPS_CHANNEL, user, "1700000000.000100")
+    option = {"text": {"type": "plain_text", "text": "Backup created"}, "value": block_id.removeprefix("checklist-")}
+    action = {"type": "checkboxes", "action_id": f"approval_check_{position}", "block_id": block_id}
+    body = payloads.block_action(
+        user_id=user,
+        channel_id=OPS_CHANNEL,
+        message_ts="1700000000.000100",
+        action={**action, "selected_options": [option] if ticked else []},
+        response_url=url,
+        trigger_id=app.emulator.trigger_id(),
+    )
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert app.dispatch(body).status == 200
+        answers = app.emulator.wait_for(lambda: app.emulator.responses(url), 5.0)
+    seen = " ".join(str(a.args.get("text", "")) for a in answers)
+    assert "Something went wrong" not in seen, (block_id, seen)
+    assert errors_logged(caplog) == [], block_id

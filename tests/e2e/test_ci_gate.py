@@ -329,8 +329,8 @@ def test_a_request_whose_poll_was_lost_gets_one_from_the_reconciler(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app = waiting_bot(
-        emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github, monkeypatch, poll_seconds=0.2
-    )
+        emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github, monkeypatch, poll_seconds=1.5
+    )  # a poll 1.5 s after the request: the test cancels it first, even on a loaded machine
     github.add_check(REF, "build", status="in_progress")
     app.command(f'deploy {REF} api to production --reason "release 42"')
     request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
@@ -339,7 +339,7 @@ def test_a_request_whose_poll_was_lost_gets_one_from_the_reconciler(
     assert scheduled_polls(app) == []
     github.set_check(REF, "build", conclusion="success")
     assert app.services.dispatcher.reconcile() == []  # not quiet long enough yet (3 polls + 2 s)
-    repaired = eventually(lambda: app.services.dispatcher.reconcile(), timeout=8)
+    repaired = eventually(lambda: app.services.dispatcher.reconcile(), timeout=15)
     assert repaired == [f"{deploy.id}: waiting for CI with no poll since {deploy.ci_checked_at:%H:%M:%S}; polling again"]
     request_shows(app, request, "✅ 1 of 1 check passed")
     app.click(request, "Approve", "U0APPROVER1")
@@ -391,3 +391,89 @@ def test_a_rollback_does_not_wait_on_ci(
     app.command('rollback api staging --reason "error rate x3"')
     posted(app, "Rolled back api to v1.2.2 in staging")
     assert len(github.requests) == reads
+
+
+def checklist_bot(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    prefix: str,
+    state_dir: Path,
+    services: ServiceDouble,
+    github: GithubDouble,
+) -> Bot:
+    """Production's checklist has an item CI ticks (``satisfied_by: ci``) and one people tick."""
+    config = ci_config(state_dir, services, github)
+    data = json.loads(config.model_dump_json())
+    data["environments"]["production"]["checklist"] = [
+        {"item": "All tests pass (CI green)", "satisfied_by": "ci"},
+        "Backup created",
+    ]
+    return make_bot(emulator, pg_url, redis_client, prefix, parse_config(data, "test"))
+
+
+def boxes(message: Posted) -> list[str]:
+    """The checklist items still offered as checkboxes (those opsbot ticked have none)."""
+    return [
+        option["text"]["text"]
+        for block in message.blocks
+        for element in block.get("elements") or []
+        if element.get("type") == "checkboxes"
+        for option in element.get("options", [])
+    ]
+
+
+def test_ci_turning_green_while_waiting_ticks_the_checklist_item_bound_to_ci_for_every_approver(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    github: GithubDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    app = checklist_bot(emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github)
+    github.add_check(REF, "build")
+    github.add_check(REF, "test", status="in_progress")
+    app.command(f'deploy {REF} api to production --reason "release 42"')
+    request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
+    assert boxes(request) == ["All tests pass (CI green)", "Backup created"]
+
+    github.set_check(REF, "test", conclusion="success")
+    seen = request_shows(app, request, "ticked by opsbot")
+    assert "✅ All tests pass (CI green) — ticked by opsbot: CI green on example/api at v1.2.3: ✅ 2 of 2 checks passed" in seen
+    current = app.emulator.find(request.ts)
+    assert current is not None and boxes(current) == ["Backup created"]
+    (satisfied,) = audit_rows(app, "approval.checklist_satisfied")
+    assert satisfied["params"]["gate"] == "ci" and satisfied["params"]["items"] == ["All tests pass (CI green)"]
+
+    for approver in ("U0APPROVER1", "U0APPROVER2"):  # each ticks only the item CI did not
+        app.tick(app.emulator.find(request.ts), "Backup created", approver)  # type: ignore[arg-type]
+        app.click(app.emulator.find(request.ts), "Approve", approver)  # type: ignore[arg-type]
+    posted(app, "✅ Deployment of v1.2.3 to production completed")
+
+
+def test_ci_green_at_request_time_ticks_the_checklist_item_at_once(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    github: GithubDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    app = checklist_bot(emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github)
+    github.add_check(REF, "build")
+    app.command(f'deploy {REF} api to production --reason "release 42"')
+    request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
+    assert (
+        "✅ All tests pass (CI green) — ticked by opsbot: CI green on example/api at v1.2.3: ✅ 1 of 1 check passed"
+        in request.seen()
+    )
+    assert boxes(request) == ["Backup created"]
+    (refusal,) = app.click(request, "Approve", "U0APPROVER1")
+    assert "Tick every checklist item before approving: Backup created is not ticked." in refusal["text"]

@@ -11,7 +11,7 @@ import redis
 
 from bot.config import OpsConfig
 from bot.console.slack_emulator import Posted, SlackEmulator
-from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Vote
+from bot.domain.approvals.model import ApprovalRequest, ApprovalState, ChecklistItem, Vote
 from bot.domain.approvals.ports import Approved
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import UnitOfWork
@@ -176,3 +176,31 @@ def test_twenty_concurrent_approve_clicks_approve_once(app: Bot, recorder: Recor
     found = app.services.approvals.get(request.id)
     assert found is not None and found[0].state is ApprovalState.APPROVED
     assert len(found[1]) == 1
+
+
+CHECKLIST = (
+    ChecklistItem("Staging deployment successful", "promotion", "v1.2.3 succeeded in staging"),
+    ChecklistItem("Backup created"),
+)
+
+
+def test_concurrent_ticks_record_one_tick_per_approver_and_item(app: Bot, recorder: Recorder) -> None:
+    request, message = open_request(app, checklist=CHECKLIST)
+    as_posted = copy.deepcopy(message)
+    clickers = ["U0APPROVER1", "U0APPROVER2", "U0APPROVER3", "U0ADMIN"] * 5
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(lambda user: app.tick(as_posted, "Backup created", user), clickers))
+    eventually(lambda: len(app.emulator.calls_to("response_url")) >= 20)
+    ticks = app.reads.approvals.ticks(request.id)  # type: ignore[union-attr]
+    assert sorted((t.voter, t.item) for t in ticks) == [
+        ("U0ADMIN", 1),
+        ("U0APPROVER1", 1),
+        ("U0APPROVER2", 1),
+        ("U0APPROVER3", 1),
+    ]
+    ticked = [r["actor"] for r in app.services.adapters.audit.rows() if r["action"] == "approval.checklist_ticked"]  # type: ignore[attr-defined]
+    assert sorted(ticked) == ["U0ADMIN", "U0APPROVER1", "U0APPROVER2", "U0APPROVER3"]
+    stored = app.services.approvals.get(request.id)
+    assert stored is not None and stored[0].checklist == CHECKLIST  # the gate's note survives the round trip
+    app.click(app.emulator.find(message.ts), "Approve", "U0APPROVER1")  # type: ignore[arg-type]
+    assert "1 of 2" in app.emulator.find(message.ts).seen()  # type: ignore[union-attr]

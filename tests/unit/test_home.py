@@ -22,7 +22,7 @@ from bot.domain.incidents.model import Incident, Status
 from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.messages import ErrorNotice
 from bot.domain.shared.policy import Actor, Policy
-from bot.domain.shared.ports import AuditEntry, AuditRecord, Message, Reply
+from bot.domain.shared.ports import AuditEntry, AuditRecord, Message, MessageRef, Reply
 from bot.render import Renderer
 from bot.slack_limits import BLOCKS_PER_MODAL_OR_HOME
 from tests.fakes import FakeAudit, FakeGroups, FakeJobs, FakeLocks, FakeNotifier
@@ -174,7 +174,8 @@ class Reads:
         self.requests: list[tuple[ApprovalRequest, list[Vote]]] = []
         self.targets: dict[tuple[str, str], Deploy] = {}
         self.frozen: list[Freeze] = []
-        self.incidents, self.approvals, self.deploys = self, self, self
+        self.messages: dict[str, MessageRef] = {}  # the requests' posted messages, by key
+        self.incidents, self.approvals, self.deploys, self.outbox = self, self, self, self
 
     def __enter__(self) -> Reads:
         return self
@@ -193,6 +194,9 @@ class Reads:
 
     def live(self, service: str, environment: str) -> Deploy | None:
         return self.targets.get((service, environment))
+
+    def posted(self, key: str) -> MessageRef | None:
+        return self.messages.get(key)
 
     def active_freezes(self, now: datetime) -> list[Freeze]:
         return list(self.frozen)

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from bot.adapters.sql.engine import guard_db, utc, utc_or_none
-from bot.adapters.sql.tables import approval_requests, approval_votes
-from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Decision, Vote
+from bot.adapters.sql.tables import approval_checklist_ticks, approval_requests, approval_votes
+from bot.domain.approvals.model import ApprovalRequest, ApprovalState, ChecklistItem, Decision, Tick, Vote
 from bot.domain.shared.errors import Conflict
 from bot.domain.shared.ports import MessageRef
 
@@ -38,7 +38,18 @@ def _request(row: Any) -> ApprovalRequest:
         channel=row.channel,
         message_ts=row.message_ts,
         decided_at=utc_or_none(row.decided_at),
+        checklist=_checklist(row.checklist),
     )
+
+
+def _checklist(text: str | None) -> tuple[ChecklistItem, ...]:
+    return tuple(ChecklistItem(i["text"], i.get("satisfied_by"), i.get("satisfied")) for i in json.loads(text or "[]"))
+
+
+def _checklist_json(checklist: tuple[ChecklistItem, ...]) -> str | None:
+    if not checklist:
+        return None
+    return json.dumps([{"text": i.text, "satisfied_by": i.satisfied_by, "satisfied": i.satisfied} for i in checklist])
 
 
 class SqlApprovalRepository:
@@ -66,6 +77,7 @@ class SqlApprovalRepository:
                 state=request.state.value,
                 created_at=request.created_at,
                 expires_at=request.expires_at,
+                checklist=_checklist_json(request.checklist),
             )
         )
 
@@ -109,6 +121,37 @@ class SqlApprovalRepository:
     def set_details(self, request_id: str, details: dict[str, str]) -> None:
         self._conn.execute(
             approval_requests.update().where(approval_requests.c.id == request_id).values(details=json.dumps(details))
+        )
+
+    @guard_db
+    def ticks(self, request_id: str) -> list[Tick]:
+        rows = self._conn.execute(
+            sa.select(approval_checklist_ticks)
+            .where(approval_checklist_ticks.c.request_id == request_id)
+            .order_by(approval_checklist_ticks.c.at, approval_checklist_ticks.c.id)
+        )
+        return [Tick(r.voter, r.item, utc(r.at)) for r in rows]
+
+    @guard_db
+    def set_tick(self, request_id: str, tick: Tick, ticked: bool) -> bool:
+        # Callers hold the request's row lock (``get(for_update=True)``), so the check and the change do not race.
+        t = approval_checklist_ticks.c
+        where = sa.and_(t.request_id == request_id, t.voter == tick.voter, t.item == tick.item)
+        present = self._conn.execute(sa.select(t.id).where(where)).first() is not None
+        if present == ticked:
+            return False
+        if ticked:
+            self._conn.execute(
+                approval_checklist_ticks.insert().values(request_id=request_id, voter=tick.voter, item=tick.item, at=tick.at)
+            )
+        else:
+            self._conn.execute(approval_checklist_ticks.delete().where(where))
+        return True
+
+    @guard_db
+    def set_checklist(self, request_id: str, checklist: tuple[ChecklistItem, ...]) -> None:
+        self._conn.execute(
+            approval_requests.update().where(approval_requests.c.id == request_id).values(checklist=_checklist_json(checklist))
         )
 
     @guard_db

@@ -57,6 +57,7 @@ approval_requests = sa.Table(
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("channel", sa.String(32), nullable=True),
     sa.Column("message_ts", sa.String(32), nullable=True),
+    sa.Column("checklist", sa.Text, nullable=True),  # JSON: [{text, satisfied_by, satisfied}], null when none
 )
 approval_votes = sa.Table(
     "approval_votes",
@@ -69,6 +70,17 @@ approval_votes = sa.Table(
     sa.Column("as_admin", sa.Boolean, nullable=False),
     sa.Column("self_approval", sa.Boolean, nullable=False),
     sa.UniqueConstraint("request_id", "voter"),
+)
+# Each approver's ticks on a request's checklist (``item``: the item's position); an unticked item has no row.
+approval_checklist_ticks = sa.Table(
+    "approval_checklist_ticks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(32), sa.ForeignKey("approval_requests.id"), nullable=False, index=True),
+    sa.Column("voter", sa.String(32), nullable=False),
+    sa.Column("item", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("request_id", "voter", "item"),
 )
 
 # Deploys and rollbacks, and ad-hoc freezes.

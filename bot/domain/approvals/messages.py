@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-from bot.domain.approvals.model import ApprovalRequest, Decision, Vote
+from bot.domain.approvals.model import ApprovalRequest, ChecklistItem, ChecklistProgress, Decision, Tick, Vote, progress
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,24 @@ class ApprovalMessage:
     votes: list[Vote]
     approvals: int
     now: datetime
+    ticks: list[Tick] = field(default_factory=list)
+
+    @property
+    def checklist_progress(self) -> list[ChecklistProgress]:
+        """Who ticked how much of the checklist ("@alice 3 of 3 · @bob 1 of 3")."""
+        return progress(self.request, self.ticks)
+
+
+@dataclass(frozen=True)
+class ChecklistTicked:
+    """Told to the clicker alone: what their click on a checklist item recorded, and what they have still to tick."""
+
+    template: ClassVar[str] = "approvals/ticked"
+    request: ApprovalRequest
+    item: ChecklistItem
+    ticked: bool
+    changed: bool  # False when it already was so (the same click delivered twice)
+    still_to_tick: list[ChecklistItem]
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,21 @@
 The two-person rule: a request needs ``required`` distinct approvers (plus one admin when
 ``require_admin``); the requester may withdraw it (Reject) but never approve it, except an admin
 on a hotfix (``admin_self_approval``), shown loudly. Any Reject by an approver rejects it.
+
+A request may carry a checklist (``environments.<env>.checklist``): each approver ticks every item for
+themselves before their Approve counts; an item bound to a gate (``satisfied_by``) is ticked for everyone
+by opsbot once that gate passed, with a note saying how.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.shared.errors import Conflict, Refused
+from bot.domain.shared.errors import Conflict, Refused, UsageError
 
 
 class Decision(StrEnum):
@@ -38,6 +43,29 @@ class Vote:
 
 
 @dataclass(frozen=True)
+class ChecklistItem:
+    """One item of a request's checklist. ``satisfied`` is opsbot's note once the gate ``satisfied_by`` ticked it for
+    everyone ("v1.2.3 succeeded in staging at …"); until then people tick it like any other item."""
+
+    text: str
+    satisfied_by: str | None = None  # "promotion" | "ci"
+    satisfied: str | None = None
+
+    @property
+    def by_gate(self) -> bool:
+        return self.satisfied is not None
+
+
+@dataclass(frozen=True)
+class Tick:
+    """``voter`` ticked item number ``item`` (its position in the request's checklist) at ``at``."""
+
+    voter: str
+    item: int
+    at: datetime
+
+
+@dataclass(frozen=True)
 class ApprovalRequest:
     id: str
     kind: str
@@ -58,6 +86,7 @@ class ApprovalRequest:
     channel: str | None = None
     message_ts: str | None = None
     decided_at: datetime | None = None
+    checklist: tuple[ChecklistItem, ...] = ()
 
     @property
     def needed(self) -> int:
@@ -111,8 +140,9 @@ def tally(request: ApprovalRequest, votes: list[Vote]) -> ApprovalState:
     return ApprovalState.APPROVED if len(approvals) >= request.needed and admin_ok else ApprovalState.PENDING
 
 
-def judge_vote(request: ApprovalRequest, votes: list[Vote], ballot: Vote, now: datetime) -> Verdict:
-    """What ``ballot`` does to ``request`` given the votes already in; raises Conflict or NotPermitted when it cannot count."""
+def judge_vote(request: ApprovalRequest, votes: list[Vote], ballot: Vote, now: datetime, ticks: Sequence[Tick] = ()) -> Verdict:
+    """What ``ballot`` does to ``request`` given the votes and checklist ticks already in; raises Conflict or Refused
+    when it cannot count (an Approve before the voter ticked every checklist item is refused, not kept)."""
     if request.state is ApprovalState.EXPIRED:
         # Its deadline, not the moment the expiry job noticed it (which may be a little later).
         raise Conflict(f"This request already expired at {request.expires_at:%H:%M} UTC; ask for a new one.")
@@ -129,7 +159,74 @@ def judge_vote(request: ApprovalRequest, votes: list[Vote], ballot: Vote, now: d
         if not (request.admin_self_approval and ballot.as_admin):
             kind = {"flag_unkill": "flag change", "flag_rollout": "flag change"}.get(request.kind, request.kind)
             raise Refused(f"You requested this {kind}; another approver must approve it (the two-person rule).")
+    if ballot.decision is Decision.APPROVE:
+        missing = unticked(request, ticks, ballot.voter)
+        if missing:
+            raise Refused(f"Tick every checklist item before approving: {_not_ticked(missing)}.")
     return Verdict(tally(request, [*votes, ballot]))
+
+
+def ticked_items(request: ApprovalRequest, ticks: Sequence[Tick], voter: str) -> set[int]:
+    """The positions of the checklist items that count as ticked for ``voter``: their own ticks and the gates'."""
+    own = {t.item for t in ticks if t.voter == voter}
+    return {i for i, item in enumerate(request.checklist) if item.by_gate or i in own}
+
+
+def unticked(request: ApprovalRequest, ticks: Sequence[Tick], voter: str) -> list[ChecklistItem]:
+    """The checklist items ``voter`` has still to tick, in checklist order."""
+    done = ticked_items(request, ticks, voter)
+    return [item for i, item in enumerate(request.checklist) if i not in done]
+
+
+def judge_tick(request: ApprovalRequest, votes: list[Vote], voter: str, item: int, now: datetime) -> ChecklistItem:
+    """The checklist item ``voter`` may (un)tick now; raises Conflict or UsageError when a tick cannot change anything."""
+    if request.state is not ApprovalState.PENDING or now >= request.expires_at:
+        state = ApprovalState.EXPIRED if request.state is ApprovalState.PENDING else request.state
+        raise Conflict(f"This request is already {state.value}; its checklist no longer changes.")
+    if not 0 <= item < len(request.checklist):
+        raise UsageError("That checklist item is not on this request; use the checkboxes on the request's own message.")
+    earlier = next((v for v in votes if v.voter == voter), None)
+    if earlier is not None:
+        raise Conflict(f"You already {earlier.decision.value}d this request; your checklist stays as it was when you voted.")
+    chosen = request.checklist[item]
+    if chosen.by_gate:
+        raise Conflict(f"{chosen.text} is already ticked for everyone by opsbot: {chosen.satisfied}.")
+    return chosen
+
+
+@dataclass(frozen=True)
+class ChecklistProgress:
+    """How far one approver is through a request's checklist."""
+
+    voter: str
+    ticked: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.ticked >= self.total
+
+
+def progress(request: ApprovalRequest, ticks: Sequence[Tick]) -> list[ChecklistProgress]:
+    """Everyone who ticked something, in the order they first ticked, with how many items count as ticked for them."""
+    voters = list(dict.fromkeys(t.voter for t in sorted(ticks, key=lambda t: t.at)))
+    total = len(request.checklist)
+    return [ChecklistProgress(v, len(ticked_items(request, ticks, v)), total) for v in voters]
+
+
+def satisfy(request: ApprovalRequest, gate: str, note: str) -> tuple[ApprovalRequest, list[ChecklistItem]]:
+    """``request`` with every item bound to ``gate`` and not yet satisfied ticked for everyone with ``note``, and those items."""
+    newly = [item for item in request.checklist if item.satisfied_by == gate and not item.by_gate]
+    checklist = tuple(
+        replace(item, satisfied=note) if item.satisfied_by == gate and not item.by_gate else item for item in request.checklist
+    )
+    return replace(request, checklist=checklist), newly
+
+
+def _not_ticked(missing: Sequence[ChecklistItem]) -> str:
+    names = [item.text for item in missing]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{listed} {'is' if len(names) == 1 else 'are'} not ticked"
 
 
 def judge_expiry(request: ApprovalRequest, now: datetime) -> Verdict:

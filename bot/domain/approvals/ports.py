@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Vote
+from bot.domain.approvals.model import ApprovalRequest, ApprovalState, ChecklistItem, Tick, Vote
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import MessageRef, UnitOfWork
 
@@ -30,6 +30,19 @@ class ApprovalRepository(Protocol):
 
     def set_details(self, request_id: str, details: dict[str, str]) -> None:
         """Replace the request's details (the labelled lines its message shows)."""
+        ...
+
+    def ticks(self, request_id: str) -> list[Tick]:
+        """Every approver's checklist ticks on the request, oldest first."""
+        ...
+
+    def set_tick(self, request_id: str, tick: Tick, ticked: bool) -> bool:
+        """Record that ``tick.voter`` ticked (``ticked``) or unticked item ``tick.item``; False when it already was so
+        (the same click delivered twice changes nothing)."""
+        ...
+
+    def set_checklist(self, request_id: str, checklist: tuple[ChecklistItem, ...]) -> None:
+        """Replace the request's checklist (a gate ticked items of it for everyone)."""
         ...
 
     def attach_message(self, request_id: str, ref: MessageRef) -> None: ...

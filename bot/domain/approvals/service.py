@@ -5,30 +5,41 @@ once the request is approved, or closed otherwise. Every click is re-checked her
 database: the clicker's role, the request's state, who already voted. The button carries only the
 request's opaque id. Each vote is judged (``model.judge_vote``) under a lock on the request's row,
 so twenty concurrent Approve clicks move a request to ``approved`` once, and ``approved`` runs once.
+
+A request with a checklist (``environments.<env>.checklist``) records each approver's ticks (``tick``) under
+the same row lock; an Approve counts only once its voter ticked every item. A gate ticks its items for
+everyone (``satisfy``), saying how it passed.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from bot.domain.approvals.deps import ApprovalDeps
-from bot.domain.approvals.messages import ApprovalMessage, RequestExpired, RequestUnposted, VoteReceipt
+from bot.domain.approvals.messages import ApprovalMessage, ChecklistTicked, RequestExpired, RequestUnposted, VoteReceipt
 from bot.domain.approvals.model import (
     ApprovalRequest,
     ApprovalState,
+    ChecklistItem,
     Decision,
+    Tick,
     Transition,
     Vote,
     approvals_of,
     judge_expiry,
+    judge_tick,
     judge_vote,
+    satisfy,
+    unticked,
 )
 from bot.domain.approvals.ports import ApprovalsUnitOfWork, Approved
+from bot.domain.shared.audit import entry, record_quietly
 from bot.domain.shared.errors import Conflict, NotFound, NotPermitted, OpsError, Refused
-from bot.domain.shared.family import Family, JobSpec
+from bot.domain.shared.family import JOB_ACTOR, Family, JobSpec
 from bot.domain.shared.policy import Actor, Role
 from bot.domain.shared.ports import MessageRef, Pending, Reply
 
@@ -72,9 +83,11 @@ class ApprovalService:
         payload: dict[str, Any] | None = None,
         link: str | None = None,
         channel: str | None = None,
+        checklist: Sequence[ChecklistItem] = (),
     ) -> ApprovalRequest:
-        """Record a request as ``actor`` in the caller's unit of work, with its message (Approve/Reject) and expiry
-        as effects: they go out once that unit of work commits, with whatever the caller changed in it."""
+        """Record a request as ``actor`` in the caller's unit of work, with its message (Approve/Reject, and the
+        ``checklist``'s checkboxes) and expiry as effects: they go out once that unit of work commits, with whatever
+        the caller changed in it."""
         d = self._d
         if kind not in d.outcomes:
             raise OpsError(f"no approval kind {kind!r} is registered")
@@ -96,6 +109,7 @@ class ApprovalService:
             payload=payload or {},
             link=link,
             channel=channel or d.config.channels.deployments,
+            checklist=tuple(checklist),
         )
         uow.approvals.add(request)
         assert request.channel is not None
@@ -134,8 +148,8 @@ class ApprovalService:
         withdrawing = voter == request.requester and decision is Decision.REJECT
         fresh = VOTE_FRESHNESS_SECONDS
         where = request.environment  # an environment's own roles decide its requests
-        if not withdrawing and not d.policy.has(voter, Role.APPROVER, environment=where, fresh_within=fresh):
-            raise NotPermitted(Role.APPROVER.value, decision.value, request.title, environment=where)
+        if not withdrawing:
+            self._require_approver(voter, request, decision.value)
         now = d.clock.now()
         self_approval = voter == request.requester and decision is Decision.APPROVE
         as_admin = d.policy.has(voter, Role.ADMIN, environment=where, fresh_within=fresh)
@@ -145,14 +159,9 @@ class ApprovalService:
             if locked is None:
                 raise NotFound("approval request", request_id[:20])
             current, votes = locked
-            if actor.message_ts is not None:  # a click: it counts only on the request whose message carried it
-                carried_by = MessageRef(actor.channel_id or "", actor.message_ts)
-                if uow.outbox.posted(current.message_key) != carried_by:
-                    raise Refused(
-                        f"That button is not on the request *{current.title}*; it was not counted. "
-                        "Use the buttons on the request's own message."
-                    )
-            verdict = judge_vote(current, votes, ballot, now)
+            _carried_by_its_message(uow, actor, current)
+            ticks = uow.approvals.ticks(request_id) if current.checklist else []
+            verdict = judge_vote(current, votes, ballot, now, ticks)
             if verdict.keep_vote:
                 uow.approvals.add_vote(request_id, ballot)
                 votes = [*votes, ballot]
@@ -172,6 +181,75 @@ class ApprovalService:
         receipt = VoteReceipt(after, decision, approvals_of(votes), self_approval, waiting=waiting)
         outcome = "withdrawn" if withdrawing else ("approved" if decision is Decision.APPROVE else "rejected")
         return Reply(receipt, outcome=outcome)
+
+    def tick(self, actor: Actor, request_id: str, item: int, ticked: bool) -> Reply:
+        """One click on a checklist item of ``request_id`` (its position ``item``): recorded for the clicker alone, who
+        must be someone who may vote on the request; the message shows everyone's progress. Idempotent: the same click
+        twice records once. Audited as ``approval.checklist_ticked`` / ``approval.checklist_unticked``."""
+        d, voter = self._d, actor.user_id
+        found = self.get(request_id)
+        if found is None:
+            raise NotFound("approval request", request_id[:20])
+        self._require_approver(voter, found[0], "tick the checklist")
+        now = d.clock.now()
+        with d.uow() as uow:
+            locked = uow.approvals.get(request_id, for_update=True)
+            if locked is None:
+                raise NotFound("approval request", request_id[:20])
+            current, votes = locked
+            _carried_by_its_message(uow, actor, current)
+            chosen = judge_tick(current, votes, voter, item, now)
+            changed = uow.approvals.set_tick(request_id, Tick(voter, item, now), ticked)
+            ticks = uow.approvals.ticks(request_id)
+            if changed:
+                self._after(uow, actor, Transition(current, votes, current.state))
+                action = "approval.checklist_ticked" if ticked else "approval.checklist_unticked"
+                still = len(unticked(current, ticks, voter))
+                row = entry(
+                    actor,
+                    action,
+                    target=current.origin,
+                    params={"request": current.id, "item": chosen.text, "position": item, "still_to_tick": still},
+                    service=current.service,
+                    environment=current.environment,
+                )
+                uow.after_commit(lambda: record_quietly(d.audit, row))
+            uow.commit()
+        receipt = ChecklistTicked(current, chosen, ticked, changed, unticked(current, ticks, voter))
+        return Reply(receipt, outcome=("ticked" if ticked else "unticked") if changed else "unchanged")
+
+    def satisfy(self, uow: ApprovalsUnitOfWork, request_id: str, *, gate: str, note: str) -> list[ChecklistItem]:
+        """In the caller's unit of work: tick, for every approver, the items of ``request_id``'s checklist bound to
+        ``gate`` (``satisfied_by``: "promotion", "ci"), saying ``note`` ("v1.2.3 succeeded in staging at …"); the
+        message is edited and the change audited (``approval.checklist_satisfied``, by opsbot) once it commits.
+        Returns the items it ticked now ([] when none are bound to the gate, or the request is no longer pending)."""
+        d = self._d
+        locked = uow.approvals.get(request_id, for_update=True)
+        if locked is None or locked[0].state is not ApprovalState.PENDING:
+            return []
+        current, votes = locked
+        after, newly = satisfy(current, gate, note)
+        if not newly:
+            return []
+        uow.approvals.set_checklist(request_id, after.checklist)
+        self._after(uow, JOB_ACTOR, Transition(after, votes, after.state))
+        row = entry(
+            JOB_ACTOR,
+            "approval.checklist_satisfied",
+            target=after.origin,
+            params={"request": after.id, "gate": gate, "items": [i.text for i in newly], "note": note},
+            service=after.service,
+            environment=after.environment,
+        )
+        uow.after_commit(lambda: record_quietly(d.audit, row))
+        return newly
+
+    def _require_approver(self, voter: str, request: ApprovalRequest, what: str) -> None:
+        """Raises NotPermitted unless ``voter`` holds the approver role where ``request`` is decided (its environment's
+        own roles), read afresh when the groups known are older than ``VOTE_FRESHNESS_SECONDS``."""
+        where = request.environment
+        if not self._d.policy.has(voter, Role.APPROVER, environment=where, fresh_within=VOTE_FRESHNESS_SECONDS):
+            raise NotPermitted(Role.APPROVER.value, what, request.title, environment=where)
 
     def expire(self, actor: Actor, payload: dict[str, Any]) -> None:
         """The scheduled expiry: a still-pending request becomes expired, its message says so, its family cleans up."""
@@ -258,7 +336,8 @@ class ApprovalService:
         """In the decision's unit of work: edit the posted message; on a state change, hand over to the request's family
         exactly once. What the family answered, when the request was approved."""
         d, request = self._d, transition.request
-        message = ApprovalMessage(request, transition.votes, approvals_of(transition.votes), d.clock.now())
+        ticks = uow.approvals.ticks(request.id) if request.checklist else []
+        message = ApprovalMessage(request, transition.votes, approvals_of(transition.votes), d.clock.now(), ticks)
         uow.outbox.update(request.message_key, message, origin=request.origin)
         if not transition.changed:
             return Approved()
@@ -268,6 +347,17 @@ class ApprovalService:
             return outcome.approved(uow, actor, request, transition.votes)
         outcome.closed(uow, actor, request)
         return Approved()
+
+
+def _carried_by_its_message(uow: ApprovalsUnitOfWork, actor: Actor, request: ApprovalRequest) -> None:
+    """A click counts only on the request whose message carried it (a copied or forged payload does not)."""
+    if actor.message_ts is None:
+        return
+    if uow.outbox.posted(request.message_key) != MessageRef(actor.channel_id or "", actor.message_ts):
+        raise Refused(
+            f"That button is not on the request *{request.title}*; it was not counted. "
+            "Use the buttons on the request's own message."
+        )
 
 
 def _waiting(pending: list[Pending], next_step: str | None) -> list[str]:

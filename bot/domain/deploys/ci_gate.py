@@ -27,6 +27,7 @@ from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import CiRefusedForRequester, NotStarted
 from bot.domain.deploys.model import Deploy, DeployState
 from bot.domain.deploys.outcomes import RUN_JOB, run_key
+from bot.domain.deploys.planning import ci_proof
 from bot.domain.deploys.ports import DeploysUnitOfWork
 from bot.domain.shared.errors import Unavailable
 from bot.domain.shared.policy import Actor
@@ -141,6 +142,11 @@ class CiWaits:
             uow.deploys.update(deploy_id, ci_state=CiState.GREEN.value, ci_summary=summary, ci_checked_at=now)
             if deploy.approval_id is not None:
                 self._approvals.revise(uow, deploy.approval_id, details={CI_LABEL: summary})
+                spec = d.config.services.get(deploy.service)
+                gate = gate_for(spec, deploy.kind, deploy.environment) if spec is not None else None
+                if gate is not None:  # green for real, not a gate removed from the config: checklist items on CI are ticked
+                    note = ci_proof(gate.repo, deploy.version, summary)
+                    self._approvals.satisfy(uow, deploy.approval_id, gate="ci", note=note)
             if deploy.state is DeployState.APPROVED:
                 self._renew_lock(deploy)
                 uow.outbox.submit(RUN_JOB, {"deploy_id": deploy.id}, key=run_key(deploy.id), origin=deploy.origin)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.config import CiGate, Service
+from bot.domain.approvals.model import ChecklistItem
 from bot.domain.deploys.ci import CiReading, CiUnreadable, gate_for
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.model import Deploy, DeployKind, DeployOrder, DeployState
@@ -63,6 +64,16 @@ class PromotionGate:
         what = "rolled back to" if last.kind is DeployKind.ROLLBACK else "deployed to"
         return f"{self.version} was last {what} {self.source} at {when} ({last.id}) and {self.ended}"
 
+    @property
+    def proof(self) -> str:
+        """How the gate passed, for the checklist item it ticks: "v1.2.3 succeeded in staging at … (d-…)"."""
+        last = self.last
+        if last is None or not self.passed:
+            return ""
+        moment = last.finished_at or last.started_at
+        when = f" at {moment:%Y-%m-%d %H:%M} UTC" if moment else ""
+        return f"{self.version} succeeded in {self.source}{when} ({last.id})"
+
 
 ENDINGS = {
     DeployState.SUCCEEDED: "succeeded (deployed and verified)",
@@ -93,6 +104,7 @@ class Plan:
     rollback_of: str | None = None
     gate: PromotionGate | None = None  # the environment requires the version verified elsewhere first
     ci: CiReading | None = None  # the service's CI gate applies: the version's checks as read now
+    checklist: tuple[ChecklistItem, ...] = ()  # what each approver ticks (environments.<env>.checklist), deploys only
 
     @property
     def gate_refused(self) -> bool:
@@ -214,6 +226,7 @@ def build(
     freezes = freezes_now(d, service, environment)
     gate = promotion_gate(d, kind, service, environment, version)
     ci_gate = gate_for(spec, kind, environment)
+    ci = read_ci(d, ci_gate, version) if ci_gate is not None else None
     required = policy.approvals
     if kind is DeployKind.ROLLBACK and policy.rollback_approvals is not None:
         required = policy.rollback_approvals
@@ -233,5 +246,32 @@ def build(
         link=change_link(spec, service, environment, version, previous),
         rollback_of=rollback_of,
         gate=gate,
-        ci=read_ci(d, ci_gate, version) if ci_gate is not None else None,
+        ci=ci,
+        checklist=checklist(d, kind, environment, gate, ci),
     )
+
+
+def checklist(
+    d: DeployDeps, kind: DeployKind, environment: str, gate: PromotionGate | None, ci: CiReading | None = None
+) -> tuple[ChecklistItem, ...]:
+    """``environments.<env>.checklist`` for a deploy's approval request, the items bound to a gate ticked by opsbot when
+    the gate passed: the promotion gate, and CI when it is green already at request time (CI that turns green while
+    the request waits ticks them then, ``ci_gate.CiWaits.green``). Rollbacks have none: they restore a version that ran
+    there, as the incident's way out (the promotion gate skips them too)."""
+    if kind is not DeployKind.DEPLOY:
+        return ()
+    proofs: dict[str, str] = {}
+    if gate is not None and gate.passed:
+        proofs["promotion"] = gate.proof
+    if ci is not None and ci.report is not None and ci.report.green:
+        proofs["ci"] = ci_proof(ci.gate.repo, ci.ref, ci.report.summary)
+    items = []
+    for item in d.config.environments[environment].checklist:
+        satisfied = proofs.get(item.satisfied_by) if item.satisfied_by else None
+        items.append(ChecklistItem(item.item, item.satisfied_by, satisfied))
+    return tuple(items)
+
+
+def ci_proof(repo: str, ref: str, summary: str) -> str:
+    """What a CI-ticked checklist item says: "CI green on owner/name at v1.2.3: ✅ 5 of 5 checks passed"."""
+    return f"CI green on {repo} at {ref}: {summary}"

@@ -279,6 +279,7 @@ class DeployRequests:
                         details=_details(plan, deploy_id, freeze_of, deploy.ci_summary),
                         payload={"deploy_id": deploy_id},
                         link=plan.link,
+                        checklist=plan.checklist,
                     )
                     uow.deploys.update(deploy_id, approval_id=request.id)
                 uow.commit()

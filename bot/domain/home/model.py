@@ -8,7 +8,7 @@ many more there are, so the view stays within Slack's 100 blocks (``bot.slack_li
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -61,6 +61,9 @@ class ApprovalRow:
     may_vote: bool  # Approve and Reject
     may_withdraw: bool  # the requester's own Reject
     voted: str  # "approved" / "rejected" when this viewer already voted, else ""
+    checklist: int = 0  # items an approver ticks on the request's message before approving (no bare Approve on Home)
+    channel: str | None = None  # where the request's message is
+    message_link: str | None = None  # a link to it, once posted
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def may_approve(viewer: Viewer, request: ApprovalRequest, votes: list[Vote], now
         return False
     ballot = Vote(viewer.user, Decision.APPROVE, now, as_admin=admin, self_approval=viewer.user == request.requester)
     try:
-        judge_vote(request, votes, ballot, now)
+        # The checklist is ticked on the request's message, not here: Home links there instead of offering Approve.
+        judge_vote(replace(request, checklist=()), votes, ballot, now)
     except OpsError:
         return False
     return now < request.expires_at
@@ -179,7 +183,18 @@ def approval_row(viewer: Viewer, request: ApprovalRequest, votes: list[Vote], no
         may_vote=may_approve(viewer, request, votes, now),
         may_withdraw=viewer.user == request.requester and now < request.expires_at,
         voted=voted,
+        checklist=len(request.checklist),
+        channel=request.channel,
+        message_link=message_link(request.channel, request.message_ts),
     )
+
+
+def message_link(channel: str | None, ts: str | None) -> str | None:
+    """A link to a message: Slack's archive URL (``/archives/<channel>/p<ts without its dot>``), which Slack's clients
+    open at the message (the form chat.getPermalink answers, on slack.com rather than the workspace's own domain)."""
+    if not channel or not ts:
+        return None
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
 
 
 def deploy_row(deploy: Deploy) -> DeployRow:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -168,7 +169,11 @@ class HomeService:
                 for pending in uow.approvals.pending():
                     found = uow.approvals.get(pending.id)
                     if found is not None and found[0].state is ApprovalState.PENDING and now < found[0].expires_at:
-                        requests.append(found)
+                        request, votes = found
+                        posted = uow.outbox.posted(request.message_key)  # Home links to it (a checklist is ticked there)
+                        if posted is not None:
+                            request = replace(request, channel=posted.channel, message_ts=posted.ts)
+                        requests.append((request, votes))
                 for service, spec in d.config.services.items():
                     for environment in spec.environments:
                         live = uow.deploys.live(service, environment)
