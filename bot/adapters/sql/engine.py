@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from bot.domain.shared.errors import Unavailable
 
@@ -61,7 +62,36 @@ def create_db_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _serialize_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 3})
+    engine = sa.create_engine(url, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 3})
+    _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection idle for longer than this is pinged before use (SELECT 1): a database that restarted, or a
+# connection a proxy or firewall cut while it sat in the pool, is found there and replaced, not met by the user's
+# command. One busy in the last second is used as it is: under load (100s of commands a second) a ping on every
+# checkout (``pool_pre_ping``) was a round trip for each of the 10-20 checkouts a command makes (bench/ack_latency.py).
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """SQLAlchemy's "pessimistic disconnect handling" recipe with a custom ping (docs.sqlalchemy.org, "Dealing with
+    Disconnects"): raising ``DisconnectionError`` in ``checkout`` makes the pool drop that connection and try another
+    (up to three times), so a dead connection never reaches the caller."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _fresh(dbapi_connection: Any, record: Any) -> None:  # just made, or just used: known to work
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any driver error: the connection is not usable
+            raise DisconnectionError(f"a pooled connection failed its ping ({type(exc).__name__})") from exc
 
 
 def _serialize_sqlite(engine: Engine) -> None:
