@@ -73,6 +73,7 @@ class OpsConfig(Strict):
         problems.extend(self.flags.problems(self.environments, self.services))
         problems.extend(watch_problems(self))
         problems.extend(_metric_problems(self))
+        problems.extend(_alert_severity_problems(self))
         problems.extend(status_page_problems(self))
         if problems:
             raise ValueError("; ".join(problems))
@@ -204,6 +205,18 @@ def _paging_problems(config: OpsConfig) -> list[str]:
         if name not in config.services
     ]
     return problems
+
+
+def _alert_severity_problems(config: OpsConfig) -> list[str]:
+    """``alertmanager.severities`` (when set) maps label values to configured incident severities."""
+    if "severities" not in config.alertmanager.model_fields_set:
+        return []  # the default map: a value it names that is not configured is simply not pre-selected
+    known = config.incidents.severities
+    return [
+        f"alertmanager.severities.{label}: unknown incident severity {severity!r} (known: {', '.join(known)})"
+        for label, severity in config.alertmanager.severities.items()
+        if severity not in known
+    ]
 
 
 def _metric_problems(config: OpsConfig) -> list[str]:

@@ -21,6 +21,15 @@ class Alertmanager(Strict):
     service_label: str = Field(default="service", min_length=1, max_length=100)  # names the opsbot service
     environment_label: str = Field(default="environment", min_length=1, max_length=100)  # names its environment
     severity_label: str = Field(default="severity", min_length=1, max_length=100)  # a hint for the declare form
+    # The severity label's values → incident severities, for the declare form: Prometheus rules say "critical" or
+    # "warning" where the runbook says P0–P3. A value named here, or one that names a severity itself, is pre-selected.
+    severities: dict[str, str] = Field(default_factory=lambda: {"critical": "P1", "warning": "P2", "info": "P3"})
+
+    def incident_severity(self, label_value: str | None) -> str | None:
+        """The incident severity an alert's severity label stands for (``severities``), else the value itself."""
+        if label_value is None:
+            return None
+        return self.severities.get(label_value, self.severities.get(label_value.lower(), label_value))
 
     @field_validator("url")
     @classmethod

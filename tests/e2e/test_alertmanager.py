@@ -162,6 +162,7 @@ def test_declare_incident_opens_the_declare_form_prefilled_from_the_alert(opsbot
     assert fields["title"]["initial_value"] == "HighErrorRate on api"
     assert fields["service"]["initial_option"]["value"] == "api"
     assert fields["impact"]["initial_value"] == "5xx above 5 %"
+    assert fields["severity"]["initial_option"]["value"] == "P1"  # severity="critical", mapped by alertmanager.severities
 
 
 # ----- the receiver on its own (no Alertmanager needed to send a bad request) -----
@@ -200,6 +201,8 @@ def test_the_same_notification_twice_is_one_message(opsbot: Bot, served: str, to
     assert first.json()["message"] == "posted" and second.json()["message"] == "unchanged"
     assert first.json()["group"] == second.json()["group"]
     assert [m.text for m in alert_messages(opsbot)] == ["🔥 DiskFull firing"]
+    received = [a for a in opsbot.audit_actions() if a[1] == "alert.received"]
+    assert received == [("alertmanager", "alert.received", "posted"), ("alertmanager", "alert.received", "unchanged")]
 
 
 def test_silence_with_alertmanager_unreachable_says_so_briefly_and_is_audited(opsbot: Bot, served: str, token: str) -> None:

@@ -121,3 +121,13 @@ def test_a_ci_gate_needs_a_deploy_provider_and_a_positive_timeout() -> None:
     assert any(e.startswith("services.api.ci.ci_timeout_minutes:") for e in errors), errors
     errors = errors_of(config_data(services={"api": {"environments": ["staging"], "ci": {"repo": "example/api"}}}))
     assert any("services.api.ci: a CI gate needs a `deploy:` provider" in e for e in errors), errors
+
+
+def test_alertmanager_severities_must_name_configured_incident_severities() -> None:
+    data = config_data()
+    data["alertmanager"] = {"severities": {"critical": "P1", "page": "SEV0"}}
+    (error,) = errors_of(data)
+    assert error.startswith("alertmanager.severities.page: unknown incident severity 'SEV0' (known: P0")
+    default = parse_config(config_data(), "test").alertmanager
+    assert default.incident_severity("critical") == "P1" and default.incident_severity("P0") == "P0"
+    assert default.incident_severity(None) is None

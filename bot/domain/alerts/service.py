@@ -19,6 +19,7 @@ from bot.domain.shared.ports import Reply
 
 SILENCE_ROLE = Role.DEPLOYER  # who may silence: the people on call who also ship and roll back (docs/alerts.md)
 MAX_REASON = 500
+ALERTMANAGER = Actor(user_id="alertmanager", source="webhook")  # who the audit log says sent a notification
 
 
 def _new_id() -> str:
@@ -37,9 +38,24 @@ class Alerts:
     # ----- Alertmanager's webhook -----
     def receive(self, notification: Notification) -> Received:
         """Record ``notification`` and post (first notification of an episode) or edit its group's message, through
-        the outbox in the same transaction. Repeats of what is already shown change nothing in Slack.
+        the outbox in the same transaction. Repeats of what is already shown change nothing in Slack. Each
+        notification is audited (``alert.received``: posted, updated or unchanged) once it is recorded.
 
         Raises ``Unavailable`` when the database cannot be reached (nothing recorded: Alertmanager retries)."""
+        received = self._record(notification)
+        group = received.group
+        outcome = "posted" if received.new_message else ("updated" if received.changed else "unchanged")
+        params = {
+            "group": group.name[:200],
+            "status": group.status.value,
+            "alerts": len(group.alerts),
+            "receiver": notification.receiver[:100],
+        }
+        row = entry(ALERTMANAGER, "alert.received", outcome, target=group.id, params=params, service=self._service_of(group))
+        record_quietly(self._d.audit, row)
+        return received
+
+    def _record(self, notification: Notification) -> Received:
         d = self._d
         now = d.clock.now()
         with d.uow() as uow:
@@ -85,7 +101,7 @@ class Alerts:
         am = self._d.config.alertmanager
         return self._d.incidents.declarations.open_form(
             actor,
-            severity_hint=group.label(am.severity_label),
+            severity_hint=am.incident_severity(group.label(am.severity_label)),
             title=group.annotation("summary") or group.name,
             service=group.label(am.service_label),
             impact=group.annotation("description"),
