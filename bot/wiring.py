@@ -407,12 +407,14 @@ class Runtime:
             self.adapters.notifier.dm(actor.user_id, reply.message)
 
     def close(self) -> None:
-        """Ask runs in flight to stop (``adapters.shutdown``) and stop the in-process job threads, if any.
-
-        Connections close with the process."""
+        """Ask runs in flight to stop (``adapters.shutdown``), stop the in-process job threads, if any, and close the
+        Prometheus client's connection pool. Other connections close with the process."""
         self.adapters.shutdown.request()
         if self.local_worker is not None:
             self.local_worker.close()
+        closing = getattr(self.adapters.metrics_reader, "close", None)  # PrometheusReader; NoMetricsStore has none
+        if callable(closing):
+            closing()
 
 
 def embedded_redis() -> redis.Redis:

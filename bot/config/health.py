@@ -93,13 +93,17 @@ def _watch_targets(config: OpsConfig) -> list[tuple[tuple[str, str] | None, Watc
             for env in watch.environments:
                 if env not in config.environments:
                     found.append((None, watch, f"{where}.environments: unknown environment {env!r}"))
-                elif env in service.environments and service.environments[env].health:
+                elif env in service.environments and (
+                    service.environments[env].health or (watch.rules and service.environments[env].metrics)
+                ):  # HTTP checks, or metrics for the watch's metric rules (a watch of metric rules only)
                     found.append(((name, env), watch, where))
                     matched += 1
                 elif watch.services != "all":
-                    found.append((None, watch, f"{where}: services.{name}.environments.{env} has no health checks to watch"))
+                    found.append(
+                        (None, watch, f"{where}: services.{name}.environments.{env} has no health checks or metrics to watch")
+                    )
         if matched == 0 and watch.services == "all" and all(env in config.environments for env in watch.environments):
-            found.append((None, watch, f"{where}: no service has health checks in {', '.join(watch.environments)}"))
+            found.append((None, watch, f"{where}: no service has health checks (or metrics) in {', '.join(watch.environments)}"))
     return found
 
 

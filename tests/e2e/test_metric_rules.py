@@ -8,6 +8,7 @@ follows the version written in a file: the tests write it (or a deploy does) to 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,23 @@ def test_an_unreadable_metric_reads_unknown_with_the_reason_and_fires_nothing(
     seen = app.command("health watches").seen()
     assert "`error_rate > 0.05 for 1s -> P0`: unknown (" in seen and reason in seen, seen
     assert "Traceback" not in seen and not emulator.in_channel(ALERTS)
+
+
+def test_a_watch_of_metric_rules_only_needs_no_health_endpoint(
+    metrics_stack: Metrics, emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """A service with metrics but no HTTP health checks (a queue consumer, a batch job) can be watched by its rules."""
+    data = config_data(prometheus={"url": metrics_stack.prometheus.url, "timeout_ms": 2000})
+    data["services"]["api"] = {
+        "environments": {"production": {"metrics": [{"name": "error_rate", "query": "vector(0.2)", "critical": 0.05}]}}
+    }
+    data["health"] = {"watches": [watch("production", ["error_rate > 0.05 for 1s -> P0"])]}
+    config: OpsConfig = parse_config(data, "test")
+    app = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config, jobs=FakeJobs())
+    tick = {"service": "api", "environment": "production"}
+    app.services.health.watches.tick(Actor("opsbot", source="job"), tick)
+    time.sleep(1.1)
+    app.services.health.watches.tick(Actor("opsbot", source="job"), tick)
+    [fired] = app.emulator.wait_for(lambda: alerts(app.emulator, "🔴 api production: error_rate"), timeout=10)
+    assert "20" in fired.seen()  # the value read: 20 %
+    assert "firing" in app.command("health watches").seen()

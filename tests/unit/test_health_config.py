@@ -50,7 +50,7 @@ def test_a_watch_of_an_unknown_service_is_refused() -> None:
 
 def test_a_watch_of_an_environment_without_checks_is_refused() -> None:
     assert errors(watches=[{"services": ["api"], "environments": ["staging"]}]) == [
-        "health.watches[0]: services.api.environments.staging has no health checks to watch"
+        "health.watches[0]: services.api.environments.staging has no health checks or metrics to watch"
     ]
 
 

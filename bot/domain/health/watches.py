@@ -89,16 +89,20 @@ class HealthWatches:
         service, environment = target
         key = watch_key(service, environment)
         store = self._d.watches
-        report = self._d.probe.check(service, environment)
-        was = state.level
-        state, change = observe(state, report.status, worst_reason(report), now, Rules.of(watch))
-        state = replace(state, fence=lease.fence)
-        silence = store.silence_of(key)
-        due = pending_announcement(state, silenced=silence is not None and silence[0] > now)
-        told = state
+        change: Change | None = None
         alert: HealthAlert | None = None
-        if due is not None:
-            alert, told = self._announcement(service, environment, watch, state, due, report, now, was)
+        state = replace(state, fence=lease.fence)
+        told = state
+        if self._d.config.services[service].environments[environment].health:  # a watch of metric rules only has none
+            report = self._d.probe.check(service, environment)
+            was = state.level
+            state, change = observe(state, report.status, worst_reason(report), now, Rules.of(watch))
+            state = replace(state, fence=lease.fence)
+            silence = store.silence_of(key)
+            due = pending_announcement(state, silenced=silence is not None and silence[0] > now)
+            told = state
+            if due is not None:
+                alert, told = self._announcement(service, environment, watch, state, due, report, now, was)
         rule_states, rule_posts, rule_changes = evaluate(self._d, service, environment, watch, state.metric_rules, now)
         told = replace(told, metric_rules=rule_states)
         if not store.save(lease, told.to_dict()):
@@ -207,7 +211,7 @@ class HealthWatches:
         waves = -(-len(timeouts) // config.health.concurrency)
         rules = len(config.watched()[(service, environment)].metric_rules)
         reads = rules * (config.prometheus.timeout_ms if config.prometheus else 0) / 1000  # metric rules read one by one
-        return waves * max(timeouts) / 1000 + reads + 30
+        return waves * max(timeouts, default=0) / 1000 + reads + 30  # no timeouts: a watch of metric rules only
 
 
 def headline_of(service: str, environment: str, told: Level, level: Level, state: WatchState, watch: Watch, now: datetime) -> str:
