@@ -82,6 +82,7 @@ def create():
 
 SERVICES = 100  # services the write traffic deploys, locks and unlocks (svc000 …)
 PENDING = 100  # approval requests opened before the run, for Approve clicks (svc100 …)
+INCIDENTS = 20  # incidents declared before the run, updated in turn (one incident takes ~25 updates a second at most)
 APPROVERS = [f"U0APP{n:02d}" for n in range(20)]
 SLOW_PREFIX = "/slow"  # the emulator answers paths under this prefix after --slow-slack seconds
 
@@ -227,6 +228,31 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def settle(target: Target, limit: float = 180.0) -> float:
+    """Wait until ``target``'s workers are idle (under 10 % of a CPU for a second): a server still working through
+    the last run's backlog would take the CPU from the next run. The seconds it took."""
+    pids, start = workers_of(target.process.pid), time.monotonic()
+    before = cpu_seconds(pids)
+    while time.monotonic() - start < limit:
+        time.sleep(1.0)
+        now = cpu_seconds(pids)
+        if now - before < 0.1:
+            break
+        before = now
+    return time.monotonic() - start
+
+
 def workers_of(pid: int) -> list[int]:
     """The gunicorn workers: the server process's children."""
     children = []
@@ -261,13 +287,16 @@ class Connection:
         return status
 
 
+KEEP_ALIVE = [True]  # --connections: keep-alive (reuse idle connections) or new (one connection per request)
+
+
 def http_request(host: str, secret: str, body: str) -> bytes:
     headers = payloads.sign(secret, body)
     lines = [
         "POST /slack/events HTTP/1.1",
         f"Host: {host}",
         f"Content-Length: {len(body.encode())}",
-        "Connection: keep-alive",
+        "Connection: keep-alive" if KEEP_ALIVE[0] else "Connection: close",
         *(f"{k}: {v}" for k, v in headers.items()),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
@@ -336,6 +365,7 @@ class Target:
     response_prefix: str  # where its response URLs point (slow or not)
     commands: int = 0
     idle_rss: dict[int, float] = field(default_factory=dict)
+    settle_seconds: float = 0.0  # the longest it took to finish a run's work after its last request
 
 
 @dataclass(frozen=True)
@@ -368,7 +398,10 @@ async def fire(target: Target, secret: str, traffic: str, rate: int, duration: f
             try:
                 connection = idle.pop() if idle and not fresh else Connection(*await asyncio.open_connection(host, int(port)))
                 status = await connection.post(requests[i])
-                idle.append(connection)
+                if KEEP_ALIVE[0]:
+                    idle.append(connection)
+                else:
+                    connection.writer.close()
                 break
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 continue
@@ -396,7 +429,8 @@ def start_server(name: str, argv: list[str], env: dict[str, str], cwd: Path, log
 
 
 def prepare(base: str, secret: str, emulator_url: str, db_url: str) -> list[Pending]:
-    """Before the timed runs: declare INC-1 and open ``PENDING`` deploy approval requests; their ids and messages."""
+    """Before the timed runs: declare ``INCIDENTS`` incidents and open ``PENDING`` deploy approval requests; their ids
+    and messages."""
     with httpx.Client(base_url=base, timeout=30) as client:
 
         def send(text: str, user: str) -> None:
@@ -404,7 +438,8 @@ def prepare(base: str, secret: str, emulator_url: str, db_url: str) -> list[Pend
             answer = client.post("/slack/events", content=body, headers=payloads.sign(secret, body))
             answer.raise_for_status()
 
-        send("incident declare P3 bench incident --service svc000", "U0ADMIN")
+        for n in range(INCIDENTS):
+            send(f"incident declare P3 bench incident {n} --service svc000", "U0ADMIN")
         for n in range(SERVICES, SERVICES + PENDING):
             send(f"deploy v1.0.0 svc{n:03d} to production --reason setup", "U0DEPLOYER")
     engine = sa.create_engine(db_url)
@@ -417,10 +452,9 @@ def prepare(base: str, secret: str, emulator_url: str, db_url: str) -> list[Pend
     while time.monotonic() < deadline:
         with engine.connect() as conn:
             found = [Pending(*row) for row in conn.execute(query)]
-        incident = False
         with engine.connect() as conn:
-            incident = bool(conn.execute(sa.text("SELECT count(*) FROM incidents")).scalar())
-        if len(found) >= PENDING and incident:
+            incidents = int(conn.execute(sa.text("SELECT count(*) FROM incidents")).scalar() or 0)
+        if len(found) >= PENDING and incidents >= INCIDENTS:
             break
         time.sleep(0.5)
     engine.dispose()
@@ -443,7 +477,14 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for every server")
     parser.add_argument("--mix", default=",".join(WRITE_KINDS), help="kinds of the write mix to send, comma-separated")
+    parser.add_argument(
+        "--connections",
+        choices=("new", "keep-alive"),
+        default="new",
+        help="a new connection per request, as requests from many Slack hosts arrive (default), or reuse idle ones",
+    )
     args = parser.parse_args()
+    KEEP_ALIVE[0] = args.connections == "keep-alive"
     MIX[:] = [WRITE_KINDS.index(kind.strip()) for kind in args.mix.split(",")]
     rates = [int(r) for r in args.rates.split(",")]
     kinds = [t.strip() for t in args.traffic.split(",") if t.strip()]
@@ -515,7 +556,7 @@ def main() -> None:
                     for target in targets:
                         asyncio.run(fire(target, secret, traffic, min(rate, 20), 1.0, 0, pending))  # warm-up
                         runs.append(asyncio.run(fire(target, secret, traffic, rate, args.duration, run, pending)))
-                        time.sleep(2)  # let the last replies land
+                        target.settle_seconds = max(target.settle_seconds, settle(target))
         time.sleep(3)
         after_rss = {target.name: {pid: rss_mb(pid) for pid in workers_of(target.process.pid)} for target in targets}
         commands.put("dump")
@@ -602,7 +643,10 @@ def report(
             before, now = idle.get(pid, float("nan")), after.get(pid, float("nan"))
             growth = (now / before - 1) * 100 if before == before and now == now else float("nan")
             print(f"  {target.name:<34} pid {pid:>7}: {before:6.1f} → {now:6.1f} ({growth:+.1f} %)")
-        print(f"  {target.name:<34} took {target.commands} requests (warm-ups included)")
+        print(
+            f"  {target.name:<34} took {target.commands} requests (warm-ups included); after a run it was busy "
+            f"for up to {target.settle_seconds:.0f} s more"
+        )
     print(json.dumps({f"{k[0]} {k[1]} {k[2]}/s": round(v, 1) for k, v in medians.items()}))
 
 
