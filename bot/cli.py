@@ -183,15 +183,23 @@ def console_settings() -> Settings:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    from bot.adapters.local_jobs import InProcessJobs
     from bot.console.demo_services import with_demo_services
     from bot.console.shell import ConsoleSession, run, split_script
+    from bot.domain.shared.ports import SystemClock
     from bot.wiring import build_services
 
     settings = console_settings()
     config, demo = with_demo_services(_config(settings))  # opsbot-demo.invalid URLs → a loopback demo server
     _ready_database(settings, migrate=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    session = ConsoleSession(settings, lambda s: build_services(s, config=config, allow_embedded_redis=True), user=args.user)
+    # Jobs run on the console's own threads even with REDIS_URL set: a worker elsewhere could not reach the console's
+    # local Slack, and without one, a queued deploy would wait forever holding its lock.
+    session = ConsoleSession(
+        settings,
+        lambda s: build_services(s, config=config, allow_embedded_redis=True, jobs=InProcessJobs(SystemClock())),
+        user=args.user,
+    )
     try:
         lines = split_script(args.command) if args.command else None
         return run(session, lines, interactive=lines is None and sys.stdin.isatty())

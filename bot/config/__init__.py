@@ -181,6 +181,19 @@ def _checklist_problems(config: OpsConfig) -> list[str]:
             for i, item in enumerate(env.checklist)
             if item.satisfied_by == "promotion" and env.requires_verified_in is None
         ]
+        gated = [
+            service
+            for service, spec in config.services.items()
+            if spec.ci is not None
+            and name in spec.environments
+            and (spec.ci.environments is None or name in spec.ci.environments)
+        ]
+        problems += [
+            f"environments.{name}.checklist[{i}].satisfied_by: ci needs a CI gate (services.<name>.ci) covering {name}: "
+            "no service has one, so opsbot would never tick it"
+            for i, item in enumerate(env.checklist)
+            if item.satisfied_by == "ci" and not gated
+        ]
     return problems
 
 

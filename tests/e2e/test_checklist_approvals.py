@@ -141,7 +141,7 @@ def test_after_ticking_every_item_the_vote_counts_and_ticks_are_per_approver(
     seen = now_seen(app, request_message).seen()
     assert "Checklist: @U0APPROVER1 4 of 4 ✅ · @U0APPROVER2 2 of 4" in seen
 
-    # alice's ticks do not let bob approve
+    # one approver's ticks do not let another approve
     (refusal,) = app.click(now_seen(app, request_message), "Approve", "U0APPROVER2")
     assert "Database migrations tested and Rollback plan documented are not ticked" in refusal["text"]
     (receipt,) = app.click(now_seen(app, request_message), "Approve", "U0APPROVER1")
@@ -224,7 +224,7 @@ def test_home_links_to_the_request_instead_of_offering_approve(app: Bot, request
     home = home_after(app, "U0APPROVER1", 1)
     seen = home.seen()
     assert TITLE in seen
-    assert "Checklist of 4 items: tick them and approve on the request's message in" in seen
+    assert "Checklist of 4 items (opsbot ticks 1): tick them and approve on the request's message in" in seen
     assert "Approve" not in [b["text"]["text"] for b in home.buttons()]
     assert [b["text"]["text"] for b in home.buttons()] == ["Reject"]
     ts = request_message.ts.replace(".", "")
@@ -236,3 +236,13 @@ def test_the_dry_run_shows_the_checklist_approvers_would_tick(app: Bot) -> None:
     assert "*Checklist*\nEach approver would tick these before their Approve counts:\n☐ Database migrations tested" in seen
     assert "☐ Staging deployment successful" in seen  # not verified in staging: nobody ticks it for them
     assert "Checklist" not in app.command("deploy v1.2.3 api to staging --dry-run").seen()
+
+
+def test_the_requester_cannot_tick_the_checklist_of_their_own_request(app: Bot) -> None:
+    app.command("deploy v1.2.3 api to staging")
+    posted(app, "✅ Deployment of v1.2.3 to staging completed")
+    app.command('deploy v1.2.3 api to production --reason "release 42"', user="U0APPROVER1")  # an approver asks
+    request = posted(app, f"Approval needed: {TITLE}")
+    (refused,) = app.tick(request, "Backup created", "U0APPROVER1")
+    assert "You requested this; the checklist is for the approvers who decide it" in refused["text"]
+    assert "Checklist: nobody has ticked it yet" in now_seen(app, request).seen()

@@ -437,21 +437,32 @@ def test_ci_turning_green_while_waiting_ticks_the_checklist_item_bound_to_ci_for
     app = checklist_bot(emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github)
     github.add_check(REF, "build")
     github.add_check(REF, "test", status="in_progress")
+    github.add_check(REF, "e2e", status="queued")
     app.command(f'deploy {REF} api to production --reason "release 42"')
     request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
     assert boxes(request) == ["All tests pass (CI green)", "Backup created"]
+    (refused,) = app.tick(request, "All tests pass (CI green)", "U0APPROVER1")  # CI's item: nobody ticks it by hand
+    assert "Nobody ticks *All tests pass (CI green)* by hand: opsbot ticks it for everyone once CI is green." in refused["text"]
+    app.tick(request, "Backup created", "U0APPROVER1")
+    (early,) = app.click(app.emulator.find(request.ts), "Approve", "U0APPROVER1")  # type: ignore[arg-type]
+    assert "All tests pass (CI green) is not ticked; opsbot ticks All tests pass (CI green) once CI is green" in early["text"]
 
-    github.set_check(REF, "test", conclusion="success")
+    github.set_check(REF, "test", conclusion="success")  # CI moves on: the request's CI line is edited …
+    seen = request_shows(app, request, "2 of 3 checks done")
+    assert "Checklist: @U0APPROVER1 1 of 2" in seen  # … and the ticks stay on it (an edit once dropped them)
+
+    github.set_check(REF, "e2e", conclusion="success")
     seen = request_shows(app, request, "ticked by opsbot")
-    assert "✅ All tests pass (CI green) — ticked by opsbot: CI green on example/api at v1.2.3: ✅ 2 of 2 checks passed" in seen
+    assert "✅ All tests pass (CI green) — ticked by opsbot: CI green on example/api at v1.2.3: ✅ 3 of 3 checks passed" in seen
+    assert "Checklist: @U0APPROVER1 2 of 2 ✅" in seen
     current = app.emulator.find(request.ts)
     assert current is not None and boxes(current) == ["Backup created"]
     (satisfied,) = audit_rows(app, "approval.checklist_satisfied")
     assert satisfied["params"]["gate"] == "ci" and satisfied["params"]["items"] == ["All tests pass (CI green)"]
 
-    for approver in ("U0APPROVER1", "U0APPROVER2"):  # each ticks only the item CI did not
-        app.tick(app.emulator.find(request.ts), "Backup created", approver)  # type: ignore[arg-type]
-        app.click(app.emulator.find(request.ts), "Approve", approver)  # type: ignore[arg-type]
+    app.click(app.emulator.find(request.ts), "Approve", "U0APPROVER1")  # type: ignore[arg-type]
+    app.tick(app.emulator.find(request.ts), "Backup created", "U0APPROVER2")  # type: ignore[arg-type]  # only CI's is done
+    app.click(app.emulator.find(request.ts), "Approve", "U0APPROVER2")  # type: ignore[arg-type]
     posted(app, "✅ Deployment of v1.2.3 to production completed")
 
 

@@ -257,6 +257,10 @@ def test_the_config_takes_strings_and_objects_bound_to_a_gate() -> None:
             [{"item": "Staging deployment successful", "satisfied_by": "promotion"}],
             "checklist[0].satisfied_by: promotion needs the promotion gate (environments.production.requires_verified_in)",
         ),
+        (
+            [{"item": "All tests pass (CI green)", "satisfied_by": "ci"}],
+            "checklist[0].satisfied_by: ci needs a CI gate (services.<name>.ci) covering production: no service has one",
+        ),
     ],
 )
 def test_bad_checklists_are_config_errors_naming_the_path(checklist: list[object], expected: str) -> None:

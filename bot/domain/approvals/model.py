@@ -42,10 +42,14 @@ class Vote:
     self_approval: bool = False
 
 
+GATE_WORDS = {"ci": "CI is green", "promotion": "the promotion gate passed"}
+
+
 @dataclass(frozen=True)
 class ChecklistItem:
-    """One item of a request's checklist. ``satisfied`` is opsbot's note once the gate ``satisfied_by`` ticked it for
-    everyone ("v1.2.3 succeeded in staging at …"); until then people tick it like any other item."""
+    """One item of a request's checklist. ``satisfied_by`` names the gate that ticks it for everyone, where that gate
+    applies to the request (None: people tick it, like any other item); ``satisfied`` is opsbot's note once it did
+    ("v1.2.3 succeeded in staging at …"). Nobody ticks a gate's item by hand: its gate says whether it holds."""
 
     text: str
     satisfied_by: str | None = None  # "promotion" | "ci"
@@ -54,6 +58,11 @@ class ChecklistItem:
     @property
     def by_gate(self) -> bool:
         return self.satisfied is not None
+
+    @property
+    def awaits_gate(self) -> bool:
+        """Bound to a gate that has not ticked it yet: people cannot tick it."""
+        return self.satisfied_by is not None and self.satisfied is None
 
 
 @dataclass(frozen=True)
@@ -188,9 +197,14 @@ def judge_tick(request: ApprovalRequest, votes: list[Vote], voter: str, item: in
     earlier = next((v for v in votes if v.voter == voter), None)
     if earlier is not None:
         raise Conflict(f"You already {earlier.decision.value}d this request; your checklist stays as it was when you voted.")
+    if voter == request.requester and not request.admin_self_approval:
+        raise Refused("You requested this; the checklist is for the approvers who decide it (the two-person rule).")
     chosen = request.checklist[item]
     if chosen.by_gate:
         raise Conflict(f"{chosen.text} is already ticked for everyone by opsbot: {chosen.satisfied}.")
+    if chosen.awaits_gate:
+        when = GATE_WORDS.get(chosen.satisfied_by or "", f"its gate ({chosen.satisfied_by}) passes")
+        raise Conflict(f"Nobody ticks *{chosen.text}* by hand: opsbot ticks it for everyone once {when}.")
     return chosen
 
 
@@ -224,9 +238,16 @@ def satisfy(request: ApprovalRequest, gate: str, note: str) -> tuple[ApprovalReq
 
 
 def _not_ticked(missing: Sequence[ChecklistItem]) -> str:
+    """ "Backup created is not ticked", and for items a gate ticks, what it waits for."""
     names = [item.text for item in missing]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"{listed} {'is' if len(names) == 1 else 'are'} not ticked"
+    said = f"{listed} {'is' if len(names) == 1 else 'are'} not ticked"
+    waiting = [item for item in missing if item.awaits_gate]
+    if waiting:
+        said += "; " + "; ".join(
+            f"opsbot ticks {item.text} once {GATE_WORDS.get(item.satisfied_by or '', 'its gate passes')}" for item in waiting
+        )
+    return said
 
 
 def judge_expiry(request: ApprovalRequest, now: datetime) -> Verdict:

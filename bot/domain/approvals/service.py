@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.approvals.deps import ApprovalDeps
@@ -315,16 +315,19 @@ class ApprovalService:
             return None
         request, votes = locked
         now = self._d.clock.now()
-        if details:
+        changed = False
+        if details and {**request.details, **details} != request.details:
             merged = {**request.details, **details}
             uow.approvals.set_details(request_id, merged)
             request = replace(request, details=merged)
+            changed = True
         if close_as is not None and request.state is ApprovalState.PENDING:
             uow.approvals.set_state(request_id, close_as, now)
             request = request.decided(close_as, now)
             uow.outbox.cancel_job(expiry_key(request.id), origin=request.origin)
-        message = ApprovalMessage(request, votes, approvals_of(votes), now)
-        uow.outbox.update(request.message_key, message, origin=request.origin)
+            changed = True
+        if changed:  # an edit resets the checkboxes approvers see in Slack: none when nothing it shows changed
+            uow.outbox.update(request.message_key, _message(uow, request, votes, now), origin=request.origin)
         return request
 
     def _tell_expired(self, uow: ApprovalsUnitOfWork, request: ApprovalRequest, votes: list[Vote]) -> None:
@@ -336,8 +339,7 @@ class ApprovalService:
         """In the decision's unit of work: edit the posted message; on a state change, hand over to the request's family
         exactly once. What the family answered, when the request was approved."""
         d, request = self._d, transition.request
-        ticks = uow.approvals.ticks(request.id) if request.checklist else []
-        message = ApprovalMessage(request, transition.votes, approvals_of(transition.votes), d.clock.now(), ticks)
+        message = _message(uow, request, transition.votes, d.clock.now())
         uow.outbox.update(request.message_key, message, origin=request.origin)
         if not transition.changed:
             return Approved()
@@ -347,6 +349,13 @@ class ApprovalService:
             return outcome.approved(uow, actor, request, transition.votes)
         outcome.closed(uow, actor, request)
         return Approved()
+
+
+def _message(uow: ApprovalsUnitOfWork, request: ApprovalRequest, votes: list[Vote], now: datetime) -> ApprovalMessage:
+    """The request's message as it stands: its votes and every approver's checklist ticks (every edit shows them; an
+    edit without them would say nobody ticked anything)."""
+    ticks = uow.approvals.ticks(request.id) if request.checklist else []
+    return ApprovalMessage(request, votes, approvals_of(votes), now, ticks)
 
 
 def _carried_by_its_message(uow: ApprovalsUnitOfWork, actor: Actor, request: ApprovalRequest) -> None:

@@ -265,10 +265,14 @@ def checklist(
         proofs["promotion"] = gate.proof
     if ci is not None and ci.report is not None and ci.report.green:
         proofs["ci"] = ci_proof(ci.gate.repo, ci.ref, ci.report.summary)
+    # A gate's item waits for that gate only where it applies to this request: the promotion gate when it passed or
+    # refuses (a --hotfix past it leaves its item to people, knowingly), CI where the service's CI gate covers the
+    # environment. Elsewhere the item is one people tick.
+    applies = {"promotion": gate is not None and gate.passed, "ci": ci is not None}
     items = []
     for item in d.config.environments[environment].checklist:
-        satisfied = proofs.get(item.satisfied_by) if item.satisfied_by else None
-        items.append(ChecklistItem(item.item, item.satisfied_by, satisfied))
+        bound = item.satisfied_by if item.satisfied_by and applies.get(item.satisfied_by) else None
+        items.append(ChecklistItem(item.item, bound, proofs.get(bound) if bound else None))
     return tuple(items)
 
 

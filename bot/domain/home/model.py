@@ -62,6 +62,7 @@ class ApprovalRow:
     may_withdraw: bool  # the requester's own Reject
     voted: str  # "approved" / "rejected" when this viewer already voted, else ""
     checklist: int = 0  # items an approver ticks on the request's message before approving (no bare Approve on Home)
+    checklist_by_opsbot: int = 0  # of those, items a gate ticks (CI green, staging verified): nobody ticks them by hand
     channel: str | None = None  # where the request's message is
     message_link: str | None = None  # a link to it, once posted
 
@@ -184,6 +185,7 @@ def approval_row(viewer: Viewer, request: ApprovalRequest, votes: list[Vote], no
         may_withdraw=viewer.user == request.requester and now < request.expires_at,
         voted=voted,
         checklist=len(request.checklist),
+        checklist_by_opsbot=sum(1 for item in request.checklist if item.satisfied_by is not None),
         channel=request.channel,
         message_link=message_link(request.channel, request.message_ts),
     )
