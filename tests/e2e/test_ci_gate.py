@@ -488,3 +488,21 @@ def test_ci_green_at_request_time_ticks_the_checklist_item_at_once(
     assert boxes(request) == ["Backup created"]
     (refusal,) = app.click(request, "Approve", "U0APPROVER1")
     assert "Tick every checklist item before approving: Backup created is not ticked." in refusal["text"]
+
+
+def test_the_dry_run_says_opsbot_would_tick_the_ci_item_once_ci_is_green(
+    emulator: SlackEmulator,
+    pg_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    state_dir: Path,
+    services_double: ServiceDouble,
+    github: GithubDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    app = checklist_bot(emulator, pg_url, redis_client, redis_prefix, state_dir, services_double, github)
+    github.add_check(REF, "build", status="in_progress")
+    seen = app.command(f'deploy {REF} api to production --reason "release 42" --dry-run').seen()
+    assert "⏳ All tests pass (CI green) — opsbot would tick it once CI is green" in seen
+    assert "☐ Backup created" in seen
