@@ -109,6 +109,7 @@ def test_the_request_shows_a_checkbox_per_item_and_opsbot_ticks_the_staging_item
         f"{staging.finished_at:%Y-%m-%d %H:%M} UTC ({staging.id})"
     ) in seen
     assert "Checklist: nobody has ticked it yet" in seen and "0 of 2" in seen
+    assert "deploy/api/production (held by this request)" in seen  # while it waits, the lock is its own
     block = next(b for b in request_message.blocks if any(e.get("type") == "checkboxes" for e in b.get("elements") or []))
     assert block["block_id"] == f"checklist-{request_id(request_message)}"  # the opaque request id, nothing else
     assert {o["value"] for e in block["elements"] for o in e["options"]} == {request_id(request_message)}
@@ -154,6 +155,7 @@ def test_after_ticking_every_item_the_vote_counts_and_ticks_are_per_approver(
     assert [line.split()[:3] for line in deployed_log(state_dir)][-1] == ["api", "production", "v1.2.3"]
     decided = now_seen(app, request_message)
     assert checkboxes(decided) == []  # decided: nothing left to tick
+    assert "held by this request" not in decided.seen()  # the lock line goes once the request is decided
     assert "Checklist: @U0APPROVER1 4 of 4 ✅ · @U0APPROVER2 4 of 4 ✅" in decided.seen()
 
 
