@@ -97,7 +97,13 @@ class Dispatcher:
             state["spec"] = spec
             self.policy.require_somewhere(actor, spec.role, spec.name)
             args = split_args(spec, rest, self._people)
-            command = spec.parse(args)
+            try:
+                command = spec.parse(args)
+            except UsageError as exc:  # the parser's usage line is the bare one: add what the dispatcher accepts too
+                own = f"/ops {' '.join(spec.words)}"
+                if spec.preview is not None and exc.usage and exc.usage.startswith(own) and f"--{DRY_RUN}" not in exc.usage:
+                    exc.usage = f"{exc.usage} [--{DRY_RUN}]"
+                raise
             state["command"] = command
             if spec.preview is not None and DRY_RUN in args.flags:
                 return self._preview(spec, command, actor)

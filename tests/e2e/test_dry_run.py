@@ -206,3 +206,12 @@ def test_the_deploy_dry_run_writes_one_audit_row_and_no_started_row(
     reply = run_dry(bot, redis_client, redis_prefix, "deploy v1.2.3 to production --dry-run")
     assert "Dry run: Deploy v1.2.3 of api to production" in reply
     assert ("U0DEV", "command.deploy", "started") not in bot.audit_actions()
+
+
+def test_a_usage_error_of_a_command_that_takes_dry_run_shows_it_in_the_usage_line(dry: Callable[..., Bot]) -> None:
+    app = dry()
+    assert (
+        'Usage: `/ops lock <service> <env> [for=1h] --reason "…" [--dry-run]`' in app.command("lock api", user="U0ADMIN").seen()
+    )
+    read = app.command("history api staging extra words here", user="U0ADMIN").seen()  # a read takes no --dry-run
+    assert "Usage: `/ops history [service] [env]`" in read and "[--dry-run]" not in read

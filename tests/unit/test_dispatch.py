@@ -47,7 +47,7 @@ def test_a_user_with_no_role_may_not_even_list(world: World) -> None:
 
 def test_usage_error_carries_the_usage_line(world: World) -> None:
     notice = error_of(world.dispatcher.run_text("lock api", Actor("U0DEV")))
-    assert notice.kind == "usage" and notice.usage == '/ops lock <service> <env> [for=1h] --reason "…"'
+    assert notice.kind == "usage" and notice.usage == '/ops lock <service> <env> [for=1h] --reason "…" [--dry-run]'
     assert audit(world).outcomes()[-1] == ("command.lock", "usage_error")
 
 
