@@ -192,3 +192,12 @@ def test_a_name_two_people_share_is_answered_with_the_at_list_not_as_nobody(opsb
     reply = opsbot.command("audit by=@twin", user="U0ADMIN").seen()
     assert "`@twin` (by=) names 2 people in this workspace; pick the one you mean from the @ list." in reply
     assert "not a user" not in reply
+
+
+def test_audit_action_by_a_namespace_lists_every_action_in_it(opsbot: Bot) -> None:
+    opsbot.command("lock api staging --reason window", user="U0DEV")
+    opsbot.command("locks", user="U0DEV")
+    commands = opsbot.command("audit action=command", user="U0VIEWER").seen()
+    assert "*command.lock*" in commands and "*command.locks*" in commands and "No entries match" not in commands
+    lock = opsbot.command("audit action=lock", user="U0VIEWER").seen()  # a word: that command (a prefix of its name)
+    assert "action command.lock ·" in lock and "*command.lock*" in lock

@@ -63,10 +63,17 @@ def parse(args: Args) -> ShowAudit:
     return ShowAudit(service, since, actor, action)
 
 
+NAMESPACES = ("command", "click", "job")  # `action=click` lists every click (click.approve, click.alert_silence …)
+
+
 def _action_prefix(action: str | None) -> str | None:
+    """The audit action prefix ``action=`` asks for: a namespace alone is every action in it, a dotted name is itself,
+    any other word is that command (``deploy`` → ``command.deploy``)."""
     if action is None:
         return None
-    return action if action.startswith(("command.", "click.", "job.")) or "." in action else f"command.{action}"
+    if action in NAMESPACES:
+        return f"{action}."
+    return action if "." in action else f"command.{action}"
 
 
 class AuditCommands:
