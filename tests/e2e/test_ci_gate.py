@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.config import OpsConfig, parse_config
+from bot.config import OpsConfig, parse_config, services
 from bot.console.slack_emulator import Posted, SlackEmulator
 from tests.deploy_kit import (  # noqa: F401 - fixtures
     RecordedEvents,
@@ -31,6 +31,13 @@ DEPLOYS = "C0DEPLOYS"
 TOKEN = "ghp_c1GateT0ken"
 TOKEN_ENV = "OPSBOT_TEST_CI_GATE_TOKEN"
 REF = "v1.2.3"
+
+
+@pytest.fixture(autouse=True)
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests poll a local GitHub double every 0.3 s; the 5 s floor of `poll_seconds` guards GitHub's rate limit
+    (5,000 requests an hour), not a double on 127.0.0.1, so it is lowered here (read when the config is parsed)."""
+    monkeypatch.setattr(services, "MIN_POLL_SECONDS", 0.1)
 
 
 @pytest.fixture
