@@ -149,7 +149,7 @@ class CiGate(Strict):
         machine: the token travels in every request's Authorization header."""
         try:
             parts = urlsplit(value)
-            host = parts.hostname or ""
+            host, _ = parts.hostname or "", parts.port  # .port raises for a port that is not a number in 0-65535
         except ValueError as exc:
             raise ValueError(f"not a URL ({exc})") from None
         if parts.username is not None or parts.password is not None:

@@ -154,6 +154,8 @@ def test_a_ci_api_url_over_plain_http_is_refused_unless_github_is_this_machine()
     for local in ("http://127.0.0.1:8080", "http://localhost:9000/api", "http://[::1]:8080", "https://ghe.example.com"):
         ci = parse_config(config_data(services={"api": ci_service(api_url=local)}), "test.yml").services["api"].ci
         assert ci is not None and ci.api_url == local
+    errors = errors_of(config_data(services={"api": ci_service(api_url="https://api.github.com:99999")}))
+    assert any(e.startswith("services.api.ci.api_url:") and "not a URL (Port out of range" in e for e in errors), errors
 
 
 def test_ci_poll_seconds_has_a_floor_for_githubs_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
