@@ -39,7 +39,8 @@ reference"):
   pending if there are none or one is pending, else success), ``statuses`` (one per context: ``context``, ``state``,
   ``target_url``, ``description``), ``total_count``, ``sha``; ``GET …/commits/{ref}/check-runs``: ``total_count`` and
   ``check_runs`` (``id``, ``name``, ``status``, ``conclusion``, ``html_url``). Both take ``per_page`` (at most
-  ``max_per_page``) and ``page`` and answer a ``Link`` header.
+  ``max_per_page``) and ``page`` and answer a ``Link`` header (its URLs on ``link_base`` when set: a ``next`` page on
+  another host, as a hostile or misconfigured server might answer).
 - A ref the repository does not have: 422 ``No commit found for SHA: <ref>`` (what api.github.com answers on commit
   endpoints for an unknown ref); another repository: 404 ``Not Found``.
 - ``add_check(ref, name, …)`` / ``set_check`` and ``set_status(ref, context, state)`` set them; ``malformed = True``
@@ -165,6 +166,7 @@ class GithubDouble:
         self.check_runs: dict[str, list[CheckRun]] = {}  # ref -> its check runs
         self.commit_statuses: dict[str, dict[str, str]] = {}  # ref -> context -> state (success, pending, failure, error)
         self.malformed = False  # the commit status and check-runs endpoints answer 200 with a body that is not JSON
+        self.link_base: str | None = None  # the commit CI endpoints' Link URLs point here instead of base_url
 
     # ----- on demand -----
 
@@ -178,6 +180,11 @@ class GithubDouble:
         """The next ``count`` requests hit a secondary rate limit (``status`` 403 or 429, with ``retry-after``)."""
         with self._lock:
             self._secondary.extend([(status, retry_after)] * count)
+
+    def calm(self) -> None:
+        """Drop the secondary rate limits still pending: requests are answered again."""
+        with self._lock:
+            self._secondary.clear()
 
     def add_run(self, *, event: str = "push", display_title: str = "Some other run", after: float = 0.0) -> Run:
         """A run nobody here dispatched (someone's push, or a dispatch by hand), created ``after`` seconds from now."""
@@ -360,10 +367,11 @@ class GithubDouble:
         page = max(1, int(query.get("page", 1)))
         last = max(1, math.ceil(len(items) / per_page))
         links = []
+        base = self.link_base or self.base_url
         if page < last:
             links += [
-                f'<{self.base_url}{path}?{urlencode({**query, "page": page + 1})}>; rel="next"',
-                f'<{self.base_url}{path}?{urlencode({**query, "page": last})}>; rel="last"',
+                f'<{base}{path}?{urlencode({**query, "page": page + 1})}>; rel="next"',
+                f'<{base}{path}?{urlencode({**query, "page": last})}>; rel="last"',
             ]
         return items[(page - 1) * per_page : page * per_page], ({"link": ", ".join(links)} if links else {})
 

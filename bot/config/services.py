@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -109,6 +111,23 @@ class GithubActionsProvider(Strict):
     poll_seconds: float = Field(default=10, gt=0, le=300)
 
 
+# The shortest `services.<name>.ci.poll_seconds`: GitHub allows a token 5,000 REST requests an hour ("Rate limits for
+# the REST API") and each poll makes at least two, so a request polled every 5 s spends 1,440 of them an hour. Read at
+# validation time, so tests that need fast polls lower it with monkeypatch.
+MIN_POLL_SECONDS = 5.0
+LOOPBACK_HOSTS = frozenset({"localhost"})
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's host, without brackets) is this machine: ``localhost``, 127.0.0.0/8 or ``::1``."""
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class CiGate(Strict):
     """``services.<name>.ci``: the version's commit status and check runs on GitHub must be green before it deploys
     (docs/deploys.md, "The CI gate")."""
@@ -122,6 +141,51 @@ class CiGate(Strict):
     environments: list[str] | None = None  # where the gate applies; None: every environment of the service
     required_checks: list[str] = Field(default_factory=list)  # check runs or status contexts that must be reported
     request_timeout_seconds: float = Field(default=10, gt=0, le=60)  # one HTTP call to GitHub
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        """No credentials in the URL (they would be shown wherever the URL is), and HTTPS unless GitHub is this
+        machine: the token travels in every request's Authorization header."""
+        try:
+            parts = urlsplit(value)
+            host, _ = parts.hostname or "", parts.port  # .port raises for a port that is not a number in 0-65535
+        except ValueError as exc:
+            raise ValueError(f"not a URL ({exc})") from None
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "must not carry a user name or password (put the token in the environment variable named by token_env)"
+            )
+        if not host:
+            raise ValueError("names no host")
+        if parts.scheme == "http" and not _loopback(host):
+            raise ValueError(
+                f"must use https:// ({host} is not this machine, and the token would travel unencrypted); "
+                "http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost)"
+            )
+        return value
+
+    @field_validator("poll_seconds")
+    @classmethod
+    def _poll_floor(cls, value: float) -> float:
+        if value < MIN_POLL_SECONDS:
+            raise ValueError(
+                f"must be at least {MIN_POLL_SECONDS:g} s: each poll makes at least two GitHub requests, and GitHub "
+                "allows a token 5,000 requests an hour"
+            )
+        return value
+
+    @field_validator("required_checks")
+    @classmethod
+    def _check_names(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in value:
+            if not name.strip():
+                raise ValueError("a check name must not be empty (CI would wait for it until ci_timeout_minutes)")
+            if name in seen:
+                raise ValueError(f"{name!r} is listed twice")
+            seen.add(name)
+        return value
 
 
 DeployProvider = Annotated[CommandProvider | WebhookProvider | GithubActionsProvider, Field(discriminator="type")]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.config import OpsConfig, parse_config
+from bot.config import OpsConfig, parse_config, services
 from bot.console.slack_emulator import Posted, SlackEmulator
 from tests.deploy_kit import (  # noqa: F401 - fixtures
     RecordedEvents,
@@ -31,6 +31,13 @@ DEPLOYS = "C0DEPLOYS"
 TOKEN = "ghp_c1GateT0ken"
 TOKEN_ENV = "OPSBOT_TEST_CI_GATE_TOKEN"
 REF = "v1.2.3"
+
+
+@pytest.fixture(autouse=True)
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests poll a local GitHub double every 0.3 s; the 5 s floor of `poll_seconds` guards GitHub's rate limit
+    (5,000 requests an hour), not a double on 127.0.0.1, so it is lowered here (read when the config is parsed)."""
+    monkeypatch.setattr(services, "MIN_POLL_SECONDS", 0.1)
 
 
 @pytest.fixture
@@ -125,6 +132,8 @@ def test_a_failed_check_refuses_the_deploy_naming_it_with_its_link_and_nothing_h
     link = f"https://github.com/example/api/runs/{failed.id}"
     assert "api deploys only versions whose CI is green" in reply.seen()
     assert "check `unit tests` failed (failure)" in reply.seen() and link in str(reply.blocks)
+    assert str(reply.blocks).count(link) == 1 and reply.seen().count("check `unit tests` failed") == 1  # said once
+    assert "example/api at `v1.2.3`: 1 of 2 checks passed. Fix the check" in reply.seen()
     nothing_happened(app)
     (refusal,) = audit_rows(app, "deploy.refused")
     assert refusal["outcome"] == "ci_failed" and "check `unit tests` failed (failure)" in refusal["error"]
@@ -207,19 +216,31 @@ def test_ci_still_pending_after_the_timeout_refuses_the_request(
     app = make_bot(emulator, pg_url, redis_client, redis_prefix, config)
     github.add_check(REF, "build", status="in_progress")
     app.command(f'deploy {REF} api to production --reason "release 42"')
-    posted(app, "Approval needed: Deploy v1.2.3 of api to production")
-    posted(app, "did not start: the CI gate refused it: CI was still pending after 0.03 minutes")
+    request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
+    posted(app, "did not start: the CI gate refused it: CI was still pending after 0.03 minutes (ci_timeout_minutes)")
+    seen = request_shows(app, request, "still pending after")
+    assert "⌛ still pending after 0.03 minutes · refused" in seen and seen.count("refused") == 1
     eventually(lambda: "No locks are held" in app.command("locks", user="U0VIEWER").seen())
     (refusal,) = audit_rows(app, "deploy.refused")
     assert refusal["outcome"] == "ci_timeout"
 
 
-def test_github_unreadable_during_a_poll_is_said_and_retried_until_ci_is_green(app: Bot, github: GithubDouble) -> None:
+def test_github_unreadable_during_a_poll_is_said_once_without_editing_the_request_each_poll(
+    app: Bot, github: GithubDouble
+) -> None:
     github.add_check(REF, "build", status="in_progress")
     app.command(f'deploy {REF} api to production --reason "release 42"')
     request = posted(app, "Approval needed: Deploy v1.2.3 of api to production")
-    github.secondary(2, retry_after=1, status=429)
-    request_shows(app, request, "GitHub could not be read at")
+    polls = len([r for r in github.requests if r.path.endswith("/status")])
+    github.secondary(1000, retry_after=1, status=429)
+    seen = request_shows(app, request, "GitHub could not be read since")
+    assert "⏳ waiting for CI (0 of 1 check done); GitHub could not be read since " in seen
+    assert "UTC (GitHub is rate limiting opsbot (429)); polling again every 0.3 s until " in seen
+    assert "try again" not in seen
+    edits = len([c for c in app.emulator.calls_to("chat.update") if c.args.get("ts") == request.ts])
+    eventually(lambda: len([r for r in github.requests if r.path.endswith("/status")]) >= polls + 5, timeout=10)
+    assert len([c for c in app.emulator.calls_to("chat.update") if c.args.get("ts") == request.ts]) == edits
+    github.calm()  # GitHub answers again
     github.set_check(REF, "build", conclusion="success")
     request_shows(app, request, "✅ 1 of 1 check passed")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, dump_config, load_config, parse_config
+from bot.config import ConfigError, dump_config, load_config, parse_config, services
 from tests.support import config_data
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "opsbot.example.yml"
@@ -131,3 +131,56 @@ def test_alertmanager_severities_must_name_configured_incident_severities() -> N
     default = parse_config(config_data(), "test").alertmanager
     assert default.incident_severity("critical") == "P1" and default.incident_severity("P0") == "P0"
     assert default.incident_severity(None) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://x-access-token:ghp_S3CRET@api.github.com", "https://ghp_S3CRET@ghe.example.com/api/v3"],
+)
+def test_a_ci_api_url_with_credentials_is_refused_without_echoing_them(url: str) -> None:
+    errors = errors_of(config_data(services={"api": ci_service(api_url=url)}))
+    (error,) = [e for e in errors if e.startswith("services.api.ci.api_url:")]
+    assert "must not carry a user name or password (put the token in the environment variable named by token_env)" in error
+    assert "S3CRET" not in " ".join(errors)
+
+
+def test_a_ci_api_url_over_plain_http_is_refused_unless_github_is_this_machine() -> None:
+    errors = errors_of(config_data(services={"api": ci_service(api_url="http://ghe.example.com/api/v3")}))
+    assert any(
+        e.startswith("services.api.ci.api_url:")
+        and "must use https:// (ghe.example.com is not this machine, and the token would travel unencrypted)" in e
+        for e in errors
+    ), errors
+    for local in ("http://127.0.0.1:8080", "http://localhost:9000/api", "http://[::1]:8080", "https://ghe.example.com"):
+        ci = parse_config(config_data(services={"api": ci_service(api_url=local)}), "test.yml").services["api"].ci
+        assert ci is not None and ci.api_url == local
+    errors = errors_of(config_data(services={"api": ci_service(api_url="https://api.github.com:99999")}))
+    assert any(e.startswith("services.api.ci.api_url:") and "not a URL (Port out of range" in e for e in errors), errors
+
+
+def test_ci_poll_seconds_has_a_floor_for_githubs_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    errors = errors_of(config_data(services={"api": ci_service(poll_seconds=0.001)}))
+    assert any(
+        e.startswith("services.api.ci.poll_seconds:")
+        and "must be at least 5 s" in e
+        and "GitHub allows a token 5,000 requests an hour" in e
+        for e in errors
+    ), errors
+    ci = parse_config(config_data(services={"api": ci_service(poll_seconds=5)}), "test.yml").services["api"].ci
+    assert ci is not None and ci.poll_seconds == 5
+    monkeypatch.setattr(services, "MIN_POLL_SECONDS", 0.1)  # read when the config is validated
+    ci = parse_config(config_data(services={"api": ci_service(poll_seconds=0.3)}), "test.yml").services["api"].ci
+    assert ci is not None and ci.poll_seconds == 0.3
+
+
+@pytest.mark.parametrize(
+    ("checks", "said"),
+    [
+        (["build", ""], "a check name must not be empty"),
+        (["build", "  "], "a check name must not be empty"),
+        (["build", "test", "build"], "'build' is listed twice"),
+    ],
+)
+def test_required_checks_must_be_named_once_each(checks: list[str], said: str) -> None:
+    errors = errors_of(config_data(services={"api": ci_service(required_checks=checks)}))
+    assert any(e.startswith("services.api.ci.required_checks:") and said in e for e in errors), errors

@@ -66,6 +66,10 @@ class CiReport:
         return sum(1 for c in self.checks if c.state is not CheckState.PENDING)
 
     @property
+    def passed(self) -> int:
+        return sum(1 for c in self.checks if c.state is CheckState.PASSED)
+
+    @property
     def failed(self) -> CiCheck | None:
         """The first failing check, if any."""
         return next((c for c in self.checks if c.state is CheckState.FAILED), None)
@@ -97,12 +101,15 @@ class CiReport:
 
 class CiUnreadable(OpsError):
     """CI could not be read: GitHub unreachable, the token refused, a rate limit, an unknown ref, an answer that is
-    not what GitHub sends. ``outcome`` names which for the audit log (``ci_unreachable``, ``ci_unauthorized``,
-    ``ci_forbidden``, ``ci_rate_limited``, ``ci_unknown_ref``, ``ci_malformed``); the message says what to do."""
+    not what GitHub sends, more checks than opsbot reads. ``outcome`` names which for the audit log
+    (``ci_unreachable``, ``ci_unauthorized``, ``ci_forbidden``, ``ci_rate_limited``, ``ci_unknown_ref``,
+    ``ci_malformed``, ``ci_too_many_checks``); ``message`` says what happened and what to do (a request refused at
+    once); ``problem`` only what happened (a waiting request's poll says itself when it tries again)."""
 
-    def __init__(self, outcome: str, message: str) -> None:
+    def __init__(self, outcome: str, message: str, problem: str | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
+        self.problem = problem or message
 
 
 def check_label(name: str) -> str:
@@ -142,6 +149,11 @@ class CiReading:
         if self.report is not None:
             return self.report.summary
         return f"could not be read: {self.error.message if self.error else 'unknown'}"
+
+
+def minutes(value: float) -> str:
+    """``1 minute``, ``0.5 minutes``, ``30 minutes``."""
+    return f"{value:g} {word_for(1 if value == 1 else 2, 'minute')}"
 
 
 def deadline(gate: CiGate, deploy: Deploy) -> datetime:

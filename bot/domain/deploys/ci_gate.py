@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from bot.config import CiGate
 from bot.domain.approvals.model import ApprovalState
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.deploys import support
-from bot.domain.deploys.ci import CiReport, CiState, CiUnreadable, deadline, describe_failure, gate_for
+from bot.domain.deploys.ci import CiReport, CiState, CiUnreadable, deadline, describe_failure, gate_for, minutes
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import CiRefusedForRequester, NotStarted
@@ -36,6 +37,8 @@ log = logging.getLogger("opsbot.deploys")
 CI_POLL_JOB = "deploys.ci_poll"
 CI_LABEL = "CI"  # the approval request's detail line
 WAITING = frozenset({DeployState.REQUESTED, DeployState.APPROVED})
+UNREADABLE = "; GitHub could not be read since "  # how a waiting request's CI line says GitHub is unreadable
+_SINCE = re.compile(re.escape(UNREADABLE) + r"(\d\d:\d\d UTC)")
 
 
 def poll_key(deploy_id: str) -> str:
@@ -80,7 +83,7 @@ class CiWaits:
         if expected is not None and expected != _stamp(deploy.ci_checked_at):
             return  # this poll was delivered twice (or another one ran): CI was read since it was scheduled
         try:
-            report: CiReport | None = d.ci.read(gate, deploy.version)
+            report: CiReport | None = d.ci.read(gate, deploy.version, deploy.service)
             trouble = None
         except CiUnreadable as exc:
             report, trouble = None, exc
@@ -90,20 +93,16 @@ class CiWaits:
         elif report is not None and report.green:
             self.green(actor, deploy.id, report.summary)
         elif now >= ends:
-            minutes = f"{gate.ci_timeout_minutes:g}"
+            waited = minutes(gate.ci_timeout_minutes)
             last = report.summary if report is not None else deploy.ci_summary or "nothing reported"
-            why = f"CI was still pending after {minutes} minutes (ci_timeout_minutes): {last}"
-            self.refuse(actor, deploy.id, why, "ci_timeout", f"⌛ still pending after {minutes} min: refused")
+            why = f"CI was still pending after {waited} (ci_timeout_minutes): {last}"
+            self.refuse(actor, deploy.id, why, "ci_timeout", f"⌛ still pending after {waited}")
         else:
             if report is not None:
                 line = f"⏳ {report.summary}"
             else:
                 assert trouble is not None
-                base = (deploy.ci_summary or "⏳ waiting for CI").split("; GitHub could not be read")[0]
-                line = (
-                    f"{base}; GitHub could not be read at {now:%H:%M:%S} UTC "
-                    f"({trouble.message}); trying again every {gate.poll_seconds:g} s until {ends:%H:%M} UTC"
-                )
+                line = unreadable_line(deploy.ci_summary, trouble, gate, now, ends)
             self._still_waiting(deploy.id, gate, line, now, deploy.ci_checked_at)
 
     def _locked(self, uow: DeploysUnitOfWork, deploy_id: str) -> Deploy | None:
@@ -221,6 +220,20 @@ class CiWaits:
             support.audit(d, actor, "deploy.ci_poll_restarted", deploy, "ok", last_checked=str(deploy.ci_checked_at))
             repaired.append(f"{deploy.id}: waiting for CI with no poll since {last:%H:%M:%S}; polling again")
         return repaired
+
+
+def unreadable_line(previous: str | None, trouble: CiUnreadable, gate: CiGate, now: datetime, ends: datetime) -> str:
+    """A waiting request's CI line while GitHub cannot be read: the last reading, since when (kept from ``previous``
+    while GitHub stays unreadable) and what went wrong, with no per-poll time, so a poll that finds GitHub as unreadable
+    as the last one writes the same line (and the request's message is not edited: an edit clears approvers'
+    unsubmitted ticks in Slack)."""
+    base, _, rest = (previous or "⏳ waiting for CI").partition(UNREADABLE)
+    kept = _SINCE.match(UNREADABLE + rest) if rest else None
+    since = kept.group(1) if kept else f"{now.astimezone(UTC):%H:%M} UTC"
+    return (
+        f"{base}{UNREADABLE}{since} ({trouble.problem}); polling again every {gate.poll_seconds:g} s "
+        f"until {ends.astimezone(UTC):%H:%M} UTC"
+    )
 
 
 def _stamp(moment: datetime | None) -> str | None:

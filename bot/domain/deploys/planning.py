@@ -189,10 +189,10 @@ def promotion_gate(d: DeployDeps, kind: DeployKind, service: str, environment: s
         return PromotionGate(source, version, uow.deploys.last_of_version(service, source, version))
 
 
-def read_ci(d: DeployDeps, gate: CiGate, ref: str) -> CiReading:
+def read_ci(d: DeployDeps, gate: CiGate, ref: str, service: str) -> CiReading:
     """The CI of ``ref`` now, or why it could not be read (never raises ``CiUnreadable``)."""
     try:
-        return CiReading(gate, ref, report=d.ci.read(gate, ref))
+        return CiReading(gate, ref, report=d.ci.read(gate, ref, service))
     except CiUnreadable as exc:
         return CiReading(gate, ref, error=exc)
 
@@ -226,7 +226,7 @@ def build(
     freezes = freezes_now(d, service, environment)
     gate = promotion_gate(d, kind, service, environment, version)
     ci_gate = gate_for(spec, kind, environment)
-    ci = read_ci(d, ci_gate, version) if ci_gate is not None else None
+    ci = read_ci(d, ci_gate, version, service) if ci_gate is not None else None
     required = policy.approvals
     if kind is DeployKind.ROLLBACK and policy.rollback_approvals is not None:
         required = policy.rollback_approvals

@@ -143,8 +143,9 @@ class DeployProviders(Protocol):
 class CiStatus(Protocol):
     """Reads a version's CI (its commit statuses and check runs) where ``services.<name>.ci`` says."""
 
-    def read(self, gate: CiGate, ref: str) -> CiReport:
-        """Every check of ``ref`` in ``gate.repo``, every page; raises ``CiUnreadable`` (its ``outcome`` says why:
-        unreachable, unauthorized, forbidden, rate limited with the reset time, unknown ref, malformed answer).
+    def read(self, gate: CiGate, ref: str, service: str) -> CiReport:
+        """Every check of ``ref`` in ``gate.repo`` (the CI gate of ``service``), every page; raises ``CiUnreadable``
+        (its ``outcome`` says why: unreachable, unauthorized, forbidden, rate limited with the reset time, unknown
+        ref, malformed answer, too many checks).
         The token is read from the environment variable ``gate.token_env`` and never appears in a message."""
         ...
