@@ -110,6 +110,11 @@ class GithubActionsProvider(Strict):
     timeout_seconds: int = Field(default=1800, ge=1)
     poll_seconds: float = Field(default=10, gt=0, le=300)
 
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        return github_api_url(value)
+
 
 # The shortest `services.<name>.ci.poll_seconds`: GitHub allows a token 5,000 REST requests an hour ("Rate limits for
 # the REST API") and each poll makes at least two, so a request polled every 5 s spends 1,440 of them an hour. Read at
@@ -126,6 +131,27 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def github_api_url(value: str) -> str:
+    """A GitHub API base URL a token may be sent to: no credentials in the URL (they would be shown wherever the URL
+    is), and HTTPS unless GitHub is this machine: the token travels in every request's Authorization header.
+    Raises ValueError saying which rule it breaks."""
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname or "", parts.port  # .port raises for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc})") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user name or password (put the token in the environment variable named by token_env)")
+    if not host:
+        raise ValueError("names no host")
+    if parts.scheme == "http" and not _loopback(host):
+        raise ValueError(
+            f"must use https:// ({host} is not this machine, and the token would travel unencrypted); "
+            "http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost)"
+        )
+    return value
 
 
 class CiGate(Strict):
@@ -145,25 +171,7 @@ class CiGate(Strict):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        """No credentials in the URL (they would be shown wherever the URL is), and HTTPS unless GitHub is this
-        machine: the token travels in every request's Authorization header."""
-        try:
-            parts = urlsplit(value)
-            host, _ = parts.hostname or "", parts.port  # .port raises for a port that is not a number in 0-65535
-        except ValueError as exc:
-            raise ValueError(f"not a URL ({exc})") from None
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(
-                "must not carry a user name or password (put the token in the environment variable named by token_env)"
-            )
-        if not host:
-            raise ValueError("names no host")
-        if parts.scheme == "http" and not _loopback(host):
-            raise ValueError(
-                f"must use https:// ({host} is not this machine, and the token would travel unencrypted); "
-                "http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost)"
-            )
-        return value
+        return github_api_url(value)
 
     @field_validator("poll_seconds")
     @classmethod

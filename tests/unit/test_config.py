@@ -184,3 +184,15 @@ def test_ci_poll_seconds_has_a_floor_for_githubs_rate_limit(monkeypatch: pytest.
 def test_required_checks_must_be_named_once_each(checks: list[str], said: str) -> None:
     errors = errors_of(config_data(services={"api": ci_service(required_checks=checks)}))
     assert any(e.startswith("services.api.ci.required_checks:") and said in e for e in errors), errors
+
+
+def test_a_github_actions_provider_takes_no_credentials_in_its_api_url_and_https_off_this_machine() -> None:
+    data = config_data()
+    provider = {"type": "github_actions", "repo": "example/api", "workflow": "deploy.yml"}
+    data["services"]["api"]["deploy"] = {**provider, "api_url": "https://x-access-token:ghp_SECRET@github.example"}
+    (error,) = errors_of(data)
+    assert "must not carry a user name or password" in error and "ghp_SECRET" not in error
+    data["services"]["api"]["deploy"] = {**provider, "api_url": "http://github.example"}
+    assert "must use https://" in errors_of(data)[0]
+    data["services"]["api"]["deploy"] = {**provider, "api_url": "http://127.0.0.1:8080"}
+    assert parse_config(data, "test").services["api"].deploy is not None
