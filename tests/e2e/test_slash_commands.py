@@ -187,3 +187,13 @@ def test_help_lists_every_subcommand_an_admin_may_run_and_help_of_a_group_lists_
     assert "/ops incident postmortem <id>" in shown and "truncated" not in shown  # not cut at 3,000 characters
     group = opsbot.command("help incident", user="U0DEV").seen()
     assert "/ops incident declare" in group and "/ops incident resolve" in group and "needs one of" not in group
+
+
+def test_locks_shows_the_first_forty_and_counts_the_rest(opsbot: Bot) -> None:
+    store = opsbot.services.adapters.locks
+    for n in range(45):
+        store.acquire(f"deploy/svc{n:03d}/production", holder="U0DEV", purpose="bench", ttl_seconds=600)
+    reply = opsbot.command("locks", user="U0VIEWER")
+    assert reply.text == "45 deploy locks held"
+    assert "*deploy/svc039/production*" in reply.seen() and "svc040" not in reply.seen()
+    assert "… and 5 more locks held, not shown here (a message shows 40)" in reply.seen()
