@@ -110,10 +110,16 @@ def bot_for(
     return build
 
 
-def posted(app: Bot, text: str, timeout: float = 30.0) -> Posted:
-    return app.emulator.wait_for(
-        lambda: next((m for m in reversed(app.emulator.in_channel(DEPLOYS)) if text in m.seen()), None), timeout
-    )
+def posted(app: Bot, text: str, timeout: float = 60.0) -> Posted:
+    """The newest message in #deployments showing ``text``. A deploy with real Prometheus readings takes about 10 s
+    alone; a loaded CI machine has taken over 30 s, so the wait is generous and a timeout says what was posted."""
+    try:
+        return app.emulator.wait_for(
+            lambda: next((m for m in reversed(app.emulator.in_channel(DEPLOYS)) if text in m.seen()), None), timeout
+        )
+    except TimeoutError:
+        seen = [m.seen()[:300] for m in app.emulator.in_channel(DEPLOYS)]
+        raise AssertionError(f"no message in #deployments shows {text!r} within {timeout:g} s; it shows: {seen}") from None
 
 
 def deploy(app: Bot, version: str, outcome: str) -> Posted:
