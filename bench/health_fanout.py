@@ -116,17 +116,18 @@ def main() -> None:
         config = fleet_config(port, args.endpoints, args.timeout_ms, args.cap)
         services = build_services(Settings(database_url=url), config=config, allow_embedded_redis=True)
         actor = Actor("U0ADMIN", source="console")
-        wall, reply = timed(lambda: services.dispatcher.run_text("health all", actor))
-        blocks = len(services.renderer.render(reply.message)["blocks"])
-        counts = reply.message.counts
-        rows.append(
-            (
-                "/ops health all (dispatcher, fan-out)",
-                args.cap,
-                wall,
-                f"{counts.healthy} healthy, {counts.failed} failed; {blocks} blocks",
+        for label in ("first in the process", "again"):  # the first pays for imports and the first connections
+            wall, reply = timed(lambda: services.dispatcher.run_text("health all", actor))
+            blocks = len(services.renderer.render(reply.message)["blocks"])
+            counts = reply.message.counts
+            rows.append(
+                (
+                    f"/ops health all (dispatcher), {label}",
+                    args.cap,
+                    wall,
+                    f"{counts.healthy} healthy, {counts.failed} failed; {blocks} blocks",
+                )
             )
-        )
         services.local_worker.close()  # type: ignore[attr-defined]
 
     for cap in sorted({50, args.endpoints}):
