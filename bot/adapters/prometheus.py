@@ -99,15 +99,7 @@ class PrometheusReader:
             return _number(result[1])
         if kind != "vector" or not isinstance(result, list):
             raise MetricUnreadable(f"the query gave a {kind}, not one number (an instant vector or a scalar)")
-        if not result:
-            raise MetricUnreadable("the query returned no series (no data for this service yet, or a label that matches nothing)")
-        if len(result) > 1:
-            names = ", ".join(_labels(series.get("metric", {})) for series in result[:SHOWN_LABELS])
-            more = "…" if len(result) > SHOWN_LABELS else ""
-            raise MetricUnreadable(
-                f"the query returned {len(result)} series where one was expected ({names}{more}); aggregate it, e.g. with sum()"
-            )
-        return _number(result[0]["value"][1])
+        return _number(_one_series(result)["value"][1])
 
     def read_range(self, query: str, *, start: datetime, end: datetime, step_seconds: float) -> list[tuple[datetime, float]]:
         """The one series of ``query`` over [start, end] (``GET /api/v1/query_range``); NaN points are left out.
@@ -124,15 +116,7 @@ class PrometheusReader:
         result = data.get("result")
         if data.get("resultType") != "matrix" or not isinstance(result, list):
             raise MetricUnreadable(f"the query gave a {data.get('resultType')}, not a series over time")
-        if not result:
-            raise MetricUnreadable("the query returned no series (no data for this service yet, or a label that matches nothing)")
-        if len(result) > 1:
-            names = ", ".join(_labels(series.get("metric", {})) for series in result[:SHOWN_LABELS])
-            more = "…" if len(result) > SHOWN_LABELS else ""
-            raise MetricUnreadable(
-                f"the query returned {len(result)} series where one was expected ({names}{more}); aggregate it, e.g. with sum()"
-            )
-        points = [(datetime.fromtimestamp(float(t), UTC), _number(v)) for t, v in result[0].get("values", [])]
+        points = [(datetime.fromtimestamp(float(t), UTC), _number(v)) for t, v in _one_series(result).get("values", [])]
         return [(t, v) for t, v in points if not math.isnan(v)]
 
     def check_query(self, query: str) -> str | None:
@@ -180,3 +164,16 @@ def promtool_check(queries: Mapping[str, str], promtool: str | None = None) -> d
                 detail = next((line.split(marker, 1)[1] for line in lines if marker in line), lines[-1] if lines else "")
                 problems[where] = detail[:300] or "promtool refused it"
     return problems
+
+
+def _one_series(result: list[Any]) -> Any:
+    """The one series of a query's ``result``; raises MetricUnreadable naming what came back instead."""
+    if not result:
+        raise MetricUnreadable("the query returned no series (no data for this service yet, or a label that matches nothing)")
+    if len(result) > 1:
+        names = ", ".join(_labels(series.get("metric", {})) for series in result[:SHOWN_LABELS])
+        more = "…" if len(result) > SHOWN_LABELS else ""
+        raise MetricUnreadable(
+            f"the query returned {len(result)} series where one was expected ({names}{more}); aggregate it, e.g. with sum()"
+        )
+    return result[0]

@@ -202,7 +202,7 @@ class ApprovalService:
             changed = uow.approvals.set_tick(request_id, Tick(voter, item, now), ticked)
             ticks = uow.approvals.ticks(request_id)
             if changed:
-                self._after(uow, actor, Transition(current, votes, current.state))
+                self._after(uow, actor, Transition(current, votes, current.state), ticks)
                 action = "approval.checklist_ticked" if ticked else "approval.checklist_unticked"
                 still = len(unticked(current, ticks, voter))
                 row = entry(
@@ -335,11 +335,11 @@ class ApprovalService:
         expired = RequestExpired(request, approvals_of(votes))
         uow.outbox.dm(request.requester, expired, key=f"{request.message_key}:expired", origin=request.origin)
 
-    def _after(self, uow: ApprovalsUnitOfWork, actor: Actor, transition: Transition) -> Approved:
+    def _after(self, uow: ApprovalsUnitOfWork, actor: Actor, transition: Transition, ticks: list[Tick] | None = None) -> Approved:
         """In the decision's unit of work: edit the posted message; on a state change, hand over to the request's family
         exactly once. What the family answered, when the request was approved."""
         d, request = self._d, transition.request
-        message = _message(uow, request, transition.votes, d.clock.now())
+        message = _message(uow, request, transition.votes, d.clock.now(), ticks)
         uow.outbox.update(request.message_key, message, origin=request.origin)
         if not transition.changed:
             return Approved()
@@ -351,10 +351,13 @@ class ApprovalService:
         return Approved()
 
 
-def _message(uow: ApprovalsUnitOfWork, request: ApprovalRequest, votes: list[Vote], now: datetime) -> ApprovalMessage:
+def _message(
+    uow: ApprovalsUnitOfWork, request: ApprovalRequest, votes: list[Vote], now: datetime, ticks: list[Tick] | None = None
+) -> ApprovalMessage:
     """The request's message as it stands: its votes and every approver's checklist ticks (every edit shows them; an
-    edit without them would say nobody ticked anything)."""
-    ticks = uow.approvals.ticks(request.id) if request.checklist else []
+    edit without them would say nobody ticked anything). ``ticks`` as the caller just read them, else read here."""
+    if ticks is None:
+        ticks = uow.approvals.ticks(request.id) if request.checklist else []
     return ApprovalMessage(request, votes, approvals_of(votes), now, ticks)
 
 

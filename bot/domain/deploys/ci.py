@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.config import CiGate, Service
+from bot.config import CiGate, OpsConfig, Service
 from bot.domain.deploys.model import Deploy, DeployKind
 from bot.domain.shared.errors import OpsError
 from bot.domain.shared.text import word_for
@@ -132,6 +132,12 @@ def gate_for(spec: Service, kind: DeployKind, environment: str) -> CiGate | None
     if gate.environments is not None and environment not in gate.environments:
         return None
     return gate
+
+
+def gate_of(config: OpsConfig, deploy: Deploy) -> CiGate | None:
+    """The CI gate the config sets now for ``deploy`` (its service may have lost it, or be gone, since it was requested)."""
+    spec = config.services.get(deploy.service)
+    return gate_for(spec, deploy.kind, deploy.environment) if spec is not None else None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from bot.config import CiGate
 from bot.domain.approvals.model import ApprovalState
 from bot.domain.approvals.service import ApprovalService
 from bot.domain.deploys import support
-from bot.domain.deploys.ci import CiReport, CiState, CiUnreadable, deadline, describe_failure, gate_for, minutes
+from bot.domain.deploys.ci import CiReport, CiState, CiUnreadable, deadline, describe_failure, gate_of, minutes
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import CiRefusedForRequester, NotStarted
@@ -73,8 +73,7 @@ class CiWaits:
         deploy = support.get(d, str(payload.get("deploy_id", "")))
         if deploy is None or deploy.state not in WAITING or not deploy.waits_for_ci:
             return
-        spec = d.config.services.get(deploy.service)
-        gate = gate_for(spec, deploy.kind, deploy.environment) if spec is not None else None
+        gate = gate_of(d.config, deploy)
         now = d.clock.now()
         if gate is None:  # the gate was removed from the config since: nothing to wait for
             self.green(actor, deploy.id, "no CI gate is configured any more")
@@ -141,8 +140,7 @@ class CiWaits:
             uow.deploys.update(deploy_id, ci_state=CiState.GREEN.value, ci_summary=summary, ci_checked_at=now)
             if deploy.approval_id is not None:
                 self._approvals.revise(uow, deploy.approval_id, details={CI_LABEL: summary})
-                spec = d.config.services.get(deploy.service)
-                gate = gate_for(spec, deploy.kind, deploy.environment) if spec is not None else None
+                gate = gate_of(d.config, deploy)
                 if gate is not None:  # green for real, not a gate removed from the config: checklist items on CI are ticked
                     note = ci_proof(gate.repo, deploy.version, summary)
                     self._approvals.satisfy(uow, deploy.approval_id, gate="ci", note=note)
@@ -206,8 +204,7 @@ class CiWaits:
             waiting = uow.deploys.waiting_for_ci()
         repaired = []
         for deploy in waiting:
-            spec = d.config.services.get(deploy.service)
-            gate = gate_for(spec, deploy.kind, deploy.environment) if spec is not None else None
+            gate = gate_of(d.config, deploy)
             every = gate.poll_seconds if gate is not None else 15.0
             last = deploy.ci_checked_at or deploy.requested_at
             if (now - last).total_seconds() < 3 * every + 2:

@@ -15,7 +15,7 @@ from bot.config import CiGate
 from bot.domain.approvals.model import ApprovalRequest, ApprovalState, Decision, Vote
 from bot.domain.approvals.ports import Approved
 from bot.domain.deploys import support
-from bot.domain.deploys.ci import gate_for, lock_seconds
+from bot.domain.deploys.ci import gate_of, lock_seconds
 from bot.domain.deploys.deps import DeployDeps
 from bot.domain.deploys.freeze_takeover import FreezeTakeover
 from bot.domain.deploys.messages import NotStarted
@@ -78,10 +78,7 @@ class DeployOutcomes:
 
     def _ci_gate(self, deploy: Deploy) -> CiGate | None:
         """The CI gate this deploy still waits for, if any."""
-        spec = self._d.config.services.get(deploy.service)
-        if not deploy.waits_for_ci or spec is None:
-            return None
-        return gate_for(spec, deploy.kind, deploy.environment)
+        return gate_of(self._d.config, deploy) if deploy.waits_for_ci else None
 
     def _lock_is_gone(self, deploy: Deploy, ttl: float) -> bool:
         """True when Redis says someone else holds (or nobody holds) the deploy's lock; renews it when it is still ours.
