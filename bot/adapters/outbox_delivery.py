@@ -103,13 +103,13 @@ class OutboxDelivery:
         delivered by another thread is waited for (up to ``IN_FLIGHT_WAIT_SECONDS``); one waiting for its retry
         (a 429's Retry-After, a backoff) keeps this one waiting too, for the worker's rounds.
         """
-        for effect_id in ids:
-            effect = self._table.get(effect_id)
-            if effect is None or effect.state != PENDING or not self._clear_ahead_of(effect):
-                continue
-            if (claimed := self._table.claim(effect.id)) is not None:
-                self._attempt(claimed)
-        return [self._pending(effect) for effect in self._table.undelivered_of(ids)]
+        with self._table.batch():
+            for effect in self._table.get_many(ids):
+                if effect.state != PENDING or not self._clear_ahead_of(effect):
+                    continue
+                if (claimed := self._table.claim(effect.id)) is not None:
+                    self._attempt(claimed)
+            return [self._pending(effect) for effect in self._table.undelivered_of(ids)]
 
     def _clear_ahead_of(self, effect: Effect) -> bool:
         """Deliver (or wait for) the older effects of ``effect``'s stream; True when none is left ahead of it."""
@@ -128,10 +128,11 @@ class OutboxDelivery:
     def drain(self, limit: int = 100) -> int:
         """One pass over due effects (each the oldest waiting one of its stream); how many were attempted."""
         attempted = 0
-        for effect in self._table.due(limit):
-            if (claimed := self._table.claim(effect.id)) is not None:
-                self._attempt(claimed)
-                attempted += 1
+        with self._table.batch():
+            for effect in self._table.due(limit):
+                if (claimed := self._table.claim(effect.id)) is not None:
+                    self._attempt(claimed)
+                    attempted += 1
         return attempted
 
     def _pending(self, effect: Effect) -> Pending:

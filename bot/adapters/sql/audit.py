@@ -126,19 +126,16 @@ class SqlAuditLog:
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
+        # The append statement is atomic on its own; autocommit ends the head's lock with it.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = clock
 
     @guard_db
     def record(self, entry: AuditEntry) -> AuditRecord:
         row = content(entry, self._clock.now())
         if self._engine.dialect.name == "postgresql":
-            with self._engine.connect() as conn:
-                # The statement is atomic on its own; autocommit ends the head's lock with it.
-                appended = (
-                    conn.execution_options(isolation_level="AUTOCOMMIT")
-                    .execute(PG_APPEND, {**row, "content_hash": content_hash(row)})
-                    .one()
-                )
+            with self._autocommit.connect() as conn:
+                appended = conn.execute(PG_APPEND, {**row, "content_hash": content_hash(row)}).one()
             row.update(seq=appended.seq, prev_hash=appended.prev_hash, hash=appended.hash)
             return _record(row)
         with self._engine.begin() as conn:

@@ -109,7 +109,10 @@ def _serialize_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A connection in AUTOCOMMIT (single atomic statements, like the outbox's delivery calls) opens no transaction:
+        # one begun here would never be committed, and closing the connection would roll its statements back.
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def guard_db(fn: Callable[..., T]) -> Callable[..., T]:

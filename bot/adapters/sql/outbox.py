@@ -9,12 +9,15 @@ give up at the deadline; and what operators use (`opsbot outbox list|retry|drop`
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from bot.adapters.sql.engine import guard_db, utc, utc_or_none
@@ -66,6 +69,9 @@ def _effect(row: Any) -> Effect:
         delivered_at=utc_or_none(row.delivered_at),
         last_error=row.last_error,
     )
+
+
+RECORD = outbox.insert()  # built once (see the delivery statements below); the values come as parameters
 
 
 class SqlOutbox:
@@ -148,36 +154,135 @@ class SqlOutbox:
     ) -> None:
         now = self._clock.now()
         result = self._conn.execute(
-            outbox.insert().values(
-                kind=kind,
-                key=key[:200],
-                stream=stream[:200],
-                target=target,
-                payload=json.dumps(payload, default=str),
-                run_at=run_at,
-                origin=origin[:200],
-                state=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                deadline_at=now + self._deadline,
-                created_at=now,
-            )
+            RECORD,
+            {
+                "kind": kind,
+                "key": key[:200],
+                "stream": stream[:200],
+                "target": target,
+                "payload": json.dumps(payload, default=str),
+                "run_at": run_at,
+                "origin": origin[:200],
+                "state": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "deadline_at": now + self._deadline,
+                "created_at": now,
+            },
         )
         self.recorded.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
 
 
+# Delivery's statements, built once: building a statement is most of what a short one costs in Python (coercion
+# and its cache key, which SQLAlchemy memoizes on the statement object). Bind names differ from column names, which
+# SQLAlchemy reserves in UPDATE … VALUES.
+_FREE = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < sa.bindparam("now"))
+GET = sa.select(outbox).where(outbox.c.id == sa.bindparam("effect_id"))
+GET_MANY = sa.select(outbox).where(outbox.c.id.in_(sa.bindparam("effect_ids", expanding=True))).order_by(outbox.c.id)
+BLOCKED_BY = (
+    sa.select(outbox)
+    .where(outbox.c.stream == sa.bindparam("stream_of"), outbox.c.id < sa.bindparam("effect_id"), outbox.c.state == PENDING)
+    .order_by(outbox.c.id)
+    .limit(1)
+)
+# The claim counts the attempt now, not when it ends: a deliverer that dies mid-attempt (the post may have reached
+# Slack) leaves a count that makes the next one look the message up before posting. RETURNING reads the row back in
+# the same statement (PostgreSQL; SQLite since 3.35).
+CLAIM = (
+    outbox.update()
+    .where(
+        outbox.c.id == sa.bindparam("effect_id"),
+        outbox.c.state == PENDING,
+        outbox.c.next_attempt_at <= sa.bindparam("now"),
+        _FREE,
+    )
+    .values(claimed_until=sa.bindparam("until"), attempts=outbox.c.attempts + 1)
+    .returning(*outbox.c)
+)
+LATER_UPDATE = (
+    sa.select(outbox.c.id)
+    .where(
+        outbox.c.key == sa.bindparam("key_of"),
+        outbox.c.kind == "slack.update",
+        outbox.c.id > sa.bindparam("effect_id"),
+        outbox.c.state == PENDING,
+    )
+    .limit(1)
+)
+MESSAGE = sa.select(slack_messages.c.channel, slack_messages.c.ts).where(slack_messages.c.key == sa.bindparam("key_of"))
+FINISHED = (
+    outbox.update()
+    .where(outbox.c.id == sa.bindparam("effect_id"))
+    .values(state=sa.bindparam("new_state"), delivered_at=sa.bindparam("at"), claimed_until=None, last_error=None)
+)
+_MESSAGE_ROW: dict[str, Any] = {
+    "key": sa.bindparam("key_of"),
+    "channel": sa.bindparam("channel_of"),
+    "ts": sa.bindparam("ts_of"),
+    "posted_at": sa.bindparam("at"),
+}
+# A message's key is recorded once: the first post's (channel, ts) stays, whoever records it again.
+REMEMBER_MESSAGE = {
+    "postgresql": postgresql.insert(slack_messages).values(_MESSAGE_ROW).on_conflict_do_nothing(index_elements=["key"]),
+    "sqlite": sqlite.insert(slack_messages).values(_MESSAGE_ROW).on_conflict_do_nothing(index_elements=["key"]),
+}
+
+
 class OutboxTable:
-    """Delivery's and operators' side of the outbox: each call is its own short transaction."""
+    """Delivery's and operators' side of the outbox: each call is its own short transaction.
+
+    Delivery's calls are single statements on a connection in autocommit (each is atomic on its own; a posted
+    message's key is recorded before its effect is marked delivered, so a crash between the two leaves a key that
+    makes the next attempt edit, never post a twin). Inside ``batch()`` they share one pooled connection, which spares
+    a pool checkout and reset per call (bench/ack_latency.py).
+    """
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = clock
+        self._bound = threading.local()
+        self._remember = REMEMBER_MESSAGE[engine.dialect.name]
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Delivery calls made by this thread inside the block share one connection (nested blocks reuse it)."""
+        if getattr(self._bound, "conn", None) is not None:
+            yield
+            return
+        with self._autocommit.connect() as conn:
+            self._bound.conn = conn
+            try:
+                yield
+            finally:
+                self._bound.conn = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        bound = getattr(self._bound, "conn", None)
+        if bound is None:
+            with self._autocommit.connect() as conn:
+                yield conn
+            return
+        try:
+            yield bound
+        except BaseException:
+            self._bound.conn = None  # a failed statement may have broken it: the batch's later calls take fresh ones
+            raise
 
     @guard_db
     def get(self, effect_id: int) -> Effect | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(outbox).where(outbox.c.id == effect_id)).first()
+        with self._connection() as conn:
+            row = conn.execute(GET, {"effect_id": effect_id}).first()
         return None if row is None else _effect(row)
+
+    @guard_db
+    def get_many(self, ids: list[int]) -> list[Effect]:
+        """The effects of ``ids`` that exist, in id order (the order they were recorded)."""
+        if not ids:
+            return []
+        with self._connection() as conn:
+            return [_effect(row) for row in conn.execute(GET_MANY, {"effect_ids": list(ids)})]
 
     @guard_db
     def pending_summary(self) -> tuple[int, datetime | None]:
@@ -209,14 +314,8 @@ class OutboxTable:
     @guard_db
     def blocked_by(self, effect: Effect) -> Effect | None:
         """The oldest effect recorded before ``effect`` in its stream that is still pending, if any."""
-        query = (
-            sa.select(outbox)
-            .where(outbox.c.stream == effect.stream, outbox.c.id < effect.id, outbox.c.state == PENDING)
-            .order_by(outbox.c.id)
-            .limit(1)
-        )
-        with self._engine.connect() as conn:
-            row = conn.execute(query).first()
+        with self._connection() as conn:
+            row = conn.execute(BLOCKED_BY, {"stream_of": effect.stream, "effect_id": effect.id}).first()
         return None if row is None else _effect(row)
 
     @guard_db
@@ -224,55 +323,38 @@ class OutboxTable:
         """Take ``effect_id`` for delivery (for ``CLAIM_SECONDS``): its row as it is now, or None.
 
         None when it is no longer pending, another deliverer holds it, or its next attempt is not due yet. The
-        row is read back inside the claim, so a deliverer never acts on a copy read before another deliverer's
+        row is read back by the claim itself, so a deliverer never acts on a copy read before another deliverer's
         attempt (whose ``attempts`` would say no earlier attempt may have reached Slack).
         """
         now = self._clock.now()
-        free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
-        with self._engine.begin() as conn:
-            result = conn.execute(
-                outbox.update()
-                .where(outbox.c.id == effect_id, outbox.c.state == PENDING, outbox.c.next_attempt_at <= now, free)
-                # Counted now, not when the attempt ends: a deliverer that dies mid-attempt (the post may have
-                # reached Slack) leaves a count that makes the next one look the message up before posting.
-                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), attempts=outbox.c.attempts + 1)
-            )
-            if result.rowcount != 1:
-                return None
-            row = conn.execute(sa.select(outbox).where(outbox.c.id == effect_id)).first()
+        with self._connection() as conn:
+            row = conn.execute(
+                CLAIM, {"effect_id": effect_id, "now": now, "until": now + timedelta(seconds=CLAIM_SECONDS)}
+            ).first()
         return None if row is None else _effect(row)
 
     @guard_db
     def later_update(self, effect: Effect) -> bool:
         """Whether a newer edit of the same message waits behind ``effect`` (then ``effect`` need not be delivered)."""
-        query = sa.select(outbox.c.id).where(
-            outbox.c.key == effect.key, outbox.c.kind == "slack.update", outbox.c.id > effect.id, outbox.c.state == PENDING
-        )
-        with self._engine.connect() as conn:
-            return conn.execute(query.limit(1)).first() is not None
+        with self._connection() as conn:
+            return conn.execute(LATER_UPDATE, {"key_of": effect.key, "effect_id": effect.id}).first() is not None
 
     @guard_db
     def message(self, key: str) -> tuple[str, str] | None:
         """(channel, ts) of the Slack message ``key`` became, once posted."""
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(slack_messages).where(slack_messages.c.key == key)).first()
+        with self._connection() as conn:
+            row = conn.execute(MESSAGE, {"key_of": key}).first()
         return None if row is None else (row.channel, row.ts)
 
     @guard_db
     def delivered(self, effect_id: int, *, posted: tuple[str, str, str] | None = None, state: str = DELIVERED) -> None:
         """Record the effect done (or ``superseded``); ``posted`` = (key, channel, ts) of the message it created."""
         now = self._clock.now()
-        with self._engine.begin() as conn:
-            if posted is not None:
+        with self._connection() as conn:
+            if posted is not None:  # first: a crash before the next statement leaves a key, so a retry edits
                 key, channel, ts = posted
-                exists = conn.execute(sa.select(slack_messages.c.key).where(slack_messages.c.key == key)).first()
-                if exists is None:
-                    conn.execute(slack_messages.insert().values(key=key, channel=channel, ts=ts, posted_at=now))
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.id == effect_id)
-                .values(state=state, delivered_at=now, claimed_until=None, last_error=None)
-            )
+                conn.execute(self._remember, {"key_of": key, "channel_of": channel, "ts_of": ts, "at": now})
+            conn.execute(FINISHED, {"effect_id": effect_id, "new_state": state, "at": now})
 
     @guard_db
     def retry_at(self, effect_id: int, at: datetime, error: str, *, did_nothing: bool = False) -> None:
@@ -347,9 +429,6 @@ class OutboxTable:
             )
         return int(result.rowcount)
 
-    def undelivered_of(self, ids: list[int]) -> Iterator[Effect]:
+    def undelivered_of(self, ids: list[int]) -> list[Effect]:
         """Those of ``ids`` still pending or failed, in order."""
-        for effect_id in ids:
-            effect = self.get(effect_id)
-            if effect is not None and effect.state in (PENDING, FAILED):
-                yield effect
+        return [effect for effect in self.get_many(ids) if effect.state in (PENDING, FAILED)]
