@@ -231,14 +231,17 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int], *, reaped: bool = False) -> float:
+    """User + system CPU of ``pids`` (/proc/<pid>/stat); with ``reaped``, also that of their children that have ended
+    (PostgreSQL's backends end with their connections; the postmaster reaps them and keeps their CPU)."""
     total = 0.0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+        total += ticks / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -377,6 +380,19 @@ class Run:
     target: str
     rate: int
     results: list[tuple[str, float, float, int]]  # (response key, sent at, ack seconds, HTTP status)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU per request (ms) the run and its backlog took, by process
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process (the bench's backends among them; the machine is otherwise quiet)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids
 
 
 async def fire(target: Target, secret: str, traffic: str, rate: int, duration: float, run: int, pending: list[Pending]) -> Run:
@@ -572,11 +588,21 @@ def main() -> None:
                     for traffic in kinds:
                         for target in group:
                             asyncio.run(fire(target, secret, traffic, min(rate, 20), 1.0, 0, pending))  # warm-up
-                            runs.append(asyncio.run(fire(target, secret, traffic, rate, args.duration, run, pending)))
+                            processes = {
+                                "workers": lambda t=target: workers_of(t.process.pid),
+                                "PostgreSQL": postgres_pids,
+                                "Slack emulator": lambda: [emulator.pid] if emulator.pid else [],
+                            }
+                            before = {name: cpu_seconds(pids(), reaped=True) for name, pids in processes.items()}
+                            done = asyncio.run(fire(target, secret, traffic, rate, args.duration, run, pending))
                             if target in targets[:2]:
                                 target.settle_seconds = max(target.settle_seconds, settle(target))
                             else:
                                 time.sleep(2)
+                            for name, pids in processes.items():
+                                spent = cpu_seconds(pids(), reaped=True) - before[name]
+                                done.cpu_ms[name] = spent * 1000 / max(1, len(done.results))
+                            runs.append(done)
         time.sleep(3)
         after_rss = {target.name: {pid: rss_mb(pid) for pid in workers_of(target.process.pid)} for target in targets}
         commands.put("dump")
@@ -668,6 +694,20 @@ def report(
             f"  {target.name:<34} took {target.commands} requests (warm-ups included); after a run it was busy "
             f"for up to {target.settle_seconds:.0f} s more"
         )
+    print("\nCPU per request (ms; medians over the runs), counted from the run's start until its backlog was done:")
+    print(f"  {'traffic':<7} {'target':<34} {'rate':>6} {'workers':>8} {'PostgreSQL':>10} {'emulator':>9} {'total':>7}  at most")
+    for traffic in kinds:
+        for rate in rates:
+            for target in targets[:2]:
+                mine = [r for r in runs if (r.traffic, r.target, r.rate) == (traffic, target.name, rate) and r.cpu_ms]
+                if not mine:
+                    continue
+                cost = {name: statistics.median(r.cpu_ms[name] for r in mine) for name in mine[0].cpu_ms}
+                total = sum(cost.values())
+                print(
+                    f"  {traffic:<7} {target.name:<34} {rate:>4}/s {cost['workers']:>8.1f} {cost['PostgreSQL']:>10.1f} "
+                    f"{cost['Slack emulator']:>9.1f} {total:>7.1f}  {(os.cpu_count() or 1) * 1000 / total:>5.0f}/s on {os.cpu_count()} CPUs"
+                )
     print(json.dumps({f"{k[0]} {k[1]} {k[2]}/s": round(v, 1) for k, v in medians.items()}))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -13,6 +14,7 @@ from gunicorn.glogging import Logger
 from bot.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SWITCH_INTERVAL_SECONDS = 0.0005  # the GIL's switch interval in a serve worker (bench/ack_latency.py)
 
 
 class RootLogger(Logger):  # type: ignore[misc]
@@ -62,6 +64,9 @@ class OpsbotServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        # An ack is a few hundred microseconds of Python, but it needs the GIL while the pool's threads run commands:
+        # each time it waits, it waits up to the switch interval (CPython's default: 5 ms), several times a request.
+        sys.setswitchinterval(float(os.environ.get("OPSBOT_SWITCH_INTERVAL", SWITCH_INTERVAL_SECONDS)))
         from bot.web import make_wsgi_app
         from bot.wiring import build_services
 
