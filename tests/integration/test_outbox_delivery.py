@@ -38,7 +38,11 @@ def effect_states(bot: Bot) -> list[tuple[str, str, int]]:
     engine = sa.create_engine(bot.settings.database_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT kind, state, attempts FROM outbox WHERE kind = 'slack.post' AND key LIKE 'approval:%' ORDER BY id"))
+            rows = conn.execute(
+                sa.text(
+                    "SELECT kind, state, attempts FROM outbox WHERE kind = 'slack.post' AND key LIKE 'approval:%' ORDER BY id"
+                )
+            )
             return [(r.kind, r.state, r.attempts) for r in rows]
     finally:
         engine.dispose()
