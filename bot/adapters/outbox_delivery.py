@@ -103,13 +103,15 @@ class OutboxDelivery:
         delivered by another thread is waited for (up to ``IN_FLIGHT_WAIT_SECONDS``); one waiting for its retry
         (a 429's Retry-After, a backoff) keeps this one waiting too, for the worker's rounds.
         """
+        done: set[int] = set()  # delivered (or superseded) by this call: nothing to read back for them
         with self._table.batch():
             for effect in self._table.get_many(ids):
                 if effect.state != PENDING or not self._clear_ahead_of(effect):
                     continue
-                if (claimed := self._table.claim(effect.id)) is not None:
-                    self._attempt(claimed)
-            return [self._pending(effect) for effect in self._table.undelivered_of(ids)]
+                if (claimed := self._table.claim(effect.id)) is not None and self._attempt(claimed):
+                    done.add(effect.id)
+            rest = [effect_id for effect_id in ids if effect_id not in done]
+            return [self._pending(effect) for effect in self._table.undelivered_of(rest)] if rest else []
 
     def _clear_ahead_of(self, effect: Effect) -> bool:
         """Deliver (or wait for) the older effects of ``effect``'s stream; True when none is left ahead of it."""
@@ -152,14 +154,15 @@ class OutboxDelivery:
             gave_up=effect.state == FAILED,
         )
 
-    def _attempt(self, effect: Effect) -> None:
+    def _attempt(self, effect: Effect) -> bool:
+        """Deliver a claimed effect, or schedule its retry, or give it up; True when it was delivered (or superseded)."""
         now = self._clock.now()
         if now >= effect.deadline_at:
             self._give_up(
                 effect,
                 f"not delivered by its deadline after {plural(effect.attempts - 1, 'attempt')}: {effect.last_error or 'no answer'}",
             )
-            return
+            return False
         try:
             posted = self._perform(effect)
         except Retry as wait:
@@ -179,6 +182,8 @@ class OutboxDelivery:
                 self._table.delivered(effect.id, state=SUPERSEDED)
             else:
                 self._table.delivered(effect.id, posted=posted if isinstance(posted, tuple) else None)
+            return True
+        return False
 
     def _backoff(self, attempts: int) -> float:
         """1, 2, 4 … seconds (capped at a minute), times a random factor between 1 and 1.5 so retries spread out."""
