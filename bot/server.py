@@ -14,7 +14,6 @@ from gunicorn.glogging import Logger
 from bot.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-SWITCH_INTERVAL_SECONDS = 0.0005  # the GIL's switch interval in a serve worker (bench/ack_latency.py)
 
 
 class RootLogger(Logger):  # type: ignore[misc]
@@ -66,7 +65,7 @@ class OpsbotServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         # An ack is a few hundred microseconds of Python, but it needs the GIL while the pool's threads run commands:
         # each time it waits, it waits up to the switch interval (CPython's default: 5 ms), several times a request.
-        sys.setswitchinterval(float(os.environ.get("OPSBOT_SWITCH_INTERVAL", SWITCH_INTERVAL_SECONDS)))
+        sys.setswitchinterval(self.settings.opsbot_gil_switch_ms / 1000)
         from bot.web import make_wsgi_app
         from bot.wiring import build_services
 

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     opsbot_queue: str = Field(default="opsbot", description="the RQ queue background jobs go through")
     port: int = 3000
     web_concurrency: int = 2
+    opsbot_gil_switch_ms: float = Field(
+        default=0.5,
+        gt=0,
+        le=100,
+        description="how often a serve worker's threads trade the GIL (ms); an ack waits up to this each time it needs it",
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = Field(
         default=None, description="json (one object a line) or console; unset: json unless stderr is a terminal"
