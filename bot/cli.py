@@ -98,6 +98,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
     config = _config(settings)
     _ready_database(settings, migrate=False)
     _setup_logging(settings)
+    sys.setswitchinterval(settings.opsbot_gil_switch_ms / 1000)  # acks wait less behind running commands (bot/server.py)
     services = build_services(settings, config=config, allow_embedded_redis=args.embedded_redis)
     if services.local_worker is not None:  # no `opsbot worker` in a single process: deliver and reconcile here
         from bot.background import Background
