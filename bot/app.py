@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import sys
+import threading
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltResponse
@@ -84,6 +87,28 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
 
     handlers.register_all(app)
     return app
+
+
+LISTENER_THREADS = 5  # as Bolt's own pool (slack_bolt.App: ThreadPoolExecutor(max_workers=5))
+
+
+def listener_pool(nice: int) -> ThreadPoolExecutor:
+    """Bolt's pool for lazy listeners (the commands' work), whose threads run ``nice`` steps below the process.
+
+    The threads that ack stay at the process's priority: when the CPU is short, the scheduler runs them first, and an
+    ack does not queue behind the commands it hands over (bench/ack_latency.py). Raising a thread's niceness needs no
+    privilege; where the system cannot do it per thread (it is Linux's), the pool runs at the process's priority.
+    """
+
+    def lower_priority() -> None:
+        if nice > 0 and sys.platform.startswith("linux"):
+            try:
+                thread = threading.get_native_id()  # on Linux, a thread's id names the thread alone
+                os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
+            except OSError as exc:
+                log.warning("could not lower the listener threads' priority: %s", exc)
+
+    return ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener", initializer=lower_priority)
 
 
 EVENT_SEEN_SECONDS = 3600  # Slack retries an event three times within about an hour (Events API, "Retries")

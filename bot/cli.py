@@ -87,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_socket(args: argparse.Namespace) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.app import create_app
+    from bot.app import create_app, listener_pool
     from bot.wiring import build_services
 
     settings = _settings()
@@ -106,7 +106,8 @@ def cmd_socket(args: argparse.Namespace) -> int:
         Background(services).start()
     # slack_sdk's client calls a connection stale after 4 ping intervals without a pong and then reconnects: at its
     # default of 10 s a silently dropped socket leaves opsbot deaf for 40 s; at 3 s, for about 12.
-    handler = SocketModeHandler(create_app(settings, services, mode="socket"), app_token, ping_interval=SOCKET_PING_SECONDS)
+    app = create_app(settings, services, mode="socket", executor=listener_pool(settings.opsbot_listener_nice))
+    handler = SocketModeHandler(app, app_token, ping_interval=SOCKET_PING_SECONDS)
     _open_socket(handler.connect)
     threading.Event().wait()  # SocketModeHandler.start() without its connect: the client's threads do the work
     return 0

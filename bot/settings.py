@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     opsbot_queue: str = Field(default="opsbot", description="the RQ queue background jobs go through")
     port: int = 3000
     web_concurrency: int = 2
+    opsbot_listener_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how far below the process the threads that run commands are scheduled (Linux nice steps; 0: not)",
+    )
     opsbot_gil_switch_ms: float = Field(
         default=0.5,
         gt=0,

@@ -13,7 +13,7 @@ from bot import alertmanager_receiver
 from bot.adapters.metrics import CONTENT_TYPE
 from bot.adapters.sql.engine import ping as ping_db
 from bot.adapters.status_page import STATUS_PATHS, StatusPageApp, StatusPageRenderer
-from bot.app import create_app
+from bot.app import create_app, listener_pool
 from bot.domain.shared.errors import Unavailable
 from bot.settings import Settings
 from bot.wiring import Runtime
@@ -50,7 +50,9 @@ def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
     """``POST /slack/events`` for Slack; ``GET /healthz`` (alive), ``GET /readyz`` (Redis and database) and
     ``GET /metrics`` (Prometheus); ``POST /alertmanager`` for Alertmanager's webhook (``bot.alertmanager_receiver``);
     ``GET /status`` and ``/status.json``, the public status page (404 unless enabled)."""
-    slack = SlackRequestHandler(create_app(settings, services), path="/slack/events")
+    slack = SlackRequestHandler(
+        create_app(settings, services, executor=listener_pool(settings.opsbot_listener_nice)), path="/slack/events"
+    )
     status_page = StatusPageApp(services.status_board, StatusPageRenderer(settings.opsbot_templates))
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
