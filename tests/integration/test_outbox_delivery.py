@@ -6,7 +6,9 @@ them leaves a key, and the retry edits that message instead of posting a twin.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -14,9 +16,11 @@ import sqlalchemy as sa
 from pytest_mock import MockerFixture
 
 from bot.adapters.sql import outbox as outbox_sql
+from bot.adapters.sql.engine import PING_AFTER_IDLE_SECONDS
 from bot.config import OpsConfig
 from bot.console.slack_emulator import SlackEmulator
 from tests.deploy_kit import ServiceDouble, deploy_config, services_double, state_dir  # noqa: F401 - fixtures
+from tests.faults import TcpProxy, pg_proxy  # noqa: F401 - fixtures
 from tests.support import Bot
 
 
@@ -80,5 +84,32 @@ def test_a_batch_that_loses_its_connection_midway_leaves_the_rest_for_the_worker
     assert "Requested" in reply and requests_posted(bot) == []
     assert effect_states(bot) == [("slack.post", "pending", 0)]
     bot.services.delivery.drain()
+    assert len(requests_posted(bot)) == 1
+    assert effect_states(bot) == [("slack.post", "delivered", 1)]
+
+
+def test_a_connection_cut_while_slack_takes_the_post_is_replaced_and_the_delivery_recorded(
+    emulator: SlackEmulator,
+    pg_url: str,
+    pg_proxy: TcpProxy,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    config: OpsConfig,
+) -> None:
+    """The batch's connection sits idle while Slack answers; PostgreSQL's side of it is cut meanwhile: the next call
+    pings it, takes a fresh one, and records the post, so the worker has nothing left to do."""
+    bot = Bot(emulator=emulator, db_url=pg_proxy.url_for(pg_url), redis_client=redis_client, prefix=redis_prefix, config=config)
+    original = emulator.handle
+
+    def slow_post_and_cut(path: str, headers: dict[str, str], raw: str) -> Any:
+        if path.endswith("/chat.postMessage") and "Approval needed" in raw:
+            pg_proxy.cut()  # every open connection to PostgreSQL dies; new ones are let through
+            pg_proxy.restore()
+            time.sleep(PING_AFTER_IDLE_SECONDS + 0.3)
+        return original(path, headers, raw)
+
+    emulator.handle = slow_post_and_cut  # type: ignore[method-assign]
+    reply = bot.command("deploy v1.2.3 to production", user="U0DEV", timeout=15).seen()
+    assert "Requested" in reply and "waiting" not in reply.lower().split("requested", 1)[0]
     assert len(requests_posted(bot)) == 1
     assert effect_states(bot) == [("slack.post", "delivered", 1)]

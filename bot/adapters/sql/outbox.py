@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from bot.adapters.sql.engine import guard_db, utc, utc_or_none
+from bot.adapters.sql.engine import PING_AFTER_IDLE_SECONDS, guard_db, utc, utc_or_none
 from bot.adapters.sql.tables import outbox, slack_messages
 from bot.domain.shared.ports import Clock, Message, MessageRef
 from bot.render import Renderer
@@ -247,28 +248,50 @@ class OutboxTable:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Delivery calls made by this thread inside the block share one connection (nested blocks reuse it)."""
-        if getattr(self._bound, "conn", None) is not None:
+        if getattr(self._bound, "active", False):
             yield
             return
-        with self._autocommit.connect() as conn:
-            self._bound.conn = conn
-            try:
-                yield
-            finally:
-                self._bound.conn = None
+        self._bound.active, self._bound.conn, self._bound.used = True, None, 0.0
+        try:
+            yield
+        finally:
+            conn, self._bound.active, self._bound.conn = self._bound.conn, False, None
+            if conn is not None:
+                conn.close()
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        bound = getattr(self._bound, "conn", None)
-        if bound is None:
+        if not getattr(self._bound, "active", False):
             with self._autocommit.connect() as conn:
                 yield conn
             return
+        bound = self._batch_connection()
         try:
             yield bound
         except BaseException:
             self._bound.conn = None  # a failed statement may have broken it: the batch's later calls take fresh ones
+            bound.close()
             raise
+        finally:
+            self._bound.used = time.monotonic()
+
+    def _batch_connection(self) -> Connection:
+        """The batch's connection; one that sat idle (a Slack call, a retry's wait) is pinged first, as the pool pings
+        an idle connection at checkout, and replaced when the ping fails."""
+        bound: Connection | None = self._bound.conn
+        if bound is not None and time.monotonic() - self._bound.used > PING_AFTER_IDLE_SECONDS:
+            dbapi = bound.connection.dbapi_connection
+            try:
+                if dbapi is None:
+                    raise ConnectionError("no DBAPI connection")
+                self._engine.dialect.do_ping(dbapi)
+            except Exception:  # any driver error: that connection is gone; the pool gives a fresh one
+                bound.invalidate()
+                bound.close()
+                bound = None
+        if bound is None:
+            bound = self._bound.conn = self._autocommit.connect()
+        return bound
 
     @guard_db
     def get(self, effect_id: int) -> Effect | None:
