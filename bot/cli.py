@@ -52,10 +52,12 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def _ready_database(settings: Settings, *, migrate: bool) -> None:
-    from bot.adapters.sql.engine import create_db_engine, pending_migrations, upgrade
+    from bot.adapters.sql.engine import create_db_engine, pending_migrations, schema_at_head, upgrade
 
     engine = create_db_engine(settings.database_url)
     try:
+        if schema_at_head(engine):  # the common case, told without loading alembic
+            return
         if migrate:
             upgrade(settings.database_url)
         elif pending := pending_migrations(engine):
