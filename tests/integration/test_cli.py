@@ -202,6 +202,16 @@ def test_console_upgrades_a_database_an_older_opsbot_left_behind(tmp_path: Path)
     assert schema_at_head(create_db_engine(url))
 
 
+def test_importing_the_cli_loads_neither_pydantic_nor_the_config_so_a_command_controls_its_start_up() -> None:
+    # `opsbot console` pauses the garbage collector from its first heavy import (bot/cli.py, _collector_paused).
+    probe = (
+        "import sys, bot.cli; print([m for m in ('pydantic', 'bot.config', 'bot.settings', 'sqlalchemy') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_console_reads_a_script_from_stdin(tmp_path: Path) -> None:
     script = "/ops lock api staging --reason 'stdin demo'\n/ops locks\nwhoami\n"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_", "REDIS_URL", "DATABASE_URL"))}
