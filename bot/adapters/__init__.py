@@ -9,7 +9,7 @@ def _import_httpx_without_its_cli() -> None:
     """Import httpx without its command-line client, which opsbot never runs.
 
     httpx imports the client whenever click, rich and pygments are installed (rq brings click; the others come
-    with development tools): about 70 ms, a tenth of `opsbot console`'s start-up (bench/console_startup.py). ``None``
+    with development tools): about 70 ms of `opsbot console`'s start-up (bench/console_startup.py). ``None``
     in sys.modules makes that one import fail, so httpx keeps its stub ``main``; the entry is removed afterwards.
     Every module that imports httpx is an adapter, so this runs before any of them.
     """
