@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import json
 import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from bot.config import ConfigError, OpsConfig, load_config
 from bot.domain.shared.errors import OpsError
 from bot.domain.shared.text import plural
-from bot.settings import MissingSetting, Settings
+
+if TYPE_CHECKING:
+    from bot.config import OpsConfig
+    from bot.settings import Settings
+
+# Importing this module stays cheap (no pydantic, no config models): main() starts, and a command imports what it needs,
+# so `opsbot console` can start up with the garbage collector paused (_collector_paused) from its first heavy import.
 
 EXAMPLE_CONFIG = "opsbot.example.yml"
 
 
 def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    from bot.settings import MissingSetting, Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -39,6 +48,8 @@ def _settings() -> Settings:
 
 
 def _config(settings: Settings) -> OpsConfig:
+    from bot.config import load_config
+
     return load_config(Path(settings.opsbot_config))
 
 
@@ -52,10 +63,12 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def _ready_database(settings: Settings, *, migrate: bool) -> None:
-    from bot.adapters.sql.engine import create_db_engine, pending_migrations, upgrade
+    from bot.adapters.sql.engine import create_db_engine, pending_migrations, schema_at_head, upgrade
 
     engine = create_db_engine(settings.database_url)
     try:
+        if schema_at_head(engine):  # the common case, told without loading alembic
+            return
         if migrate:
             upgrade(settings.database_url)
         elif pending := pending_migrations(engine):
@@ -69,6 +82,7 @@ def _ready_database(settings: Settings, *, migrate: bool) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.server import serve
+    from bot.settings import MissingSetting
 
     settings = _settings()
     if args.port:
@@ -88,6 +102,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.app import create_app, listener_pool
+    from bot.settings import MissingSetting
     from bot.wiring import build_services
 
     settings = _settings()
@@ -160,6 +175,7 @@ def _open_socket(connect: Callable[[], Any]) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.settings import MissingSetting
     from bot.worker import run_worker
 
     settings = _settings()
@@ -184,24 +200,44 @@ def console_settings() -> Settings:
     return settings
 
 
-def cmd_console(args: argparse.Namespace) -> int:
-    from bot.adapters.local_jobs import InProcessJobs
-    from bot.console.demo_services import with_demo_services
-    from bot.console.shell import ConsoleSession, run, split_script
-    from bot.domain.shared.ports import SystemClock
-    from bot.wiring import build_services
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Start up with Python's cyclic garbage collector paused, then freeze what start-up built out of its later passes.
 
-    settings = console_settings()
-    config, demo = with_demo_services(_config(settings))  # opsbot-demo.invalid URLs → a loopback demo server
-    _ready_database(settings, migrate=True)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # Jobs run on the console's own threads even with REDIS_URL set: a worker elsewhere could not reach the console's
-    # local Slack, and without one, a queued deploy would wait forever holding its lock.
-    session = ConsoleSession(
-        settings,
-        lambda s: build_services(s, config=config, allow_embedded_redis=True, jobs=InProcessJobs(SystemClock())),
-        user=args.user,
-    )
+    Start-up builds a few hundred thousand objects that live as long as the process (modules, classes, pydantic's
+    validators, the wiring) and almost no garbage; the collector's passes over them while they were being built took
+    about a fifth of `opsbot console`'s start-up (bench/console_startup.py). ``gc.freeze()`` keeps later collections
+    from walking them again; the collector is running again (if it was) when the block ends, however it ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    with _collector_paused():
+        from bot.adapters.local_jobs import InProcessJobs
+        from bot.console.demo_services import with_demo_services
+        from bot.console.shell import ConsoleSession, run, split_script
+        from bot.domain.shared.ports import SystemClock
+        from bot.wiring import build_services
+
+        settings = console_settings()
+        config, demo = with_demo_services(_config(settings))  # opsbot-demo.invalid URLs → a loopback demo server
+        _ready_database(settings, migrate=True)
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        # Jobs run on the console's own threads even with REDIS_URL set: a worker elsewhere could not reach the
+        # console's local Slack, and without one, a queued deploy would wait forever holding its lock.
+        session = ConsoleSession(
+            settings,
+            lambda s: build_services(s, config=config, allow_embedded_redis=True, jobs=InProcessJobs(SystemClock())),
+            user=args.user,
+        )
     try:
         lines = split_script(args.command) if args.command else None
         return run(session, lines, interactive=lines is None and sys.stdin.isatty())
@@ -221,6 +257,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError, load_config
+
     settings = _settings()
     path = Path(args.config) if args.config else Path(settings.opsbot_config)
     config = load_config(path)
@@ -243,6 +281,7 @@ def _check_metric_queries(config: OpsConfig, source: str) -> str | None:
     """Every guardrail query through Prometheus' own parser (its API when reachable, else promtool); raises ConfigError
     naming each query that does not parse. What was checked and how, or None when there are no guardrails."""
     from bot.adapters.prometheus import PrometheusReader, promtool_check
+    from bot.config import ConfigError
     from bot.domain.shared.metrics import MetricUnreadable
 
     queries = {
@@ -503,15 +542,6 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[Any], int] = args.func
     try:
         return func(args)
-    except MissingSetting as exc:
-        print(f"opsbot: {exc}", file=sys.stderr)
-        return 2
-    except ConfigError as exc:
-        found = [error for error in exc.errors if not error.startswith("(")]  # "(run where opsbot runs …)" is a hint
-        print(f"opsbot: the ops config {exc.source} has {plural(len(found), 'error')}:", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
-        return 1
     except UsageProblem as exc:
         print(f"opsbot: {exc}", file=sys.stderr)
         return 2
@@ -527,6 +557,20 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:  # the settings' and the config's errors, whose modules the command itself loaded
+        from bot.config import ConfigError
+        from bot.settings import MissingSetting
+
+        if isinstance(exc, MissingSetting):
+            print(f"opsbot: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, ConfigError):
+            found = [error for error in exc.errors if not error.startswith("(")]  # "(run where opsbot runs …)" is a hint
+            print(f"opsbot: the ops config {exc.source} has {plural(len(found), 'error')}:", file=sys.stderr)
+            for error in exc.errors:
+                print(f"  {error}", file=sys.stderr)
+            return 1
+        raise
 
 
 class UsageProblem(Exception):

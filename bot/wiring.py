@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -34,7 +34,6 @@ from bot.adapters.pagerduty import PagerDutyEvents, PagerDutyOnCall
 from bot.adapters.prometheus import PrometheusReader
 from bot.adapters.redis.connection import connect
 from bot.adapters.redis.home_viewers import RedisHomeViewers
-from bot.adapters.redis.jobs import RqJobs
 from bot.adapters.redis.lock_waiters import RedisLockWaiters
 from bot.adapters.redis.locks import RedisLockStore
 from bot.adapters.redis.state import RedisState
@@ -100,6 +99,9 @@ from bot.domain.status.deps import StatusDeps
 from bot.domain.status.service import StatusBoard
 from bot.render import Renderer
 from bot.settings import MissingSetting, Settings
+
+if TYPE_CHECKING:
+    from bot.adapters.redis.jobs import RqJobs  # rq loads only where the queue is RQ, not in the console
 
 
 @dataclass(frozen=True)
@@ -454,6 +456,8 @@ def job_queue(settings: Settings, r: redis.Redis, clock: Clock, metrics: Metrics
     an idle connection before using it; a longer outage reaches the caller as ``Unavailable``.
     """
     if settings.redis_url and not is_embedded(r):
+        from bot.adapters.redis.jobs import RqJobs
+
         connection = redis.Redis.from_url(
             settings.redis_url,
             socket_timeout=5,

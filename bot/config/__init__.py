@@ -285,7 +285,7 @@ def parse_config(data: Any, source: str = "<config>") -> OpsConfig:
         raise ConfigError(source, errors) from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeys(yaml.constructor.SafeConstructor):
     """YAML's safe loader, except that a key given twice in one mapping is an error.
 
     Plain YAML lets the later key win silently (YAML 1.2 says keys must be unique; PyYAML does not check):
@@ -313,6 +313,23 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
+    """PyYAML's own parser, in Python: its error messages name what it found (``found undefined alias 'x'``)."""
+
+
+class _FastUniqueKeyLoader(_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser (a tenth of the time: 20 ms → 2 ms for opsbot.example.yml) with the same constructor."""
+
+
+def _load_yaml(text: str) -> Any:
+    """``text`` read by libyaml; when libyaml refuses it, read again by PyYAML's Python parser, whose answer (or error,
+    which names what it found) is the one given. Both are safe loaders: no arbitrary objects."""
+    try:
+        return yaml.load(text, Loader=_FastUniqueKeyLoader)
+    except yaml.YAMLError:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def load_config(path: Path) -> OpsConfig:
     """Read and validate the YAML file at ``path``."""
     try:
@@ -322,7 +339,7 @@ def load_config(path: Path) -> OpsConfig:
     except OSError as exc:
         raise ConfigError(str(path), [f"(file): cannot be read: {exc.strerror}"]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+        data = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from bot.config import OpsConfig, parse_config
+from bot.console.loopback import LoopbackServer
 
 DEMO_ORIGINS = ("http://opsbot-demo.invalid", "https://opsbot-demo.invalid")
 
 
-class DemoServer(ThreadingHTTPServer):
-    daemon_threads = True
+class DemoServer(LoopbackServer):
     request_queue_size = 64  # the default 5 would drop connections when every check starts at once
 
 
@@ -55,9 +55,7 @@ class DemoServices:
                 pass
 
         self.server = DemoServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="console-demo-services", daemon=True
-        ).start()
+        self.server.start("console-demo-services")
 
     @property
     def origin(self) -> str:
@@ -65,8 +63,7 @@ class DemoServices:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 def uses_demo(config: OpsConfig) -> bool:

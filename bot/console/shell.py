@@ -58,7 +58,7 @@ class TrackingExecutor(ThreadPoolExecutor):
     def __init__(self) -> None:
         super().__init__(max_workers=8, thread_name_prefix="console-listener")
         self._pending: set[Future[Any]] = set()
-        self._guard = threading.Lock()
+        self._guard = threading.Condition()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future = super().submit(fn, *args, **kwargs)
@@ -70,15 +70,12 @@ class TrackingExecutor(ThreadPoolExecutor):
     def _done(self, future: Future[Any]) -> None:
         with self._guard:
             self._pending.discard(future)
+            self._guard.notify_all()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._guard:
-                if not self._pending:
-                    return True
-            time.sleep(0.01)
-        return False
+        """Whether the work in flight finished within ``timeout`` seconds; returns as soon as it has."""
+        with self._guard:
+            return self._guard.wait_for(lambda: not self._pending, timeout)
 
 
 @dataclass

@@ -17,10 +17,11 @@ import itertools
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bot.console.loopback import LoopbackServer
 from bot.console.slack_files import FileMethods
 from bot.console.slack_model import ApiCall, Channel, Failure, Posted, ResponseTarget
 
@@ -53,7 +54,7 @@ class SlackEmulator(FileMethods):
         self._failures: dict[str, list[Failure]] = {}
         self._counter = itertools.count(1)
         self._lock = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
         self._clock = time.time()
         FileMethods.__init__(self)
 
@@ -93,17 +94,13 @@ class SlackEmulator(FileMethods):
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(  # a short poll: stop() returns within 50 ms, not the default 500
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-emulator", daemon=True
-        ).start()
+        self._server = LoopbackServer((host, port), Handler)
+        self._server.start("slack-emulator")
         return self
 
     def stop(self) -> None:
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     @property

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from bot.adapters.sql.audit import SqlAuditLog
-from bot.adapters.sql.engine import create_db_engine
+from bot.adapters.sql.engine import create_db_engine, schema_at_head, upgrade
 from bot.domain.shared.ports import AuditEntry, SystemClock
 from tests.servers import free_port
 from tests.support import config_data
@@ -189,6 +189,27 @@ def test_console_runs_on_a_fresh_machine_with_no_environment(tmp_path: Path) -> 
     assert "(now acting as @alice U0ADMIN)" in out
     assert "AUDIT LOG" in out and "command.lock" in out
     assert (tmp_path / "opsbot.db").exists()
+
+
+def test_console_upgrades_a_database_an_older_opsbot_left_behind(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ops.db"
+    upgrade(url, "0005_durable_operations")
+
+    result = opsbot("console", "-c", "/ops lock api production --reason older", "-c", "/ops locks", env={"DATABASE_URL": url})
+
+    assert result.returncode == 0, result.stderr
+    assert "held by hand: older" in result.stdout
+    assert schema_at_head(create_db_engine(url))
+
+
+def test_importing_the_cli_loads_neither_pydantic_nor_the_config_so_a_command_controls_its_start_up() -> None:
+    # `opsbot console` pauses the garbage collector from its first heavy import (bot/cli.py, _collector_paused).
+    probe = (
+        "import sys, bot.cli; print([m for m in ('pydantic', 'bot.config', 'bot.settings', 'sqlalchemy') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_console_reads_a_script_from_stdin(tmp_path: Path) -> None:

@@ -18,8 +18,10 @@ from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import (
     alembic_config,
     create_db_engine,
+    head_revisions,
     metadata,
     pending_migrations,
+    schema_at_head,
     upgrade,
 )
 from bot.adapters.sql.tables import deploys, incident_timeline, incidents, slack_messages
@@ -57,6 +59,34 @@ def test_migrated_schema_matches_the_declared_tables(db_url: str) -> None:
 def test_the_history_has_exactly_one_head() -> None:
     assert SCRIPT.get_heads() == [HEAD]
     assert "0005_durable_operations" in AFTER_MERGE
+
+
+def test_the_heads_read_from_the_version_files_are_alembics_heads() -> None:
+    assert head_revisions() == set(SCRIPT.get_heads()) == {HEAD}
+
+
+def test_a_version_file_that_does_not_read_as_expected_leaves_the_heads_to_alembic(tmp_path: Path) -> None:
+    (tmp_path / "0001_a.py").write_text('revision = "0001_a"\ndown_revision = None\n', encoding="utf-8")
+    (tmp_path / "0002_b.py").write_text('revision: str = "0002_b"\ndown_revision: str | None = "0001_a"\n', encoding="utf-8")
+    assert head_revisions(tmp_path) == {"0002_b"}
+
+    (tmp_path / "0003_c.py").write_text('revision = make_id()\ndown_revision = "0002_b"\n', encoding="utf-8")
+    assert head_revisions(tmp_path) is None
+
+
+def test_the_schema_is_at_head_only_once_every_migration_is_applied(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    assert not schema_at_head(create_db_engine(url))  # no alembic_version table yet
+    for head in OLD_HEADS:
+        upgrade(url, head)
+    assert not schema_at_head(create_db_engine(url))
+
+    upgrade(url)
+
+    assert schema_at_head(create_db_engine(url))
+    with create_db_engine(url).begin() as conn:  # a database migrated by a newer opsbot than this one
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    assert not schema_at_head(create_db_engine(url))
 
 
 def test_an_empty_database_has_every_revision_pending(tmp_path: Path) -> None:

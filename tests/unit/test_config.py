@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from bot.config import ConfigError, dump_config, load_config, parse_config, services
+from bot.config import ConfigError, _FastUniqueKeyLoader, _UniqueKeyLoader, dump_config, load_config, parse_config, services
 from tests.support import config_data
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "opsbot.example.yml"
@@ -64,6 +65,19 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert caught.value.errors[0].startswith("line ")
+
+
+def test_invalid_yaml_names_what_was_found_there(tmp_path: Path) -> None:
+    path = tmp_path / "opsbot.yml"
+    path.write_text("channels:\n  deployments: *deploys\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.errors == ["line 2, column 16: invalid YAML: found undefined alias 'deploys'"]
+
+
+def test_the_example_config_reads_the_same_through_libyaml_and_python() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert yaml.load(text, Loader=_FastUniqueKeyLoader) == yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def test_missing_file_says_how_to_fix_it(tmp_path: Path) -> None:

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from bot.domain.shared.errors import Unavailable
+
+if TYPE_CHECKING:  # alembic is imported where it is used: loading it is a tenth of `opsbot console`'s start-up
+    from alembic.config import Config
 
 log = logging.getLogger("opsbot.db")
 
@@ -163,6 +164,8 @@ def _reason(exc: DBAPIError) -> str:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
@@ -174,6 +177,8 @@ def upgrade(url: str, revision: str = "head") -> None:
 
     Raises ``sqlalchemy.exc.OperationalError`` when the database cannot be reached.
     """
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
@@ -183,11 +188,54 @@ def pending_migrations(engine: Engine) -> set[str]:
     Works from any starting point: an empty database, one at an older head of the history, or one
     at several branch heads at once (as databases migrated before 0004_merge_families are).
     """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_heads()
     applied = {rev.revision for rev in script.iterate_revisions(current, "base")} if current else set()
     return {rev.revision for rev in script.walk_revisions()} - applied
+
+
+_ASSIGNED = re.compile(r"^(revision|down_revision|depends_on)\b[^=\n]*=\s*(.+?)\s*$", re.M)
+
+
+def head_revisions(versions: Path = MIGRATIONS / "versions") -> frozenset[str] | None:
+    """The heads of the migration history (revision ids no other revision builds on), read from the version files'
+    ``revision = …`` and ``down_revision = …`` lines without loading alembic. None when a file does not read that
+    way or uses ``depends_on``: then only alembic can tell."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        found = dict(_ASSIGNED.findall(path.read_text(encoding="utf-8")))
+        try:
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found["down_revision"])
+            depends_on = ast.literal_eval(found.get("depends_on", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str) or depends_on is not None:
+            return None
+        revisions.add(revision)
+        parents.update([down] if isinstance(down, str) else down or ())
+    return frozenset(revisions - parents) or None
+
+
+def schema_at_head(engine: Engine) -> bool:
+    """Whether the database's ``alembic_version`` names exactly the history's heads: nothing to migrate. False when
+    it cannot be told (no version table yet, an unreadable history, an unreachable database): ask alembic then."""
+    heads = head_revisions()
+    if heads is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return False
+    return len(current) == len(heads) and set(current) == heads
 
 
 @guard_db
