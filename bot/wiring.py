@@ -414,9 +414,7 @@ class Runtime:
         self.adapters.shutdown.request()
         if self.local_worker is not None:
             self.local_worker.close()
-        closing = getattr(self.adapters.metrics_reader, "close", None)  # PrometheusReader; NoMetricsStore has none
-        if callable(closing):
-            closing()
+        self.adapters.metrics_reader.close()
 
 
 def embedded_redis() -> redis.Redis:

@@ -25,6 +25,10 @@ class MetricsReader(Protocol):
         out); raises MetricUnreadable like ``read`` (no series, several series …)."""
         ...
 
+    def close(self) -> None:
+        """Let go of connections the reader holds (at shutdown); reading again afterwards is not supported."""
+        ...
+
 
 class NoMetricsStore:
     """The reader when no `prometheus:` section is configured: every read is unreadable, saying so."""
@@ -34,6 +38,9 @@ class NoMetricsStore:
 
     def read_range(self, query: str, *, start: datetime, end: datetime, step_seconds: float) -> list[tuple[datetime, float]]:
         raise MetricUnreadable("no `prometheus:` section is configured")
+
+    def close(self) -> None:
+        """Nothing to let go of."""
 
 
 def number(value: float) -> str:
