@@ -170,11 +170,13 @@ class GithubDouble:
 
     # ----- on demand -----
 
-    def exhaust(self, seconds: int) -> None:
-        """Spend the primary rate limit: requests get 403 until ``x-ratelimit-reset`` (now + ``seconds``, whole seconds)."""
+    def exhaust(self, seconds: int) -> int:
+        """Spend the primary rate limit: requests get 403 until ``x-ratelimit-reset`` (now + ``seconds``, whole seconds),
+        which it returns (epoch seconds)."""
         with self._lock:
             self._reset = math.ceil(time.time()) + seconds
             self._used = self.rate_limit
+            return self._reset
 
     def secondary(self, count: int, retry_after: int, status: int = 403) -> None:
         """The next ``count`` requests hit a secondary rate limit (``status`` 403 or 429, with ``retry-after``)."""

@@ -137,8 +137,7 @@ def test_an_unknown_repository_is_a_404_naming_it(github: GithubDouble) -> None:
 
 def test_a_spent_rate_limit_says_when_it_resets(github: GithubDouble) -> None:
     github.add_check("v1.2.3", "build")
-    github.exhaust(120)
-    reset = time.gmtime(time.time() + 120)
+    reset = time.gmtime(github.exhaust(120))
     error = refused(github)
     assert error.outcome == "ci_rate_limited"
     assert f"is spent until {reset.tm_hour:02d}:{reset.tm_min:02d}" in error.message and "try again then" in error.message
