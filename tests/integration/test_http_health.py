@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from tests.health_stubs import (
     hang,
     huge,
     json_reply,
+    raw_server,
     redirect,
+    reset,
     self_signed_tls,
     serving,
     silent_listener,
@@ -73,6 +76,51 @@ def test_a_self_signed_certificate_is_a_tls_error(tmp_path: Path) -> None:
     with serving({"/health": HEALTHY}, tls=self_signed_tls(tmp_path)) as server:
         reason = only(probe([{"url": server.url()}])).reason
     assert reason == "TLS error: certificate not trusted (self-signed certificate)"
+
+
+def test_a_certificate_trusted_by_the_given_tls_context_is_healthy(tmp_path: Path) -> None:
+    with serving({"/health": HEALTHY}, tls=self_signed_tls(tmp_path)) as server:
+        trusting = ssl.create_default_context(cafile=tmp_path / "cert.pem")
+        config = make_config(services={"api": {"environments": {"production": {"health": [{"url": server.url()}]}}}})
+        report = HttpHealthProbe(config, {}, verify=trusting).check("api", "production")
+    assert (report.status, only(report).reason) == ("healthy", None)
+
+
+def test_a_tls_port_that_never_answers_times_out_in_the_handshake() -> None:
+    with silent_listener() as port:
+        assert (
+            only(probe([{"url": f"https://127.0.0.1:{port}/health", "timeout_ms": 800}])).reason
+            == "timeout after 800 ms in the TLS handshake"
+        )
+
+
+def test_an_answer_that_is_not_http_is_a_bad_http_answer() -> None:
+    with raw_server(lambda conn: conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")) as port:
+        reason = only(probe([{"url": f"http://127.0.0.1:{port}/health"}])).reason
+    assert reason is not None and reason.startswith("bad HTTP answer: ")
+
+
+def test_a_server_that_closes_without_answering_is_a_bad_http_answer() -> None:
+    with raw_server(lambda conn: None) as port:
+        reason = only(probe([{"url": f"http://127.0.0.1:{port}/health"}])).reason
+    assert reason == "bad HTTP answer: Server disconnected without sending a response."
+
+
+def test_a_reset_connection() -> None:
+    with raw_server(reset) as port:
+        assert only(probe([{"url": f"http://127.0.0.1:{port}/health"}])).reason == "connection reset by the server"
+
+
+def test_an_invalid_url_is_named() -> None:
+    reason = only(probe([{"url": "http://[::1/health"}])).reason
+    assert reason is not None and reason.startswith("invalid URL: ")
+
+
+def test_the_probe_names_itself_in_the_user_agent() -> None:
+    with serving({"/health": HEALTHY}) as server:
+        probe([{"url": server.url()}])
+        sent = server.headers_seen[0]
+    assert sent["User-Agent"] == "opsbot-health/1"
 
 
 def test_a_non_json_body_where_json_is_expected() -> None:
