@@ -1,22 +1,32 @@
 """The health probe over HTTP: every check of every asked service at once, under one concurrency cap.
 
-Each request has its own deadline covering connect, TLS, headers and the whole body (httpx's read
-timeout alone restarts with every byte, so a server trickling one byte a second would never time
-out), a read cap for huge bodies, and a redirect limit. Transport failures become short reasons a
-person can act on. The verdicts (status codes, JSON expectations, latency) are the domain's.
+Each request has its own deadline covering connect, TLS, headers and the whole body (a read timeout alone
+restarts with every byte, so a server trickling one byte a second would never time out), a read cap for
+huge bodies, and a redirect limit. Transport failures become short reasons a person can act on. The
+verdicts (status codes, JSON expectations, latency) are the domain's.
+
+The requests go through aiohttp: about a quarter of httpx's CPU per request, which is what lets one
+process start a thousand checks within the timeout's margin (``bench/health_fanout.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+import urllib.request
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 
 from bot.adapters.metrics import Metrics
@@ -26,14 +36,8 @@ from bot.domain.health.model import HealthReport
 from bot.domain.shared.errors import NotFound
 
 USER_AGENT = "opsbot-health/1"
-# httpcore's trace events, in the order a request goes through them, and what a person calls that step.
-PHASES = (
-    ("connect_tcp", "connecting"),
-    ("start_tls", "in the TLS handshake"),
-    ("send_request", "sending the request"),
-    ("receive_response_headers", "waiting for a response"),
-    ("receive_response_body", "reading the body"),
-)
+STARTS_PER_TURN = 32  # requests that start per turn of the event loop (bench/health_fanout.py: 1,000 checks)
+SOCKETS_KEPT_FREE = 256  # file descriptors left for the database, Redis, Slack and logs when the limit is low
 
 
 @dataclass
@@ -42,10 +46,19 @@ class Progress:
 
     phase: str = "connecting"
     received: int = 0
+    sock: socket.socket | None = None  # the request's socket once made: connected means TCP is done and TLS is not
+
+    def stalled_in(self, url: str) -> str:
+        if self.phase == "connecting" and url.startswith("https:") and _connected(self.sock):
+            return "in the TLS handshake"
+        return self.phase
+
+
+_progress: ContextVar[Progress] = ContextVar("health_request_progress")
 
 
 class HttpHealthProbe:
-    """``HealthProbe`` and ``HealthFanout`` on httpx + asyncio; one event loop per call, on the caller's thread."""
+    """``HealthProbe`` and ``HealthFanout`` on aiohttp + asyncio; one event loop per call, on the caller's thread."""
 
     def __init__(
         self,
@@ -82,24 +95,30 @@ class HttpHealthProbe:
 
     async def _check_all(self, work: list[tuple[tuple[str, str], ServiceEnvironment]]) -> list[HealthReport]:
         settings = self._config.health
-        gate = asyncio.Semaphore(settings.concurrency)
+        # DNS look-ups run in the loop's default executor: threads the loop's end does not wait for, so a DNS
+        # server that never answers costs its checks their timeout, not the whole command its resolver's retries.
+        asyncio.get_running_loop().set_default_executor(_Abandoned(max_workers=40, thread_name_prefix="health-dns"))
         if self._verify is None:
-            # One SSL context for the whole probe: building one per client costs more than a local check.
+            # httpx's context: the same trust store (certifi, or SSL_CERT_FILE / SSL_CERT_DIR) as before aiohttp.
             self._verify = httpx.create_ssl_context()
-        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
-        async with httpx.AsyncClient(
-            follow_redirects=True,
-            max_redirects=settings.max_redirects,
-            limits=limits,
-            verify=self._verify,
+        cap = sockets_allowed(settings.concurrency)
+        connector = aiohttp.TCPConnector(limit=cap, ssl=self._verify, resolver=aiohttp.ThreadedResolver(), socket_factory=_socket)
+        async with aiohttp.ClientSession(
+            connector=connector,
             headers={"User-Agent": USER_AGENT},
-        ) as client:
-            fetcher = Fetcher(client, gate, settings.max_body_kb * 1024, settings.max_redirects)
+            timeout=aiohttp.ClientTimeout(),  # no timeouts of aiohttp's own: the per-request deadline is ours
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies set along a redirect chain, IP hosts too
+            trace_configs=[_tracing()],
+        ) as session:
+            fetcher = Fetcher(session, asyncio.Semaphore(cap), settings.max_body_kb * 1024, settings.max_redirects)
             return list(await asyncio.gather(*(self._target(fetcher, service, env, spec) for (service, env), spec in work)))
 
     async def _target(self, fetcher: Fetcher, service: str, environment: str, spec: ServiceEnvironment) -> HealthReport:
-        checks = asyncio.gather(*(self._observe(fetcher, check) for check in spec.health))
-        seen, (version, version_error) = await asyncio.gather(checks, self._version(fetcher, spec))
+        if len(spec.health) == 1 and spec.version_url is None:  # the usual case: no task more than the service's own
+            seen, (version, version_error) = [await self._observe(fetcher, spec.health[0])], (None, None)
+        else:
+            checks = asyncio.gather(*(self._observe(fetcher, check) for check in spec.health))
+            seen, (version, version_error) = await asyncio.gather(checks, self._version(fetcher, spec))
         outcomes = [judge(check, observation) for check, observation in zip(spec.health, seen, strict=True)]
         return HealthReport(service, environment, overall(o.status for o in outcomes), outcomes, version, version_error)
 
@@ -129,75 +148,82 @@ class HttpHealthProbe:
 class Fetcher:
     """One request at a time per concurrency slot: observe it, or say why it failed."""
 
-    def __init__(self, client: httpx.AsyncClient, gate: asyncio.Semaphore, cap: int, max_redirects: int) -> None:
-        self._client = client
+    def __init__(self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, cap: int, max_redirects: int) -> None:
+        self._session = session
         self._gate = gate
         self._cap = cap
         self._max_redirects = max_redirects
+        self._proxies = urllib.request.getproxies()  # HTTP(S)_PROXY / NO_PROXY, read once per fan-out
+        self._starting = asyncio.Semaphore(STARTS_PER_TURN)
 
     async def fetch(self, method: str, url: str, headers: dict[str, str], timeout_ms: int) -> Observation:
-        async with self._gate:  # waiting for a slot is not the service's latency: the clock starts after
+        async with self._gate:  # waiting for a slot is not the service's time: the deadline starts after
             progress = Progress()
+            _progress.set(progress)
             started = time.perf_counter()
-
-            def elapsed() -> float:
-                return (time.perf_counter() - started) * 1000
-
             try:
                 async with asyncio.timeout(timeout_ms / 1000):
-                    return await self._request(method, url, headers, timeout_ms, progress, elapsed)
-            except (TimeoutError, httpx.TimeoutException):  # our deadline, or httpx's connect/read timeout
-                return Observation(latency_ms=elapsed(), error=timeout_reason(timeout_ms, progress))
-            except httpx.TooManyRedirects:
-                return Observation(latency_ms=elapsed(), error=f"redirect loop: more than {self._max_redirects} redirects")
-            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-                return Observation(error=f"invalid URL: {exc}"[:160])
+                    await self._turn_to_start()
+                    started = time.perf_counter()  # the latency counts from here: the queue to start is not the service's
+                    return await self._request(method, url, headers, progress, started)
+            except TimeoutError:
+                return Observation(latency_ms=_since(started), error=timeout_reason(timeout_ms, progress, url))
+            except aiohttp.TooManyRedirects:
+                return Observation(latency_ms=_since(started), error=f"redirect loop: more than {self._max_redirects} redirects")
+            except aiohttp.InvalidURL as exc:
+                return Observation(error=f"invalid URL: {exc.__cause__ or exc}"[:160])
+            except aiohttp.NonHttpUrlClientError as exc:  # a redirect to ftp:// or mailto:
+                return Observation(error=f"invalid URL: {exc} is not HTTP"[:160])
             except Exception as exc:  # every other failure is a failed check with a reason, never an error
-                return Observation(latency_ms=elapsed(), error=transport_reason(exc, url))
+                return Observation(latency_ms=_since(started), error=transport_reason(exc, url))
 
-    async def _request(
-        self, method: str, url: str, headers: dict[str, str], timeout_ms: int, progress: Progress, elapsed: Callable[[], float]
-    ) -> Observation:
-        async def trace(event: str, info: dict[str, Any]) -> None:
-            for step, phase in PHASES:
-                if step in event and event.endswith(".started"):
-                    progress.phase = phase
+    async def _turn_to_start(self) -> None:
+        """Wait for this request's turn: a few requests start per turn of the event loop, and answers are read between.
 
-        request = self._client.build_request(method, url, headers=headers, timeout=timeout_ms / 1000, extensions={"trace": trace})
-        response = await self._client.send(request, stream=True)
-        try:
+        Started all at once, each of a thousand requests would wait for all the others' connecting before its own
+        answer is read, and healthy answers would read as slow. The first yield lets every check that has a slot
+        set its deadline before any request spends CPU, so the command ends within about the timeout.
+        """
+        await asyncio.sleep(0)
+        await self._starting.acquire()
+        asyncio.get_running_loop().call_soon(self._starting.release)
+
+    async def _request(self, method: str, url: str, headers: dict[str, str], progress: Progress, started: float) -> Observation:
+        async with self._session.request(
+            method,
+            url,
+            headers=headers,
+            max_redirects=self._max_redirects + 1,  # aiohttp counts the redirect that breaks the limit as one of them
+            proxy=_env_proxy(url, self._proxies),
+        ) as response:
             progress.phase = "reading the body"
-            body, truncated = await self._read(response, progress)
-        finally:
-            await response.aclose()
+            chunks: list[bytes] = []
+            async for chunk in response.content.iter_any():
+                progress.received += len(chunk)
+                if progress.received > self._cap:
+                    break
+                chunks.append(chunk)
         return Observation(
-            latency_ms=elapsed(),
-            status_code=response.status_code,
-            body=body,
+            latency_ms=_since(started),
+            status_code=response.status,
+            body=b"".join(chunks),
             content_type=response.headers.get("content-type", ""),
-            truncated_at=self._cap if truncated else None,
+            truncated_at=self._cap if progress.received > self._cap else None,
         )
 
-    async def _read(self, response: httpx.Response, progress: Progress) -> tuple[bytes, bool]:
-        chunks: list[bytes] = []
-        async for chunk in response.aiter_bytes():
-            progress.received += len(chunk)
-            if progress.received > self._cap:
-                return b"".join(chunks), True
-            chunks.append(chunk)
-        return b"".join(chunks), False
 
-
-def timeout_reason(timeout_ms: int, progress: Progress) -> str:
-    if progress.phase == "reading the body":
+def timeout_reason(timeout_ms: int, progress: Progress, url: str) -> str:
+    phase = progress.stalled_in(url)
+    if phase == "reading the body":
         return f"timeout after {timeout_ms} ms reading the body ({progress.received} bytes so far)"
-    return f"timeout after {timeout_ms} ms {progress.phase}"
+    return f"timeout after {timeout_ms} ms {phase}"
 
 
 def transport_reason(exc: BaseException, url: str) -> str:
     """A failed request as a person would describe it: DNS, refused, TLS, a broken answer …"""
-    chain = _causes(exc)
-    for cause in chain:
+    for cause in _causes(exc):
+        if isinstance(cause, aiohttp.ClientSSLError):
+            continue  # aiohttp's wrapper is an SSLError too: the reason is in the one it wraps
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"TLS error: certificate not trusted ({cause.verify_message or cause.reason})"
         if isinstance(cause, ssl.SSLError):
@@ -205,14 +231,17 @@ def transport_reason(exc: BaseException, url: str) -> str:
             hint = " (is it plain HTTP?)" if "wrong version" in reason or "record layer" in reason else ""
             return f"TLS error: {reason}{hint}"
         if isinstance(cause, socket.gaierror):
-            return f"DNS failure: cannot resolve {httpx.URL(url).host}"
-        if isinstance(cause, ConnectionRefusedError):
+            return f"DNS failure: cannot resolve {urlsplit(url).hostname}"
+        if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:  # one address or several, all refused
             return "connection refused"
-        if isinstance(cause, ConnectionResetError):
+        if isinstance(cause, OSError) and cause.errno == errno.ECONNRESET:
             return "connection reset by the server"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"bad HTTP answer: {str(exc)[:100] or 'server disconnected'}"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "bad HTTP answer: Server disconnected without sending a response."
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        detail = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+        return f"bad HTTP answer: {_one_line(detail)[:100] or 'server disconnected'}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect: {str(exc)[:100]}"
     return f"request failed: {type(exc).__name__}"
 
@@ -224,3 +253,74 @@ def _causes(exc: BaseException) -> list[BaseException]:
         seen.append(node)
         node = node.__cause__ or node.__context__
     return seen
+
+
+def sockets_allowed(concurrency: int) -> int:
+    """``health.concurrency``, lowered where the process may not open that many sockets (a 1,024 file limit, say)."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: no limit to read
+        return concurrency
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return concurrency
+    return max(1, min(concurrency, soft - SOCKETS_KEPT_FREE))
+
+
+def _one_line(text: str) -> str:
+    """aiohttp's parser errors on one line, without the caret line under the bad bytes."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip() and set(line.strip()) != {"^"})
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _tracing() -> aiohttp.TraceConfig:
+    """aiohttp's request events, each moving the current request's ``Progress`` to what a person calls that step."""
+
+    def moves_to(phase: str) -> Any:
+        async def handler(session: aiohttp.ClientSession, context: SimpleNamespace, params: Any) -> None:
+            _progress.get().phase = phase
+
+        return handler
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_connection_create_start.append(moves_to("connecting"))
+    tracing.on_connection_create_end.append(moves_to("sending the request"))
+    tracing.on_connection_reuseconn.append(moves_to("sending the request"))
+    tracing.on_request_headers_sent.append(moves_to("waiting for a response"))
+    tracing.on_request_redirect.append(moves_to("connecting"))
+    return tracing
+
+
+def _socket(address: Any) -> socket.socket:
+    """aiohttp's own socket, remembered by the request that made it (to tell a TCP stall from a TLS one)."""
+    family, kind, proto, _, _ = address
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    _progress.get().sock = sock
+    return sock
+
+
+def _connected(sock: socket.socket | None) -> bool:
+    try:
+        return sock is not None and bool(sock.getpeername())
+    except OSError:  # not connected yet, or already closed
+        return False
+
+
+def _env_proxy(url: str, proxies: dict[str, str]) -> str | None:
+    """The proxy the environment names for ``url`` (as httpx honoured it), or None."""
+    if not proxies:
+        return None
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):  # NO_PROXY
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
+class _Abandoned(ThreadPoolExecutor):
+    """A thread pool whose shutdown never waits: a hung ``getaddrinfo`` finishes on its own, answering no one."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)

@@ -116,6 +116,15 @@ def test_an_invalid_url_is_named() -> None:
     assert reason is not None and reason.startswith("invalid URL: ")
 
 
+def test_a_proxy_named_in_the_environment_carries_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serving({"http://api.internal.invalid/health": HEALTHY}) as proxy:  # a proxy sees the whole URL
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        report = probe([{"url": "http://api.internal.invalid/health"}])
+    assert (report.status, only(report).reason) == ("healthy", None)
+
+
 def test_the_probe_names_itself_in_the_user_agent() -> None:
     with serving({"/health": HEALTHY}) as server:
         probe([{"url": server.url()}])
