@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
+import resource
 import socket
 import ssl
 import time
@@ -98,11 +100,10 @@ class HttpHealthProbe:
         # DNS look-ups run in the loop's default executor: threads the loop's end does not wait for, so a DNS
         # server that never answers costs its checks their timeout, not the whole command its resolver's retries.
         asyncio.get_running_loop().set_default_executor(_Abandoned(max_workers=40, thread_name_prefix="health-dns"))
-        if self._verify is None:
-            # httpx's context: the same trust store (certifi, or SSL_CERT_FILE / SSL_CERT_DIR) as before aiohttp.
-            self._verify = httpx.create_ssl_context()
         cap = sockets_allowed(settings.concurrency)
-        connector = aiohttp.TCPConnector(limit=cap, ssl=self._verify, resolver=aiohttp.ThreadedResolver(), socket_factory=_socket)
+        connector = aiohttp.TCPConnector(
+            limit=cap, ssl=self._verify or default_tls(), resolver=aiohttp.ThreadedResolver(), socket_factory=_socket
+        )
         async with aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": USER_AGENT},
@@ -255,12 +256,14 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """httpx's context, built once per process (tens of ms): the trust store (certifi, SSL_CERT_FILE) used before aiohttp."""
+    return httpx.create_ssl_context()
+
+
 def sockets_allowed(concurrency: int) -> int:
     """``health.concurrency``, lowered where the process may not open that many sockets (a 1,024 file limit, say)."""
-    try:
-        import resource
-    except ImportError:  # not a POSIX system: no limit to read
-        return concurrency
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return concurrency
@@ -281,7 +284,9 @@ def _tracing() -> aiohttp.TraceConfig:
 
     def moves_to(phase: str) -> Any:
         async def handler(session: aiohttp.ClientSession, context: SimpleNamespace, params: Any) -> None:
-            _progress.get().phase = phase
+            progress = _progress.get(None)
+            if progress is not None:
+                progress.phase = phase
 
         return handler
 
@@ -298,7 +303,9 @@ def _socket(address: Any) -> socket.socket:
     """aiohttp's own socket, remembered by the request that made it (to tell a TCP stall from a TLS one)."""
     family, kind, proto, _, _ = address
     sock = socket.socket(family=family, type=kind, proto=proto)
-    _progress.get().sock = sock
+    progress = _progress.get(None)
+    if progress is not None:
+        progress.sock = sock
     return sock
 
 

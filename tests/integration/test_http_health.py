@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.adapters import http_health
 from bot.adapters.http_health import HttpHealthProbe
 from bot.domain.health.model import CheckOutcome, HealthReport
 from bot.domain.shared.errors import NotFound
@@ -228,3 +229,8 @@ def test_many_services_are_checked_in_one_fan_out() -> None:
 def test_an_unknown_service_is_not_found() -> None:
     with pytest.raises(NotFound):
         HttpHealthProbe(make_config(), {}).check("nope", "production")
+
+
+def test_the_cap_is_lowered_where_the_process_may_open_few_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_health.resource, "getrlimit", lambda which: (1024, 4096))
+    assert (http_health.sockets_allowed(1000), http_health.sockets_allowed(200)) == (768, 200)
