@@ -156,14 +156,20 @@ class Fetcher:
         self._max_redirects = max_redirects
         self._proxies = urllib.request.getproxies()  # HTTP(S)_PROXY / NO_PROXY, read once per fan-out
         self._starting = asyncio.Semaphore(STARTS_PER_TURN)
+        self._began = asyncio.get_running_loop().time()
 
     async def fetch(self, method: str, url: str, headers: dict[str, str], timeout_ms: int) -> Observation:
-        async with self._gate:  # waiting for a slot is not the service's time: the deadline starts after
+        loop = asyncio.get_running_loop()
+        # The deadline starts when the check has a slot: for those under the cap, when the fan-out began (not when
+        # the event loop first got round to them); for the others, when a slot came free.
+        slot_was_free = not self._gate.locked()
+        async with self._gate:
+            deadline = (self._began if slot_was_free else loop.time()) + timeout_ms / 1000
             progress = Progress()
             _progress.set(progress)
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(timeout_ms / 1000):
+                async with asyncio.timeout_at(deadline):
                     await self._turn_to_start()
                     started = time.perf_counter()  # the latency counts from here: the queue to start is not the service's
                     return await self._request(method, url, headers, progress, started)
@@ -182,10 +188,8 @@ class Fetcher:
         """Wait for this request's turn: a few requests start per turn of the event loop, and answers are read between.
 
         Started all at once, each of a thousand requests would wait for all the others' connecting before its own
-        answer is read, and healthy answers would read as slow. The first yield lets every check that has a slot
-        set its deadline before any request spends CPU, so the command ends within about the timeout.
+        answer is read, and healthy answers would read as slow.
         """
-        await asyncio.sleep(0)
         await self._starting.acquire()
         asyncio.get_running_loop().call_soon(self._starting.release)
 
