@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.adapters import http_health
+from bot.adapters import health_fetcher
 from bot.adapters.http_health import HttpHealthProbe
 from bot.domain.health.model import CheckOutcome, HealthReport
 from bot.domain.shared.errors import NotFound
@@ -232,5 +232,5 @@ def test_an_unknown_service_is_not_found() -> None:
 
 
 def test_the_cap_is_lowered_where_the_process_may_open_few_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http_health.resource, "getrlimit", lambda which: (1024, 4096))
-    assert (http_health.sockets_allowed(1000), http_health.sockets_allowed(200)) == (768, 200)
+    monkeypatch.setattr(health_fetcher.resource, "getrlimit", lambda which: (1024, 4096))
+    assert (health_fetcher.sockets_allowed(1000), health_fetcher.sockets_allowed(200)) == (768, 200)
