@@ -1,10 +1,12 @@
-"""Fan-out benchmark: 200 health endpoints on one local server, one of which never answers.
+"""Fan-out benchmark: 200 (or 1,000) health endpoints on one local server, one of which never answers.
 
 Prints, from one run, the wall time of `/ops health all` (through the dispatcher: parse, role check,
 the concurrent fan-out, the message layout, audit) next to the per-check timeout, and of the same
-200 checks made one after another. Asserts nothing: the figures go in docs/health.md.
+checks made one after another. Asserts nothing: the figures go in docs/health.md.
 
-    python bench/health_fanout.py [--endpoints 200] [--latency-ms 20] [--timeout-ms 2000]
+    python bench/health_fanout.py [--endpoints 200] [--latency-ms 20] [--timeout-ms 2000] [--cap N]
+
+``--cap`` sets health.concurrency for the dispatcher rows; without it they run at the config's default.
 """
 
 from __future__ import annotations
