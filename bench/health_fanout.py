@@ -1,10 +1,12 @@
-"""Fan-out benchmark: 200 health endpoints on one local server, one of which never answers.
+"""Fan-out benchmark: 200 (or 1,000) health endpoints on one local server, one of which never answers.
 
 Prints, from one run, the wall time of `/ops health all` (through the dispatcher: parse, role check,
 the concurrent fan-out, the message layout, audit) next to the per-check timeout, and of the same
-200 checks made one after another. Asserts nothing: the figures go in docs/health.md.
+checks made one after another. Asserts nothing: the figures go in docs/health.md.
 
-    python bench/health_fanout.py [--endpoints 200] [--latency-ms 20] [--timeout-ms 2000]
+    python bench/health_fanout.py [--endpoints 200] [--latency-ms 20] [--timeout-ms 2000] [--cap N]
+
+``--cap`` sets health.concurrency for the dispatcher rows; without it they run at the config's default.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from bot.adapters.http_health import HttpHealthProbe
 from bot.adapters.sql.engine import upgrade
 from bot.config import OpsConfig, parse_config
+from bot.config.health import HealthSettings
 from bot.domain.shared.policy import Actor
 from bot.settings import Settings
 from bot.wiring import build_services
@@ -31,7 +34,9 @@ from bot.wiring import build_services
 
 class FleetServer(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 512
+    # Each real service has an accept queue of its own; one of 512 for the whole fleet overflowed when 1,000
+    # connections came at once (the kernel drops the SYNs, and the client tries again a second later).
+    request_queue_size = 4096
 
 
 def run_fleet(latency_ms: int, silent: int, ready: Any) -> None:
@@ -66,7 +71,7 @@ def start_fleet(latency_ms: int, silent: int, stopping: threading.Event) -> Flee
     return server
 
 
-def fleet_config(port: int, endpoints: int, timeout_ms: int, concurrency: int) -> OpsConfig:
+def fleet_config(port: int, endpoints: int, timeout_ms: int, concurrency: int | None) -> OpsConfig:
     check = {"expect_json": {"status": "healthy"}, "timeout_ms": timeout_ms, "warn_ms": 500, "critical_ms": timeout_ms}
     services = {
         f"svc-{i:03d}": {
@@ -80,7 +85,7 @@ def fleet_config(port: int, endpoints: int, timeout_ms: int, concurrency: int) -
             "roles": {"admin": ["U0ADMIN"], "approver": [], "deployer": [], "viewer": ["*"]},
             "environments": {"production": {}},
             "services": services,
-            "health": {"concurrency": concurrency},
+            "health": {} if concurrency is None else {"concurrency": concurrency},
         },
         "bench",
     )
@@ -97,8 +102,9 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=200)
     parser.add_argument("--latency-ms", type=int, default=20, help="how long each healthy endpoint takes to answer")
     parser.add_argument("--timeout-ms", type=int, default=2000, help="the per-check timeout")
-    parser.add_argument("--cap", type=int, default=200, help="health.concurrency for the fan-out runs")
+    parser.add_argument("--cap", type=int, default=None, help="health.concurrency for the dispatcher runs (default: its default)")
     args = parser.parse_args()
+    cap = HealthSettings().concurrency if args.cap is None else args.cap
 
     silent = args.endpoints * 2 // 3
     ctx = mp.get_context("spawn")
@@ -123,17 +129,17 @@ def main() -> None:
             rows.append(
                 (
                     f"/ops health all (dispatcher), {label}",
-                    args.cap,
+                    cap,
                     wall,
                     f"{counts.healthy} healthy, {counts.failed} failed; {blocks} blocks",
                 )
             )
         services.local_worker.close()  # type: ignore[attr-defined]
 
-    for cap in sorted({50, args.endpoints}):
-        probe = HttpHealthProbe(fleet_config(port, args.endpoints, args.timeout_ms, cap), {})
+    for each in sorted({50, args.endpoints}):
+        probe = HttpHealthProbe(fleet_config(port, args.endpoints, args.timeout_ms, each), {})
         wall, reports = timed(partial(probe.check_many, pairs))
-        rows.append(("fan-out in the domain engine (check_many)", cap, wall, _verdicts(reports)))
+        rows.append(("fan-out in the domain engine (check_many)", each, wall, _verdicts(reports)))
 
     one_by_one = HttpHealthProbe(fleet_config(port, args.endpoints, args.timeout_ms, 1), {})
     wall, reports = timed(partial(one_by_one.check_many, pairs))
@@ -146,10 +152,10 @@ def main() -> None:
         f"{args.endpoints} endpoints on one local server (its own process), endpoint {silent} never answers; healthy ones answer in "
         f"{args.latency_ms} ms; per-check timeout {args.timeout_ms} ms\n"
     )
-    print(f"| {'run':<42} | {'cap':>4} | {'wall s':>7} | {'÷ timeout':>9} | result")
-    print(f"|{'-' * 44}|{'-' * 6}|{'-' * 9}|{'-' * 11}|{'-' * 40}")
-    for name, cap, wall, note in rows:
-        print(f"| {name:<42} | {cap:>4} | {wall:>7.2f} | {wall / timeout_s:>8.2f}× | {note}")
+    print(f"| {'run':<50} | {'cap':>4} | {'wall s':>7} | {'÷ timeout':>9} | result")
+    print(f"|{'-' * 52}|{'-' * 6}|{'-' * 9}|{'-' * 11}|{'-' * 40}")
+    for name, each, wall, note in rows:
+        print(f"| {name:<50} | {each:>4} | {wall:>7.2f} | {wall / timeout_s:>8.2f}× | {note}")
 
 
 def _verdicts(reports: list[Any]) -> str:

@@ -72,7 +72,7 @@ class Watch(Strict):
 class HealthSettings(Strict):
     """How `/ops health` probes (caps that keep one slow fleet from hurting the bot) and what it watches."""
 
-    concurrency: int = Field(default=200, ge=1, le=2000)
+    concurrency: int = Field(default=1000, ge=1, le=2000)
     max_body_kb: int = Field(default=1024, ge=1, le=65_536)
     max_redirects: int = Field(default=5, ge=0, le=20)
     watches: list[Watch] = Field(default_factory=list)

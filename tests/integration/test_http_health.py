@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.adapters import health_fetcher
 from bot.adapters.http_health import HttpHealthProbe
 from bot.domain.health.model import CheckOutcome, HealthReport
 from bot.domain.shared.errors import NotFound
@@ -15,7 +17,9 @@ from tests.health_stubs import (
     hang,
     huge,
     json_reply,
+    raw_server,
     redirect,
+    reset,
     self_signed_tls,
     serving,
     silent_listener,
@@ -73,6 +77,60 @@ def test_a_self_signed_certificate_is_a_tls_error(tmp_path: Path) -> None:
     with serving({"/health": HEALTHY}, tls=self_signed_tls(tmp_path)) as server:
         reason = only(probe([{"url": server.url()}])).reason
     assert reason == "TLS error: certificate not trusted (self-signed certificate)"
+
+
+def test_a_certificate_trusted_by_the_given_tls_context_is_healthy(tmp_path: Path) -> None:
+    with serving({"/health": HEALTHY}, tls=self_signed_tls(tmp_path)) as server:
+        trusting = ssl.create_default_context(cafile=tmp_path / "cert.pem")
+        config = make_config(services={"api": {"environments": {"production": {"health": [{"url": server.url()}]}}}})
+        report = HttpHealthProbe(config, {}, verify=trusting).check("api", "production")
+    assert (report.status, only(report).reason) == ("healthy", None)
+
+
+def test_a_tls_port_that_never_answers_times_out_in_the_handshake() -> None:
+    with silent_listener() as port:
+        assert (
+            only(probe([{"url": f"https://127.0.0.1:{port}/health", "timeout_ms": 800}])).reason
+            == "timeout after 800 ms in the TLS handshake"
+        )
+
+
+def test_an_answer_that_is_not_http_is_a_bad_http_answer() -> None:
+    with raw_server(lambda conn: conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")) as port:
+        reason = only(probe([{"url": f"http://127.0.0.1:{port}/health"}])).reason
+    assert reason is not None and reason.startswith("bad HTTP answer: ")
+
+
+def test_a_server_that_closes_without_answering_is_a_bad_http_answer() -> None:
+    with raw_server(lambda conn: None) as port:
+        reason = only(probe([{"url": f"http://127.0.0.1:{port}/health"}])).reason
+    assert reason == "bad HTTP answer: Server disconnected without sending a response."
+
+
+def test_a_reset_connection() -> None:
+    with raw_server(reset) as port:
+        assert only(probe([{"url": f"http://127.0.0.1:{port}/health"}])).reason == "connection reset by the server"
+
+
+def test_an_invalid_url_is_named() -> None:
+    reason = only(probe([{"url": "http://[::1/health"}])).reason
+    assert reason is not None and reason.startswith("invalid URL: ")
+
+
+def test_a_proxy_named_in_the_environment_carries_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serving({"http://api.internal.invalid/health": HEALTHY}) as proxy:  # a proxy sees the whole URL
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        report = probe([{"url": "http://api.internal.invalid/health"}])
+    assert (report.status, only(report).reason) == ("healthy", None)
+
+
+def test_the_probe_names_itself_in_the_user_agent() -> None:
+    with serving({"/health": HEALTHY}) as server:
+        probe([{"url": server.url()}])
+        sent = server.headers_seen[0]
+    assert sent["User-Agent"] == "opsbot-health/1"
 
 
 def test_a_non_json_body_where_json_is_expected() -> None:
@@ -171,3 +229,8 @@ def test_many_services_are_checked_in_one_fan_out() -> None:
 def test_an_unknown_service_is_not_found() -> None:
     with pytest.raises(NotFound):
         HttpHealthProbe(make_config(), {}).check("nope", "production")
+
+
+def test_the_cap_is_lowered_where_the_process_may_open_few_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health_fetcher.resource, "getrlimit", lambda which: (1024, 4096))
+    assert (health_fetcher.sockets_allowed(1000), health_fetcher.sockets_allowed(200)) == (768, 200)
