@@ -66,11 +66,16 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
+    if args.count < 1:
+        parser.error("--count must be at least 1")
 
     admin = sa.create_engine(normalize_url(args.pg_url), isolation_level="AUTOCOMMIT")
     db_name = f"opsbot_cost_{secrets.token_hex(3)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{db_name}"'))
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{db_name}"'))
+    except sa.exc.OperationalError as exc:
+        raise SystemExit(f"PostgreSQL at {args.pg_url} cannot be used: {str(exc.orig).splitlines()[0]}") from None
     db_url = sa.engine.make_url(normalize_url(args.pg_url)).set(database=db_name).render_as_string(hide_password=False)
     upgrade(db_url)
     statements: collections.Counter[str] = collections.Counter()
@@ -152,6 +157,13 @@ def main() -> None:
     finally:
         bot.close()
         emulator.stop()
+        # Nothing of the run stays in Redis: its jobs (queued and scheduled), then its keys (locks, fences, Home state).
+        from rq import Queue
+
+        Queue(bot.settings.opsbot_queue, connection=redis.Redis.from_url(args.redis_url)).empty()
+        stale = [*client.scan_iter(match=prefix + "*", count=1000), *client.scan_iter(match=f"rq:*{prefix}*", count=1000)]
+        if stale:
+            client.delete(*stale)
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
         admin.dispose()

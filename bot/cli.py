@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # so `opsbot console` can start up with the garbage collector paused (_collector_paused) from its first heavy import.
 
 EXAMPLE_CONFIG = "opsbot.example.yml"
+PAST = {"retry": "retried", "drop": "dropped"}  # `opsbot outbox <action>`, said of an effect
 
 
 def _settings() -> Settings:
@@ -37,7 +38,12 @@ def _settings() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise MissingSetting(str(first["loc"][0]).upper(), first["msg"]) from None
+        variable = str(first["loc"][0]).upper()
+        given = os.environ.get(variable, os.environ.get(variable.lower()))
+        if given is None:
+            raise MissingSetting(variable, first["msg"]) from None
+        shown = given if len(given) <= 40 and "SECRET" not in variable and "TOKEN" not in variable else "(the value set)"
+        raise MissingSetting(variable, first["msg"], problem=f"={shown} is not usable") from None
     templates = settings.opsbot_templates
     if templates is not None and not templates.is_dir():
         what = "does not exist" if not templates.exists() else "is not a folder"
@@ -62,11 +68,31 @@ def _setup_logging(settings: Settings) -> None:
     setup_logging(settings.log_level, settings.log_format, secrets=secrets)
 
 
+@contextmanager
+def _database_problems(url: str) -> Iterator[None]:
+    """The database's start-up errors as one line (``NotMigrated``, exit 2): unreachable, or migrated past this opsbot."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.adapters.sql.engine import reason_of
+
+    try:
+        yield
+    except DBAPIError as exc:
+        raise NotMigrated(f"the database at {_safe_url(url)} cannot be used: {reason_of(exc)}") from None
+    except Exception as exc:
+        if not type(exc).__module__.startswith("alembic."):  # alembic loads only when needed: told by its module
+            raise
+        raise NotMigrated(
+            f"the database at {_safe_url(url)} has a schema this opsbot does not know ({str(exc).splitlines()[0][:160]}); "
+            "was it migrated by a newer opsbot?"
+        ) from None
+
+
 def _ready_database(settings: Settings, *, migrate: bool) -> None:
     from bot.adapters.sql.engine import create_db_engine, pending_migrations, schema_at_head, upgrade
 
     engine = create_db_engine(settings.database_url)
-    try:
+    with _database_problems(settings.database_url), _disposing(engine):
         if schema_at_head(engine):  # the common case, told without loading alembic
             return
         if migrate:
@@ -76,6 +102,12 @@ def _ready_database(settings: Settings, *, migrate: bool) -> None:
                 f"the database at {_safe_url(settings.database_url)} is not migrated ({plural(len(pending), 'migration')} to apply: "
                 f"{', '.join(sorted(pending)[:3])}{' …' if len(pending) > 3 else ''}); run `opsbot db upgrade` first"
             )
+
+
+@contextmanager
+def _disposing(engine: Any) -> Iterator[None]:
+    try:
+        yield
     finally:
         engine.dispose()
 
@@ -251,7 +283,8 @@ def cmd_db(args: argparse.Namespace) -> int:
     from bot.adapters.sql.engine import upgrade
 
     settings = _settings()
-    upgrade(settings.database_url)
+    with _database_problems(settings.database_url):
+        upgrade(settings.database_url)
     print(f"database schema is up to date ({_safe_url(settings.database_url)})")
     return 0
 
@@ -445,7 +478,9 @@ def _operate(args: argparse.Namespace, action: str) -> int:
         )
     )
     if not done:
-        print(f"opsbot: effect {effect.id} is {effect.state}; only pending or failed effects can be {action}ed", file=sys.stderr)
+        print(
+            f"opsbot: effect {effect.id} is {effect.state}; only pending or failed effects can be {PAST[action]}", file=sys.stderr
+        )
         return 1
     if action == "retry":
         print(f"effect {effect.id} ({effect.kind}, {effect.origin}) is pending again; `opsbot worker` delivers it within seconds")
@@ -565,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"opsbot: {exc}", file=sys.stderr)
             return 2
         if isinstance(exc, ConfigError):
-            found = [error for error in exc.errors if not error.startswith("(")]  # "(run where opsbot runs …)" is a hint
+            found = [error for error in exc.errors if not error.startswith("(run ")]  # "(run where opsbot runs …)" is a hint
             print(f"opsbot: the ops config {exc.source} has {plural(len(found), 'error')}:", file=sys.stderr)
             for error in exc.errors:
                 print(f"  {error}", file=sys.stderr)
@@ -578,7 +613,8 @@ class UsageProblem(Exception):
 
 
 class NotMigrated(Exception):
-    """The database's schema is behind this version of opsbot; the CLI says which migrations wait and exits 2."""
+    """The database cannot be used as it is (its schema is behind or ahead of this opsbot, or it cannot be reached);
+    the CLI says why on one line and exits 2."""
 
 
 if __name__ == "__main__":

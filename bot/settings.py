@@ -16,7 +16,7 @@ class MissingSetting(Exception):
     """A setting a command needs is not set (or, with ``problem``, is set but unusable); the CLI prints one line, exits 2."""
 
     def __init__(self, variable: str, why: str, *, problem: str = "is not set") -> None:
-        super().__init__(f"{variable} {problem}: {why}")
+        super().__init__(f"{variable}{'' if problem.startswith('=') else ' '}{problem}: {why}")
         self.variable = variable
 
 
@@ -45,8 +45,9 @@ class Settings(BaseSettings):
     )
     opsbot_gil_switch_ms: float = Field(
         default=0.5,
-        gt=0,
+        ge=0.05,
         le=100,
+        allow_inf_nan=False,
         description="how often a serve worker's threads trade the GIL (ms); an ack waits up to this each time it needs it",
     )
     log_level: str = "INFO"

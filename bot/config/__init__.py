@@ -323,11 +323,19 @@ class _FastUniqueKeyLoader(_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLo
 
 def _load_yaml(text: str) -> Any:
     """``text`` read by libyaml; when libyaml refuses it, read again by PyYAML's Python parser, whose answer (or error,
-    which names what it found) is the one given. Both are safe loaders: no arbitrary objects."""
+    which names what it found) is the one given. Both are safe loaders: no arbitrary objects.
+
+    libyaml is the more lenient of the two in one place: it takes a tab between a key's colon and its value
+    (``key:<TAB>value``), as YAML 1.2 allows, where the Python parser refused it. Where the Python parser fails in a
+    way that is not a YAML error (deep nesting exhausts its recursion), libyaml's error is the one given.
+    """
     try:
         return yaml.load(text, Loader=_FastUniqueKeyLoader)
-    except yaml.YAMLError:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as fast_error:
+        try:
+            return yaml.load(text, Loader=_UniqueKeyLoader)
+        except RecursionError:
+            raise fast_error from None
 
 
 def load_config(path: Path) -> OpsConfig:
@@ -336,6 +344,8 @@ def load_config(path: Path) -> OpsConfig:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(str(path), [f"(file): not found; set OPSBOT_CONFIG or copy opsbot.example.yml to {path}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"(file): is not UTF-8 text (byte {exc.start + 1}); save it as UTF-8"]) from None
     except OSError as exc:
         raise ConfigError(str(path), [f"(file): cannot be read: {exc.strerror}"]) from None
     try:

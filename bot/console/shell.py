@@ -6,6 +6,7 @@ becomes a signed request in Slack's own shape, dispatched through Bolt like one 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sys
@@ -417,11 +418,19 @@ def run(session: ConsoleSession, lines: Iterable[str] | None, out: TextIO = sys.
             for chunk in session.run_line(line):
                 print(chunk, file=out)
         return 0
+    if interactive:
+        with contextlib.suppress(ImportError):  # line editing and history for input() (arrows, Ctrl-R), where Python has it
+            import readline  # noqa: F401
     while True:
         try:
             line = input(f"{session.name(session.user)}@#{session.name(session.channel)}> " if interactive else "")
         except EOFError:
             return 0
+        except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as a shell does; Ctrl-D or `quit` ends
+            if not interactive:
+                raise
+            print(file=out)
+            continue
         if line.strip() in {"quit", "exit"}:
             return 0
         if not interactive:

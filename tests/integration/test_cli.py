@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 import yaml
+from pytest_mock import MockerFixture
 
 from bot.adapters.sql.audit import SqlAuditLog
 from bot.adapters.sql.engine import create_db_engine, schema_at_head, upgrade
+from bot.domain.shared.errors import OpsError
 from bot.domain.shared.ports import AuditEntry, SystemClock
 from tests.servers import free_port
 from tests.support import config_data
@@ -289,3 +294,48 @@ def test_the_console_shows_invites_and_pins_as_slack_shows_them_in_the_channel(t
     assert result.returncode == 0, result.stderr
     assert re.search(r"➕ invited @dave, .* to #inc-\d{8}-checkout-down", result.stdout), result.stdout
     assert re.search(r"📌 pinned a message in #inc-\d{8}-checkout-down", result.stdout)
+
+
+def test_a_setting_set_to_an_unusable_value_is_named_with_its_value_and_the_rule(tmp_path: Path) -> None:
+    result = opsbot("check-config", str(ROOT / "opsbot.example.yml"), "--skip-environment", env={"OPSBOT_GIL_SWITCH_MS": "0"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "opsbot: OPSBOT_GIL_SWITCH_MS=0 is not usable: Input should be greater than or equal to 0.05"
+    nan = opsbot("check-config", str(ROOT / "opsbot.example.yml"), "--skip-environment", env={"OPSBOT_GIL_SWITCH_MS": "nan"})
+    assert nan.returncode == 2 and "OPSBOT_GIL_SWITCH_MS=nan is not usable: Input should be a finite number" in nan.stderr
+    secret = opsbot("check-config", str(ROOT / "opsbot.example.yml"), env={"OPSBOT_QUEUE": "x", "PORT": "not-a-port"})
+    assert secret.returncode == 2 and "PORT=not-a-port is not usable" in secret.stderr
+
+
+def test_a_config_that_is_not_utf8_or_nests_too_deep_gets_one_line_not_a_traceback(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yml"
+    latin1.write_bytes((ROOT / "opsbot.example.yml").read_bytes() + "# café\n".encode("latin-1"))
+    result = opsbot("check-config", str(latin1), "--skip-environment")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "has 1 error:" in result.stderr and "(file): is not UTF-8 text (byte" in result.stderr
+    deep = tmp_path / "deep.yml"
+    deep.write_text((ROOT / "opsbot.example.yml").read_text() + "x: " + "[" * 2000 + "]" * 2000 + "\n")
+    result = opsbot("check-config", str(deep), "--skip-environment")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "invalid YAML" in result.stderr
+
+
+def test_a_database_opsbot_cannot_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'future.db'}"
+    assert opsbot("db", "upgrade", env={"DATABASE_URL": url}).returncode == 0
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099_future'"))
+    engine.dispose()
+    for command in (["db", "upgrade"], ["console", "-c", "/ops locks"]):
+        result = opsbot(*command, env={"DATABASE_URL": url})
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "has a schema this opsbot does not know" in result.stderr and "newer opsbot" in result.stderr
+    gone = opsbot("db", "upgrade", env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})
+    assert gone.returncode == 2 and "Traceback" not in gone.stderr
+    assert "cannot be used: connection refused" in gone.stderr and "127.0.0.1:1" not in gone.stderr.split("cannot be used")[1]
+
+
+def test_sqlite_older_than_3_35_is_refused_with_what_to_do(mocker: MockerFixture) -> None:
+    mocker.patch.object(sqlite3, "sqlite_version_info", (3, 31, 1))
+    mocker.patch.object(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(OpsError, match=r"needs SQLite 3\.35\.0 or later .* this Python's SQLite is 3\.31\.1: use PostgreSQL"):
+        create_db_engine("sqlite:///unused.db")

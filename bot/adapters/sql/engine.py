@@ -6,6 +6,7 @@ import ast
 import functools
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
-from bot.domain.shared.errors import Unavailable
+from bot.domain.shared.errors import OpsError, Unavailable
 
 if TYPE_CHECKING:  # alembic is imported where it is used: loading it is a tenth of `opsbot console`'s start-up
     from alembic.config import Config
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # alembic is imported where it is used: loading it is a tenth
 log = logging.getLogger("opsbot.db")
 
 T = TypeVar("T")
+SQLITE_NEEDED = (3, 35, 0)  # UPDATE … RETURNING (SQLite's release notes, 3.35.0)
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 metadata = sa.MetaData(
@@ -60,6 +62,11 @@ def create_db_engine(url: str) -> Engine:
     """An engine that serializes writers on SQLite and fails fast when PostgreSQL is gone."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        if sqlite3.sqlite_version_info < SQLITE_NEEDED:
+            raise OpsError(
+                f"opsbot needs SQLite {'.'.join(map(str, SQLITE_NEEDED))} or later (the outbox claims an effect with "
+                f"UPDATE … RETURNING); this Python's SQLite is {sqlite3.sqlite_version}: use PostgreSQL, or a newer Python"
+            )
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _serialize_sqlite(engine)
         return engine
@@ -110,10 +117,25 @@ def _serialize_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        # A connection in AUTOCOMMIT (single atomic statements, like the outbox's delivery calls) opens no transaction:
-        # one begun here would never be committed, and closing the connection would roll its statements back.
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        # A connection for single statements (``single_statements``) opens no transaction: one begun here would never
+        # be committed, and closing the connection would roll its statements back.
+        if not conn.get_execution_options().get(NO_BEGIN):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+NO_BEGIN = "opsbot_no_begin"  # an execution option: SQLite's begin hook leaves the driver to commit each statement
+
+
+def single_statements(engine: Engine) -> Engine:
+    """The engine, for connections whose every statement commits on its own (each is atomic by itself).
+
+    PostgreSQL: ``isolation_level="AUTOCOMMIT"``. SQLite: its driver already commits each statement unless opsbot's
+    begin hook opens a transaction (``_serialize_sqlite``), and ``NO_BEGIN`` keeps it from doing so; SQLAlchemy's
+    AUTOCOMMIT there would change the driver's mode on the connection, which would go back to the pool changed.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{NO_BEGIN: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def guard_db(fn: Callable[..., T]) -> Callable[..., T]:
@@ -152,7 +174,13 @@ REASONS = (
     ("the database system is starting up", "the database is starting up"),
     ("the database system is shutting down", "the database is shutting down"),
     ("read-only", "the database is read-only"),
+    ("already exists", "its tables exist, but its alembic_version does not say which migration they are at"),
 )
+
+
+def reason_of(exc: DBAPIError) -> str:
+    """What a user may read of a driver's error (see ``REASONS``); the driver's own text goes to the log."""
+    return _reason(exc)
 
 
 def _reason(exc: DBAPIError) -> str:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from bot.adapters.sql.engine import PING_AFTER_IDLE_SECONDS, guard_db, utc, utc_or_none
+from bot.adapters.sql.engine import PING_AFTER_IDLE_SECONDS, guard_db, single_statements, utc, utc_or_none
 from bot.adapters.sql.tables import outbox, slack_messages
 from bot.domain.shared.ports import Clock, Message, MessageRef
 from bot.render import Renderer
@@ -240,7 +240,7 @@ class OutboxTable:
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = single_statements(engine)
         self._clock = clock
         self._bound = threading.local()
         self._remember = REMEMBER_MESSAGE[engine.dialect.name]
