@@ -372,6 +372,7 @@ class Target:
     commands: int = 0
     idle_rss: dict[int, float] = field(default_factory=dict)
     settle_seconds: float = 0.0  # the longest it took to finish a run's work after its last request
+    rss_after: list[tuple[int, float]] = field(default_factory=list)  # (requests taken, its workers' largest RSS) per run
 
 
 @dataclass(frozen=True)
@@ -599,6 +600,7 @@ def main() -> None:
                                 target.settle_seconds = max(target.settle_seconds, settle(target))
                             else:
                                 time.sleep(2)
+                            target.rss_after.append((target.commands, max(rss_mb(pid) for pid in workers_of(target.process.pid))))
                             for name, pids in processes.items():
                                 spent = cpu_seconds(pids(), reaped=True) - before[name]
                                 done.cpu_ms[name] = spent * 1000 / max(1, len(done.results))
@@ -694,6 +696,8 @@ def report(
             f"  {target.name:<34} took {target.commands} requests (warm-ups included); after a run it was busy "
             f"for up to {target.settle_seconds:.0f} s more"
         )
+        series = ", ".join(f"{rss:.1f} after {taken}" for taken, rss in target.rss_after)
+        print(f"  {target.name:<34} largest worker RSS (MB) after each run: {series}")
     print("\nCPU per request (ms; medians over the runs), counted from the run's start until its backlog was done:")
     print(f"  {'traffic':<7} {'target':<34} {'rate':>6} {'workers':>8} {'PostgreSQL':>10} {'emulator':>9} {'total':>7}  at most")
     for traffic in kinds:
