@@ -42,7 +42,8 @@ def _settings() -> Settings:
         given = os.environ.get(variable, os.environ.get(variable.lower()))
         if given is None:
             raise MissingSetting(variable, first["msg"]) from None
-        shown = given if len(given) <= 40 and "SECRET" not in variable and "TOKEN" not in variable else "(the value set)"
+        private = any(word in variable for word in ("SECRET", "TOKEN", "URL", "PASSWORD", "KEY"))  # may carry a secret
+        shown = given if len(given) <= 40 and not private else "(the value set)"
         raise MissingSetting(variable, first["msg"], problem=f"={shown} is not usable") from None
     templates = settings.opsbot_templates
     if templates is not None and not templates.is_dir():
