@@ -189,7 +189,8 @@ def test_a_30_minute_baseline_backfilled_with_promtool_is_what_the_p95_is_held_t
     metrics_stack: Metrics, state_dir: Path, bot_for: Any, servers: SharedServers
 ) -> None:
     run = "t" + secrets.token_hex(4)
-    before = history(run, "api", 30 * 60, Behaviour(error_rate=0.0, latency_ms=120), until=time.time() - 2)
+    until = time.time() - 2
+    before = history(run, "api", 30 * 60, Behaviour(error_rate=0.0, latency_ms=120), until=until)
     prometheus = PrometheusServer(prometheus_binary(servers), [metrics_stack.app.target], history=before)
     try:
         by_version = {
@@ -197,7 +198,10 @@ def test_a_30_minute_baseline_backfilled_with_promtool_is_what_the_p95_is_held_t
         }  # 2x the baseline: p95 reads it once 5 % of the window is new
         metrics_stack.app.add(run, Run("api", state_dir / "api-staging.version", Behaviour(0.0, 100), by_version))
         p95 = latency_query(run)
-        prometheus.wait_for_history(p95.replace("{service}", "api"), 5)  # live samples after the backfilled ones
+        # Live samples after the backfilled ones: a window that starts after the backfill's last sample (and its 4 s rate
+        # window) has ended, so the backfill alone cannot fill it.
+        time.sleep(max(0.0, until + 8 - time.time()))
+        prometheus.wait_for_history(p95.replace("{service}", "api"), 5)
         guardrail = {"name": "latency_p95", "query": p95, "unit": "ms", "max_increase_percent": 50, "baseline_window": "30m"}
         app = bot_for(prometheus.url, [guardrail])
         failed = deploy(app, "v2.0.0", "failed verification").seen()
