@@ -260,16 +260,21 @@ def settle(target: Target, limit: float = 180.0) -> float:
 
 
 def workers_of(pid: int) -> list[int]:
-    """The gunicorn workers: the server process's children."""
-    children = []
+    """The server's working processes: every descendant of the server process (gunicorn's workers and, with
+    ``OPSBOT_WORK_PROCESSES``, the work processes each of them starts)."""
+    parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return sorted(children)
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(parents.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(parents.get(child, []))
+    return sorted(found)
 
 
 class Connection:
@@ -496,6 +501,14 @@ def main() -> None:
         "--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for every server")
+    parser.add_argument(
+        "--work-processes", type=int, default=None, help="OPSBOT_WORK_PROCESSES for opsbot serve (default: its default)"
+    )
+    parser.add_argument(
+        "--in-process-baseline",
+        action="store_true",
+        help="also run opsbot serve with OPSBOT_WORK_PROCESSES=0 (the work on the workers' threads), as a target",
+    )
     parser.add_argument("--mix", default=",".join(WRITE_KINDS), help="kinds of the write mix to send, comma-separated")
     parser.add_argument(
         "--connections",
@@ -546,6 +559,8 @@ def main() -> None:
         "WEB_CONCURRENCY": str(args.workers),
         "LOG_LEVEL": "WARNING",
     }
+    if args.work_processes is not None:
+        env["OPSBOT_WORK_PROCESSES"] = str(args.work_processes)
     targets: list[Target] = []
     proxy = None
     runs: list[Run] = []
@@ -559,6 +574,17 @@ def main() -> None:
         minimal_argv = [*gunicorn, "-b", f"127.0.0.1:{port}", "--log-level", "warning", "minimal_app:create()"]
         minimal = start_server("minimal", minimal_argv, env, work, work / "minimal.log", f"http://127.0.0.1:{port}/")
         targets.append(Target("minimal Bolt app", f"http://127.0.0.1:{port}", minimal, f"{emulator_url}/response"))
+        if args.in_process_baseline:
+            port = free_port()
+            serve = [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)]
+            in_env = {**env, "OPSBOT_WORK_PROCESSES": "0"}
+            in_process = start_server(
+                "in-process", serve, in_env, ROOT, work / "opsbot-in.log", f"http://127.0.0.1:{port}/healthz"
+            )
+            targets.append(
+                Target("opsbot, work on its threads", f"http://127.0.0.1:{port}", in_process, f"{emulator_url}/response")
+            )
+        fast = len(targets)
         if slow:
             slow_env = {
                 **env,
@@ -578,12 +604,20 @@ def main() -> None:
             name = f"opsbot, slow Slack {args.slow_slack:g}s + DB {args.slow_db:g}s"
             targets.append(Target(name, f"http://127.0.0.1:{port}", slowed, f"{emulator_url}{SLOW_PREFIX}/response"))
         time.sleep(2)
+        # Work processes report ready a few seconds after their gunicorn worker answers (until then, commands run in
+        # the worker): wait until their number stops growing, then for their start-up to finish.
+        for _ in range(30):
+            counts = [len(workers_of(t.process.pid)) for t in targets]
+            time.sleep(1)
+            if counts == [len(workers_of(t.process.pid)) for t in targets]:
+                break
+        time.sleep(5)
         for target in targets:
             target.idle_rss = {pid: rss_mb(pid) for pid in workers_of(target.process.pid)}
         pending = prepare(targets[0].base, secret, emulator_url, db_url) if "write" in kinds else []
 
         # The slow target's runs come last: its backlog drains for minutes after each of them (so it is not waited for).
-        for group in (targets[:2], targets[2:]):
+        for group in (targets[:fast], targets[fast:]):
             for run in range(1, args.runs + 1):
                 for rate in rates:
                     for traffic in kinds:
@@ -596,7 +630,7 @@ def main() -> None:
                             }
                             before = {name: cpu_seconds(pids(), reaped=True) for name, pids in processes.items()}
                             done = asyncio.run(fire(target, secret, traffic, rate, args.duration, run, pending))
-                            if target in targets[:2]:
+                            if target in targets[:fast]:
                                 target.settle_seconds = max(target.settle_seconds, settle(target))
                             else:
                                 time.sleep(2)
@@ -641,6 +675,7 @@ def report(
     arrivals: dict[str, float],
     after_rss: dict[str, dict[int, float]],
 ) -> None:
+    fast = sum(1 for t in targets if not t.name.startswith("opsbot, slow"))
     print(
         f"\nack and reply latency: {args.duration:g} s per run, median of {args.runs} runs; {args.workers} gunicorn workers "
         f"(gthread, 8 threads); {os.cpu_count()} CPUs; Slack's ack deadline is 3000 ms\n"
@@ -681,9 +716,12 @@ def report(
         for rate in rates:
             ours, base = medians[(traffic, "opsbot serve", rate)], medians[(traffic, "minimal Bolt app", rate)]
             line = f"  {traffic:<5} {rate:>4}/s: {ours:.1f} ms vs {base:.1f} ms ({ours / base:.2f}x)"
-            if len(targets) > 2:
-                slowed = medians[(traffic, targets[2].name, rate)]
-                line += f"; with slow Slack and DB {slowed:.1f} ms ({slowed / ours:.2f}x its normal value)"
+            for target in targets[2:]:
+                other = medians[(traffic, target.name, rate)]
+                if target.name.startswith("opsbot, slow"):
+                    line += f"; with slow Slack and DB {other:.1f} ms ({other / ours:.2f}x its normal value)"
+                else:
+                    line += f"; {target.name}: {other:.1f} ms ({other / base:.2f}x)"
             print(line)
     print("\nresident memory per worker (MB), idle after start → after the run:")
     for target in targets:
@@ -702,7 +740,7 @@ def report(
     print(f"  {'traffic':<7} {'target':<34} {'rate':>6} {'workers':>8} {'PostgreSQL':>10} {'emulator':>9} {'total':>7}  at most")
     for traffic in kinds:
         for rate in rates:
-            for target in targets[:2]:
+            for target in targets[:fast]:
                 mine = [r for r in runs if (r.traffic, r.target, r.rate) == (traffic, target.name, rate) and r.cpu_ms]
                 if not mine:
                     continue

@@ -63,6 +63,7 @@ def measure(count: int, send: Callable[[int], Any], statements: collections.Coun
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="commands of each kind")
+    parser.add_argument("--only", default="", help="measure only the kinds whose name contains this (e.g. 'incident')")
     parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
@@ -142,6 +143,8 @@ def main() -> None:
         calls_before = len(emulator.calls)
         rows = []
         for name, send in kinds:
+            if args.only and args.only not in name and not name.startswith("minimal"):
+                continue
             send(0)  # warm: first-use costs (imports, prepared statements) are not the command's
             calls_before = len(emulator.calls)
             cpu, sql = measure(n, lambda i, s=send: s(i + 1), statements)

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot.settings import Settings
 from bot.wiring import Runtime
@@ -28,21 +28,30 @@ class _NoTokenNotice(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
-def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | None = None, mode: str = "http") -> App:
+def create_app(
+    settings: Settings,
+    runtime: Runtime,
+    *,
+    executor: Executor | None = None,
+    mode: str = "http",
+    verify_requests: bool = True,
+) -> App:
     """A fresh Bolt app whose listeners reach ``runtime`` (as ``handlers.common.Operations``) through the request context.
 
-    In HTTP mode every request must carry Slack's signature; Socket Mode needs no signing secret.
+    In HTTP mode every request must carry Slack's signature; Socket Mode needs no signing secret. ``verify_requests``
+    False: an app that only runs lazy listeners handed over by one that checked them (``bot.work_processes``).
     """
     import handlers
 
-    secret = settings.require("SLACK_SIGNING_SECRET", "Slack signs every request with it") if mode == "http" else ""
+    verify = mode == "http" and verify_requests
+    secret = settings.require("SLACK_SIGNING_SECRET", "Slack signs every request with it") if verify else ""
     app = App(
         # The name Bolt gives an app by default (its caller's file name, which its listeners' loggers are named after),
         # given here: Bolt finds it with inspect.stack(), which looks up the module and source of every calling frame
         # (about 45 ms for the first app in `opsbot console`, a third of its run).
         name="app.py",
         signing_secret=secret,
-        request_verification_enabled=mode == "http",
+        request_verification_enabled=verify,
         client=runtime.web_client,
         token_verification_enabled=False,
         # Listeners ack on the request thread and hand their work to Bolt's pool as lazy functions:
@@ -55,8 +64,10 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
     shared = SharedOperations(runtime)
 
     @app.middleware
-    def provide_operations(context: Any, next: Any) -> Any:
+    def provide_operations(request: BoltRequest, context: Any, next: Any) -> Any:
         context["ops"] = shared
+        if request.lazy_only:  # a lazy listener run apart from its ack (bot.work_processes): nothing is acked here
+            return next()
         # Listeners ack on this thread and leave their work to the pool: when next() returns, Slack has its answer.
         started = time.perf_counter()
         try:
@@ -65,7 +76,9 @@ def create_app(settings: Settings, runtime: Runtime, *, executor: Executor | Non
             runtime.metrics.ack_seconds.observe(time.perf_counter() - started)
 
     @app.middleware
-    def once_per_event(body: dict[str, Any], next: Any) -> Any:
+    def once_per_event(request: BoltRequest, body: dict[str, Any], next: Any) -> Any:
+        if request.lazy_only:  # its ack, in another process, took the delivery
+            return next()
         # Slack delivers an event again when its ack did not arrive in time (HTTP: X-Slack-Retry-Num; Socket Mode:
         # retry_attempt), with the same event_id: the first delivery taken is the one handled.
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None

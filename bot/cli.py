@@ -63,10 +63,7 @@ def _config(settings: Settings) -> OpsConfig:
 def _setup_logging(settings: Settings) -> None:
     from bot.logs import setup_logging
 
-    secrets = [
-        s.get_secret_value() for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token) if s
-    ]
-    setup_logging(settings.log_level, settings.log_format, secrets=secrets)
+    setup_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
 
 
 @contextmanager

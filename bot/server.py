@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -74,7 +75,17 @@ class OpsbotServer(BaseApplication):  # type: ignore[misc]
             from bot.background import Background
 
             Background(services).start()
-        return make_wsgi_app(self.settings, services)
+        # Commands' work in other processes, so that acks never wait behind it for the GIL; not with an embedded Redis,
+        # which lives in this process alone.
+        count = 0 if self.embedded_redis else self.settings.opsbot_work_processes
+        if count == 0:
+            return make_wsgi_app(self.settings, services)
+        from bot.work_processes import WorkProcesses
+
+        work = WorkProcesses(self.settings, count, audit=services.adapters.audit, nice=self.settings.opsbot_listener_nice)
+        work.start_processes()
+        atexit.register(work.close)
+        return make_wsgi_app(self.settings, services, install=work.install)
 
 
 def serve(settings: Settings, *, embedded_redis: bool = False) -> None:

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="how often a serve worker's threads trade the GIL (ms); an ack waits up to this each time it needs it",
     )
+    opsbot_work_processes: int = Field(
+        default=1,
+        ge=0,
+        le=32,
+        description="processes each `opsbot serve` worker hands commands' work to, so acks never wait behind it "
+        "(0: the work runs in the worker, on threads)",
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = Field(
         default=None, description="json (one object a line) or console; unset: json unless stderr is a terminal"
@@ -63,6 +70,10 @@ class Settings(BaseSettings):
     @classmethod
     def _lowercase_format(cls, value: object) -> object:
         return value.strip().lower() or None if isinstance(value, str) else value
+
+    def secret_values(self) -> list[str]:
+        """The secrets' values, for the log filter that masks them."""
+        return [s.get_secret_value() for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token) if s]
 
     def require(self, variable: str, why: str) -> str:
         """The secret value of ``variable`` or MissingSetting naming it."""

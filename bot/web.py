@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot import alertmanager_receiver
@@ -46,13 +47,15 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
     return [data]
 
 
-def make_wsgi_app(settings: Settings, services: Runtime) -> WsgiApp:
+def make_wsgi_app(settings: Settings, services: Runtime, *, install: Callable[[App], None] | None = None) -> WsgiApp:
     """``POST /slack/events`` for Slack; ``GET /healthz`` (alive), ``GET /readyz`` (Redis and database) and
     ``GET /metrics`` (Prometheus); ``POST /alertmanager`` for Alertmanager's webhook (``bot.alertmanager_receiver``);
-    ``GET /status`` and ``/status.json``, the public status page (404 unless enabled)."""
-    slack = SlackRequestHandler(
-        create_app(settings, services, executor=listener_pool(settings.opsbot_listener_nice)), path="/slack/events"
-    )
+    ``GET /status`` and ``/status.json``, the public status page (404 unless enabled). ``install(app)`` may replace the
+    Bolt app's lazy listener runner (``bot.work_processes``)."""
+    bolt = create_app(settings, services, executor=listener_pool(settings.opsbot_listener_nice))
+    if install is not None:
+        install(bolt)
+    slack = SlackRequestHandler(bolt, path="/slack/events")
     status_page = StatusPageApp(services.status_board, StatusPageRenderer(settings.opsbot_templates))
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from bot.console import payloads
-from tests.support import Bot
+from bot.console.slack_emulator import SlackEmulator
+from tests import health_stubs
+from tests.support import Bot, eventually, make_config
 
 
 def free_port() -> int:
@@ -104,3 +112,41 @@ def test_events_url_verification_is_answered(opsbot: Bot, served: str) -> None:
     headers = payloads.sign(opsbot.secret, body, content_type="application/json")
     response = httpx.post(served + "/slack/events", content=body, headers=headers)
     assert response.status_code == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in response.text
+
+
+def ready_work_processes(log: Path, count: int, timeout: float = 60) -> list[int]:
+    """PIDs of the work processes the serve log has said are ready, once it has said so of ``count`` of them."""
+    pattern = re.compile(r"work process (\d+) is ready")
+    return eventually(lambda: len(found := pattern.findall(log.read_text())) >= count and [int(p) for p in found], timeout)
+
+
+def test_a_command_whose_work_process_is_killed_is_told_so_and_the_next_one_is_answered(
+    redis_url: str, pg_url: str, redis_client: redis.Redis, redis_prefix: str, emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    """The gunicorn worker acks and hands the work over; killed mid-command, the work process is replaced, the user
+    hears their command may be partly applied (never that nothing changed), and the audit log records it."""
+    reached = threading.Event()
+
+    def hanging_check(handler: Any, stopping: threading.Event) -> None:
+        reached.set()
+        stopping.wait(30)
+
+    with health_stubs.serving({"/health": hanging_check}) as server:
+        config = make_config(
+            services={"api": {"environments": {"staging": {"health": [{"url": server.url("/health"), "timeout_ms": 30_000}]}}}}
+        )
+        opsbot = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config)
+        with serving(opsbot, tmp_path, REDIS_URL=redis_url, WEB_CONCURRENCY="1", OPSBOT_WORK_PROCESSES="1") as base:
+            log = tmp_path / "serve.log"
+            [pid] = ready_work_processes(log, 1)
+            response, url = post_command(opsbot, base, "health api staging")
+            assert response.status_code == 200 and reached.wait(10)  # the check hangs, in the work process
+            os.kill(pid, signal.SIGKILL)
+            told = opsbot.reply_to(url, timeout=10).seen()
+            assert "stopped part-way through `/ops health api staging`" in told and "signal 9" in told
+            assert "may have been partly applied" in told and "nothing" not in told
+            assert ("U0DEV", "work.lost", "error") in opsbot.audit_actions()
+            replacement = ready_work_processes(log, 2)[-1]
+            assert replacement != pid
+            response, url = post_command(opsbot, base, "help")
+            assert response.status_code == 200 and "opsbot help" in opsbot.reply_to(url).seen()

@@ -212,5 +212,9 @@ def test_metrics_of_every_gunicorn_worker_add_up_whichever_answers_the_scrape(ap
         }
     log = (tmp_path / "serve.log").read_text()
     workers = set(re.findall(r"Booting worker with pid: (\d+)", log))
-    assert len(workers) == 2 and {path.name for path in folder.glob("counter_*.db")} == {f"counter_{pid}.db" for pid in workers}
+    # Commands are counted where they ran: in a gunicorn worker's work process (bot/work_processes.py), or in the
+    # worker itself while its work process was starting.
+    processes = workers | set(re.findall(r"work process (\d+) started", log))
+    files = {path.name for path in folder.glob("counter_*.db")}
+    assert len(workers) == 2 and len(processes) == 4 and files and files <= {f"counter_{pid}.db" for pid in processes}
     assert scrapes == {12.0}
