@@ -28,6 +28,7 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 from slack_bolt import App, BoltRequest
+from slack_bolt.lazy_listener.runner import LazyListenerRunner
 from slack_sdk import WebClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ack_latency import APPROVERS, bench_config  # noqa: E402
 from bot.adapters.sql.engine import normalize_url, upgrade  # noqa: E402
+from bot.app import create_app  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.console import payloads  # noqa: E402
 from tests.support import Bot, Posted, start_emulator  # noqa: E402
@@ -120,8 +122,21 @@ def main() -> None:
             message = list(request_messages.values())[i % len(request_messages)]
             return bot.click(message, "Approve", APPROVERS[(i // len(request_messages)) % len(APPROVERS)])
 
+        class HandOver(LazyListenerRunner):  # what `opsbot serve`'s gunicorn worker does with the work: pass it on
+            def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+                request.raw_body  # noqa: B018  # the hand-over reads the body and headers (bot.work_processes)
+
+        ack_only = create_app(bot.settings, bot.services)
+        ack_only.listener_runner.lazy_listener_runner = HandOver()
+
+        def ack_command(i: int) -> None:
+            url = emulator.response_url("C0BENCH", "U0ADMIN")
+            body = payloads.slash_command("help", user_id="U0ADMIN", channel_id="C0BENCH", response_url=url)
+            assert ack_only.dispatch(BoltRequest(body=body, headers=payloads.sign(bot.secret, body))).status == 200
+
         kinds: list[tuple[str, Callable[[int], Any]]] = [
             ("minimal Bolt app: ack + reply", minimal_command),
+            ("ack only (serve's worker; work handed over)", ack_command),
             ("/ops help", command(lambda i: "help")),
             ("/ops locks", command(lambda i: "locks")),
             (
@@ -143,7 +158,7 @@ def main() -> None:
         calls_before = len(emulator.calls)
         rows = []
         for name, send in kinds:
-            if args.only and args.only not in name and not name.startswith("minimal"):
+            if args.only and args.only not in name and not name.startswith(("minimal", "ack only")):
                 continue
             send(0)  # warm: first-use costs (imports, prepared statements) are not the command's
             calls_before = len(emulator.calls)
@@ -151,10 +166,10 @@ def main() -> None:
             rows.append((name, cpu, sql, (len(emulator.calls) - calls_before) / n))
         base = rows[0][1]
         print(f"\n{n} of each, one after another; {os.cpu_count()} CPUs; PostgreSQL, Redis, the emulator in this process\n")
-        print(f"| {'command':<36} | {'CPU ms':>7} | {'× minimal':>9} | {'SQL':>5} | {'Slack calls':>11} |")
-        print(f"|{'-' * 38}|{'-' * 9}|{'-' * 11}|{'-' * 7}|{'-' * 13}|")
+        print(f"| {'command':<44} | {'CPU ms':>7} | {'× minimal':>9} | {'SQL':>5} | {'Slack calls':>11} |")
+        print(f"|{'-' * 46}|{'-' * 9}|{'-' * 11}|{'-' * 7}|{'-' * 13}|")
         for name, cpu, sql, calls in rows:
-            print(f"| {name:<36} | {cpu:>7.2f} | {cpu / base:>8.1f}× | {sql:>5.1f} | {calls:>11.1f} |")
+            print(f"| {name:<44} | {cpu:>7.2f} | {cpu / base:>8.1f}× | {sql:>5.1f} | {calls:>11.1f} |")
         print("\nCPU: the whole process (Bolt, the command, the reply, the emulator answering); SQL: statements sent;")
         print("Slack calls: Web API calls and replies the emulator took (the reply to the response URL is one).")
     finally:
