@@ -165,3 +165,36 @@ def test_a_command_while_postgres_is_down_says_so_without_naming_hosts_and_chang
     assert "The database is unreachable right now; nothing was changed. (connection refused)" in reply
     assert "127.0.0.1" not in reply and "port" not in reply and "opsbot_t_" not in reply
     assert stage.deploys() == [] and stage.bot.services.adapters.locks.held() == []
+
+
+def test_redis_gone_during_an_incident_update_and_its_resolution_never_half_applies_them(stage: Stage, redis_url: str) -> None:
+    """The update and the resolution each commit with their timeline entry and their reminder changes as outbox
+    effects: the reply never says "nothing was changed" after the update was posted, and once Redis is back the old
+    reminder is cancelled and the new one scheduled (then cancelled by the resolution)."""
+    from rq import Queue
+
+    stage.worker()
+    declared = stage.bot.command('incident declare P2 "Checkout errors" --service api', user="U0DEV")
+    assert "Declared" in declared.seen(), declared.seen()
+    [incident] = stage.bot.reads.incidents.open_incidents()
+    scheduled = Queue(stage.bot.settings.opsbot_queue, connection=direct_redis(redis_url)).scheduled_job_registry
+    [declared_reminder] = eventually(scheduled.get_job_ids)
+
+    with stage.redis_proxy.down(seconds=4):
+        update = f'incident update INC-{incident.id} investigating "rolling back" --impact "5% of checkouts fail" --next 30m'
+        said = stage.bot.command(update, user="U0DEV").seen()
+        assert "nothing was changed" not in said and "Update posted in #" in said, said
+        assert "Reminders will be scheduled as soon as the job queue (Redis) is back" in said
+    timeline = [entry.text for entry in stage.bot.reads.incidents.timeline(incident.id)]
+    assert any("rolling back" in text for text in timeline), timeline
+    # The old reminder's cancel and the new one's schedule are separate outbox effects, delivered in either order.
+    [update_reminder] = eventually(
+        lambda: len(ids := scheduled.get_job_ids()) == 1 and ids != [declared_reminder] and ids, timeout=30
+    )
+
+    with stage.redis_proxy.down(seconds=4):
+        said = stage.bot.command(f"incident resolve INC-{incident.id} rolled back", user="U0DEV").seen()
+        assert "nothing was changed" not in said and "is resolved" in said, said
+    assert stage.bot.reads.incidents.open_incidents() == []
+    eventually(lambda: scheduled.get_job_ids() == [], timeout=30)
+    assert update_reminder != declared_reminder

@@ -54,12 +54,13 @@ def change(
     d: IncidentDeps,
     incident_id: int,
     rule: Callable[[Incident], Incident],
-    then: Callable[[IncidentsUnitOfWork, Incident], None] | None = None,
+    then: Callable[[IncidentsUnitOfWork, Incident, Incident], None] | None = None,
 ) -> tuple[Incident, Incident]:
     """Load the incident under a row lock, let ``rule`` decide its next state, save and commit; (before, after).
 
     ``rule`` may raise (Conflict, UsageError …): nothing is saved then. Changes to one incident take turns.
-    ``then(uow, after)`` records what the change implies (outbox effects) in the same transaction.
+    ``then(uow, before, after)`` records what the change implies (timeline entries, outbox effects: messages, jobs to
+    schedule or cancel) in the same transaction, so that a store going away cannot leave the change half-applied.
     """
     with d.uow() as uow:
         before = uow.incidents.get_for_update(incident_id)
@@ -69,7 +70,7 @@ def change(
         if after != before:
             uow.incidents.save(after)
         if then is not None:
-            then(uow, after)
+            then(uow, before, after)
         uow.commit()
     return before, after
 
@@ -201,13 +202,17 @@ def record(
     data: dict[str, str] | None = None,
     at: datetime | None = None,
     public: str = "",
+    uow: IncidentsUnitOfWork | None = None,
 ) -> bool:
     """Append to the incident's timeline as ``by`` (default: the actor), now unless ``at``; False when ``key`` was already
-    recorded. ``public``: what the public status page may show of the entry."""
+    recorded. ``public``: what the public status page may show of the entry. With ``uow``, in its transaction (the
+    caller commits)."""
     entry = TimelineEntry(incident.id, at or d.clock.now(), kind, by or actor.user_id, text, link, key, data or {}, public)
-    with d.uow() as uow:
-        added = uow.incidents.append(entry)
-        uow.commit()
+    if uow is not None:
+        return uow.incidents.append(entry)
+    with d.uow() as own:
+        added = own.incidents.append(entry)
+        own.commit()
     return added
 
 
@@ -216,12 +221,19 @@ def refresh(d: IncidentDeps, incident: Incident) -> list[str]:
     Slack takes the edit; a newer edit replaces one still waiting); what is still on its way, in words."""
     if not incident.channel_id:
         return []
-    now = d.clock.now()
     with d.uow() as uow:
-        uow.outbox.update(incident.status_key, Declaration(incident, cadence_minutes(d, incident), now), origin=incident.origin)
-        uow.outbox.update(incident.summary_key, Summary(incident, now), origin=incident.origin)
+        refresh_in(uow, d, incident)
         uow.commit()
     return still_waiting(uow.pending)
+
+
+def refresh_in(uow: IncidentsUnitOfWork, d: IncidentDeps, incident: Incident) -> None:
+    """``refresh``'s two edits as outbox effects of ``uow`` (the caller commits)."""
+    if not incident.channel_id:
+        return
+    now = d.clock.now()
+    uow.outbox.update(incident.status_key, Declaration(incident, cadence_minutes(d, incident), now), origin=incident.origin)
+    uow.outbox.update(incident.summary_key, Summary(incident, now), origin=incident.origin)
 
 
 SLACK_SLOW = "Slack has not taken every message yet"

@@ -128,7 +128,7 @@ class Management:
                 )
             return replace(current, acknowledged_at=now, acknowledged_by=user).with_participants(user)
 
-        _, after = change(d, incident.id, ack, then=self._reminders.paging.acknowledged)
+        _, after = change(d, incident.id, ack, then=lambda uow, _, after: self._reminders.paging.acknowledged(uow, after))
         self._reminders.stop_escalation(after)
         record(d, actor, after, Kind.ACK, "acknowledged; escalation stopped")
         details = refresh(d, after)

@@ -29,6 +29,7 @@ from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Escalation, Note, Reminder
 from bot.domain.incidents.model import Incident, Kind
 from bot.domain.incidents.paging import Paging
+from bot.domain.incidents.ports import IncidentsUnitOfWork
 from bot.domain.shared.errors import Conflict, NotFound, OpsError
 from bot.domain.shared.policy import Actor
 from bot.domain.shared.ports import Reply, UnitOfWork
@@ -69,8 +70,13 @@ class Reminders:
         else:
             self._d.jobs.schedule(due, REMIND_JOB, payload, key=key)
 
-    def disarm(self, incident: Incident) -> None:
-        self._d.jobs.cancel(reminder_key(incident.id, incident.reminder_seq))
+    def disarm(self, incident: Incident, *, uow: UnitOfWork | None = None) -> None:
+        """Cancel the reminder for the incident's current ``reminder_seq``; with ``uow``, as an outbox effect of it."""
+        key = reminder_key(incident.id, incident.reminder_seq)
+        if uow is not None:
+            uow.outbox.cancel_job(key, origin=incident.origin)
+        else:
+            self._d.jobs.cancel(key)
 
     def remind(self, actor: Actor, payload: dict[str, Any]) -> None:
         """The job: if this reminder is still the current one and has not fired, remind the commander."""
@@ -110,11 +116,14 @@ class Reminders:
                 raise Conflict("This reminder is out of date: an update was posted or it was snoozed already.")
             return replace(current, reminder_seq=current.reminder_seq + 1)
 
-        before, after = change(d, found.id, bump)
-        self.disarm(before)
         until = d.clock.now() + timedelta(minutes=minutes)
-        self.arm(after, until)
-        record(d, actor, after, Kind.SNOOZE, f"reminder snoozed until {until:%H:%M} UTC")
+
+        def reschedule(uow: IncidentsUnitOfWork, before: Incident, after: Incident) -> None:  # one transaction: nothing half-done
+            self.disarm(before, uow=uow)
+            self.arm(after, until, uow=uow)
+            record(d, actor, after, Kind.SNOOZE, f"reminder snoozed until {until:%H:%M} UTC", uow=uow)
+
+        change(d, found.id, bump, then=reschedule)
         # The reminder itself turns into the note, for everyone in the channel.
         note = Note("😴", actor.user_id, f"snoozed the update reminder for {minutes} min (until {until:%H:%M} UTC).")
         return Reply(note, visibility="in_channel", replace_original=True)
@@ -135,12 +144,16 @@ class Reminders:
                 else:
                     self._d.jobs.schedule(at, ESCALATE_JOB, payload, key=escalation_key(incident.id, level))
 
-    def stop_escalation(self, incident: Incident) -> None:
+    def stop_escalation(self, incident: Incident, *, uow: UnitOfWork | None = None) -> None:
+        """Cancel every escalation step's job; with ``uow``, as outbox effects of it."""
         config = self._d.config.incidents
         found = config.severity(incident.severity)
         steps = config.escalation_for(found[1]) if found else []
         for level in range(max(len(steps), incident.escalation_level + 1)):
-            self._d.jobs.cancel(escalation_key(incident.id, level))
+            if uow is not None:
+                uow.outbox.cancel_job(escalation_key(incident.id, level), origin=incident.origin)
+            else:
+                self._d.jobs.cancel(escalation_key(incident.id, level))
 
     def _pages_at(self, step: EscalationStep) -> bool:
         return step.page and self._d.config.pagerduty is not None
@@ -160,7 +173,7 @@ class Reminders:
                 raise Conflict("skipped")
             return replace(current, escalation_level=level + 1)
 
-        def page(uow: Any, claimed: Incident) -> None:
+        def page(uow: Any, _: Incident, claimed: Incident) -> None:
             if self._pages_at(step):
                 self.paging.trigger(uow, claimed, f"escalation-{level + 1}")
 

@@ -23,6 +23,7 @@ from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.incidents.messages import Postmortem, StatusUpdate
 from bot.domain.incidents.model import Incident, Kind, Status
+from bot.domain.incidents.ports import IncidentsUnitOfWork
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.shared.commands import Args, expect
 from bot.domain.shared.errors import OpsError, UsageError
@@ -91,9 +92,13 @@ class Resolutions:
                 next_update_at=None,
             )
 
-        before, incident = change(d, incident.id, close, then=self._reminders.paging.resolved)
-        self._reminders.disarm(before)
-        self._reminders.stop_escalation(incident)
+        def stop(uow: IncidentsUnitOfWork, before: Incident, after: Incident) -> None:
+            # In the resolution's transaction: Redis going away cannot leave it resolved with its reminder still due.
+            self._reminders.paging.resolved(uow, after)
+            self._reminders.disarm(before, uow=uow)
+            self._reminders.stop_escalation(after, uow=uow)
+
+        _, incident = change(d, incident.id, close, then=stop)
         self._freezes.lift(actor, incident)
         warnings: list[str] = []
         duration = incident.duration(now)

@@ -17,14 +17,16 @@ from bot.domain.incidents.common import (
     post_in_channel,
     public_text_problem,
     record,
-    refresh,
+    refresh_in,
     require_open,
     require_participant,
+    still_waiting,
     target,
 )
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.messages import Choice, StatusUpdate, UpdateForm
 from bot.domain.incidents.model import Incident, Kind, Status
+from bot.domain.incidents.ports import IncidentsUnitOfWork
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.incidents.resolve import Resolutions
 from bot.domain.shared.commands import Args, control_characters
@@ -251,20 +253,21 @@ class Updates:
                 reminder_seq=latest.reminder_seq + 1,
             ).with_participants(user)
 
-        before, after = change(d, incident.id, apply)
-        self._reminders.disarm(before)
+        done: list[IncidentsUnitOfWork] = []
+
+        def follow(uow: IncidentsUnitOfWork, before: Incident, after: Incident) -> None:
+            # In the change's transaction: Redis or Slack going away cannot leave the update recorded without its
+            # timeline entry, or its reminder moved without the update (the outbox schedules and edits once committed).
+            self._reminders.disarm(before, uow=uow)
+            self._reminders.arm(after, self._reminders.due_after(after, now, promised), uow=uow)
+            text = f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else "")
+            record(d, actor, after, Kind.UPDATE, text, data={"status": status.value}, public=public, uow=uow)
+            refresh_in(uow, d, after)
+            done.append(uow)
+
+        _, after = change(d, incident.id, apply, then=follow)
         due = self._reminders.due_after(after, now, promised)
-        self._reminders.arm(after, due)
-        record(
-            d,
-            actor,
-            after,
-            Kind.UPDATE,
-            f"{status.value}: {current}" + (f" · what happened: {what_happened}" if what_happened else ""),
-            data={"status": status.value},
-            public=public,
-        )
-        warnings = refresh(d, after)
+        warnings = still_waiting(done[0].pending) if after.channel_id else []
         when = f"; the next update is due by {due:%H:%M} UTC" if due else ""
         published = "; its public text is on the status page" if public and d.config.status_page.enabled else ""
         return Reply(Notice(f"Update posted in #{after.channel_name}{when}{published}.", details=warnings))
