@@ -290,6 +290,8 @@ def work(conn: Connection, settings: Settings, nice: int) -> None:
     services = build_services(settings)
     pool = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="work")
     app = create_app(settings, services, executor=pool, verify_requests=False)
+    for name, reason in services.renderer.compile_all().items():  # before it is ready: the worker runs commands till then
+        log.error("template %s does not compile: %s", name, reason)
     sending = threading.Lock()
 
     def say(kind: str, value: Any) -> None:

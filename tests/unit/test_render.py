@@ -184,3 +184,11 @@ def test_user_text_keeps_links_people_and_channels_and_notifies_nobody(typed: st
 def test_c1_control_characters_in_a_value_still_render() -> None:
     rendered = Renderer().render(ErrorNotice("usage", "a\x80b\x85c\x9f \ufffe", None))
     assert rendered["text"].endswith("a\x80b\x85c\x9f \ufffe")
+
+
+def test_every_shipped_template_compiles_and_an_override_that_does_not_is_named(tmp_path: Any) -> None:
+    assert Renderer().compile_all() == {}
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "list.yml.j2").write_text("text: {% if %}\n", encoding="utf-8")
+    broken = Renderer(tmp_path).compile_all()
+    assert list(broken) == ["locks/list.yml.j2"] and broken["locks/list.yml.j2"].startswith("TemplateSyntaxError: ")
