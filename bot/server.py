@@ -82,7 +82,9 @@ class OpsbotServer(BaseApplication):  # type: ignore[misc]
             return make_wsgi_app(self.settings, services)
         from bot.work_processes import WorkProcesses
 
-        work = WorkProcesses(self.settings, count, audit=services.adapters.audit, nice=self.settings.opsbot_listener_nice)
+        work = WorkProcesses(
+            self.settings, count, config=services.config, audit=services.adapters.audit, nice=self.settings.opsbot_listener_nice
+        )
         work.start_processes()
         atexit.register(work.close)
         return make_wsgi_app(self.settings, services, install=work.install)
@@ -95,8 +97,11 @@ def serve(settings: Settings, *, embedded_redis: bool = False) -> None:
     own_folder = not os.environ.get(MULTIPROC_ENV)
     if own_folder:
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="opsbot-metrics-")
+    arbiter = os.getpid()
     try:
         OpsbotServer(settings, embedded_redis).run()
     finally:
-        if own_folder:
+        # A gunicorn worker leaves through here too (its exit raises SystemExit up the stack it was forked on): only the
+        # arbiter removes the folder, which the other workers and their replacements still write to.
+        if own_folder and os.getpid() == arbiter:
             shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)

@@ -33,10 +33,19 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(opsbot: Bot, tmp_path: Path, **env: str) -> Iterator[str]:
+    with serving_process(opsbot, tmp_path, **env) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def serving_process(opsbot: Bot, tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`opsbot serve` in a session of its own (as a platform runs it: one process group), and its base URL."""
     port = free_port()
     environment = {**opsbot.environment(tmp_path / "opsbot.yml"), "PORT": str(port), "WEB_CONCURRENCY": "2", **env}
     log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60  # gunicorn and its workers start slowly on a loaded machine
@@ -48,10 +57,11 @@ def serving(opsbot: Bot, tmp_path: Path, **env: str) -> Iterator[str]:
                 pass
             assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=30)
         log.close()
 
 
@@ -120,27 +130,50 @@ def ready_work_processes(log: Path, count: int, timeout: float = 60) -> list[int
     return eventually(lambda: len(found := pattern.findall(log.read_text())) >= count and [int(p) for p in found], timeout)
 
 
+def hanging_health(
+    opsbot_config: dict[str, Any] | None = None,
+) -> tuple[dict[str, health_stubs.Route], threading.Event, threading.Event]:
+    """A /health route that holds each request until ``release`` is set, then answers healthy; ``reached`` is set when
+    a request arrives."""
+    reached, release = threading.Event(), threading.Event()
+
+    def route(handler: Any, stopping: threading.Event) -> None:
+        reached.set()
+        if release.wait(30):
+            health_stubs.json_reply({"status": "ok"})(handler, stopping)
+
+    return {"/health": route}, reached, release
+
+
+def hanging_bot(
+    server: health_stubs.StubServer, emulator: SlackEmulator, pg_url: str, redis_client: redis.Redis, prefix: str
+) -> Bot:
+    config = make_config(
+        services={"api": {"environments": {"staging": {"health": [{"url": server.url("/health"), "timeout_ms": 30_000}]}}}}
+    )
+    return Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=prefix, config=config)
+
+
 def test_a_command_whose_work_process_is_killed_is_told_so_and_the_next_one_is_answered(
     redis_url: str, pg_url: str, redis_client: redis.Redis, redis_prefix: str, emulator: SlackEmulator, tmp_path: Path
 ) -> None:
     """The gunicorn worker acks and hands the work over; killed mid-command, the work process is replaced, the user
-    hears their command may be partly applied (never that nothing changed), and the audit log records it."""
-    reached = threading.Event()
-
-    def hanging_check(handler: Any, stopping: threading.Event) -> None:
-        reached.set()
-        stopping.wait(30)
-
-    with health_stubs.serving({"/health": hanging_check}) as server:
-        config = make_config(
-            services={"api": {"environments": {"staging": {"health": [{"url": server.url("/health"), "timeout_ms": 30_000}]}}}}
-        )
-        opsbot = Bot(emulator=emulator, db_url=pg_url, redis_client=redis_client, prefix=redis_prefix, config=config)
+    hears their command may be partly applied (never that nothing changed), and the audit log records it. The
+    replacement runs the config its gunicorn worker runs, not an edit made to the file since."""
+    routes, reached, _ = hanging_health()
+    with health_stubs.serving(routes) as server:
+        opsbot = hanging_bot(server, emulator, pg_url, redis_client, redis_prefix)
         with serving(opsbot, tmp_path, REDIS_URL=redis_url, WEB_CONCURRENCY="1", OPSBOT_WORK_PROCESSES="1") as base:
             log = tmp_path / "serve.log"
             [pid] = ready_work_processes(log, 1)
             response, url = post_command(opsbot, base, "health api staging")
             assert response.status_code == 200 and reached.wait(10)  # the check hangs, in the work process
+            edited = (
+                (tmp_path / "opsbot.yml")
+                .read_text()
+                .replace("    worker:", "    newsvc:\n      environments: [staging]\n    worker:")
+            )
+            (tmp_path / "opsbot.yml").write_text(edited)
             os.kill(pid, signal.SIGKILL)
             told = opsbot.reply_to(url, timeout=10).seen()
             assert "stopped part-way through `/ops health api staging`" in told and "signal 9" in told
@@ -149,4 +182,48 @@ def test_a_command_whose_work_process_is_killed_is_told_so_and_the_next_one_is_a
             replacement = ready_work_processes(log, 2)[-1]
             assert replacement != pid
             response, url = post_command(opsbot, base, "help")
+            assert response.status_code == 200 and "opsbot help" in opsbot.reply_to(url).seen()
+            response, url = post_command(opsbot, base, "lock newsvc staging --reason drift")
+            assert "newsvc" in opsbot.reply_to(url).seen() and "locked by" not in opsbot.reply_to(url).seen()
+
+
+def test_a_stop_sent_to_every_process_at_once_lets_running_commands_finish_and_answer(
+    redis_url: str, pg_url: str, redis_client: redis.Redis, redis_prefix: str, emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    """Heroku and systemd stop a service by sending SIGTERM to all of its processes: the work processes keep going
+    until their gunicorn worker has seen its commands through."""
+    routes, reached, release = hanging_health()
+    with health_stubs.serving(routes) as server:
+        opsbot = hanging_bot(server, emulator, pg_url, redis_client, redis_prefix)
+        with serving_process(opsbot, tmp_path, REDIS_URL=redis_url, WEB_CONCURRENCY="1", OPSBOT_WORK_PROCESSES="1") as (
+            base,
+            serve,
+        ):
+            ready_work_processes(tmp_path / "serve.log", 1)
+            response, url = post_command(opsbot, base, "health api staging")
+            assert response.status_code == 200 and reached.wait(10)
+            os.killpg(serve.pid, signal.SIGTERM)
+            time.sleep(1.5)
+            release.set()
+            assert "api in staging" in opsbot.reply_to(url, timeout=15).seen()
+            assert serve.wait(timeout=30) == 0
+    assert ("U0DEV", "work.lost", "error") not in opsbot.audit_actions()
+
+
+def test_a_gunicorn_worker_that_exits_is_replaced_and_the_server_keeps_serving(
+    opsbot: Bot, tmp_path: Path, redis_url: str
+) -> None:
+    """One worker ending (a timeout, a reload, a clean exit) is gunicorn's to replace: the metrics folder it shares with
+    the others stays, and the replacement boots."""
+    with serving(opsbot, tmp_path, REDIS_URL=redis_url, WEB_CONCURRENCY="2") as base:
+        log = tmp_path / "serve.log"
+        booted = re.compile(r"Booting worker with pid: (\d+)")
+        first = eventually(lambda: len(found := booted.findall(log.read_text())) >= 2 and found, timeout=30)
+        os.kill(int(first[0]), signal.SIGTERM)
+        eventually(lambda: len(booted.findall(log.read_text())) >= 3, timeout=30)
+        time.sleep(1)
+        assert "Worker failed to boot" not in log.read_text()
+        for _ in range(4):  # either worker may answer
+            assert httpx.get(base + "/metrics").status_code == 200
+            response, url = post_command(opsbot, base, "help", user="U0VIEWER")
             assert response.status_code == 200 and "opsbot help" in opsbot.reply_to(url).seen()

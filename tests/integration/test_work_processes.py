@@ -16,6 +16,7 @@ from bot.domain.shared.ports import SystemClock
 from bot.settings import Settings
 from bot.work_processes import Handover, WorkProcesses
 from tests.fakes import FakeAudit
+from tests.support import make_config
 
 
 class Recorder(LazyListenerRunner):
@@ -30,7 +31,7 @@ def work_processes(audit: FakeAudit | None = None) -> tuple[WorkProcesses, Recor
     app = App(signing_secret="s", token="xoxb-test", token_verification_enabled=False, request_verification_enabled=False)
     here = Recorder()
     app.listener_runner.lazy_listener_runner = here
-    work = WorkProcesses(Settings(slack_signing_secret="s"), 1, audit=audit)  # type: ignore[arg-type]
+    work = WorkProcesses(Settings(slack_signing_secret="s"), 1, config=make_config(), audit=audit)  # type: ignore[arg-type]
     work.install(app)
     assert app.listener_runner.lazy_listener_runner is work
     return work, here
@@ -46,8 +47,8 @@ def test_with_no_work_process_ready_the_command_runs_in_the_worker() -> None:
     assert here.started == [(handle_ops, request)]
 
 
-def lost(work: WorkProcesses, body: str, exit_code: int | None) -> None:
-    work._tell_lost(Handover(1, lambda **_: None, BoltRequest(body=body, headers={}), sent=True), exit_code)
+def lost(work: WorkProcesses, body: str, why: str) -> None:
+    work._tell_lost(Handover(1, lambda **_: None, BoltRequest(body=body, headers={}), sent=True), why)
 
 
 def test_a_lost_click_is_told_to_its_clicker_and_audited(emulator: SlackEmulator) -> None:
@@ -66,15 +67,18 @@ def test_a_lost_click_is_told_to_its_clicker_and_audited(emulator: SlackEmulator
         },
         response_url=url,
     )
-    lost(work, body, -9)
+    lost(work, body, "its work process ended: signal 9")
     [call] = emulator.responses(url)
     sent = call.args
     assert sent["response_type"] == "ephemeral" and sent["replace_original"] is False
-    assert sent["text"].startswith("⚠️ opsbot stopped part-way through your click (its work process ended: signal 9).")
+    assert sent["text"].startswith(
+        "⚠️ opsbot stopped part-way through your click on “Approve” (its work process ended: signal 9)."
+    )
     assert "may have been partly applied" in sent["text"]
     [entry] = audit.entries
     assert (entry.actor, entry.action, entry.outcome, entry.channel) == ("U0APPROVER3", "work.lost", "error", "C0OPS")
-    assert entry.error == "the work process running it stopped (signal 9)"
+    assert entry.params == {"request": "click: Approve"} and entry.request_id == "1.1.local"
+    assert entry.error == "stopped part-way: its work process ended: signal 9"
 
 
 def test_a_lost_command_is_quoted_escaped_and_the_audit_failing_does_not_stop_the_reply(emulator: SlackEmulator) -> None:
@@ -83,7 +87,7 @@ def test_a_lost_command_is_quoted_escaped_and_the_audit_failing_does_not_stop_th
     work, _ = work_processes(audit)
     url = emulator.response_url("C0OPS", "U0DEV")
     body = payloads.slash_command("deploy <!channel> *v1* to production", user_id="U0DEV", channel_id="C0OPS", response_url=url)
-    lost(work, body, 1)
+    lost(work, body, "its work process ended: exit code 1")
     [call] = emulator.responses(url)
     sent = call.args
     assert "(its work process ended: exit code 1)" in sent["text"]
