@@ -184,7 +184,7 @@ class WorkProcesses(LazyListenerRunner):
         now = time.monotonic()
         if now - self._said_here > 60:
             self._said_here = now
-            log.warning("no work process is ready: commands run in this gunicorn worker (said at most once a minute)")
+            log.info("no work process is ready: commands run in this gunicorn worker (said at most once a minute)")
         self._fallback.start(handover.function, handover.request)
 
     def _keep_starting(self, index: int, backoff: float) -> None:
