@@ -8,7 +8,7 @@ it made. The baseline is a minimal Bolt app in the same process that acks and re
 It prints figures; it asserts nothing. ``bench/ack_latency.py`` prints the same CPU under load, per process.
 
     python bench/command_cost.py              # 100 of each kind
-    python bench/command_cost.py --count 300
+    python bench/command_cost.py --count 300 --only locks   # more of one kind (Approve clicks: at most 100)
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.count < 1:
         parser.error("--count must be at least 1")
+    if args.count > 100 and (not args.only or args.only in "Approve click"):
+        parser.error(
+            "--count above 100 needs --only without the Approve clicks: each of the 100 pending approval requests takes two"
+        )
 
     admin = sa.create_engine(normalize_url(args.pg_url), isolation_level="AUTOCOMMIT")
     db_name = f"opsbot_cost_{secrets.token_hex(3)}"
