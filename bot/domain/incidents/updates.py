@@ -267,7 +267,7 @@ class Updates:
 
         _, after = change(d, incident.id, apply, then=follow)
         due = self._reminders.due_after(after, now, promised)
-        warnings = still_waiting(done[0].pending) if after.channel_id else []
+        warnings = still_waiting(done[0].pending)  # what Slack or Redis has not taken yet, in words
         when = f"; the next update is due by {due:%H:%M} UTC" if due else ""
         published = "; its public text is on the status page" if public and d.config.status_page.enabled else ""
         return Reply(Notice(f"Update posted in #{after.channel_name}{when}{published}.", details=warnings))
