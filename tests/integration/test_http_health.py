@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -183,15 +185,34 @@ def test_one_broken_check_does_not_spoil_the_others() -> None:
     assert report.status == "failed"
 
 
+def most_waiting_at_once(concurrency: int) -> int:
+    """How many of 12 checks (each answered after 0.6 s) were waiting for their answer at once. A check waits from its
+    arrival until its answer starts: the next may start only once an answer came, so, unlike the stub's own count
+    (which ends when its handler returns, after the client may already have the answer), this cannot exceed the cap."""
+    spans: list[tuple[float, float]] = []
+    guard = threading.Lock()
+
+    def slow(handler: Any, stopping: threading.Event) -> None:
+        arrived = time.monotonic()
+        stopping.wait(0.6)
+        with guard:
+            spans.append((arrived, time.monotonic()))
+        json_reply({})(handler, stopping)
+
+    with serving({f"/s{i}": slow for i in range(12)}) as server:
+        probe([{"url": server.url(f"/s{i}")} for i in range(12)], concurrency=concurrency)
+    assert len(spans) == 12
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans], key=lambda e: (e[0], e[1]))
+    waiting = most = 0
+    for _, step in events:
+        waiting += step
+        most = max(most, waiting)
+    return most
+
+
 def test_checks_run_concurrently_up_to_the_cap() -> None:
-    with serving({f"/s{i}": json_reply({}, delay=0.6) for i in range(12)}) as server:
-        probe([{"url": server.url(f"/s{i}")} for i in range(12)], concurrency=4)
-        capped = server.most_in_flight
-    with serving({f"/s{i}": json_reply({}, delay=0.6) for i in range(12)}) as server:
-        probe([{"url": server.url(f"/s{i}")} for i in range(12)], concurrency=50)
-        uncapped = server.most_in_flight
-    assert capped == 4
-    assert uncapped == 12
+    assert most_waiting_at_once(concurrency=4) == 4
+    assert most_waiting_at_once(concurrency=50) == 12
 
 
 def test_headers_from_environment_variables_are_sent_and_never_reported() -> None:
