@@ -167,7 +167,7 @@ def test_a_command_while_postgres_is_down_says_so_without_naming_hosts_and_chang
     assert stage.deploys() == [] and stage.bot.services.adapters.locks.held() == []
 
 
-def test_redis_gone_during_an_incident_update_and_its_resolution_never_half_applies_them(stage: Stage, redis_url: str) -> None:
+def test_redis_gone_during_an_incident_update_ack_and_resolution_never_half_applies_them(stage: Stage, redis_url: str) -> None:
     """The update and the resolution each commit with their timeline entry and their reminder changes as outbox
     effects: the reply never says "nothing was changed" after the update was posted, and once Redis is back the old
     reminder is cancelled and the new one scheduled (then cancelled by the resolution)."""
@@ -191,6 +191,10 @@ def test_redis_gone_during_an_incident_update_and_its_resolution_never_half_appl
     [update_reminder] = eventually(
         lambda: len(ids := scheduled.get_job_ids()) == 1 and ids != [declared_reminder] and ids, timeout=30
     )
+
+    with stage.redis_proxy.down(seconds=4):
+        said = stage.bot.command("incident ack", user="U0DEV", channel=incident.channel_id).seen()  # in its channel
+        assert "nothing was changed" not in said and "acknowledged the incident" in said, said
 
     with stage.redis_proxy.down(seconds=4):
         said = stage.bot.command(f"incident resolve INC-{incident.id} rolled back", user="U0DEV").seen()

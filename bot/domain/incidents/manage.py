@@ -13,14 +13,17 @@ from bot.domain.incidents.common import (
     open_incidents,
     record,
     refresh,
+    refresh_in,
     require_commander,
     require_open,
     require_participant,
+    still_waiting,
 )
 from bot.domain.incidents.deps import IncidentDeps
 from bot.domain.incidents.freezes import IncidentFreezes
 from bot.domain.incidents.messages import Frozen, IncidentList, Note
 from bot.domain.incidents.model import FrozenLock, Incident, IncidentRole, Kind
+from bot.domain.incidents.ports import IncidentsUnitOfWork
 from bot.domain.incidents.reminders import Reminders
 from bot.domain.shared import catalog
 from bot.domain.shared.commands import Args, expect, no_args, person
@@ -128,10 +131,17 @@ class Management:
                 )
             return replace(current, acknowledged_at=now, acknowledged_by=user).with_participants(user)
 
-        _, after = change(d, incident.id, ack, then=lambda uow, _, after: self._reminders.paging.acknowledged(uow, after))
-        self._reminders.stop_escalation(after)
-        record(d, actor, after, Kind.ACK, "acknowledged; escalation stopped")
-        details = refresh(d, after)
+        def stop(uow: IncidentsUnitOfWork, _: Incident, after: Incident) -> None:
+            # In the acknowledgement's transaction: Redis going away cannot leave it acknowledged and still escalating.
+            self._reminders.paging.acknowledged(uow, after)
+            self._reminders.stop_escalation(after, uow=uow)
+            record(d, actor, after, Kind.ACK, "acknowledged; escalation stopped", uow=uow)
+            refresh_in(uow, d, after)
+            done.append(uow)
+
+        done: list[IncidentsUnitOfWork] = []
+        change(d, incident.id, ack, then=stop)
+        details = still_waiting(done[0].pending)
         return Reply(
             Note("👀", user, "acknowledged the incident; no further escalation.", details=details),
             visibility="in_channel",

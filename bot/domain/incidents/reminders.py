@@ -70,13 +70,10 @@ class Reminders:
         else:
             self._d.jobs.schedule(due, REMIND_JOB, payload, key=key)
 
-    def disarm(self, incident: Incident, *, uow: UnitOfWork | None = None) -> None:
-        """Cancel the reminder for the incident's current ``reminder_seq``; with ``uow``, as an outbox effect of it."""
-        key = reminder_key(incident.id, incident.reminder_seq)
-        if uow is not None:
-            uow.outbox.cancel_job(key, origin=incident.origin)
-        else:
-            self._d.jobs.cancel(key)
+    def disarm(self, incident: Incident, *, uow: UnitOfWork) -> None:
+        """Cancel the reminder for the incident's current ``reminder_seq``, as an outbox effect of ``uow`` (delivered
+        once it commits, whenever Redis answers)."""
+        uow.outbox.cancel_job(reminder_key(incident.id, incident.reminder_seq), origin=incident.origin)
 
     def remind(self, actor: Actor, payload: dict[str, Any]) -> None:
         """The job: if this reminder is still the current one and has not fired, remind the commander."""
@@ -144,16 +141,13 @@ class Reminders:
                 else:
                     self._d.jobs.schedule(at, ESCALATE_JOB, payload, key=escalation_key(incident.id, level))
 
-    def stop_escalation(self, incident: Incident, *, uow: UnitOfWork | None = None) -> None:
-        """Cancel every escalation step's job; with ``uow``, as outbox effects of it."""
+    def stop_escalation(self, incident: Incident, *, uow: UnitOfWork) -> None:
+        """Cancel every escalation step's job, as outbox effects of ``uow``."""
         config = self._d.config.incidents
         found = config.severity(incident.severity)
         steps = config.escalation_for(found[1]) if found else []
         for level in range(max(len(steps), incident.escalation_level + 1)):
-            if uow is not None:
-                uow.outbox.cancel_job(escalation_key(incident.id, level), origin=incident.origin)
-            else:
-                self._d.jobs.cancel(escalation_key(incident.id, level))
+            uow.outbox.cancel_job(escalation_key(incident.id, level), origin=incident.origin)
 
     def _pages_at(self, step: EscalationStep) -> bool:
         return step.page and self._d.config.pagerduty is not None
